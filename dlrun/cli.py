@@ -1,0 +1,163 @@
+"""The ``dlrun`` command line: parse arguments, call the library, print results.
+
+User errors (:class:`~dlrun.errors.DlrunError`) print one message and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from typing import TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from dlrun.errors import DlrunError
+
+app = typer.Typer(
+    name="dlrun",
+    help="Run deep-learning experiments described in YAML: train, evaluate, report.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+runs_app = typer.Typer(help="List and inspect run directories.", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
+
+console = Console()
+errors = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_DIVERGED = 1
+EXIT_INTERRUPTED = 130
+
+
+def user_errors(fn: F) -> F:
+    """Turn a DlrunError into one line on stderr and exit code 2, without a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except DlrunError as exc:
+            errors.print(
+                f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True
+            )
+            raise typer.Exit(exc.exit_code) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def metrics_table(title: str, metrics: dict[str, float]) -> Table:
+    table = Table(title=title)
+    for key in metrics:
+        table.add_column(key, justify="right")
+    table.add_row(*(f"{value:.4f}" for value in metrics.values()))
+    return table
+
+
+@app.command()
+@user_errors
+def train(
+    config: Path = typer.Argument(..., help="experiment YAML file"),
+    overrides: list[str] = typer.Argument(None, help="dotted overrides, e.g. optimizer.lr=0.01"),
+    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="where run directories go"),
+) -> None:
+    """Train and evaluate one experiment; prints the run directory as the last line."""
+    from dlrun.api import run_experiment
+    from dlrun.config.load import load_config
+
+    cfg = load_config(config, overrides or [])
+    result = run_experiment(cfg, runs_dir, console, command=sys.argv)
+    scored = result.results.get("evaluation")
+    if scored:
+        console.print(metrics_table(f"{scored['split']} metrics", scored["metrics"]))
+        base = result.results.get("baseline")
+        if base and result.results.get("beats_baseline") is False:
+            console.print(
+                f"[yellow]warning:[/] the model does not beat the {base['name']} baseline"
+            )
+    if result.status == "diverged":
+        errors.print(
+            f"error: {result.results['stop_reason']}; try a lower learning rate", highlight=False
+        )
+    elif result.status == "interrupted":
+        errors.print("interrupted: partial results and report written", highlight=False)
+    print(result.run_dir)
+    if result.status == "diverged":
+        raise typer.Exit(EXIT_DIVERGED)
+    if result.status == "interrupted":
+        raise typer.Exit(EXIT_INTERRUPTED)
+
+
+@app.command()
+@user_errors
+def validate(
+    config: Path = typer.Argument(..., help="experiment YAML file"),
+    overrides: list[str] = typer.Argument(None, help="dotted overrides"),
+) -> None:
+    """Check a config and print the model summary without training."""
+    from dlrun.api import model_for_summary
+    from dlrun.config.load import load_config
+    from dlrun.models.summary import summary_table
+
+    cfg = load_config(config, overrides or [])
+    model = model_for_summary(cfg)
+    console.print(summary_table(model, title=cfg.name))
+    console.print(f"Total params: {model.total_params:,}")
+    console.print(f"{config}: config OK")
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of the config file format (for editor completion)."""
+    from dlrun.config.schema import json_schema
+
+    print(json.dumps(json_schema(), indent=2))
+
+
+@app.command("eval")
+@user_errors
+def eval_(run: Path = typer.Argument(..., help="run directory")) -> None:
+    """Re-evaluate a run's checkpoint on its dataset's test split."""
+    from dlrun.reuse import evaluate_run
+
+    evaluation = evaluate_run(run)
+    console.print(metrics_table(f"{run}: test metrics", evaluation.metrics))
+
+
+@app.command()
+@user_errors
+def predict(
+    run: Path = typer.Argument(..., help="run directory"),
+    input: Path = typer.Option(..., "--input", "-i", help="CSV or .npz file of raw inputs"),
+    output: Path = typer.Option(..., "--output", "-o", help="CSV file to write"),
+) -> None:
+    """Predict with a run's model, applying its saved preprocessing."""
+    from dlrun.reuse import predict_file
+
+    count = predict_file(run, input, output)
+    console.print(f"wrote {count} predictions to {output}")
+
+
+@runs_app.command("list")
+@user_errors
+def runs_list(directory: Path = typer.Argument(Path("runs"), help="runs directory")) -> None:
+    """Name, date, status, task and key metric of every run."""
+    from dlrun.runs import list_runs
+
+    table = Table()
+    for column in ("run", "status", "task", "metric", "value"):
+        table.add_column(column)
+    for row in list_runs(directory):
+        table.add_row(row.name, row.status, row.task, row.metric, row.value)
+    console.print(table)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,17 @@
+"""Import every module that registers components, so the registries are complete.
+
+The config schema is generated from the registries; importing this module first guarantees a
+layer, step, dataset, loss, optimizer or callback registered anywhere in dlrun is part of it.
+"""
+
+from __future__ import annotations
+
+import dlrun.data.bundled
+import dlrun.data.files
+import dlrun.data.synthetic
+import dlrun.models.layers
+import dlrun.preprocess.steps
+import dlrun.training.callbacks
+import dlrun.training.losses
+import dlrun.training.metrics
+import dlrun.training.optimizers  # noqa: F401

@@ -1,0 +1,70 @@
+"""Read a YAML experiment, apply overrides, validate, and return one frozen config object."""
+
+from __future__ import annotations
+
+from pathlib import Path as FsPath
+from typing import Any
+
+from pydantic import ValidationError
+
+from dlrun.config.checks import run_checks
+from dlrun.config.messages import issues_from_validation
+from dlrun.config.overrides import apply_overrides
+from dlrun.config.schema import ExperimentConfig
+from dlrun.config.yaml_io import dump_yaml
+from dlrun.config.yaml_io import parse_yaml
+from dlrun.errors import ConfigError
+from dlrun.errors import ConfigIssue
+
+SHORTHAND_TAGS = {"optimizer": "name", "loss": "name", "data": "dataset"}
+
+
+def load_config(path: str | FsPath, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Load and validate ``path``; raises :class:`ConfigError` listing every problem found."""
+    source = str(path)
+    try:
+        text = FsPath(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([ConfigIssue("", "config file not found")], source) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            [ConfigIssue("", f"cannot read the config file: {exc}")], source
+        ) from None
+    return config_from_text(text, source, overrides or [])
+
+
+def config_from_text(text: str, source: str, overrides: list[str]) -> ExperimentConfig:
+    data, lines = parse_yaml(text, source)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            [ConfigIssue("", "the config must be a YAML mapping of keys to values")], source
+        )
+    return config_from_data(data, source, overrides, lines)
+
+
+def config_from_data(
+    data: dict[str, Any],
+    source: str = "<config>",
+    overrides: list[str] | None = None,
+    lines: dict[Any, int] | None = None,
+) -> ExperimentConfig:
+    try:
+        overridden = apply_overrides(data, overrides or [], SHORTHAND_TAGS)
+    except ConfigError as exc:
+        raise ConfigError(exc.issues, source) from None
+    try:
+        config = ExperimentConfig.model_validate(data)
+    except ValidationError as exc:
+        issues = issues_from_validation(exc, ExperimentConfig, data, lines or {}, overridden)
+        raise ConfigError(issues, source) from None
+    issues = run_checks(config)
+    if issues:
+        raise ConfigError(issues, source)
+    return config
+
+
+def resolved_yaml(config: ExperimentConfig) -> str:
+    """The config with every default filled in, as saved next to each run."""
+    return dump_yaml(config.model_dump(mode="json"))

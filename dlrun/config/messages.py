@@ -1,0 +1,154 @@
+"""Turn pydantic validation errors into dlrun's one-line config issues.
+
+Each issue names the YAML path as the user wrote it, the line it is on, what was received and,
+for typos, the nearest valid key or name.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from typing import Any
+from typing import Union
+
+from pydantic import BaseModel
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
+
+from dlrun.config.yaml_io import Path
+from dlrun.config.yaml_io import format_path
+from dlrun.errors import ConfigIssue
+from dlrun.registry import did_you_mean
+
+
+def issues_from_validation(
+    exc: ValidationError,
+    root: type[BaseModel],
+    data: Any,
+    lines: dict[Path, int],
+    overridden: list[Path],
+) -> list[ConfigIssue]:
+    issues = []
+    for error in exc.errors(include_url=False):
+        path = _yaml_path(data, error["loc"])
+        message = _message(error, root)
+        if any(path[: len(o)] == o or o[: len(path)] == path for o in overridden):
+            message += " (set by a command-line override)"
+        issues.append(ConfigIssue(format_path(path), message, _line(path, lines)))
+    return issues
+
+
+def _yaml_path(data: Any, loc: tuple[int | str, ...]) -> Path:
+    """Drop the parts pydantic adds that the YAML does not have (union tags, function names)."""
+    path: list[str | int] = []
+    node = data
+    for index, part in enumerate(loc):
+        last = index == len(loc) - 1
+        if (isinstance(node, dict) and part in node) or (isinstance(node, list) and isinstance(part, int) and part < len(node)):
+            node = node[part]
+            path.append(part)
+        elif last and isinstance(part, str) and not _is_synthetic(part, node):
+            path.append(part)  # a missing key: name it
+    return tuple(path)
+
+
+def _is_synthetic(part: str, node: Any) -> bool:
+    """Union members (tag values) and validator names are not user keys."""
+    if "[" in part or part.endswith("]"):
+        return True
+    return isinstance(node, dict) and part in {str(v) for v in node.values() if isinstance(v, str)}
+
+
+def _line(path: Path, lines: dict[Path, int]) -> int | None:
+    for cut in range(len(path), 0, -1):
+        if path[:cut] in lines:
+            return lines[path[:cut]]
+    return None
+
+
+def _message(error: ErrorDetails, root: type[BaseModel]) -> str:
+    kind = error["type"]
+    received = error.get("input")
+    ctx = error.get("ctx") or {}
+    if kind == "extra_forbidden":
+        key = str(error["loc"][-1])
+        allowed = valid_keys(root, error["loc"][:-1])
+        hint = did_you_mean(key, allowed)
+        known = f" (allowed: {', '.join(allowed)})" if allowed and not hint else ""
+        return f"unknown key{hint}{known}"
+    if kind == "missing":
+        return "required key is missing"
+    if kind == "union_tag_invalid":
+        tags = [t.strip(" '") for t in str(ctx.get("expected_tags", "")).split(",")]
+        name = str(ctx.get("tag", received))
+        return f"unknown {ctx.get('discriminator', 'name').strip(chr(39))} '{name}'{did_you_mean(name, tags)}; known: {', '.join(tags)}"
+    if kind == "union_tag_not_found":
+        return f"needs a '{str(ctx.get('discriminator', 'name')).strip(chr(39))}' key"
+    if kind == "literal_error":
+        options = [
+            o.strip(" '") for o in str(ctx.get("expected", "")).replace(" or ", ", ").split(",")
+        ]
+        hint = did_you_mean(str(received), options) if isinstance(received, str) else ""
+        return f"expected one of {', '.join(options)}, got {received!r}{hint}"
+    if kind in ("value_error", "assertion_error"):
+        return str(error["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    return f"{_lower_first(error['msg'])}, got {_describe(received)}"
+
+
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:]
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, dict | list):
+        return f"a {type(value).__name__}"
+    return f"{value!r}"
+
+
+def valid_keys(root: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
+    """The keys allowed at ``loc`` (a pydantic error location), for did-you-mean hints."""
+    current: Any = root
+    for part in loc:
+        current = _step_into(current, part)
+        if current is None:
+            return []
+    model = _as_model(current, None)
+    return sorted(model.model_fields) if model is not None else []
+
+
+def _members(annotation: Any) -> list[Any]:
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _members(typing.get_args(annotation)[0])
+    if origin in (Union, types.UnionType):
+        return [m for arg in typing.get_args(annotation) for m in _members(arg)]
+    return [annotation]
+
+
+def _as_model(annotation: Any, tag: str | int | None) -> type[BaseModel] | None:
+    models = [m for m in _members(annotation) if isinstance(m, type) and issubclass(m, BaseModel)]
+    if len(models) == 1:
+        return models[0]
+    for model in models:
+        for field in model.model_fields.values():
+            if typing.get_origin(field.annotation) is typing.Literal and tag in typing.get_args(
+                field.annotation
+            ):
+                return model
+    return None
+
+
+def _step_into(current: Any, part: int | str) -> Any:
+    model = _as_model(current, part)
+    if model is not None and isinstance(part, str):
+        if part in model.model_fields:
+            return model.model_fields[part].annotation
+        if model is not current and _as_model(current, None) is None:
+            return model  # ``part`` was a union tag selecting ``model``
+        return None
+    for member in _members(current):
+        if typing.get_origin(member) is list and isinstance(part, int):
+            return typing.get_args(member)[0]
+        if typing.get_origin(member) is dict:
+            return typing.get_args(member)[1]
+    return None

@@ -1,0 +1,1 @@
+"""Dataset registry and loaders: bundled, file-based and synthetic data."""

@@ -1,0 +1,116 @@
+"""Synthetic datasets generated from a seed (scikit-learn generators and the two spirals)."""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import Field
+from sklearn import datasets as skd
+
+from dlrun.data.base import DATASETS
+from dlrun.data.base import DataSource
+from dlrun.data.base import LoadContext
+from dlrun.data.base import LoadedData
+from dlrun.data.base import SplitConfig
+from dlrun.data.base import split_off_test
+
+
+class GeneratorConfig(SplitConfig):
+    n_samples: int = Field(default=1000, gt=1)
+    random_state: int | None = None  # None: the experiment's seed
+
+
+class _Generator(DataSource):
+    config: GeneratorConfig
+
+    def generate(self, rng_seed: int) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def load(self, context: LoadContext) -> LoadedData:
+        seed = self.config.random_state if self.config.random_state is not None else context.seed
+        x, y = self.generate(seed)
+        train, test = split_off_test(x.astype(np.float32), y, self.config, context)
+        return LoadedData(train, test, f"{type(self).__name__} (seed {seed}), {len(x)} samples")
+
+
+@DATASETS.register("classification")
+class Classification(_Generator):
+    class Config(GeneratorConfig):
+        n_features: int = Field(default=20, gt=0)
+        n_informative: int = Field(default=2, gt=0)
+        n_redundant: int = Field(default=2, ge=0)
+        n_classes: int = Field(default=2, gt=1)
+        class_sep: float = Field(default=1.0, gt=0)
+        flip_y: float = Field(default=0.01, ge=0, le=1)
+
+    config: Config
+
+    def generate(self, rng_seed: int) -> tuple[np.ndarray, np.ndarray]:
+        c = self.config
+        x, y = skd.make_classification(
+            n_samples=c.n_samples, n_features=c.n_features, n_informative=c.n_informative,
+            n_redundant=c.n_redundant, n_classes=c.n_classes, class_sep=c.class_sep,
+            flip_y=c.flip_y, random_state=rng_seed,
+        )  # fmt: skip
+        return x, y.astype(np.int64)
+
+
+@DATASETS.register("regression")
+class Regression(_Generator):
+    class Config(GeneratorConfig):
+        n_features: int = Field(default=10, gt=0)
+        n_informative: int = Field(default=10, gt=0)
+        noise: float = Field(default=0.0, ge=0)
+
+    config: Config
+
+    def generate(self, rng_seed: int) -> tuple[np.ndarray, np.ndarray]:
+        c = self.config
+        x, y = skd.make_regression(
+            n_samples=c.n_samples, n_features=c.n_features, n_informative=c.n_informative,
+            noise=c.noise, random_state=rng_seed,
+        )  # fmt: skip
+        return x, y.astype(np.float32)
+
+
+@DATASETS.register("moons")
+class Moons(_Generator):
+    class Config(GeneratorConfig):
+        noise: float = Field(default=0.1, ge=0)
+
+    config: Config
+
+    def generate(self, rng_seed: int) -> tuple[np.ndarray, np.ndarray]:
+        x, y = skd.make_moons(
+            self.config.n_samples, noise=self.config.noise, random_state=rng_seed
+        )
+        return x, y.astype(np.int64)
+
+
+def two_spirals(n_points: int, noise: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two interleaved spirals, ``n_points`` per class (Deep Learning for Beginners ch. 6).
+
+    The angle grows with the square root of a uniform draw up to 780 degrees; uniform noise is
+    added to each coordinate and the second class is the first mirrored through the origin.
+    Labels are 0/1 (the book uses -1/+1).
+    """
+    rng = np.random.RandomState(seed)
+    angle = np.sqrt(rng.rand(n_points, 1)) * 780 * (2 * np.pi) / 360
+    x1 = -np.cos(angle) * angle + rng.rand(n_points, 1) * noise
+    y1 = np.sin(angle) * angle + rng.rand(n_points, 1) * noise
+    first = np.hstack((x1, y1))
+    x = np.vstack((first, -first))
+    y = np.hstack((np.zeros(n_points), np.ones(n_points))).astype(np.int64)
+    return x, y
+
+
+@DATASETS.register("spirals")
+class Spirals(_Generator):
+    class Config(SplitConfig):
+        n_points: int = Field(default=300, gt=0, description="points per class")
+        noise: float = Field(default=0.5, ge=0)
+        random_state: int | None = 1  # the book seeds NumPy with 1
+
+    config: Config  # type: ignore[assignment]
+
+    def generate(self, rng_seed: int) -> tuple[np.ndarray, np.ndarray]:
+        return two_spirals(self.config.n_points, self.config.noise, rng_seed)

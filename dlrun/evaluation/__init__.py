@@ -1,0 +1,1 @@
+"""Evaluation protocols: how data is split, what is trained, and what is scored once."""

@@ -1,0 +1,94 @@
+"""Per-split analysis written beside the metrics: confusion matrix, class report, residuals,
+and a trivial baseline the model should beat."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sklearn import metrics as skm
+
+from dlrun.training.metrics import to_labels
+
+
+@dataclass(frozen=True)
+class ClassificationAnalysis:
+    labels: list[str]
+    matrix: np.ndarray  # rows = true class, columns = predicted class (scikit-learn orientation)
+    report: str
+    accuracy: float
+    ber: float
+
+
+def class_names_for(count: int, names: list[str] | None) -> list[str]:
+    return names if names is not None and len(names) == count else [str(i) for i in range(count)]
+
+
+def analyse_classification(
+    task: str, y_true: Any, y_pred: Any, class_names: list[str] | None
+) -> ClassificationAnalysis:
+    """Confusion matrix and per-class precision/recall/F1/support with accuracy and BER."""
+    true = to_labels(task, y_true, threshold_targets=True).cpu().numpy()
+    pred = to_labels(task, y_pred, threshold_targets=False).cpu().numpy()
+    if task == "multilabel":
+        true, pred = true.reshape(-1), pred.reshape(-1)
+    width = (
+        y_pred.shape[1]
+        if y_pred.dim() == 2 and y_pred.shape[1] > 1 and task != "multilabel"
+        else 2
+    )
+    count = max(width, int(max(true.max(initial=0), pred.max(initial=0))) + 1)
+    labels = class_names_for(count, class_names if task != "multilabel" else None)
+    matrix = skm.confusion_matrix(true, pred, labels=list(range(count)))
+    per_class_recall = np.divide(
+        np.diag(matrix), matrix.sum(axis=1), out=np.zeros(count), where=matrix.sum(axis=1) > 0
+    )
+    present = matrix.sum(axis=1) > 0
+    ber = float(1 - per_class_recall[present].mean()) if present.any() else float("nan")
+    report = skm.classification_report(
+        true, pred, labels=list(range(count)), target_names=labels, digits=4, zero_division=0
+    )
+    accuracy = float((true == pred).mean()) if len(true) else float("nan")
+    report += f"\nbalanced error rate (BER): {ber:.4f}\n"
+    return ClassificationAnalysis(labels, matrix, report, accuracy, ber)
+
+
+def residual_statistics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    residuals = (y_pred - y_true).reshape(-1)
+    return {
+        "mean": float(residuals.mean()),
+        "std": float(residuals.std()),
+        "median_abs": float(np.median(np.abs(residuals))),
+        "max_abs": float(np.abs(residuals).max()),
+    }
+
+
+def baseline(task: str, y_train: np.ndarray, y_eval: np.ndarray) -> dict[str, Any]:
+    """Score of a model that ignores the inputs, fitted on training targets only."""
+    if task == "regression":
+        train = y_train.astype(np.float64).reshape(len(y_train), -1)
+        target = y_eval.astype(np.float64).reshape(len(y_eval), -1)
+        mean, median = train.mean(axis=0), np.median(train, axis=0)
+        return {
+            "name": "mean predictor",
+            "mae": float(np.abs(target - mean).mean()),
+            "mse": float(np.square(target - mean).mean()),
+            "median_predictor_mae": float(np.abs(target - median).mean()),
+        }
+    if task == "multilabel":
+        rate = y_train.mean(axis=0) > 0.5
+        return {
+            "name": "most frequent value per label",
+            "accuracy": float((y_eval == rate).mean()),
+        }
+    labels_train = y_train.reshape(-1).astype(np.int64)
+    values, counts = np.unique(labels_train, return_counts=True)
+    majority = values[np.argmax(counts)]
+    labels_eval = y_eval.reshape(-1).astype(np.int64)
+    return {
+        "name": "majority class",
+        "class": int(majority),
+        "accuracy": float((labels_eval == majority).mean()) if len(labels_eval) else float("nan"),
+        "random_guess_accuracy": float(1 / len(values)),
+    }

@@ -1,0 +1,1 @@
+"""Layer registry, Keras-faithful initialisation, the model builder and its summary."""

@@ -1,0 +1,36 @@
+"""Activation functions by their Keras names."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import nn
+
+from dlrun.registry import Registry
+
+ACTIVATIONS: Registry[Callable[[], nn.Module]] = Registry("activation")
+
+for _name, _factory in {
+    "relu": nn.ReLU,
+    "sigmoid": nn.Sigmoid,
+    "tanh": nn.Tanh,
+    "elu": nn.ELU,
+    "selu": nn.SELU,
+    "gelu": nn.GELU,
+    "softplus": nn.Softplus,
+    "softsign": nn.Softsign,
+    "swish": nn.SiLU,
+    "silu": nn.SiLU,
+    "hard_sigmoid": nn.Hardsigmoid,
+    "leaky_relu": lambda: nn.LeakyReLU(0.2),  # Keras's default negative slope
+    "softmax": lambda: nn.Softmax(dim=-1),
+    "linear": nn.Identity,
+}.items():
+    ACTIVATIONS.register(_name)(_factory)
+
+
+def make_activation(name: str | None) -> nn.Module | None:
+    """A module for ``name``; ``None`` and ``linear`` mean no activation."""
+    if name is None or name == "linear":
+        return None
+    return ACTIVATIONS.get(name)()

@@ -1,0 +1,131 @@
+"""Turn ``model.layers`` into an ``nn.Sequential`` with inferred shapes and a Keras summary."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from dlrun.config.entries import OneOfEntry
+from dlrun.errors import ConfigError
+from dlrun.errors import ConfigIssue
+from dlrun.models.activations import make_activation
+from dlrun.models.layers import LAYERS
+from dlrun.models.layers import Layer
+from dlrun.models.layers import RegularizerConfig
+from dlrun.models.layers import Shape
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    name: str
+    kind: str
+    output_shape: Shape
+    params: int
+    trainable: int
+
+
+@dataclass
+class BuiltModel:
+    """The network plus what the trainer and reports need to know about it.
+
+    ``output_activation`` is set when the last activation was left out of ``network`` so the
+    loss can apply it in logit form; :meth:`probabilities` applies it for predictions.
+    """
+
+    network: nn.Sequential
+    input_shape: Shape
+    output_shape: Shape
+    output_activation: str | None
+    rows: list[SummaryRow]
+    penalties: list[tuple[torch.Tensor, RegularizerConfig]]
+
+    @property
+    def total_params(self) -> int:
+        return sum(row.params for row in self.rows)
+
+    @property
+    def trainable_params(self) -> int:
+        return sum(row.trainable for row in self.rows)
+
+    def penalty(self) -> torch.Tensor | None:
+        """The weight-regulariser term of the training loss, or ``None`` without regularisers."""
+        if not self.penalties:
+            return None
+        total = torch.zeros((), device=self.penalties[0][0].device)
+        for weight, reg in self.penalties:
+            if reg.l1:
+                total = total + reg.l1 * weight.abs().sum()
+            if reg.l2:
+                total = total + reg.l2 * weight.square().sum()
+        return total
+
+    def probabilities(self, outputs: torch.Tensor) -> torch.Tensor:
+        """Map raw network outputs to the values the user's model would produce."""
+        activation = make_activation(self.output_activation)
+        return outputs if activation is None else activation(outputs)
+
+
+def instantiate_layers(entries: Sequence[OneOfEntry]) -> list[tuple[str, Layer]]:
+    """The registered layer object for each YAML entry, in order."""
+    layers = []
+    for entry in entries:
+        name, config = entry.selected()
+        layers.append((name, LAYERS.get(name)(config)))
+    return layers
+
+
+def _output_activation_index(layers: list[tuple[str, Layer]]) -> int | None:
+    """Index of the layer whose activation the network's output carries, if any."""
+    for index in range(len(layers) - 1, -1, -1):
+        layer = layers[index][1]
+        if not layer.passes_activation_through:
+            return index if layer.activation() not in (None, "linear") else None
+    return None
+
+
+def last_activation(entries: Sequence[OneOfEntry]) -> str | None:
+    """The activation the network ends with (``None`` for a linear output)."""
+    layers = instantiate_layers(entries)
+    index = _output_activation_index(layers)
+    return None if index is None else layers[index][1].activation()
+
+
+def build_model(
+    entries: Sequence[OneOfEntry],
+    input_shape: Shape,
+    keras_init: bool = True,
+    fused_activations: frozenset[str] = frozenset(),
+) -> BuiltModel:
+    """Build every layer in order, inferring each input shape from the previous output.
+
+    The final activation is stripped (and reported as ``output_activation``) when it is one the
+    loss fuses, e.g. sigmoid with binary cross-entropy.
+    """
+    layers = instantiate_layers(entries)
+    output_index = _output_activation_index(layers)
+    final = None if output_index is None else layers[output_index][1].activation()
+    fuse = final if final in fused_activations else None
+    strip_at = output_index if fuse else None
+    modules: list[nn.Module] = []
+    rows: list[SummaryRow] = []
+    penalties: list[tuple[torch.Tensor, RegularizerConfig]] = []
+    counts: dict[str, int] = {}
+    shape = tuple(input_shape)
+    for index, (name, layer) in enumerate(layers):
+        try:
+            built = layer.build(shape, keras_init, strip_activation=index == strip_at)
+        except ValueError as exc:
+            issue = ConfigIssue(f"model.layers[{index}].{name}", f"{exc} (input shape {shape})")
+            raise ConfigError([issue]) from None
+        modules.append(built.module)
+        penalties.extend(built.penalties)
+        trainable = sum(p.numel() for p in built.module.parameters() if p.requires_grad)
+        label = name if name not in counts else f"{name}_{counts[name]}"
+        counts[name] = counts.get(name, 0) + 1
+        params = trainable + built.non_trainable_params
+        rows.append(SummaryRow(label, layer.keras_name, built.output_shape, params, trainable))
+        shape = built.output_shape
+    return BuiltModel(nn.Sequential(*modules), tuple(input_shape), shape, fuse, rows, penalties)

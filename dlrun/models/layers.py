@@ -1,0 +1,258 @@
+"""The layer registry: each YAML layer name maps to a class with a typed ``Config``.
+
+Shapes in YAML and in summaries are channels-last and exclude the batch axis, as in Keras.
+A layer's ``build`` receives the input shape and returns the module plus its output shape, so the
+builder can infer every shape and the summary can print Keras's table.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC
+from abc import abstractmethod
+from dataclasses import dataclass
+from dataclasses import field
+from typing import Any
+from typing import ClassVar
+
+import torch
+from pydantic import Field
+from pydantic import model_validator
+from torch import nn
+
+from dlrun.config.base import Number
+from dlrun.config.base import StrictModel
+from dlrun.models.activations import ACTIVATIONS
+from dlrun.models.activations import make_activation
+from dlrun.models.initializers import INITIALIZERS
+from dlrun.registry import Registry
+
+Shape = tuple[int, ...]
+
+
+class RegularizerConfig(StrictModel):
+    """Weight penalty added to the training loss: ``l1 * sum|w| + l2 * sum(w**2)`` (Keras)."""
+
+    l1: Number = Field(default=0.0, ge=0)
+    l2: Number = Field(default=0.0, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _keras_names(cls, data: Any) -> Any:
+        """Accept Keras's shorthand names with its default factor of 0.01."""
+        shorthand = {"l1": {"l1": 0.01}, "l2": {"l2": 0.01}, "l1_l2": {"l1": 0.01, "l2": 0.01}}
+        if isinstance(data, str) and data in shorthand:
+            return shorthand[data]
+        return data
+
+
+@dataclass
+class BuiltLayer:
+    module: nn.Module
+    output_shape: Shape
+    penalties: list[tuple[torch.Tensor, RegularizerConfig]] = field(default_factory=list)
+    non_trainable_params: int = 0
+
+
+class Layer(ABC):
+    """A registered layer type. ``Config`` is its complete parameter list."""
+
+    Config: ClassVar[type[StrictModel]]
+    keras_name: ClassVar[str]
+    # Dropout, flatten and reshape leave the previous layer's activation as the output's one.
+    passes_activation_through: ClassVar[bool] = False
+
+    def __init__(self, config: StrictModel) -> None:
+        self.config = config
+
+    @abstractmethod
+    def build(self, input_shape: Shape, keras_init: bool, strip_activation: bool) -> BuiltLayer:
+        """Create the module for ``input_shape``.
+
+        ``strip_activation`` asks the output layer to leave out its activation because the loss
+        applies it in fused, numerically stable logit form.
+        """
+
+    def activation(self) -> str | None:
+        """The activation this layer ends with, if any (used for task/loss checks)."""
+        return None
+
+
+LAYERS: Registry[type[Layer]] = Registry("layer")
+
+
+def _check_activation(name: str | None) -> str | None:
+    if name is not None and name != "linear":
+        ACTIVATIONS.get(name)
+    return name
+
+
+def _check_initializer(name: str) -> str:
+    INITIALIZERS.get(name)
+    return name
+
+
+class _DenseModule(nn.Module):
+    def __init__(self, linear: nn.Linear, activation: nn.Module | None) -> None:
+        super().__init__()
+        self.linear = linear
+        self.activation = activation
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.linear(x)
+        return y if self.activation is None else self.activation(y)
+
+
+@LAYERS.register("dense")
+class Dense(Layer):
+    keras_name = "Dense"
+
+    class Config(StrictModel):
+        positional: ClassVar[str] = "units"
+        units: int = Field(gt=0)
+        activation: str | None = None
+        use_bias: bool = True
+        kernel_initializer: str = "glorot_uniform"
+        bias_initializer: str = "zeros"
+        kernel_regularizer: RegularizerConfig | None = None
+        bias_regularizer: RegularizerConfig | None = None
+
+        @model_validator(mode="after")
+        def _known_names(self) -> Dense.Config:
+            _check_activation(self.activation)
+            _check_initializer(self.kernel_initializer)
+            _check_initializer(self.bias_initializer)
+            return self
+
+    config: Config
+
+    def activation(self) -> str | None:
+        return self.config.activation
+
+    def build(self, input_shape: Shape, keras_init: bool, strip_activation: bool) -> BuiltLayer:
+        cfg = self.config
+        linear = nn.Linear(input_shape[-1], cfg.units, bias=cfg.use_bias)
+        if keras_init:
+            INITIALIZERS.get(cfg.kernel_initializer)(linear.weight)
+            if linear.bias is not None:
+                INITIALIZERS.get(cfg.bias_initializer)(linear.bias)
+        act = None if strip_activation else make_activation(cfg.activation)
+        penalties = []
+        if cfg.kernel_regularizer is not None:
+            penalties.append((linear.weight, cfg.kernel_regularizer))
+        if cfg.bias_regularizer is not None and linear.bias is not None:
+            penalties.append((linear.bias, cfg.bias_regularizer))
+        return BuiltLayer(_DenseModule(linear, act), (*input_shape[:-1], cfg.units), penalties)
+
+
+@LAYERS.register("dropout")
+class Dropout(Layer):
+    keras_name = "Dropout"
+    passes_activation_through = True
+
+    class Config(StrictModel):
+        positional: ClassVar[str] = "rate"
+        rate: Number = Field(ge=0, lt=1)
+
+    config: Config
+
+    def build(self, input_shape: Shape, keras_init: bool, strip_activation: bool) -> BuiltLayer:
+        return BuiltLayer(nn.Dropout(self.config.rate), input_shape)
+
+
+class _ChannelsLastBatchNorm(nn.Module):
+    """BatchNorm over the last axis, as Keras's ``axis=-1``."""
+
+    def __init__(self, norm: nn.BatchNorm1d) -> None:
+        super().__init__()
+        self.norm = norm
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 2:
+            return self.norm(x)
+        moved = x.movedim(-1, 1)
+        flat = moved.reshape(moved.shape[0], moved.shape[1], -1)
+        return self.norm(flat).reshape(moved.shape).movedim(1, -1)
+
+
+@LAYERS.register("batchnorm")
+class BatchNorm(Layer):
+    """Keras defaults: momentum 0.99 (torch's 0.01), epsilon 1e-3."""
+
+    keras_name = "BatchNormalization"
+
+    class Config(StrictModel):
+        momentum: Number = Field(default=0.99, gt=0, lt=1)
+        epsilon: Number = Field(default=1e-3, gt=0)
+
+    config: Config
+
+    def build(self, input_shape: Shape, keras_init: bool, strip_activation: bool) -> BuiltLayer:
+        features = input_shape[-1]
+        norm = nn.BatchNorm1d(features, eps=self.config.epsilon, momentum=1 - self.config.momentum)
+        # Keras counts the moving mean and variance as non-trainable parameters.
+        return BuiltLayer(
+            _ChannelsLastBatchNorm(norm), input_shape, non_trainable_params=2 * features
+        )
+
+
+@LAYERS.register("activation")
+class Activation(Layer):
+    keras_name = "Activation"
+
+    class Config(StrictModel):
+        positional: ClassVar[str] = "activation"
+        activation: str
+
+        @model_validator(mode="after")
+        def _known(self) -> Activation.Config:
+            _check_activation(self.activation)
+            return self
+
+    config: Config
+
+    def activation(self) -> str | None:
+        return self.config.activation
+
+    def build(self, input_shape: Shape, keras_init: bool, strip_activation: bool) -> BuiltLayer:
+        act = None if strip_activation else make_activation(self.config.activation)
+        return BuiltLayer(act or nn.Identity(), input_shape)
+
+
+@LAYERS.register("flatten")
+class Flatten(Layer):
+    keras_name = "Flatten"
+    passes_activation_through = True
+
+    class Config(StrictModel):
+        pass
+
+    def build(self, input_shape: Shape, keras_init: bool, strip_activation: bool) -> BuiltLayer:
+        return BuiltLayer(nn.Flatten(start_dim=1), (math.prod(input_shape),))
+
+
+class _Reshape(nn.Module):
+    def __init__(self, shape: Shape) -> None:
+        super().__init__()
+        self.shape = shape
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(x.shape[0], *self.shape)
+
+
+@LAYERS.register("reshape")
+class Reshape(Layer):
+    keras_name = "Reshape"
+    passes_activation_through = True
+
+    class Config(StrictModel):
+        positional: ClassVar[str] = "target_shape"
+        target_shape: list[int] = Field(min_length=1)
+
+    config: Config
+
+    def build(self, input_shape: Shape, keras_init: bool, strip_activation: bool) -> BuiltLayer:
+        shape = tuple(self.config.target_shape)
+        if math.prod(shape) != math.prod(input_shape):
+            raise ValueError(f"cannot reshape {list(input_shape)} into {list(shape)}")
+        return BuiltLayer(_Reshape(shape), shape)

@@ -1,0 +1,1 @@
+"""Preprocessing steps fitted on training data only, and the pipeline that chains them."""

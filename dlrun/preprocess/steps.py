@@ -1,0 +1,216 @@
+"""The registered preprocessing steps."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+from pydantic import model_validator
+
+from dlrun.config.base import Number
+from dlrun.config.base import StrictModel
+from dlrun.errors import DataError
+from dlrun.preprocess.base import Step
+from dlrun.registry import Registry
+
+STEPS: Registry[type[Step]] = Registry("preprocessing step")
+
+
+def _as_float(data: np.ndarray) -> np.ndarray:
+    if data.dtype == object:
+        raise DataError("this step needs numeric arrays; ragged sequences need multi_hot first")
+    return data.astype(np.float32, copy=False)
+
+
+@STEPS.register("standardize")
+class Standardize(Step):
+    """Subtract the training mean and divide by the training standard deviation, per feature."""
+
+    fitted_attributes = ("mean_", "scale_")
+    mean_: np.ndarray
+    scale_: np.ndarray
+
+    def _fit(self, data: np.ndarray) -> None:
+        values = _as_float(data).astype(np.float64)
+        self.mean_ = np.nanmean(values, axis=0)
+        std = np.nanstd(values, axis=0)
+        self.scale_ = np.where(std > 0, std, 1.0)  # constant features stay finite
+
+    def _transform(self, data: np.ndarray) -> np.ndarray:
+        return ((_as_float(data) - self.mean_) / self.scale_).astype(np.float32)
+
+
+@STEPS.register("minmax")
+class MinMax(Step):
+    """Scale each feature linearly so the training range maps onto ``feature_range``."""
+
+    class Config(StrictModel):
+        feature_range: tuple[float, float] = (0.0, 1.0)
+
+    config: Config
+    fitted_attributes = ("min_", "range_")
+    min_: np.ndarray
+    range_: np.ndarray
+
+    def _fit(self, data: np.ndarray) -> None:
+        values = _as_float(data).astype(np.float64)
+        self.min_ = np.nanmin(values, axis=0)
+        span = np.nanmax(values, axis=0) - self.min_
+        self.range_ = np.where(span > 0, span, 1.0)
+
+    def _transform(self, data: np.ndarray) -> np.ndarray:
+        low, high = self.config.feature_range
+        unit = (_as_float(data) - self.min_) / self.range_
+        return (unit * (high - low) + low).astype(np.float32)
+
+
+@STEPS.register("rescale")
+class Rescale(Step):
+    """Multiply by ``scale`` and add ``offset`` (Keras ``Rescaling``); e.g. ``scale: 1/255``."""
+
+    class Config(StrictModel):
+        positional: ClassVar[str] = "scale"
+        scale: Number
+        offset: Number = 0.0
+
+    config: Config
+
+    def _transform(self, data: np.ndarray) -> np.ndarray:
+        return (_as_float(data) * self.config.scale + self.config.offset).astype(np.float32)
+
+
+@STEPS.register("binarize")
+class Binarize(Step):
+    """1.0 where a value exceeds ``threshold``, else 0.0."""
+
+    class Config(StrictModel):
+        positional: ClassVar[str] = "threshold"
+        threshold: Number = 0.0
+
+    config: Config
+
+    def _transform(self, data: np.ndarray) -> np.ndarray:
+        return (_as_float(data) > self.config.threshold).astype(np.float32)
+
+
+@STEPS.register("flatten")
+class Flatten(Step):
+    """Flatten every sample to one vector, e.g. 28x28 images to 784 features."""
+
+    def _transform(self, data: np.ndarray) -> np.ndarray:
+        return data.reshape(len(data), -1)
+
+
+@STEPS.register("reshape")
+class Reshape(Step):
+    """Give every sample the shape ``shape`` (batch axis excluded)."""
+
+    class Config(StrictModel):
+        positional: ClassVar[str] = "shape"
+        shape: list[int] = Field(min_length=1)
+
+    config: Config
+
+    def _transform(self, data: np.ndarray) -> np.ndarray:
+        try:
+            return data.reshape(len(data), *self.config.shape)
+        except ValueError:
+            raise DataError(
+                f"reshape: samples of shape {list(data.shape[1:])} cannot become {self.config.shape}"
+            ) from None
+
+
+@STEPS.register("multi_hot")
+class MultiHot(Step):
+    """Index sequences to ``dim``-wide 0/1 vectors (DLwP 3.4 ``vectorize_sequences``).
+
+    Indices at or above ``dim`` are ignored, as words outside a ``num_words`` vocabulary are.
+    """
+
+    class Config(StrictModel):
+        positional: ClassVar[str] = "dim"
+        dim: int = Field(gt=0)
+
+    config: Config
+
+    def _transform(self, data: np.ndarray) -> np.ndarray:
+        sequences = list(data)
+        out = np.zeros((len(sequences), self.config.dim), dtype=np.float32)
+        lengths = [len(seq) for seq in sequences]
+        if sum(lengths) == 0:
+            return out
+        rows = np.repeat(np.arange(len(sequences)), lengths)
+        cols = np.concatenate([np.asarray(seq, dtype=np.int64) for seq in sequences if len(seq)])
+        keep = (cols >= 0) & (cols < self.config.dim)
+        out[rows[keep], cols[keep]] = 1.0
+        return out
+
+
+@STEPS.register("one_hot")
+class OneHot(Step):
+    """Integer class labels to one-hot rows (Keras ``to_categorical``).
+
+    The number of classes is ``num_classes`` or, if unset, the largest training label plus one.
+    """
+
+    class Config(StrictModel):
+        num_classes: int | None = Field(default=None, gt=1)
+
+    config: Config
+    applies_to = "y"
+    fitted_attributes = ("num_classes_",)
+    num_classes_: np.ndarray
+
+    def _fit(self, data: np.ndarray) -> None:
+        labels = self._labels(data)
+        inferred = int(labels.max()) + 1 if len(labels) else 0
+        self.num_classes_ = np.array(self.config.num_classes or inferred)
+
+    def _labels(self, data: np.ndarray) -> np.ndarray:
+        labels = np.asarray(data).reshape(-1)
+        if labels.dtype.kind == "f" and not np.all(labels == np.round(labels)):
+            raise DataError("one_hot needs integer class labels; the targets are not integers")
+        return labels.astype(np.int64)
+
+    def _transform(self, data: np.ndarray) -> np.ndarray:
+        labels = self._labels(data)
+        count = int(self.num_classes_)
+        if len(labels) and (labels.min() < 0 or labels.max() >= count):
+            raise DataError(f"one_hot: label {int(labels.max())} is outside 0..{count - 1}")
+        return np.eye(count, dtype=np.float32)[labels]
+
+
+@STEPS.register("impute")
+class Impute(Step):
+    """Fill missing values (NaN) with the training mean, median, or a constant."""
+
+    class Config(StrictModel):
+        positional: ClassVar[str] = "strategy"
+        strategy: Literal["mean", "median", "constant"] = "mean"
+        fill_value: Number = 0.0
+
+        @model_validator(mode="after")
+        def _fill_only_for_constant(self) -> Impute.Config:
+            if self.fill_value != 0.0 and self.strategy != "constant":
+                raise ValueError("fill_value is only used with strategy: constant")
+            return self
+
+    config: Config
+    fitted_attributes = ("fill_",)
+    fill_: np.ndarray
+
+    def _fit(self, data: np.ndarray) -> None:
+        values = _as_float(data).astype(np.float64)
+        if self.config.strategy == "constant":
+            self.fill_ = np.full(values.shape[1:], self.config.fill_value)
+        else:
+            reduce = np.nanmean if self.config.strategy == "mean" else np.nanmedian
+            self.fill_ = np.nan_to_num(reduce(values, axis=0))
+
+    def _transform(self, data: np.ndarray) -> np.ndarray:
+        values = _as_float(data).copy()
+        mask = np.isnan(values)
+        values[mask] = np.broadcast_to(self.fill_, values.shape)[mask]
+        return values

@@ -1,0 +1,1 @@
+"""Run directories and everything written into them."""

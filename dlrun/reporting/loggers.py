@@ -1,0 +1,85 @@
+"""Callbacks that record training: per-epoch metric files and TensorBoard events."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.summary import hparams
+
+from dlrun.reporting.files import write_csv
+from dlrun.reporting.files import write_text
+from dlrun.training.callbacks import Callback
+from dlrun.training.state import TrainState
+
+
+class MetricsFileLogger(Callback):
+    """Rewrites ``metrics.csv`` and ``metrics.jsonl`` atomically after every epoch.
+
+    Rows carry a ``phase`` (``fit`` for the protocol's training, ``final`` for a retrain) so one
+    file holds the whole run; the files are complete after every epoch.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        super().__init__()
+        self.directory = directory
+        self.rows: list[dict[str, Any]] = []
+        self.phase = "fit"
+
+    def on_epoch_end(self, state: TrainState, logs: dict[str, float]) -> None:
+        self.rows.append({"phase": self.phase, "epoch": state.epoch, **logs})
+        self.flush()
+
+    def flush(self) -> None:
+        header = list(dict.fromkeys(key for row in self.rows for key in row))
+        write_csv(
+            self.directory / "metrics.csv",
+            header,
+            [[row.get(k, "") for k in header] for row in self.rows],
+        )
+        lines = "".join(json.dumps(row) + "\n" for row in self.rows)
+        write_text(self.directory / "metrics.jsonl", lines)
+
+
+def tensorboard_tag(key: str, phase: str) -> str:
+    """``val_accuracy`` -> ``val/accuracy``; training keys go under ``train/`` (or ``final/``)."""
+    if key == "lr":
+        return f"{phase}/lr" if phase != "fit" else "lr"
+    if key.startswith("val_"):
+        return f"val/{key.removeprefix('val_')}"
+    return f"{'train' if phase == 'fit' else phase}/{key}"
+
+
+class TensorBoardLogger(Callback):
+    """Scalars per epoch, plus one HParams record in the same directory (no sub-runs)."""
+
+    def __init__(self, directory: Path) -> None:
+        super().__init__()
+        self.writer = SummaryWriter(log_dir=str(directory))
+        self.phase = "fit"
+        self.step_offset = 0
+
+    def on_epoch_end(self, state: TrainState, logs: dict[str, float]) -> None:
+        for key, value in logs.items():
+            self.writer.add_scalar(
+                tensorboard_tag(key, self.phase), value, self.step_offset + state.epoch
+            )
+        self.writer.flush()
+
+    def write_hparams(self, params: dict[str, Any], results: dict[str, float]) -> None:
+        clean = {
+            k: v if isinstance(v, int | float | str | bool) else str(v) for k, v in params.items()
+        }
+        metrics = {f"hparams/{k}": v for k, v in results.items() if math.isfinite(v)}
+        experiment, start, end = hparams(clean, metrics)
+        for summary in (experiment, start, end):
+            self.writer.file_writer.add_summary(summary)
+        for key, value in metrics.items():
+            self.writer.add_scalar(key, value)
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()

@@ -1,0 +1,81 @@
+"""Live training progress: a rich bar on a terminal, one plain line per epoch otherwise."""
+
+from __future__ import annotations
+
+import time
+
+from rich.console import Console
+from rich.progress import BarColumn
+from rich.progress import MofNCompleteColumn
+from rich.progress import Progress
+from rich.progress import TaskID
+from rich.progress import TextColumn
+from rich.progress import TimeElapsedColumn
+
+from dlrun.training.callbacks import Callback
+from dlrun.training.state import TrainState
+
+REFRESH_SECONDS = 0.25
+
+
+def format_logs(logs: dict[str, float]) -> str:
+    return "  ".join(f"{key} {value:.4g}" for key, value in logs.items())
+
+
+class ProgressReporter(Callback):
+    """``mode`` is ``bar``, ``plain`` or ``none``; ``auto`` picks ``bar`` on a terminal."""
+
+    def __init__(self, mode: str, console: Console | None = None, label: str = "") -> None:
+        super().__init__()
+        self.console = console or Console()
+        self.mode = ("bar" if self.console.is_terminal else "plain") if mode == "auto" else mode
+        self.label = label
+        self.progress: Progress | None = None
+        self.task: TaskID | None = None
+
+    def on_fit_start(self, state: TrainState) -> None:
+        if self.mode == "bar":
+            self.progress = Progress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TimeElapsedColumn(), TextColumn("{task.fields[live]}"),
+                console=self.console, transient=True,
+            )  # fmt: skip
+            self.progress.start()
+
+    def on_epoch_start(self, state: TrainState) -> None:
+        self.epoch_started = time.perf_counter()
+        self.last_refresh = 0.0
+        if self.progress is not None:
+            description = f"{self.label}epoch {state.epoch + 1}/{state.epochs}"
+            self.task = self.progress.add_task(description, total=state.batches_per_epoch, live="")
+
+    def on_batch_end(self, state: TrainState) -> None:
+        if self.progress is None or self.task is None:
+            return
+        now = time.perf_counter()
+        live = None
+        if now - self.last_refresh > REFRESH_SECONDS and state.loss_sum is not None:
+            live = f"loss {float(state.loss_sum) / state.batch:.4f}"  # reads the device rarely
+            self.last_refresh = now
+        if live is None:
+            self.progress.advance(self.task)
+        else:
+            self.progress.update(self.task, advance=1, live=live)
+
+    def on_epoch_end(self, state: TrainState, logs: dict[str, float]) -> None:
+        if self.mode == "none":
+            return
+        if self.progress is not None and self.task is not None:
+            self.progress.remove_task(self.task)
+        seconds = time.perf_counter() - self.epoch_started
+        line = (
+            f"{self.label}epoch {state.epoch}/{state.epochs} ({seconds:.1f}s)  {format_logs(logs)}"
+        )
+        self.console.print(line, highlight=False, soft_wrap=True)
+
+    def on_fit_end(self, state: TrainState) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+        if state.stop_reason and self.mode != "none":
+            self.console.print(f"{self.label}{state.stop_reason}", highlight=False)

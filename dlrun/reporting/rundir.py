@@ -1,0 +1,102 @@
+"""The run directory: ``runs/<name>-<timestamp>/`` and its status marker.
+
+``status.json`` is written ``running`` first and replaced at the end (completed, stopped_early,
+diverged, interrupted, failed). A run killed outright keeps ``running``, so ``dlrun runs list``
+shows it as incomplete.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.metadata
+import json
+import platform
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dlrun.errors import RunError
+from dlrun.reporting.files import write_json
+
+STATUS_FILE = "status.json"
+INCOMPLETE = "running"
+
+
+@dataclass(frozen=True)
+class RunDirectory:
+    path: Path
+
+    @classmethod
+    def create(cls, root: Path, name: str) -> RunDirectory:
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        for attempt in range(1000):
+            suffix = f"-{attempt}" if attempt else ""
+            path = root / f"{name}-{stamp}{suffix}"
+            try:
+                path.mkdir(parents=True, exist_ok=False)
+            except FileExistsError:
+                continue
+            run = cls(path)
+            run.set_status(INCOMPLETE)
+            return run
+        raise RunError(f"could not create a run directory under {root}")
+
+    @classmethod
+    def open(cls, path: str | Path) -> RunDirectory:
+        run = cls(Path(path))
+        if not (run.path / "config.yaml").is_file():
+            raise RunError(f"{path} is not a dlrun run directory (no config.yaml)")
+        return run
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    def set_status(self, status: str, reason: str | None = None) -> None:
+        record = {"status": status, "reason": reason, "updated": dt.datetime.now().isoformat()}
+        write_json(self.file(STATUS_FILE), record)
+
+    def status(self) -> dict[str, Any]:
+        try:
+            data: dict[str, Any] = json.loads(self.file(STATUS_FILE).read_text())
+        except (OSError, ValueError):
+            return {"status": "unknown"}
+        return data
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def environment(device: torch.device, command: list[str]) -> dict[str, Any]:
+    """What produced this run: versions, device, commit and command line."""
+    packages = ["dlrun", "torch", "numpy", "scikit-learn", "pydantic", "tensorboard", "matplotlib"]
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "packages": {name: _version(name) for name in packages},
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else platform.processor() or "cpu",
+        "torch_threads": torch.get_num_threads(),
+        "git_commit": git_commit(),
+        "command": command,
+        "started": dt.datetime.now().isoformat(),
+    }

@@ -1,0 +1,1 @@
+"""Losses, optimizers, metrics, callbacks and the training loop."""

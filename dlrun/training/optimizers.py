@@ -1,0 +1,161 @@
+"""Optimizer registry with Keras's defaults (learning rates, rho, epsilon 1e-7).
+
+Gradient clipping follows Keras: ``clipnorm`` clips each parameter's gradient norm separately,
+``global_clipnorm`` the norm of all gradients together, ``clipvalue`` each element.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+from typing import ClassVar
+
+import torch
+from pydantic import Field
+
+from dlrun.config.base import Number
+from dlrun.config.base import StrictModel
+from dlrun.registry import Registry
+
+
+class OptimizerConfig(StrictModel):
+    lr: Number = Field(default=0.001, gt=0)
+    weight_decay: Number = Field(default=0.0, ge=0)
+    clipnorm: Number | None = Field(default=None, gt=0)
+    global_clipnorm: Number | None = Field(default=None, gt=0)
+    clipvalue: Number | None = Field(default=None, gt=0)
+
+
+class Optimizer:
+    """Builds a torch optimizer and clips gradients as configured."""
+
+    Config: ClassVar[type[OptimizerConfig]] = OptimizerConfig
+    torch_class: ClassVar[type[torch.optim.Optimizer]]
+
+    def __init__(self, config: OptimizerConfig) -> None:
+        self.config = config
+
+    def torch_kwargs(self) -> dict[str, Any]:
+        return {}
+
+    def create(self, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
+        kwargs = {"lr": self.config.lr, "weight_decay": self.config.weight_decay}
+        return self.torch_class(params, **kwargs, **self.torch_kwargs())
+
+    def clip(self, params: list[torch.nn.Parameter]) -> None:
+        cfg = self.config
+        if cfg.clipvalue is not None:
+            torch.nn.utils.clip_grad_value_(params, cfg.clipvalue)
+        if cfg.clipnorm is not None:
+            for param in params:
+                torch.nn.utils.clip_grad_norm_([param], cfg.clipnorm)
+        if cfg.global_clipnorm is not None:
+            torch.nn.utils.clip_grad_norm_(params, cfg.global_clipnorm)
+
+
+OPTIMIZERS: Registry[type[Optimizer]] = Registry("optimizer")
+
+
+@OPTIMIZERS.register("sgd")
+class SGD(Optimizer):
+    class Config(OptimizerConfig):
+        lr: Number = Field(default=0.01, gt=0)
+        momentum: Number = Field(default=0.0, ge=0)
+        nesterov: bool = False
+
+    config: Config
+    torch_class = torch.optim.SGD
+
+    def torch_kwargs(self) -> dict[str, Any]:
+        return {"momentum": self.config.momentum, "nesterov": self.config.nesterov}
+
+
+@OPTIMIZERS.register("rmsprop")
+class RMSprop(Optimizer):
+    class Config(OptimizerConfig):
+        rho: Number = Field(default=0.9, gt=0, lt=1)
+        momentum: Number = Field(default=0.0, ge=0)
+        epsilon: Number = Field(default=1e-7, gt=0)
+        centered: bool = False
+
+    config: Config
+    torch_class = torch.optim.RMSprop
+
+    def torch_kwargs(self) -> dict[str, Any]:
+        cfg = self.config
+        return {
+            "alpha": cfg.rho,
+            "eps": cfg.epsilon,
+            "momentum": cfg.momentum,
+            "centered": cfg.centered,
+        }
+
+
+class _AdamFamily(Optimizer):
+    class Config(OptimizerConfig):
+        beta_1: Number = Field(default=0.9, gt=0, lt=1)
+        beta_2: Number = Field(default=0.999, gt=0, lt=1)
+        epsilon: Number = Field(default=1e-7, gt=0)
+
+    config: Config
+
+    def torch_kwargs(self) -> dict[str, Any]:
+        cfg = self.config
+        return {"betas": (cfg.beta_1, cfg.beta_2), "eps": cfg.epsilon}
+
+
+@OPTIMIZERS.register("adam")
+class Adam(_AdamFamily):
+    class Config(_AdamFamily.Config):
+        amsgrad: bool = False
+
+    config: Config
+    torch_class = torch.optim.Adam
+
+    def torch_kwargs(self) -> dict[str, Any]:
+        return {**super().torch_kwargs(), "amsgrad": self.config.amsgrad}
+
+
+@OPTIMIZERS.register("adamw")
+class AdamW(_AdamFamily):
+    class Config(_AdamFamily.Config):
+        weight_decay: Number = Field(default=0.004, ge=0)  # Keras's AdamW default
+
+    torch_class = torch.optim.AdamW
+
+
+@OPTIMIZERS.register("adamax")
+class Adamax(_AdamFamily):
+    torch_class = torch.optim.Adamax
+
+
+@OPTIMIZERS.register("nadam")
+class Nadam(_AdamFamily):
+    torch_class = torch.optim.NAdam
+
+
+@OPTIMIZERS.register("adagrad")
+class Adagrad(Optimizer):
+    class Config(OptimizerConfig):
+        initial_accumulator_value: Number = Field(default=0.1, ge=0)
+        epsilon: Number = Field(default=1e-7, gt=0)
+
+    config: Config
+    torch_class = torch.optim.Adagrad
+
+    def torch_kwargs(self) -> dict[str, Any]:
+        cfg = self.config
+        return {"initial_accumulator_value": cfg.initial_accumulator_value, "eps": cfg.epsilon}
+
+
+@OPTIMIZERS.register("adadelta")
+class Adadelta(Optimizer):
+    class Config(OptimizerConfig):
+        rho: Number = Field(default=0.95, gt=0, lt=1)
+        epsilon: Number = Field(default=1e-7, gt=0)
+
+    config: Config
+    torch_class = torch.optim.Adadelta
+
+    def torch_kwargs(self) -> dict[str, Any]:
+        return {"rho": self.config.rho, "eps": self.config.epsilon}

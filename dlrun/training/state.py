@@ -1,0 +1,33 @@
+"""The mutable state one ``fit`` call shares with its callbacks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from dataclasses import field
+from typing import TYPE_CHECKING
+
+import torch
+
+if TYPE_CHECKING:
+    from dlrun.training.steps import TaskStep
+
+
+@dataclass
+class TrainState:
+    step: TaskStep
+    epochs: int
+    batches_per_epoch: int
+    epoch: int = 0  # epochs completed
+    batch: int = 0  # batches completed in the current epoch
+    loss_sum: torch.Tensor | None = None  # running sum of batch losses, kept on the device
+    history: list[dict[str, float]] = field(default_factory=list)
+    should_stop: bool = False
+    stop_reason: str | None = None
+    status: str = "running"  # running | completed | stopped_early | diverged | interrupted
+    save_checkpoint: Callable[[str], None] | None = None
+
+    def stop(self, status: str, reason: str) -> None:
+        self.should_stop = True
+        self.status = status
+        self.stop_reason = reason
