@@ -90,7 +90,7 @@ def tagged_union(registry: Registry[Any], tag: str) -> Any:
         create_model(
             f"{component.__name__}{tag.capitalize()}Config",
             __base__=component.Config,
-            **{tag: (Literal[name], ...)},  # type: ignore[dict-item]
+            **_tag_field(tag, name),
         )
         for name, component in registry.items()
     )
@@ -99,6 +99,10 @@ def tagged_union(registry: Registry[Any], tag: str) -> Any:
         Field(discriminator=tag),
         BeforeValidator(shorthand),
     ]
+
+
+def _tag_field(tag: str, name: str) -> dict[str, Any]:
+    return {tag: (Literal[name], ...)}
 
 
 def tag_of(config: StrictModel, tag: str) -> str:

@@ -44,12 +44,18 @@ def _yaml_path(data: Any, loc: tuple[int | str, ...]) -> Path:
     node = data
     for index, part in enumerate(loc):
         last = index == len(loc) - 1
-        if (isinstance(node, dict) and part in node) or (isinstance(node, list) and isinstance(part, int) and part < len(node)):
+        if _has_child(node, part):
             node = node[part]
             path.append(part)
         elif last and isinstance(part, str) and not _is_synthetic(part, node):
             path.append(part)  # a missing key: name it
     return tuple(path)
+
+
+def _has_child(node: Any, part: int | str) -> bool:
+    if isinstance(node, dict):
+        return part in node
+    return isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
 
 
 def _is_synthetic(part: str, node: Any) -> bool:

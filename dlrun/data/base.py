@@ -11,6 +11,7 @@ from abc import abstractmethod
 from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
+from typing import Any
 from typing import ClassVar
 
 import numpy as np
@@ -44,7 +45,7 @@ class LoadedData:
     feature_names: list[str] | None = None
     class_names: list[str] | None = None
     # Preprocessing steps the source asks for, e.g. imputing values a CSV marked missing.
-    implied_steps: list[dict[str, dict[str, object]]] = field(default_factory=list)
+    implied_steps: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import zipfile
+from typing import Any
 from typing import Literal
 
 import numpy as np
@@ -130,7 +131,7 @@ class CsvSource(DataSource):
 
     def _handle_missing(
         self, x: np.ndarray, y: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, list[dict[str, dict[str, object]]]]:
+    ) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
         cfg = self.config
         missing_rows = np.isnan(x).any(axis=1)
         if not missing_rows.any():
@@ -144,10 +145,10 @@ class CsvSource(DataSource):
         if cfg.missing == "drop":
             return x[~missing_rows], y[~missing_rows], []
         # Fill values must come from training rows only, so imputing is a preprocessing step.
-        step = {"impute": {"strategy": cfg.missing, "fill_value": cfg.fill_value}}
-        if cfg.missing != "constant":
-            step = {"impute": {"strategy": cfg.missing}}
-        return x, y, [step]
+        params: dict[str, Any] = {"strategy": cfg.missing}
+        if cfg.missing == "constant":
+            params["fill_value"] = cfg.fill_value
+        return x, y, [{"impute": params}]
 
 
 class NpzConfig(SplitConfig):

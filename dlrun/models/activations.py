@@ -10,7 +10,7 @@ from dlrun.registry import Registry
 
 ACTIVATIONS: Registry[Callable[[], nn.Module]] = Registry("activation")
 
-for _name, _factory in {
+_FACTORIES: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU,
     "sigmoid": nn.Sigmoid,
     "tanh": nn.Tanh,
@@ -25,7 +25,8 @@ for _name, _factory in {
     "leaky_relu": lambda: nn.LeakyReLU(0.2),  # Keras's default negative slope
     "softmax": lambda: nn.Softmax(dim=-1),
     "linear": nn.Identity,
-}.items():
+}
+for _name, _factory in _FACTORIES.items():
     ACTIVATIONS.register(_name)(_factory)
 
 

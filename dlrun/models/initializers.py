@@ -14,7 +14,7 @@ from torch import nn
 
 from dlrun.registry import Registry
 
-Initializer = Callable[[torch.Tensor], None]
+Initializer = Callable[[torch.Tensor], object]
 INITIALIZERS: Registry[Initializer] = Registry("initializer")
 
 _TRUNCATED_STD_CORRECTION = 0.87962566103423978

@@ -47,7 +47,7 @@ class MinMax(Step):
     """Scale each feature linearly so the training range maps onto ``feature_range``."""
 
     class Config(StrictModel):
-        feature_range: tuple[float, float] = (0.0, 1.0)
+        feature_range: list[float] = Field(default=[0.0, 1.0], min_length=2, max_length=2)
 
     config: Config
     fitted_attributes = ("min_", "range_")

@@ -75,8 +75,9 @@ class TensorBoardLogger(Callback):
         }
         metrics = {f"hparams/{k}": v for k, v in results.items() if math.isfinite(v)}
         experiment, start, end = hparams(clean, metrics)
+        file_writer = self.writer._get_file_writer()  # this directory: no extra sub-run
         for summary in (experiment, start, end):
-            self.writer.file_writer.add_summary(summary)
+            file_writer.add_summary(summary)
         for key, value in metrics.items():
             self.writer.add_scalar(key, value)
         self.writer.flush()

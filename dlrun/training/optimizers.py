@@ -39,7 +39,7 @@ class Optimizer:
         return {}
 
     def create(self, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
-        kwargs = {"lr": self.config.lr, "weight_decay": self.config.weight_decay}
+        kwargs: dict[str, Any] = {"lr": self.config.lr, "weight_decay": self.config.weight_decay}
         return self.torch_class(params, **kwargs, **self.torch_kwargs())
 
     def clip(self, params: list[torch.nn.Parameter]) -> None:

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dlrun.api import model_for_summary
+from dlrun.config.load import load_config
+from tests.conftest import REPO
+
+CONFIGS = sorted((REPO / "configs").rglob("*.yaml"))
+
+
+def test_configs_exist() -> None:
+    names = {p.relative_to(REPO / "configs").as_posix() for p in CONFIGS}
+    assert {"quickstart.yaml", "course/pima.yaml", "dlwp/ch2_mnist_dense.yaml", "beginners/ch6_spirals.yaml"} <= names
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.relative_to(REPO).as_posix())
+def test_every_shipped_config_validates(path: Path) -> None:
+    cfg = load_config(path)
+    assert cfg.name
+
+
+@pytest.mark.parametrize(
+    ("config", "params"),
+    [("dlwp/ch2_mnist_dense.yaml", 407_050), ("course/pima.yaml", 221), ("quickstart.yaml", 8_970)],
+)
+def test_parameter_counts_equal_keras(config: str, params: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(REPO)
+    if config == "course/pima.yaml" and not (REPO.parent / "shared/data/pima_indians_diabetes.csv").exists():
+        pytest.skip("the shared Pima CSV is not beside this checkout")
+    assert model_for_summary(load_config(REPO / "configs" / config)).total_params == params

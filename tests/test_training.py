@@ -1,0 +1,133 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dlrun.api import run_experiment
+from dlrun.config.load import config_from_data
+from dlrun.training.callbacks import EarlyStopping
+from dlrun.training.callbacks import ReduceLROnPlateau
+from dlrun.training.losses import LOSSES
+from dlrun.training.metrics import METRICS
+from dlrun.training.metrics import Predictions
+from dlrun.training.state import TrainState
+from tests.conftest import tiny_config
+
+
+class ScriptedStep:
+    """Stands in for a model so callbacks can be driven by scripted values."""
+
+    def __init__(self) -> None:
+        self.weights = {"w": torch.zeros(1)}
+        self.lr = 0.1
+
+    def learning_rate(self) -> float:
+        return self.lr
+
+    def set_learning_rate(self, lr: float) -> None:
+        self.lr = lr
+
+    def model_state(self) -> dict[str, torch.Tensor]:
+        return self.weights
+
+    def load_model_state(self, state: dict[str, torch.Tensor]) -> None:
+        self.weights = state
+
+
+def drive(callback, values: list[float], key: str = "val_loss") -> TrainState:
+    step = ScriptedStep()
+    state = TrainState(step, epochs=len(values), batches_per_epoch=1)  # type: ignore[arg-type]
+    callback.on_fit_start(state)
+    for value in values:
+        step.weights = {"w": torch.tensor([value])}
+        state.epoch += 1
+        callback.on_epoch_end(state, {key: value})
+        if state.should_stop:
+            break
+    callback.on_fit_end(state)
+    return state
+
+
+def test_early_stopping_waits_patience_epochs_and_restores_best() -> None:
+    cb = EarlyStopping(EarlyStopping.Config(patience=2, restore_best=True))
+    state = drive(cb, [1.0, 0.5, 0.6, 0.7, 0.4])
+    assert state.epoch == 4 and state.should_stop
+    assert "did not improve for 2 epochs (best 0.5 at epoch 2)" in (state.stop_reason or "")
+    assert float(state.step.model_state()["w"]) == 0.5
+
+
+def test_early_stopping_on_a_metric_that_should_rise() -> None:
+    cb = EarlyStopping(EarlyStopping.Config(monitor="val_accuracy", patience=1))
+    state = drive(cb, [0.5, 0.7, 0.6, 0.9], key="val_accuracy")
+    assert state.epoch == 3
+
+
+def test_reduce_lr_on_plateau_multiplies_by_factor() -> None:
+    cb = ReduceLROnPlateau(ReduceLROnPlateau.Config(patience=1, factor=0.5))
+    state = drive(cb, [1.0, 1.0, 1.0, 1.0])
+    assert state.step.learning_rate() == pytest.approx(0.1 * 0.5**3)
+
+
+def test_fused_cross_entropy_equals_keras_probability_form() -> None:
+    logits = torch.randn(6, 4)
+    onehot = torch.eye(4)[torch.tensor([0, 1, 2, 3, 0, 1])]
+    cce = LOSSES.get("categorical_crossentropy")(None)  # type: ignore[arg-type]
+    assert torch.allclose(cce(logits, onehot, True), cce(logits.softmax(1), onehot, False), atol=1e-5)
+    bce = LOSSES.get("binary_crossentropy")(None)  # type: ignore[arg-type]
+    targets = torch.tensor([[1.0], [0.0], [1.0]])
+    z = torch.tensor([[0.3], [-1.2], [2.0]])
+    assert torch.allclose(bce(z, targets, True), bce(z.sigmoid(), targets, False), atol=1e-6)
+
+
+def test_metrics_match_scikit_learn_definitions() -> None:
+    y = torch.tensor([[1.0], [0.0], [1.0], [1.0], [0.0]])
+    p = torch.tensor([[0.9], [0.6], [0.4], [0.8], [0.1]])
+    pred = Predictions("binary", y, p)
+    values = {name: METRICS.get(name).compute(pred) for name in ("accuracy", "precision", "recall", "f1", "roc_auc", "ber")}
+    assert values["accuracy"] == pytest.approx(0.6)
+    assert values["precision"] == pytest.approx(2 / 3)
+    assert values["recall"] == pytest.approx(2 / 3)
+    assert values["roc_auc"] == pytest.approx(5 / 6)
+    assert values["ber"] == pytest.approx(1 - (2 / 3 + 1 / 2) / 2)
+    reg = Predictions("regression", torch.tensor([[1.0], [2.0], [3.0]]), torch.tensor([[1.5], [2.0], [2.0]]))
+    assert METRICS.get("mae").compute(reg) == pytest.approx(0.5)
+    assert METRICS.get("rmse").compute(reg) == pytest.approx(np.sqrt(1.25 / 3))
+    assert METRICS.get("r2").compute(reg) == pytest.approx(1 - 1.25 / 2)
+
+
+def test_cpu_runs_repeat_bit_for_bit(tmp_path: Path) -> None:
+    cfg = config_from_data(tiny_config())
+    first = run_experiment(cfg, tmp_path / "a")
+    second = run_experiment(cfg, tmp_path / "b")
+    a = (first.run_dir / "metrics.csv").read_text()
+    b = (second.run_dir / "metrics.csv").read_text()
+    assert a == b
+    assert first.results["test"] == second.results["test"]
+
+
+def test_nan_loss_stops_the_run_cleanly(tmp_path: Path) -> None:
+    cfg = config_from_data(
+        tiny_config(task="regression", data={"dataset": "diabetes"}, preprocess=[], loss="mse",
+                    metrics=["mae"], optimizer={"name": "sgd", "lr": 1e6},
+                    model={"layers": [{"dense": 16}, {"dense": 1}]},
+                    train={"epochs": 20, "batch_size": 32, "progress": "none"},
+                    evaluation={"validation": {"fraction": 0.2}})  # fmt: skip
+    )
+    result = run_experiment(cfg, tmp_path)
+    assert result.status == "diverged"
+    assert "the training loss became" in result.results["stop_reason"]
+    assert result.results["epochs_run"] < 20
+    assert "Run diverged" in (result.run_dir / "report.md").read_text()
+
+
+def test_final_retrain_uses_train_plus_validation(tmp_path: Path) -> None:
+    cfg = config_from_data(tiny_config(evaluation={"validation": {"first": 30}, "final": {"epochs": 2}}))
+    result = run_experiment(cfg, tmp_path)
+    rows = (result.run_dir / "metrics.csv").read_text().splitlines()
+    assert rows[0].startswith("phase,epoch,loss")
+    assert [r.split(",")[0] for r in rows[1:]] == ["fit"] * 3 + ["final"] * 2
+    assert result.results["data"]["sizes"] == {"train": 90, "validation": 30, "test": 30}
+    assert result.results["evaluation"]["split"] == "test"
