@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import functools
 import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -73,7 +72,8 @@ def train(
     from dlrun.config.load import load_config
 
     cfg = load_config(config, overrides or [])
-    result = run_experiment(cfg, runs_dir, console, command=sys.argv)
+    command = ["dlrun", "train", str(config), *(overrides or []), "--runs-dir", str(runs_dir)]
+    result = run_experiment(cfg, runs_dir, console, command=command)
     scored = result.results.get("evaluation")
     if scored:
         console.print(metrics_table(f"{scored['split']} metrics", scored["metrics"]))

@@ -24,8 +24,10 @@ class ConfigIssue:
     line: int | None = None
 
     def __str__(self) -> str:
-        where = f" (line {self.line})" if self.line is not None else ""
-        return f"{self.path or '<config>'}{where}: {self.message}"
+        line = f"line {self.line}" if self.line is not None else ""
+        if not self.path:
+            return f"{line}: {self.message}" if line else self.message
+        return f"{self.path} ({line}): {self.message}" if line else f"{self.path}: {self.message}"
 
 
 class ConfigError(DlrunError, ValueError):

@@ -1,0 +1,207 @@
+"""End-to-end: the CLI on the quickstart config, every artifact, errors, predict, SIGKILL."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from sklearn.datasets import load_digits
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from typer.testing import CliRunner
+
+from dlrun.cli import app
+from tests.conftest import REPO
+from tests.conftest import tiny_config
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def quickstart_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    runs = tmp_path_factory.mktemp("runs")
+    args = ["train", str(REPO / "configs/quickstart.yaml"), "train.epochs=4", "--runs-dir", str(runs)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    return Path(result.output.strip().splitlines()[-1]), result.output
+
+
+def test_train_prints_test_metrics_and_run_dir_last(quickstart_run: tuple[Path, str]) -> None:
+    run_dir, output = quickstart_run
+    assert "test metrics" in output and "accuracy" in output
+    assert run_dir.is_dir() and run_dir.name.startswith("quickstart-")
+
+
+def test_run_directory_holds_every_artifact(quickstart_run: tuple[Path, str]) -> None:
+    run_dir, _ = quickstart_run
+    expected = {
+        "config.yaml", "env.json", "status.json", "metrics.csv", "metrics.jsonl", "results.json",
+        "checkpoint.pt", "learning_curves.png", "confusion_matrix.png", "confusion_matrix.csv",
+        "classification_report.txt", "report.md",
+    }  # fmt: skip
+    names = {p.name for p in run_dir.iterdir()}
+    assert expected <= names
+    assert not [n for n in names if n.endswith(".tmp")]
+    assert any(n.startswith("events.out.tfevents") for n in names)
+    for png in ("learning_curves.png", "confusion_matrix.png"):
+        assert (run_dir / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_artifact_contents(quickstart_run: tuple[Path, str]) -> None:
+    run_dir, _ = quickstart_run
+    resolved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert resolved["train"]["epochs"] == 4 and resolved["optimizer"]["epsilon"] == 1e-7
+    env = json.loads((run_dir / "env.json").read_text())
+    assert env["packages"]["torch"] and env["device"] == "cpu" and "train" in env["command"]
+    assert json.loads((run_dir / "status.json").read_text())["status"] == "completed"
+    rows = list(csv.DictReader((run_dir / "metrics.csv").open()))
+    assert [r["epoch"] for r in rows] == ["1", "2", "3", "4"]
+    assert {"loss", "accuracy", "val_loss", "val_accuracy", "lr"} <= set(rows[0])
+    jsonl = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert jsonl[-1]["val_loss"] == pytest.approx(float(rows[-1]["val_loss"]))
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["data"]["sizes"] == {"train": 1149, "validation": 288, "test": 360}
+    assert 0.8 < results["test"]["accuracy"] <= 1.0
+    assert results["baseline"]["name"] == "majority class" and results["beats_baseline"] is True
+    matrix = list(csv.reader((run_dir / "confusion_matrix.csv").open()))
+    assert len(matrix) == 11 and sum(int(v) for row in matrix[1:] for v in row[1:]) == 360
+    report = (run_dir / "classification_report.txt").read_text()
+    assert "balanced error rate (BER)" in report and "precision" in report
+    markdown = (run_dir / "report.md").read_text()
+    for section in ("## Final metrics (test split, evaluated once)", "Baseline (majority class)",
+                    "Total params: 8,970", "## Per-epoch history", "[checkpoint.pt](checkpoint.pt)"):  # fmt: skip
+        assert section in markdown
+
+
+def test_checkpoint_loads_with_weights_only(quickstart_run: tuple[Path, str]) -> None:
+    run_dir, _ = quickstart_run
+    payload = torch.load(run_dir / "checkpoint.pt", weights_only=True)
+    assert payload["model"]["0.linear.weight"].shape == (64, 64)
+    assert payload["preprocess"]["1.one_hot.num_classes_"].item() == 10
+    assert payload["pipeline_spec"][0] == {"rescale": {"scale": 0.0625, "offset": 0.0}}
+
+
+def test_tensorboard_scalars_and_hparams_in_one_directory(quickstart_run: tuple[Path, str]) -> None:
+    run_dir, _ = quickstart_run
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    tags = events.Tags()["scalars"]
+    assert {"train/loss", "val/loss", "train/accuracy", "val/accuracy", "lr", "hparams/test_accuracy"} <= set(tags)
+    assert [e.step for e in events.Scalars("val/loss")] == [1, 2, 3, 4]
+    plugins = events.PluginTagToContent("hparams")
+    assert "_hparams_/experiment" in plugins and "_hparams_/session_start_info" in plugins
+    assert not [p for p in run_dir.iterdir() if p.is_dir()]  # no extra sub-runs
+
+
+def test_eval_reproduces_the_test_metrics(quickstart_run: tuple[Path, str]) -> None:
+    run_dir, _ = quickstart_run
+    result = runner.invoke(app, ["eval", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    accuracy = json.loads((run_dir / "results.json").read_text())["test"]["accuracy"]
+    assert f"{accuracy:.4f}" in result.output
+
+
+def test_predict_round_trip_applies_saved_preprocessing(quickstart_run: tuple[Path, str], tmp_path: Path) -> None:
+    run_dir, _ = quickstart_run
+    digits = load_digits()
+    np.savez(tmp_path / "x.npz", x=digits.data[:40])
+    out = tmp_path / "preds.csv"
+    result = runner.invoke(app, ["predict", str(run_dir), "--input", str(tmp_path / "x.npz"), "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 40 and len(rows[0]) == 11
+    predicted = np.array([int(r["prediction"]) for r in rows])
+    assert (predicted == digits.target[:40]).mean() > 0.7
+    probs = np.array([[float(r[f"prob_{i}"]) for i in range(10)] for r in rows])
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_config_mistake_is_one_line_exit_2_without_traceback(write_config) -> None:
+    path = write_config(tiny_config(optimzer="adam"))
+    proc = subprocess.run([sys.executable, "-m", "dlrun", "train", str(path)], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert "optimzer (line" in proc.stderr and "did you mean 'optimizer'?" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_validate_prints_summary_and_totals() -> None:
+    result = runner.invoke(app, ["validate", str(REPO / "configs/dlwp/ch2_mnist_dense.yaml")])
+    assert result.exit_code == 0, result.output
+    assert "407,050" in result.output and "(None, 512)" in result.output and "config OK" in result.output
+
+
+def test_schema_prints_json() -> None:
+    result = runner.invoke(app, ["schema"])
+    assert result.exit_code == 0
+    assert json.loads(result.output)["title"] == "ExperimentConfig"
+
+
+def test_runs_list_shows_status(quickstart_run: tuple[Path, str]) -> None:
+    run_dir, _ = quickstart_run
+    result = runner.invoke(app, ["runs", "list", str(run_dir.parent)])
+    assert result.exit_code == 0 and "completed" in result.output and "test accuracy" in result.output
+
+
+def test_sigkill_mid_epoch_leaves_no_partial_file(write_config, tmp_path: Path) -> None:
+    slow = tiny_config(
+        data={"dataset": "classification", "n_samples": 8000, "n_features": 50},
+        preprocess=["standardize"], loss="sparse_categorical_crossentropy",
+        model={"layers": [{"dense": 256}, {"dense": 256}, {"dense": {"units": 2, "activation": "softmax"}}]},
+        train={"epochs": 500, "batch_size": 8, "progress": "plain", "callbacks": [{"checkpoint": "last"}]},
+    )  # fmt: skip
+    runs = tmp_path / "runs"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dlrun", "train", str(write_config(slow)), "--runs-dir", str(runs)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    seen = 0
+    deadline = time.time() + 120
+    while seen < 2 and time.time() < deadline:  # wait for two finished epochs, then kill mid-epoch
+        seen += "epoch " in proc.stdout.readline()
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    (run_dir,) = list(runs.iterdir())
+    assert json.loads((run_dir / "status.json").read_text())["status"] == "running"  # marked incomplete
+    assert not [p.name for p in run_dir.iterdir() if p.name.endswith(".tmp")]
+    rows = list(csv.DictReader((run_dir / "metrics.csv").open()))
+    assert len(rows) >= 2 and all(r["val_loss"] for r in rows)
+    torch.load(run_dir / "checkpoint_last.pt", weights_only=True)
+    result = runner.invoke(app, ["runs", "list", str(runs)])
+    assert "incomplete" in result.output
+
+
+def test_interrupt_writes_report_marked_interrupted(write_config, tmp_path: Path) -> None:
+    slow = tiny_config(
+        data={"dataset": "classification", "n_samples": 8000, "n_features": 50},
+        preprocess=["standardize"], loss="sparse_categorical_crossentropy",
+        model={"layers": [{"dense": 128}, {"dense": {"units": 2, "activation": "softmax"}}]},
+        train={"epochs": 500, "batch_size": 8, "progress": "plain"},
+    )  # fmt: skip
+    runs = tmp_path / "runs"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dlrun", "train", str(write_config(slow)), "--runs-dir", str(runs)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    assert proc.stdout is not None
+    deadline = time.time() + 120
+    while "epoch " not in proc.stdout.readline() and time.time() < deadline:
+        pass
+    proc.send_signal(signal.SIGINT)
+    output = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 130, output
+    (run_dir,) = list(runs.iterdir())
+    assert json.loads((run_dir / "status.json").read_text())["status"] == "interrupted"
+    assert "Run interrupted" in (run_dir / "report.md").read_text()
+    assert (run_dir / "checkpoint.pt").is_file()
