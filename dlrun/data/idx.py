@@ -24,7 +24,14 @@ from dlrun.data.base import LoadContext
 from dlrun.data.base import LoadedData
 from dlrun.errors import DataError
 
-_DTYPES: dict[int, Any] = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+_DTYPES: dict[int, Any] = {
+    0x08: np.uint8,
+    0x09: np.int8,
+    0x0B: ">i2",
+    0x0C: ">i4",
+    0x0D: ">f4",
+    0x0E: ">f8",
+}
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -43,7 +50,9 @@ def read_idx(path: Path) -> np.ndarray:
     expected = int(np.prod(shape)) * dtype.itemsize
     body = raw[4 + 4 * ndim :]
     if len(body) != expected:
-        raise DataError(f"{path} is truncated or damaged: {len(body)} data bytes, expected {expected}")
+        raise DataError(
+            f"{path} is truncated or damaged: {len(body)} data bytes, expected {expected}"
+        )
     return np.frombuffer(body, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
 
 

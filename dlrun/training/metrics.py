@@ -82,22 +82,19 @@ def accuracy(p: Predictions) -> float:
     return float((p.true_labels == p.pred_labels).float().mean())
 
 
-@metric("precision", True, CLASSIFICATION)
-def precision(p: Predictions) -> float:
-    y, yhat = p.host_labels()
-    return float(skm.precision_score(y, yhat, average=_average(p), zero_division=0))
+def _register_averaged(name: str, score: Callable[..., float]) -> None:
+    """Precision, recall and F1: binary for two classes, macro-averaged for more."""
+
+    def compute(p: Predictions) -> float:
+        y, yhat = p.host_labels()
+        return float(score(y, yhat, average=_average(p), zero_division=0))
+
+    METRICS.register(name)(Metric(compute, True, CLASSIFICATION))
 
 
-@metric("recall", True, CLASSIFICATION)
-def recall(p: Predictions) -> float:
-    y, yhat = p.host_labels()
-    return float(skm.recall_score(y, yhat, average=_average(p), zero_division=0))
-
-
-@metric("f1", True, CLASSIFICATION)
-def f1(p: Predictions) -> float:
-    y, yhat = p.host_labels()
-    return float(skm.f1_score(y, yhat, average=_average(p), zero_division=0))
+_register_averaged("precision", skm.precision_score)
+_register_averaged("recall", skm.recall_score)
+_register_averaged("f1", skm.f1_score)
 
 
 @metric("roc_auc", True, CLASSIFICATION)
