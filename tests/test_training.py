@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -131,3 +132,20 @@ def test_final_retrain_uses_train_plus_validation(tmp_path: Path) -> None:
     assert [r.split(",")[0] for r in rows[1:]] == ["fit"] * 3 + ["final"] * 2
     assert result.results["data"]["sizes"] == {"train": 90, "validation": 30, "test": 30}
     assert result.results["evaluation"]["split"] == "test"
+
+
+def test_regression_run_writes_predictions_plot_and_residuals(tmp_path: Path) -> None:
+    cfg = config_from_data(
+        tiny_config(task="regression", data={"dataset": "diabetes"}, preprocess=["standardize"],
+                    loss="mse", metrics=["mae", "r2"], model={"layers": [{"dense": 16}, {"dense": 1}]},
+                    optimizer={"name": "rmsprop", "lr": 0.05},
+                    train={"epochs": 5, "batch_size": 16, "progress": "none"},
+                    evaluation={"validation": {"count": 60}})  # fmt: skip
+    )
+    result = run_experiment(cfg, tmp_path)
+    residuals = json.loads((result.run_dir / "residuals.json").read_text())
+    assert set(residuals) == {"mean", "std", "median_abs", "max_abs"}
+    assert (result.run_dir / "predictions.png").read_bytes()[:4] == b"\x89PNG"
+    assert result.results["baseline"]["name"] == "mean predictor"
+    assert result.results["test"]["mae"] < result.results["baseline"]["mae"]
+    assert not (result.run_dir / "confusion_matrix.png").exists()
