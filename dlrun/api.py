@@ -12,10 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from rich.console import Console
 
-from dlrun.config.load import config_from_text
 from dlrun.config.load import resolved_yaml
 from dlrun.config.schema import ExperimentConfig
 from dlrun.data.base import LoadedData
@@ -168,13 +166,3 @@ def model_for_summary(cfg: ExperimentConfig) -> BuiltModel:
     )
     x, _ = pipeline.transform(data.train.x[sample[:2]], None)
     return build_for(cfg, x.shape[1:], loss)
-
-
-def load_run_config(run: RunDirectory) -> ExperimentConfig:
-    return config_from_text(
-        run.file("config.yaml").read_text(encoding="utf-8"), str(run.file("config.yaml")), []
-    )
-
-
-def to_float_array(values: torch.Tensor) -> np.ndarray:
-    return values.detach().cpu().numpy().astype(np.float64)

@@ -10,8 +10,6 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Annotated
 from typing import Any
-from typing import ClassVar
-from typing import Protocol
 
 from pydantic import BaseModel
 from pydantic import BeforeValidator
@@ -22,12 +20,6 @@ class StrictModel(BaseModel):
     """Frozen, typo-proof config model: unknown keys and silent type coercion are errors."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-
-
-class Component(Protocol):
-    """Anything registered for use from YAML: built from its own typed ``Config``."""
-
-    Config: ClassVar[type[StrictModel]]
 
 
 def _parse_number(value: Any) -> Any:

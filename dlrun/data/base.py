@@ -63,7 +63,6 @@ class SplitConfig(StrictModel):
 
 class DataSource(ABC):
     Config: ClassVar[type[StrictModel]]
-    has_official_split: ClassVar[bool] = False
 
     def __init__(self, config: StrictModel) -> None:
         self.config = config

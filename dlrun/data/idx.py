@@ -82,7 +82,6 @@ class IdxConfig(StrictModel):
 class _IdxDataset(DataSource):
     Config = IdxConfig
     config: IdxConfig
-    has_official_split = True
     files: ClassVar[tuple[str, str, str, str]]
     description: ClassVar[str]
     class_names: ClassVar[list[str]]

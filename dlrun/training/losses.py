@@ -26,7 +26,6 @@ class Loss(ABC):
     Config: ClassVar[type[StrictModel]] = StrictModel
     fuses: ClassVar[frozenset[str]] = frozenset()
     classification: ClassVar[bool] = False
-    target_kind: ClassVar[str] = "same shape as the output"
 
     def __init__(self, config: StrictModel) -> None:
         self.config = config
@@ -54,7 +53,6 @@ class BinaryCrossentropy(Loss):
 class CategoricalCrossentropy(Loss):
     fuses = frozenset({"softmax"})
     classification = True
-    target_kind = "one-hot vectors"
 
     def __call__(self, outputs: torch.Tensor, targets: torch.Tensor, fused: bool) -> torch.Tensor:
         if fused:
@@ -69,7 +67,6 @@ class CategoricalCrossentropy(Loss):
 class SparseCategoricalCrossentropy(Loss):
     fuses = frozenset({"softmax"})
     classification = True
-    target_kind = "integer class labels"
 
     def __call__(self, outputs: torch.Tensor, targets: torch.Tensor, fused: bool) -> torch.Tensor:
         labels = targets.reshape(-1).long()
