@@ -161,8 +161,6 @@ def model_for_summary(cfg: ExperimentConfig) -> BuiltModel:
         return build_for(cfg, cfg.model.input_shape, loss)
     data = load_data(cfg)
     sample = np.arange(min(len(data.train), 256))
-    pipeline = fit_pipeline(
-        preprocess_entries(cfg, data.implied_steps), data.train.x, data.train.y, sample
-    )
-    x, _ = pipeline.transform(data.train.x[sample[:2]], None)
+    entries = preprocess_entries(cfg, data.implied_steps)
+    _, x, _ = fit_pipeline(entries, data.train.x, data.train.y, sample)
     return build_for(cfg, x.shape[1:], loss)

@@ -13,6 +13,7 @@ import torch
 from dlrun.config.load import config_from_text
 from dlrun.config.schema import ExperimentConfig
 from dlrun.config.schema import StepEntry
+from dlrun.data.files import MISSING_MARKERS
 from dlrun.data.files import read_table
 from dlrun.data.files import to_numeric
 from dlrun.data.load import load_data
@@ -21,6 +22,7 @@ from dlrun.errors import RunError
 from dlrun.evaluation.fitting import FittedModel
 from dlrun.evaluation.fitting import build_for
 from dlrun.evaluation.fitting import make_loss
+from dlrun.evaluation.fitting import make_step
 from dlrun.evaluation.holdout import Evaluation
 from dlrun.evaluation.holdout import evaluate_split
 from dlrun.preprocess.pipeline import build_pipeline
@@ -28,9 +30,7 @@ from dlrun.reporting.files import write_csv
 from dlrun.reporting.rundir import RunDirectory
 from dlrun.training import checkpoint as ckpt
 from dlrun.training.metrics import to_labels
-from dlrun.training.optimizers import OPTIMIZERS
 from dlrun.training.state import TrainState
-from dlrun.training.steps import TASK_STEPS
 
 
 @dataclass
@@ -53,8 +53,7 @@ def load_run(path: str | Path, checkpoint: str = "checkpoint.pt") -> LoadedRun:
     loss = make_loss(cfg)
     model = build_for(cfg, payload[ckpt.INPUT_SHAPE_KEY], loss)
     model.network.load_state_dict(payload[ckpt.MODEL_KEY])
-    optimizer = OPTIMIZERS.get(cfg.optimizer_name)(cfg.optimizer)  # type: ignore[arg-type]
-    step = TASK_STEPS.get(cfg.task)(cfg.task, model, loss, optimizer, list(cfg.metrics))
+    step = make_step(cfg, model, loss)
     state = TrainState(
         step, epochs=0, batches_per_epoch=0, epoch=payload[ckpt.EPOCH_KEY], status="completed"
     )
@@ -88,10 +87,7 @@ def read_inputs(path: Path, feature_names: list[str] | None) -> np.ndarray:
     wanted = feature_names if feature_names and set(feature_names) <= set(names) else names
     columns = [names.index(name) for name in wanted]
     return np.stack(
-        [
-            to_numeric(table[:, i], ["", "?", "NA", "NaN", "nan"], names[i], str(path))
-            for i in columns
-        ],
+        [to_numeric(table[:, i], list(MISSING_MARKERS), names[i], str(path)) for i in columns],
         axis=1,
     )
 

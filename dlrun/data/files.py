@@ -21,6 +21,7 @@ from dlrun.data.base import split_off_test
 from dlrun.errors import DataError
 
 Column = str | int
+MISSING_MARKERS = ("", "?", "NA", "NaN", "nan")
 
 
 class CsvConfig(SplitConfig):
@@ -29,7 +30,7 @@ class CsvConfig(SplitConfig):
     features: list[Column] | None = None
     delimiter: str = Field(default=",", min_length=1, max_length=1)
     header: bool = True
-    missing_values: list[str] = ["", "?", "NA", "NaN", "nan"]
+    missing_values: list[str] = list(MISSING_MARKERS)
     missing: Literal["error", "drop", "mean", "median", "constant"] = "error"
     fill_value: float = 0.0
 

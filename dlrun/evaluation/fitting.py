@@ -77,19 +77,23 @@ def check_output_matches_targets(
     model: BuiltModel, targets: torch.Tensor, cfg: ExperimentConfig
 ) -> None:
     units = model.output_shape[-1]
-    expected = (
-        units if cfg.loss_name != "sparse_categorical_crossentropy" else None
-    )  # sparse labels are checked against the class count at loss time
-    if expected is not None and targets.dim() == 2 and targets.shape[1] != units:
+    sparse = cfg.loss_name == "sparse_categorical_crossentropy"  # integer labels, not vectors
+    if not sparse and targets.dim() == 2 and targets.shape[1] != units:
         raise DataError(
             f"the model outputs {units} values per sample but the targets have {targets.shape[1]}; "
             f"set units: {targets.shape[1]} on the last dense layer"
         )
-    if expected is None and len(targets) and int(targets.max()) >= units:
+    if sparse and len(targets) and int(targets.max()) >= units:
         raise DataError(
             f"label {int(targets.max())} needs at least {int(targets.max()) + 1} output units; "
             f"the last dense layer has {units}"
         )
+
+
+def make_step(cfg: ExperimentConfig, model: BuiltModel, loss: Loss) -> SupervisedStep:
+    """The task's training step with the configured optimizer and metrics."""
+    optimizer = OPTIMIZERS.get(cfg.optimizer_name)(cfg.optimizer)  # type: ignore[arg-type]
+    return TASK_STEPS.get(cfg.task)(cfg.task, model, loss, optimizer, list(cfg.metrics))
 
 
 def build_for(cfg: ExperimentConfig, input_shape: Sequence[int], loss: Loss) -> BuiltModel:
@@ -109,8 +113,8 @@ def train_model(
     saver: SaverFactory | None = None,
 ) -> FittedModel:
     """Fit preprocessing on ``train_idx`` only, then train a new model for ``epochs``."""
-    pipeline = fit_pipeline(preprocess_entries(cfg, implied_steps), data.x, data.y, train_idx)
-    x_tr, y_tr = pipeline.transform(data.x[train_idx], data.y[train_idx])
+    entries = preprocess_entries(cfg, implied_steps)
+    pipeline, x_tr, y_tr = fit_pipeline(entries, data.x, data.y, train_idx)
     train = to_tensors(x_tr, y_tr, cfg, device)
     val = None
     if val_idx is not None and len(val_idx):
@@ -126,8 +130,7 @@ def train_model(
     model = build_for(cfg, input_shape, loss)
     model.network.to(device)
     check_output_matches_targets(model, train.y, cfg)
-    optimizer = OPTIMIZERS.get(cfg.optimizer_name)(cfg.optimizer)  # type: ignore[arg-type]
-    step = TASK_STEPS.get(cfg.task)(cfg.task, model, loss, optimizer, list(cfg.metrics))
+    step = make_step(cfg, model, loss)
     save = saver(pipeline, step) if saver is not None else None
     state = fit(
         step,

@@ -57,8 +57,7 @@ def evaluate_split(
     x, y = fitted.pipeline.transform(arrays.x, arrays.y)
     device = next(fitted.model.network.parameters()).device
     data = to_tensors(x, y, cfg, device)
-    metrics = fitted.step.evaluate(data, cfg.train.batch_size, prefix="")
-    y_pred = fitted.step.predict(data.x, cfg.train.batch_size)
+    metrics, y_pred = fitted.step.score(data, cfg.train.batch_size)
     return Evaluation(split, metrics, data.y, y_pred, arrays.y)
 
 

@@ -66,8 +66,11 @@ def build_pipeline(entries: Sequence[OneOfEntry]) -> Pipeline:
 
 def fit_pipeline(
     entries: Sequence[OneOfEntry], x: np.ndarray, y: np.ndarray, train_idx: np.ndarray
-) -> Pipeline:
-    """Build and fit the pipeline on ``x[train_idx]`` / ``y[train_idx]`` only."""
+) -> tuple[Pipeline, np.ndarray, np.ndarray]:
+    """Build and fit the pipeline on ``x[train_idx]`` / ``y[train_idx]`` only.
+
+    Returns the fitted pipeline and the transformed training part, which fitting computes anyway.
+    """
     pipeline = build_pipeline(entries)
     x_fit, y_fit = x[train_idx], y[train_idx]
     for _, step in pipeline.steps:
@@ -75,4 +78,4 @@ def fit_pipeline(
             x_fit = step.fit(x_fit).transform(x_fit)
         else:
             y_fit = step.fit(y_fit).transform(y_fit)
-    return pipeline
+    return pipeline, x_fit, y_fit

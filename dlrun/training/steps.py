@@ -95,12 +95,18 @@ class SupervisedStep:
         return self.model.probabilities(self.raw_outputs(x, batch_size))
 
     def evaluate(self, data: TensorData, batch_size: int, prefix: str = "") -> dict[str, float]:
+        return self.score(data, batch_size, prefix)[0]
+
+    def score(
+        self, data: TensorData, batch_size: int, prefix: str = ""
+    ) -> tuple[dict[str, float], torch.Tensor]:
+        """Loss and metrics on ``data`` plus the predictions behind them, from one forward pass."""
         outputs = self.raw_outputs(data.x, batch_size)
         logs = {f"{prefix}loss": float(self.loss(outputs, data.y, self.fused))}
         probs = self.model.probabilities(outputs)
         metrics = compute_metrics(self.metrics, Predictions(self.task, data.y, probs))
         logs.update({f"{prefix}{name}": value for name, value in metrics.items()})
-        return logs
+        return logs, probs
 
     def learning_rate(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])
