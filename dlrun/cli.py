@@ -74,14 +74,7 @@ def train(
     cfg = load_config(config, overrides or [])
     command = ["dlrun", "train", str(config), *(overrides or []), "--runs-dir", str(runs_dir)]
     result = run_experiment(cfg, runs_dir, console, command=command)
-    scored = result.results.get("evaluation")
-    if scored:
-        console.print(metrics_table(f"{scored['split']} metrics", scored["metrics"]))
-        base = result.results.get("baseline")
-        if base and result.results.get("beats_baseline") is False:
-            console.print(
-                f"[yellow]warning:[/] the model does not beat the {base['name']} baseline"
-            )
+    print_outcome(result.results)
     if result.status == "diverged":
         errors.print(
             f"error: {result.results['stop_reason']}; try a lower learning rate", highlight=False
@@ -93,6 +86,38 @@ def train(
         raise typer.Exit(EXIT_DIVERGED)
     if result.status == "interrupted":
         raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def cv_table(cv: dict[str, Any]) -> Table:
+    table = Table(
+        title=f"cross-validation ({len(next(iter(cv['metrics'].values()))['values'])} folds)"
+    )
+    for column in ("metric", "mean", "std", "per fold"):
+        table.add_column(column, justify="right")
+    for name, summary in cv["metrics"].items():
+        folds = " ".join(f"{v:.4f}" for v in summary["values"])
+        table.add_row(name, f"{summary['mean']:.4f}", f"{summary['std']:.4f}", folds)
+    return table
+
+
+def print_outcome(results: dict[str, Any]) -> None:
+    """Cross-validation summary, the once-scored split, and every warning worth reading."""
+    cv = results.get("cross_validation")
+    if cv and cv["metrics"]:
+        console.print(cv_table(cv))
+        if cv.get("best_epoch"):
+            console.print(f"best epoch by smoothed {cv['monitor']}: {cv['best_epoch']}")
+    scored = results.get("evaluation")
+    if scored:
+        console.print(metrics_table(f"{scored['split']} metrics", scored["metrics"]))
+    verdict = results.get("baseline_verdict")
+    if verdict and not verdict["beats"]:
+        console.print(
+            f"[yellow]warning:[/] the model does not beat the {verdict['baseline']} baseline "
+            f"({verdict['metric']} {verdict['baseline_value']:.4f})"
+        )
+    for warning in results.get("warnings") or []:
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
 
 
 @app.command()

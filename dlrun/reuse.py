@@ -23,8 +23,9 @@ from dlrun.evaluation.fitting import FittedModel
 from dlrun.evaluation.fitting import build_for
 from dlrun.evaluation.fitting import make_loss
 from dlrun.evaluation.fitting import make_step
-from dlrun.evaluation.holdout import Evaluation
-from dlrun.evaluation.holdout import evaluate_split
+from dlrun.evaluation.protocols import PROTOCOLS
+from dlrun.evaluation.scoring import Evaluation
+from dlrun.evaluation.scoring import evaluate_split
 from dlrun.preprocess.pipeline import build_pipeline
 from dlrun.reporting.files import write_csv
 from dlrun.reporting.rundir import RunDirectory
@@ -64,10 +65,11 @@ def load_run(path: str | Path, checkpoint: str = "checkpoint.pt") -> LoadedRun:
 def evaluate_run(path: str | Path) -> Evaluation:
     """Score the run's model on its dataset's test split again (same seed, same split)."""
     loaded = load_run(path)
-    data = load_data(loaded.config)
-    if data.test is None or not len(data.test):
+    cfg = loaded.config
+    data = PROTOCOLS.get(cfg.protocol_name)(cfg.evaluation).prepare(load_data(cfg))
+    if data.test_split is None:
         raise RunError(f"the dataset of {path} has no test split to evaluate")
-    return evaluate_split(loaded.fitted, data.test, loaded.config, "test")
+    return evaluate_split(loaded.fitted, data.test_split.unseal(), loaded.config, "test")
 
 
 def read_inputs(path: Path, feature_names: list[str] | None) -> np.ndarray:

@@ -40,14 +40,14 @@ def test_csv_string_labels_become_classes_and_missing_is_an_error(tmp_path: Path
     data = load_data(config_from_data(csv_config(path, missing="drop", test_fraction=0.25)))
     assert data.class_names == ["no", "yes"]
     assert data.feature_names == ["a", "b"]
-    assert len(data.train) + len(data.test or []) == 19
-    assert len(data.test or []) == 5
+    assert len(data.train) + len(data.test_split or []) == 19
+    assert len(data.test_split or []) == 5
 
 
 def test_csv_mean_imputation_is_a_training_only_step(tmp_path: Path) -> None:
     data = load_data(config_from_data(csv_config(write_csv(tmp_path, ROWS), missing="mean")))
     assert data.implied_steps == [{"impute": {"strategy": "mean"}}]
-    assert np.isnan(np.concatenate([data.train.x, data.test.x])).sum() == 1  # type: ignore[union-attr]
+    assert np.isnan(np.concatenate([data.train.x, data.test_split.unseal().x])).sum() == 1  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(
@@ -76,10 +76,10 @@ def test_npz_with_official_split_and_with_one_array_pair(tmp_path: Path) -> None
     np.savez(tmp_path / "split.npz", x_train=x[:40], y_train=y[:40], x_test=x[40:], y_test=y[40:])
     np.savez(tmp_path / "plain.npz", features=x, labels=y)
     official = load_data(config_from_data(tiny_config(data={"dataset": "npz", "path": str(tmp_path / "split.npz")})))
-    assert (len(official.train), len(official.test or [])) == (40, 10)
+    assert (len(official.train), len(official.test_split or [])) == (40, 10)
     plain_cfg = {"dataset": "npz", "path": str(tmp_path / "plain.npz"), "x_key": "features", "y_key": "labels"}
     plain = load_data(config_from_data(tiny_config(data=plain_cfg)))
-    assert (len(plain.train), len(plain.test or [])) == (40, 10)
+    assert (len(plain.train), len(plain.test_split or [])) == (40, 10)
     plain_cfg["y_key"] = "y"
     with pytest.raises(DataError, match="has no array 'y' \\(it has: features, labels\\)"):
         load_data(config_from_data(tiny_config(data=plain_cfg)))
@@ -102,7 +102,7 @@ def test_mnist_reads_idx_files_from_the_mirror_path(tmp_path: Path, monkeypatch:
     np.testing.assert_array_equal(read_idx(folder / "train-images-idx3-ubyte.gz"), images)
     monkeypatch.setenv("DLRUN_DATA_PATH", str(tmp_path))
     data = load_data(config_from_data(tiny_config(data={"dataset": "mnist"})))
-    assert data.train.x.shape == (5, 28, 28) and data.test is not None and data.test.y.tolist() == [0, 1]
+    assert data.train.x.shape == (5, 28, 28) and data.test_split is not None and data.test_split.unseal().y.tolist() == [0, 1]
 
 
 def test_mnist_missing_file_error_says_where_to_put_it(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -134,5 +134,5 @@ def test_bundled_datasets_load_offline_with_a_stratified_test_split(name: str) -
                   "model": {"layers": [{"dense": 1}]}}  # fmt: skip
     extra = regression if task == "regression" else {}
     data = load_data(config_from_data(tiny_config(task=task, data={"dataset": name}, **extra)))
-    total = len(data.train) + len(data.test or [])
-    assert len(data.test or []) == pytest.approx(0.2 * total, abs=1)
+    total = len(data.train) + len(data.test_split or [])
+    assert len(data.test_split or []) == pytest.approx(0.2 * total, abs=1)

@@ -137,7 +137,7 @@ def check_metrics_fit_task(cfg: ExperimentConfig) -> list[ConfigIssue]:
 
 def monitorable(cfg: ExperimentConfig) -> list[str]:
     names = ["loss", *cfg.metrics]
-    if cfg.evaluation.validation is not None:
+    if cfg.evaluation.has_validation:
         names += [f"val_{name}" for name in names]
     return names
 
@@ -152,8 +152,8 @@ def check_monitors_exist(cfg: ExperimentConfig) -> list[ConfigIssue]:
         if monitor is None or monitor in allowed:
             continue
         hint = (
-            "; there is no validation data (evaluation.validation is null)"
-            if monitor.startswith("val_") and cfg.evaluation.validation is None
+            "; this protocol has no validation data"
+            if monitor.startswith("val_") and not cfg.evaluation.has_validation
             else ""
         )
         issues.append(
@@ -167,12 +167,50 @@ def check_monitors_exist(cfg: ExperimentConfig) -> list[ConfigIssue]:
 
 @check
 def check_stratify_needs_classes(cfg: ExperimentConfig) -> list[ConfigIssue]:
-    validation = cfg.evaluation.validation
-    if validation is not None and validation.stratify and cfg.task not in ("binary", "multiclass"):
-        return [
-            ConfigIssue(
-                "evaluation.validation.stratify",
-                f"stratifying needs class labels; task {cfg.task} has none",
-            )
-        ]
+    validation = getattr(cfg.evaluation, "validation", None)
+    wants = (getattr(validation, "stratify", False), "evaluation.validation.stratify")
+    if getattr(cfg.evaluation, "stratify", None):
+        wants = (True, "evaluation.stratify")
+    if wants[0] and cfg.task not in ("binary", "multiclass"):
+        return [ConfigIssue(wants[1], f"stratifying needs class labels; task {cfg.task} has none")]
     return []
+
+
+@check
+def check_protocol_monitor(cfg: ExperimentConfig) -> list[ConfigIssue]:
+    """The monitor that picks the best epoch must be a validation quantity the run records."""
+    monitor = cfg.evaluation.monitor
+    allowed = [name for name in monitorable(cfg) if name.startswith("val_")]
+    issues = []
+    if monitor not in allowed and cfg.evaluation.has_validation:
+        issues.append(
+            ConfigIssue(
+                "evaluation.monitor",
+                f"cannot monitor '{monitor}'; available: {', '.join(allowed)}",
+            )
+        )
+    final = cfg.evaluation.final
+    if final is not None and final.epochs == "best" and not cfg.evaluation.has_validation:
+        issues.append(
+            ConfigIssue(
+                "evaluation.final.epochs",
+                "'best' is chosen on validation data, and this protocol has none",
+            )
+        )
+    return issues  # fmt: skip
+
+
+@check
+def check_parallel_folds(cfg: ExperimentConfig) -> list[ConfigIssue]:
+    """Stacked fold models share one optimizer, so per-tensor gradient norms would mix folds."""
+    if not getattr(cfg.evaluation, "parallel_folds", False):
+        return []
+    clipping = [n for n in ("clipnorm", "global_clipnorm") if getattr(cfg.optimizer, n, None)]
+    return [
+        ConfigIssue(
+            f"optimizer.{name}",
+            "norm clipping would mix the folds' gradients under parallel_folds; "
+            "use clipvalue or parallel_folds: false",
+        )
+        for name in clipping
+    ]

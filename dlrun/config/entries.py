@@ -80,11 +80,18 @@ def one_of_entry(model_name: str, registry: Registry[Any]) -> type[OneOfEntry]:
     return create_model(model_name, __base__=OneOfEntry, **fields)
 
 
-def tagged_union(registry: Registry[Any], tag: str) -> Any:
-    """A discriminated union over every registered ``Config``, keyed by the ``tag`` field."""
+def tagged_union(registry: Registry[Any], tag: str, default: str | None = None) -> Any:
+    """A discriminated union over every registered ``Config``, keyed by the ``tag`` field.
+
+    A bare string selects an entry with its defaults; ``default`` fills in a missing tag.
+    """
 
     def shorthand(data: Any) -> Any:
-        return {tag: data} if isinstance(data, str) else data
+        if isinstance(data, str):
+            return {tag: data}
+        if default is not None and isinstance(data, dict) and tag not in data:
+            return {tag: default, **data}
+        return data
 
     members = tuple(
         create_model(

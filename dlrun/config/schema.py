@@ -13,15 +13,15 @@ from typing import Literal
 
 from pydantic import Field
 from pydantic import field_validator
-from pydantic import model_validator
 
 import dlrun.components  # noqa: F401  (fills the registries before the models are built)
-from dlrun.config.base import Number
 from dlrun.config.base import StrictModel
 from dlrun.config.entries import OneOfEntry
 from dlrun.config.entries import one_of_entry
 from dlrun.config.entries import tagged_union
 from dlrun.data.base import DATASETS
+from dlrun.evaluation.protocols import PROTOCOLS
+from dlrun.evaluation.protocols import ProtocolConfig
 from dlrun.models.layers import LAYERS
 from dlrun.preprocess.steps import STEPS
 from dlrun.registry import did_you_mean
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     DataConfig = StrictModel
     LossConfig = StrictModel
     OptimizerConfig = StrictModel
+    EvaluationConfig = ProtocolConfig
 else:
     LayerEntry = one_of_entry("LayerEntry", LAYERS)
     StepEntry = one_of_entry("StepEntry", STEPS)
@@ -46,6 +47,7 @@ else:
     DataConfig = tagged_union(DATASETS, "dataset")
     LossConfig = tagged_union(LOSSES, "name")
     OptimizerConfig = tagged_union(OPTIMIZERS, "name")
+    EvaluationConfig = tagged_union(PROTOCOLS, "protocol", default="holdout")
 
 
 class ModelConfig(StrictModel):
@@ -74,38 +76,6 @@ class TrainConfig(StrictModel):
         return value
 
 
-class ValidationConfig(StrictModel):
-    """Exactly one of: a ``fraction`` of the training data, a ``count`` of samples drawn at
-    random, or the ``first`` N samples in file order (as DLwP takes the first 10,000 reviews)."""
-
-    fraction: Number | None = Field(default=None, gt=0, lt=1)
-    count: int | None = Field(default=None, gt=0)
-    first: int | None = Field(default=None, gt=0)
-    stratify: bool = False
-
-    @model_validator(mode="after")
-    def _one_size(self) -> ValidationConfig:
-        given = [n for n in ("fraction", "count", "first") if getattr(self, n) is not None]
-        if len(given) != 1:
-            raise ValueError("give exactly one of fraction, count or first")
-        if self.first is not None and self.stratify:
-            raise ValueError("first takes samples in file order; it cannot be stratified")
-        return self
-
-
-class FinalConfig(StrictModel):
-    """Retrain from scratch on training + validation data before the one test evaluation."""
-
-    retrain: Literal["train+val"] = "train+val"
-    epochs: int = Field(gt=0)
-
-
-class EvaluationConfig(StrictModel):
-    protocol: Literal["holdout"] = "holdout"
-    validation: ValidationConfig | None = ValidationConfig(fraction=0.2)
-    final: FinalConfig | None = None
-
-
 class ExperimentConfig(StrictModel):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)
     description: str = ""
@@ -118,7 +88,7 @@ class ExperimentConfig(StrictModel):
     optimizer: OptimizerConfig = Field(default="rmsprop", validate_default=True)
     metrics: list[str] = []
     train: TrainConfig = TrainConfig()
-    evaluation: EvaluationConfig = EvaluationConfig()
+    evaluation: EvaluationConfig = Field(default="holdout", validate_default=True)
 
     @field_validator("metrics")
     @classmethod
@@ -140,6 +110,10 @@ class ExperimentConfig(StrictModel):
     @property
     def optimizer_name(self) -> str:
         return str(getattr(self.optimizer, "name"))  # noqa: B009
+
+    @property
+    def protocol_name(self) -> str:
+        return str(getattr(self.evaluation, "protocol"))  # noqa: B009
 
     @property
     def dataset_name(self) -> str:

@@ -6,10 +6,13 @@ official split, or a seeded (optionally stratified) fraction for sources without
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC
 from abc import abstractmethod
+from dataclasses import InitVar
 from dataclasses import dataclass
 from dataclasses import field
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from typing import ClassVar
@@ -20,6 +23,8 @@ from sklearn.model_selection import train_test_split
 
 from dlrun.config.base import StrictModel
 from dlrun.errors import DataError
+from dlrun.errors import DlrunError
+from dlrun.guards import is_training
 from dlrun.registry import Registry
 
 
@@ -35,17 +40,80 @@ class Arrays:
         return Arrays(self.x[index], self.y[index])
 
 
+def row_hashes(x: np.ndarray) -> np.ndarray:
+    """A 64-bit fingerprint per sample, for finding exact duplicate rows across splits."""
+    if x.dtype == object:
+        rows = (np.asarray(row).tobytes() for row in x)
+    else:
+        flat = np.ascontiguousarray(x).reshape(len(x), -1)
+        rows = (row.tobytes() for row in flat)
+    return np.fromiter(
+        (int.from_bytes(hashlib.blake2b(r, digest_size=8).digest(), "little", signed=True)
+         for r in rows),
+        dtype=np.int64,
+        count=len(x),
+    )  # fmt: skip
+
+
+class TestSplitSealed(DlrunError):
+    """Raised when code tries to read test rows before the final evaluation."""
+
+
+class SealedSplit:
+    """The test split. Its size and row fingerprints are public; its rows are not.
+
+    :meth:`unseal` hands the arrays out, but never while a model is training (see
+    :mod:`dlrun.guards`), and it counts reads so a run can prove it scored the test split once.
+    """
+
+    __test__ = False  # not a pytest class
+
+    def __init__(self, arrays: Arrays) -> None:
+        self._arrays = arrays
+        self.reads = 0
+
+    def __len__(self) -> int:
+        return len(self._arrays)
+
+    def row_hashes(self) -> np.ndarray:
+        return row_hashes(self._arrays.x)
+
+    def unseal(self) -> Arrays:
+        if is_training():
+            raise TestSplitSealed(
+                "the test split cannot be read while a model is training; "
+                "it opens only for the final evaluation"
+            )
+        self.reads += 1
+        return self._arrays
+
+    @property
+    def x(self) -> np.ndarray:
+        raise TestSplitSealed("test rows are sealed; call unseal() for the final evaluation")
+
+    y = x
+
+
 @dataclass(frozen=True)
 class LoadedData:
-    """Raw arrays before preprocessing. ``test`` is ``None`` when no test part exists."""
+    """Raw arrays before preprocessing. The test part, when one exists, is sealed."""
 
     train: Arrays
-    test: Arrays | None
+    test: InitVar[Arrays | None]
     description: str
     feature_names: list[str] | None = None
     class_names: list[str] | None = None
     # Preprocessing steps the source asks for, e.g. imputing values a CSV marked missing.
     implied_steps: list[dict[str, Any]] = field(default_factory=list)
+    test_split: SealedSplit | None = field(init=False, default=None)
+
+    def __post_init__(self, test: Arrays | None) -> None:
+        sealed = SealedSplit(test) if test is not None and len(test) else None
+        object.__setattr__(self, "test_split", sealed)
+
+    def with_splits(self, train: Arrays, test: Arrays | None) -> LoadedData:
+        """The same dataset with new training and test parts (e.g. a chronological test range)."""
+        return replace(self, train=train, test=test)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,6 @@ missing file is a one-line error that says where to put it.
 from __future__ import annotations
 
 import gzip
-import os
 import struct
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from dlrun.data.base import Arrays
 from dlrun.data.base import DataSource
 from dlrun.data.base import LoadContext
 from dlrun.data.base import LoadedData
+from dlrun.data.locate import find_file
 from dlrun.errors import DataError
 
 _DTYPES: dict[int, Any] = {
@@ -54,25 +54,6 @@ def read_idx(path: Path) -> np.ndarray:
             f"{path} is truncated or damaged: {len(body)} data bytes, expected {expected}"
         )
     return np.frombuffer(body, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
-
-
-def data_dirs(dataset: str, explicit: str | None) -> list[Path]:
-    if explicit is not None:
-        return [Path(explicit).expanduser()]
-    roots = [p for p in os.environ.get("DLRUN_DATA_PATH", "").split(os.pathsep) if p]
-    return [Path(root).expanduser() / dataset for root in roots]
-
-
-def find_file(dataset: str, name: str, explicit: str | None) -> Path:
-    candidates = data_dirs(dataset, explicit)
-    for directory in candidates:
-        if (directory / name).is_file():
-            return directory / name
-    searched = ", ".join(str(d) for d in candidates) or "nowhere (DLRUN_DATA_PATH is not set)"
-    raise DataError(
-        f"dataset {dataset}: file {name} not found (searched {searched}); put it in "
-        f"<dir>/{dataset}/ and set DLRUN_DATA_PATH=<dir>, or set data.path to its directory"
-    )
 
 
 class IdxConfig(StrictModel):

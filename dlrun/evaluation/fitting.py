@@ -1,6 +1,6 @@
 """Fit one model on one index split: preprocessing, tensors, model, optimizer, loop.
 
-Every protocol (hold-out now, K-fold later) calls :func:`train_model` once per split, so each
+Every protocol calls :func:`train_model` once per split, so each
 split gets a freshly fitted pipeline and a freshly initialised model.
 """
 
@@ -100,19 +100,27 @@ def build_for(cfg: ExperimentConfig, input_shape: Sequence[int], loss: Loss) -> 
     return build_model(cfg.model.layers, tuple(input_shape), cfg.model.init == "keras", loss.fuses)
 
 
-def train_model(
+@dataclass
+class PreparedFold:
+    """A split ready to train: fitted preprocessing, device tensors, a new model and step."""
+
+    pipeline: Pipeline
+    train: TensorData
+    val: TensorData | None
+    model: BuiltModel
+    step: SupervisedStep
+
+
+def prepare_fold(
     cfg: ExperimentConfig,
     data: Arrays,
     train_idx: np.ndarray,
     val_idx: np.ndarray | None,
-    epochs: int,
     device: torch.device,
-    callbacks: Callback,
-    generator: torch.Generator,
     implied_steps: list[dict[str, Any]],
-    saver: SaverFactory | None = None,
-) -> FittedModel:
-    """Fit preprocessing on ``train_idx`` only, then train a new model for ``epochs``."""
+    seed: int,
+) -> PreparedFold:
+    """Fit preprocessing on ``train_idx`` only and build a model initialised from ``seed``."""
     entries = preprocess_entries(cfg, implied_steps)
     pipeline, x_tr, y_tr = fit_pipeline(entries, data.x, data.y, train_idx)
     train = to_tensors(x_tr, y_tr, cfg, device)
@@ -127,20 +135,31 @@ def train_model(
             f"model.input_shape is {cfg.model.input_shape} but the preprocessed data has "
             f"shape {list(input_shape)} per sample"
         )
+    torch.manual_seed(seed)
     model = build_for(cfg, input_shape, loss)
     model.network.to(device)
     check_output_matches_targets(model, train.y, cfg)
-    step = make_step(cfg, model, loss)
-    save = saver(pipeline, step) if saver is not None else None
+    return PreparedFold(pipeline, train, val, model, make_step(cfg, model, loss))
+
+
+def train_model(
+    cfg: ExperimentConfig,
+    data: Arrays,
+    train_idx: np.ndarray,
+    val_idx: np.ndarray | None,
+    epochs: int,
+    device: torch.device,
+    callbacks: Callback,
+    implied_steps: list[dict[str, Any]],
+    seed: int,
+    saver: SaverFactory | None = None,
+) -> FittedModel:
+    """Prepare the split, then train for ``epochs``; ``seed`` fixes initialisation and order."""
+    fold = prepare_fold(cfg, data, train_idx, val_idx, device, implied_steps, seed)
+    save = saver(fold.pipeline, fold.step) if saver is not None else None
+    generator = torch.Generator().manual_seed(seed)
     state = fit(
-        step,
-        train,
-        val,
-        epochs,
-        cfg.train.batch_size,
-        callbacks,
-        generator,
-        cfg.train.shuffle,
-        save,
-    )
-    return FittedModel(pipeline, model, step, state)
+        fold.step, fold.train, fold.val, epochs, cfg.train.batch_size, callbacks, generator,
+        cfg.train.shuffle, save,
+    )  # fmt: skip
+    return FittedModel(fold.pipeline, fold.model, fold.step, state)

@@ -52,20 +52,31 @@ class BuiltModel:
 
     def penalty(self) -> torch.Tensor | None:
         """The weight-regulariser term of the training loss, or ``None`` without regularisers."""
-        if not self.penalties:
-            return None
-        total = torch.zeros((), device=self.penalties[0][0].device)
-        for weight, reg in self.penalties:
-            if reg.l1:
-                total = total + reg.l1 * weight.abs().sum()
-            if reg.l2:
-                total = total + reg.l2 * weight.square().sum()
-        return total
+        return weight_penalty(self.penalties)
 
     def probabilities(self, outputs: torch.Tensor) -> torch.Tensor:
         """Map raw network outputs to the values the user's model would produce."""
         activation = make_activation(self.output_activation)
         return outputs if activation is None else activation(outputs)
+
+
+def weight_penalty(
+    penalties: list[tuple[torch.Tensor, RegularizerConfig]], per_fold: bool = False
+) -> torch.Tensor | None:
+    """``sum(l1 * |w| + l2 * w**2)``; ``per_fold`` keeps the leading (fold) axis of stacked
+    weights, giving one penalty per fold."""
+    if not penalties:
+        return None
+    total: torch.Tensor | float = 0.0
+    for weight, reg in penalties:
+        flat = weight.flatten(1) if per_fold else weight.reshape(1, -1)
+        if reg.l1:
+            total = total + reg.l1 * flat.abs().sum(dim=1)
+        if reg.l2:
+            total = total + reg.l2 * flat.square().sum(dim=1)
+    if isinstance(total, float):
+        return None
+    return total if per_fold else total[0]
 
 
 def instantiate_layers(entries: Sequence[OneOfEntry]) -> list[tuple[str, Layer]]:

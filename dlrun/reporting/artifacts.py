@@ -1,52 +1,57 @@
-"""Write a finished (or stopped) run's results, plots, analysis and report."""
+"""Write a run directory's files: checkpoint, results, plots, analysis, HParams and report.
+
+The same writer serves the top run and every fold's sub-run, so a fold is a complete run.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from dlrun.config.schema import ExperimentConfig
+from dlrun.data.base import LoadedData
+from dlrun.evaluation.aggregate import CrossValidation
 from dlrun.evaluation.analysis import analyse_classification
-from dlrun.evaluation.analysis import baseline
 from dlrun.evaluation.analysis import residual_statistics
-from dlrun.evaluation.holdout import HoldoutOutcome
+from dlrun.evaluation.fitting import FittedModel
+from dlrun.evaluation.runner import FoldOutcome
+from dlrun.evaluation.scoring import Evaluation
 from dlrun.models.summary import summary_text
 from dlrun.reporting import plots
 from dlrun.reporting.files import write_csv
 from dlrun.reporting.files import write_json
 from dlrun.reporting.files import write_text
+from dlrun.reporting.hparams import hparams_of
+from dlrun.reporting.loggers import TensorBoardLogger
 from dlrun.reporting.markdown import render_report
 from dlrun.reporting.rundir import RunDirectory
-from dlrun.training.metrics import higher_is_better
+from dlrun.training.checkpoint import save_checkpoint
 
 
-def beats_baseline(metrics: dict[str, float], base: dict[str, Any]) -> bool | None:
-    for key in ("accuracy", "mae", "mse"):
-        if key in metrics and key in base:
-            better = (
-                metrics[key] > base[key] if higher_is_better(key) else metrics[key] < base[key]
-            )
-            return bool(better)
-    return None
+@dataclass
+class RunFiles:
+    """One directory being written, with what was recorded in it during training."""
+
+    run: RunDirectory
+    rows: list[dict[str, Any]]
+    tensorboard: TensorBoardLogger
+    config_yaml: str
 
 
 def write_analysis(
     run: RunDirectory,
     cfg: ExperimentConfig,
-    outcome: HoldoutOutcome,
+    scored: Evaluation | None,
     class_names: list[str] | None,
 ) -> list[str]:
     """Confusion matrix and class report, or predicted-vs-true and residuals; returns file names."""
-    scored = outcome.evaluation
     if scored is None:
         return []
+    title = f"{cfg.name}: {scored.split} split"
     if cfg.task == "regression":
         y_true = scored.y_true.cpu().numpy().reshape(-1)
         y_pred = scored.y_pred.cpu().numpy().reshape(-1)
-        plots.predicted_vs_true(
-            y_true, y_pred, f"{cfg.name}: {scored.split} split", run.file("predictions.png")
-        )
+        plots.predicted_vs_true(y_true, y_pred, title, run.file("predictions.png"))
         write_json(run.file("residuals.json"), residual_statistics(y_true, y_pred))
         return ["predictions.png", "residuals.json"]
     analysis = analyse_classification(cfg.task, scored.y_true, scored.y_pred, class_names)
@@ -55,65 +60,62 @@ def write_analysis(
     ]
     write_csv(run.file("confusion_matrix.csv"), ["true \\ predicted", *analysis.labels], rows)
     plots.confusion_matrix_plot(
-        analysis.matrix,
-        analysis.labels,
-        f"{cfg.name}: {scored.split} split",
-        run.file("confusion_matrix.png"),
+        analysis.matrix, analysis.labels, title, run.file("confusion_matrix.png")
     )
     header = f"Classification report, {scored.split} split ({len(scored.y_true)} samples)\n\n"
     write_text(run.file("classification_report.txt"), header + analysis.report)
     return ["confusion_matrix.png", "confusion_matrix.csv", "classification_report.txt"]
 
 
-def build_results(
-    cfg: ExperimentConfig, outcome: HoldoutOutcome, description: str, device: str, duration: float
-) -> dict[str, Any]:
-    state = outcome.fitted.state
-    results: dict[str, Any] = {
-        "name": cfg.name,
-        "description": cfg.description,
-        "status": outcome.status,
-        "stop_reason": outcome.stop_reason,
-        "task": cfg.task,
-        "protocol": cfg.evaluation.protocol,
-        "seed": cfg.seed,
-        "loss": cfg.loss_name,
-        "optimizer": cfg.optimizer_name,
-        "epochs": cfg.train.epochs,
-        "epochs_run": state.epoch,
-        "batch_size": cfg.train.batch_size,
-        "device": device,
-        "duration_s": duration,
-        "params": outcome.fitted.model.total_params,
-        "data": {"description": description, "sizes": outcome.sizes},
-        "validation": outcome.validation,
-        "evaluation": None,
-        "test": None,
-    }
-    scored = outcome.evaluation
-    if scored is not None:
-        results["evaluation"] = {"split": scored.split, "metrics": scored.metrics}
-        if scored.split == "test":
-            results["test"] = scored.metrics
-        if outcome.y_train_raw is not None:
-            base = baseline(cfg.task, np.asarray(outcome.y_train_raw), np.asarray(scored.y_raw))
-            results["baseline"] = base
-            results["beats_baseline"] = beats_baseline(scored.metrics, base)
-    return results
-
-
-def write_report(
-    run: RunDirectory,
+def write_run_files(
+    files: RunFiles,
+    cfg: ExperimentConfig,
+    data: LoadedData,
     results: dict[str, Any],
-    history: list[dict[str, Any]],
-    outcome: HoldoutOutcome,
+    fitted: FittedModel | None,
+    scored: Evaluation | None,
+    cv: CrossValidation | None = None,
+    folds: list[FoldOutcome] | None = None,
+    summary_model: FittedModel | None = None,
 ) -> None:
-    files = sorted(
+    """``fitted`` is saved as checkpoint.pt; ``summary_model`` (default: it) is described."""
+    run = files.run
+    described = summary_model or fitted
+    if fitted is not None:
+        save_checkpoint(run.file("checkpoint.pt"), fitted.step, fitted.pipeline, files.config_yaml,
+                        fitted.state.epoch, data.class_names, data.feature_names)  # fmt: skip
+    write_json(run.file("results.json"), results)
+    if files.rows:
+        plots.learning_curves(files.rows, run.file("learning_curves.png"))
+    if cv is not None and folds:
+        write_cv_files(run, cv, folds, cfg.name)
+    write_analysis(run, cfg, scored, data.class_names)
+    metrics = {f"{scored.split}_{k}": v for k, v in scored.metrics.items()} if scored else {}
+    if cv is not None:
+        metrics.update({f"cv_{k}_mean": s.mean for k, s in cv.metrics.items()})
+    files.tensorboard.write_hparams(hparams_of(cfg), metrics)
+    files.tensorboard.close()
+    listed = sorted(
         p.name
         for p in run.path.iterdir()
         if p.is_file() and not p.name.startswith(".") and p.name != "report.md"
     )
-    text = render_report(
-        results, history, summary_text(outcome.fitted.model), [*files, "report.md"]
-    )
+    summary = summary_text(described.model) if described is not None else ""
+    text = render_report(results, files.rows, summary, [*listed, "report.md"])
     write_text(run.file("report.md"), text)
+
+
+def write_cv_files(
+    run: RunDirectory, cv: CrossValidation, folds: list[FoldOutcome], name: str
+) -> None:
+    """cv_summary.csv (one row per fold, then mean and std) and the averaged curves plot."""
+    keys = list(cv.metrics)
+    rows: list[list[Any]] = [
+        [f.fold.name, *(f.evaluation.metrics.get(k, "") for k in keys)]
+        for f in folds
+        if f.evaluation is not None
+    ]
+    rows.append(["mean", *(cv.metrics[k].mean for k in keys)])
+    rows.append(["std", *(cv.metrics[k].std for k in keys)])
+    write_csv(run.file("cv_summary.csv"), ["fold", *keys], rows)
+    plots.cv_curves(cv, f"{name}: {len(folds)} folds", run.file("cv_curves.png"))

@@ -1,4 +1,4 @@
-"""report.md: a readable summary of one run, built as a pure function of its results."""
+"""report.md: a readable summary of one run (or one fold), built as a pure function of its results."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4f}"
-    return str(value)
+    return "" if value is None else str(value)
 
 
 def _table(rows: list[dict[str, Any]], keys: list[str]) -> str:
@@ -17,58 +17,117 @@ def _table(rows: list[dict[str, Any]], keys: list[str]) -> str:
     return "\n".join(lines)
 
 
+def _setup(results: dict[str, Any]) -> list[str]:
+    if "data" not in results:  # a fold's sub-run
+        sizes = results.get("sizes", {})
+        return ["## Setup", "", f"- fold {results.get('fold')} of the run one directory up; "
+                f"seed {results.get('seed')}; epochs run {results.get('epochs_run')}",
+                "- sizes: " + ", ".join(f"{k} {v}" for k, v in sizes.items()), ""]  # fmt: skip
+    final = (
+        f"; final retrain: {results['final_epochs']} epochs" if results.get("final_epochs") else ""
+    )
+    parallel = " (folds trained in parallel)" if results.get("parallel_folds") else ""
+    return [
+        "## Setup",
+        "",
+        f"- task: {results['task']}; protocol: {results['protocol']}{parallel}; "
+        f"seed: {results['seed']}",
+        f"- data: {results['data']['description']}",
+        "- sizes: " + ", ".join(f"{k} {v}" for k, v in results["data"]["sizes"].items()),
+        f"- loss: {results['loss']}; optimizer: {results['optimizer']}; "
+        f"epochs: {results['epochs']}; batch size: {results['batch_size']}{final}",
+        f"- device: {results['device']}; duration: {results['duration_s']:.1f} s",
+        "",
+    ]
+
+
+def _baselines(results: dict[str, Any]) -> list[str]:
+    baselines = results.get("baselines") or []
+    if not baselines:
+        return []
+    keys = list(dict.fromkeys(k for b in baselines for k in b if k != "name"))
+    lines = [
+        "### Baselines (models that ignore the inputs)",
+        "",
+        _table(baselines, ["name", *keys]),
+    ]
+    verdict = results.get("baseline_verdict")
+    if verdict:
+        line = (
+            f"The model ({verdict['metric']} {_fmt(verdict['model'])}) beats the strongest "
+            f"baseline ({verdict['baseline']}, {_fmt(verdict['baseline_value'])})."
+            if verdict["beats"]
+            else f"**The model ({verdict['metric']} {_fmt(verdict['model'])}) does not beat the "
+            f"{verdict['baseline']} baseline ({_fmt(verdict['baseline_value'])}): it has no "
+            "statistical power yet.**"
+        )
+        lines += ["", line]
+    return [*lines, ""]
+
+
+def _cross_validation(results: dict[str, Any]) -> list[str]:
+    cv = results.get("cross_validation")
+    if not cv:
+        return []
+    folds = results.get("folds") or []
+    keys = list(cv["metrics"])
+    summary = [{"metric": k, "mean": v["mean"], "std": v["std"]} for k, v in cv["metrics"].items()]
+    lines = [
+        "## Cross-validation (validation parts)",
+        "",
+        _table(summary, ["metric", "mean", "std"]),
+    ]
+    lines += ["", _table(folds, ["fold", "epochs_run", *keys]), ""]
+    lines += _baselines(cv)
+    if cv.get("best_epoch"):
+        lines += [f"Best epoch by the smoothed fold-averaged {cv['monitor']}: {cv['best_epoch']} "
+                  f"({_fmt(cv['best_smoothed_value'])}); see cv_curves.png.", ""]  # fmt: skip
+    return lines
+
+
+def _leaks(results: dict[str, Any]) -> list[str]:
+    duplicates = (results.get("leaks") or {}).get("duplicate_rows")
+    if duplicates is None:
+        return []
+    counts = ", ".join(f"{k.replace('_', '/')} {v}" for k, v in duplicates.items())
+    lines = ["## Leak checks", "", "- preprocessing fitted on each training part only",
+             f"- exact duplicate rows across splits: {counts}"]  # fmt: skip
+    reads = results.get("test_split_reads")
+    lines.append(f"- test split read {reads} time(s), after all training")
+    lines += [f"- warning: {w}" for w in results.get("warnings") or []]
+    return [*lines, ""]
+
+
 def render_report(
     results: dict[str, Any], history: list[dict[str, Any]], model_summary: str, files: list[str]
 ) -> str:
     status = results["status"]
-    title = f"# {results['name']}"
-    lines = [title, ""]
+    lines = [f"# {results['name']}", ""]
     if status != "completed":
         lines += [f"> **Run {status}**: {results.get('stop_reason') or 'see status.json'}", ""]
     if results.get("description"):
         lines += [results["description"], ""]
-    lines += [
-        "## Setup",
-        "",
-        f"- task: {results['task']}; protocol: {results['protocol']}; seed: {results['seed']}",
-        f"- data: {results['data']['description']}",
-        "- sizes: " + ", ".join(f"{k} {v}" for k, v in results["data"]["sizes"].items()),
-        f"- loss: {results['loss']}; optimizer: {results['optimizer']}; "
-        f"epochs: {results['epochs']}; batch size: {results['batch_size']}",
-        f"- device: {results['device']}; duration: {results['duration_s']:.1f} s",
-        "",
-        "## Model",
-        "",
-        model_summary,
-        "",
-    ]
+    lines += _setup(results)
+    if model_summary:
+        lines += ["## Model", "", model_summary, ""]
     scored = results.get("evaluation")
     if scored:
         lines += [f"## Final metrics ({scored['split']} split, evaluated once)", ""]
-        lines += [_table([scored["metrics"]], list(scored["metrics"]))]
-        base = results.get("baseline") or {}
-        if base:
-            lines += ["", f"Baseline ({base['name']}): " + ", ".join(
-                f"{k} {_fmt(v)}" for k, v in base.items() if k != "name"
-            )]  # fmt: skip
-            verdict = results.get("beats_baseline")
-            if verdict is not None:
-                lines += ["", "The model beats the baseline." if verdict else
-                          "**The model does not beat the baseline.**"]  # fmt: skip
-        lines.append("")
-    if results.get("validation"):
+        lines += [_table([scored["metrics"]], list(scored["metrics"])), ""]
+        lines += _baselines(results)
+    lines += _cross_validation(results)
+    if results.get("validation") and not results.get("cross_validation"):
         lines += [
             "## Validation",
             "",
             _table([results["validation"]], list(results["validation"])),
             "",
         ]
+    lines += _leaks(results)
     if history:
-        keys = (
-            [k for k in history[0] if k != "phase"]
-            if all(r.get("phase") == "fit" for r in history)
-            else list(history[0])
-        )
+        keys = list(dict.fromkeys(k for row in history for k in row))
+        if all(r.get("phase") == "fit" for r in history):
+            keys.remove("phase")
         lines += ["## Per-epoch history", "", _table(history, keys), ""]
     lines += ["## Files", ""] + [f"- [{name}]({name})" for name in files] + [""]
     return "\n".join(lines)

@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from dlrun.evaluation.aggregate import CrossValidation
 from dlrun.reporting.files import atomic_path
 
 
@@ -71,4 +72,44 @@ def predicted_vs_true(y_true: np.ndarray, y_pred: np.ndarray, title: str, target
     ax.set_ylabel("predicted")
     ax.set_title(title)
     ax.legend()
+    _save(fig, target)
+
+
+def cv_curves(cv: CrossValidation, title: str, target: Path) -> None:
+    """The fold-averaged monitor per epoch, raw and smoothed, with the suggested best epoch."""
+    raw = cv.curves.get(cv.monitor, [])
+    train_key = cv.monitor.removeprefix("val_")
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
+    epochs = list(range(1, len(raw) + 1))
+    left.plot(epochs, raw, "-", label=f"validation {train_key} (mean over folds)")
+    if train_key in cv.curves:
+        left.plot(epochs, cv.curves[train_key], "-", alpha=0.7, label=f"training {train_key}")
+    left.set_title(f"{title}: averaged")
+    smoothed_epochs = list(range(cv.skip_first + 1, cv.skip_first + len(cv.smoothed) + 1))
+    right.plot(smoothed_epochs, cv.smoothed, "-", label="smoothed (EMA)")
+    if cv.best_epoch is not None:
+        right.axvline(cv.best_epoch, color="k", ls="--", lw=1, label=f"best epoch {cv.best_epoch}")
+    right.set_title(f"smoothed, first {cv.skip_first} epochs left out")
+    for ax in (left, right):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(cv.monitor)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    _save(fig, target)
+
+
+def compare_curves(runs: dict[str, list[dict[str, Any]]], keys: list[str], target: Path) -> None:
+    """Overlay per-epoch curves of several runs, one panel per key (e.g. val_loss, loss)."""
+    fig, axes = plt.subplots(1, len(keys), figsize=(5.5 * len(keys), 3.8), squeeze=False)
+    markers = "os^vD<>xP*"
+    for ax, key in zip(axes[0], keys, strict=True):
+        for index, (name, rows) in enumerate(runs.items()):
+            points = [(row["epoch"], row[key]) for row in rows if key in row]
+            if points:
+                xs, ys = zip(*points, strict=True)
+                ax.plot(xs, ys, marker=markers[index % len(markers)], ms=3, label=name)
+        ax.set_xlabel("epoch")
+        ax.set_title(key)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
     _save(fig, target)

@@ -45,6 +45,17 @@ class RunDirectory:
             return run
         raise RunError(f"could not create a run directory under {root}")
 
+    def create_child(self, name: str) -> RunDirectory:
+        """A sub-run such as ``fold_01`` (or ``repeat_01/fold_01``) inside this run."""
+        path = self.path / name
+        try:
+            path.mkdir(parents=True, exist_ok=False)
+        except FileExistsError:
+            raise RunError(f"{path} already exists") from None
+        child = RunDirectory(path)
+        child.set_status(INCOMPLETE)
+        return child
+
     @classmethod
     def open(cls, path: str | Path) -> RunDirectory:
         run = cls(Path(path))

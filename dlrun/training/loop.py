@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import torch
 
+from dlrun.guards import training_active
 from dlrun.training.callbacks import Callback
 from dlrun.training.state import TrainState
 from dlrun.training.steps import TaskStep
@@ -33,25 +34,45 @@ def fit(
     state = TrainState(step, epochs, batches, save_checkpoint=save_checkpoint)
     callbacks.on_fit_start(state)
     try:
-        while state.epoch < epochs and not state.should_stop:
-            callbacks.on_epoch_start(state)
-            logs = train_epoch(step, train, batch_size, shuffle, generator, callbacks, state)
-            if val is not None and len(val):
-                logs.update(step.evaluate(val, batch_size, prefix="val_"))
-            logs["lr"] = step.learning_rate()
-            state.epoch += 1
-            state.history.append(logs)
-            if not math.isfinite(logs["loss"]):
-                state.stop(
-                    "diverged", f"the training loss became {logs['loss']} in epoch {state.epoch}"
-                )
-            callbacks.on_epoch_end(state, logs)
+        with training_active():
+            _run_epochs(step, train, val, epochs, batch_size, callbacks, generator, shuffle, state)
     except KeyboardInterrupt:
         state.stop("interrupted", f"interrupted by the user during epoch {state.epoch + 1}")
     if state.status == "running":
         state.status = "completed"
     callbacks.on_fit_end(state)
     return state
+
+
+def _run_epochs(
+    step: TaskStep,
+    train: TensorData,
+    val: TensorData | None,
+    epochs: int,
+    batch_size: int,
+    callbacks: Callback,
+    generator: torch.Generator,
+    shuffle: bool,
+    state: TrainState,
+) -> None:
+    while state.epoch < epochs and not state.should_stop:
+        callbacks.on_epoch_start(state)
+        logs = train_epoch(step, train, batch_size, shuffle, generator, callbacks, state)
+        if val is not None and len(val):
+            logs.update(step.evaluate(val, batch_size, prefix="val_"))
+        end_epoch(step, state, logs, callbacks)
+
+
+def end_epoch(
+    step: TaskStep, state: TrainState, logs: dict[str, float], callbacks: Callback
+) -> None:
+    """Record a finished epoch, stop on a non-finite loss, and run the epoch-end callbacks."""
+    logs["lr"] = step.learning_rate()
+    state.epoch += 1
+    state.history.append(logs)
+    if not math.isfinite(logs["loss"]):
+        state.stop("diverged", f"the training loss became {logs['loss']} in epoch {state.epoch}")
+    callbacks.on_epoch_end(state, logs)
 
 
 def train_epoch(

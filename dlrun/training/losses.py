@@ -31,8 +31,19 @@ class Loss(ABC):
         self.config = config
 
     @abstractmethod
+    def per_sample(
+        self, outputs: torch.Tensor, targets: torch.Tensor, fused: bool
+    ) -> torch.Tensor:
+        """One loss value per sample (the first axis). ``fused`` means ``outputs`` are logits."""
+
     def __call__(self, outputs: torch.Tensor, targets: torch.Tensor, fused: bool) -> torch.Tensor:
-        """Mean loss over the batch. ``fused`` means ``outputs`` are logits."""
+        """Mean loss over the batch, as Keras reports it."""
+        return self.per_sample(outputs, targets, fused).mean()
+
+
+def _per_row(values: torch.Tensor) -> torch.Tensor:
+    """Average elementwise losses over every axis but the first (Keras's mean over the last)."""
+    return values.reshape(len(values), -1).mean(dim=1)
 
 
 LOSSES: Registry[type[Loss]] = Registry("loss")
@@ -43,10 +54,13 @@ class BinaryCrossentropy(Loss):
     fuses = frozenset({"sigmoid"})
     classification = True
 
-    def __call__(self, outputs: torch.Tensor, targets: torch.Tensor, fused: bool) -> torch.Tensor:
+    def per_sample(
+        self, outputs: torch.Tensor, targets: torch.Tensor, fused: bool
+    ) -> torch.Tensor:
         if fused:
-            return F.binary_cross_entropy_with_logits(outputs, targets)
-        return F.binary_cross_entropy(outputs.clamp(_EPSILON, 1 - _EPSILON), targets)
+            return _per_row(F.binary_cross_entropy_with_logits(outputs, targets, reduction="none"))
+        probs = outputs.clamp(_EPSILON, 1 - _EPSILON)
+        return _per_row(F.binary_cross_entropy(probs, targets, reduction="none"))
 
 
 @LOSSES.register("categorical_crossentropy")
@@ -54,13 +68,15 @@ class CategoricalCrossentropy(Loss):
     fuses = frozenset({"softmax"})
     classification = True
 
-    def __call__(self, outputs: torch.Tensor, targets: torch.Tensor, fused: bool) -> torch.Tensor:
+    def per_sample(
+        self, outputs: torch.Tensor, targets: torch.Tensor, fused: bool
+    ) -> torch.Tensor:
         if fused:
             log_probs = F.log_softmax(outputs, dim=-1)
         else:
             probs = outputs / outputs.sum(dim=-1, keepdim=True)
             log_probs = probs.clamp(_EPSILON, 1 - _EPSILON).log()
-        return -(targets * log_probs).sum(dim=-1).mean()
+        return -(targets * log_probs).sum(dim=-1)
 
 
 @LOSSES.register("sparse_categorical_crossentropy")
@@ -68,23 +84,30 @@ class SparseCategoricalCrossentropy(Loss):
     fuses = frozenset({"softmax"})
     classification = True
 
-    def __call__(self, outputs: torch.Tensor, targets: torch.Tensor, fused: bool) -> torch.Tensor:
+    def per_sample(
+        self, outputs: torch.Tensor, targets: torch.Tensor, fused: bool
+    ) -> torch.Tensor:
         labels = targets.reshape(-1).long()
         if fused:
-            return F.cross_entropy(outputs, labels)
-        return F.nll_loss(outputs.clamp(_EPSILON, 1 - _EPSILON).log(), labels)
+            return F.cross_entropy(outputs, labels, reduction="none")
+        log_probs = outputs.clamp(_EPSILON, 1 - _EPSILON).log()
+        return F.nll_loss(log_probs, labels, reduction="none")
 
 
 @LOSSES.register("mse")
 class MeanSquaredError(Loss):
-    def __call__(self, outputs: torch.Tensor, targets: torch.Tensor, fused: bool) -> torch.Tensor:
-        return F.mse_loss(outputs, targets)
+    def per_sample(
+        self, outputs: torch.Tensor, targets: torch.Tensor, fused: bool
+    ) -> torch.Tensor:
+        return _per_row(F.mse_loss(outputs, targets, reduction="none"))
 
 
 @LOSSES.register("mae")
 class MeanAbsoluteError(Loss):
-    def __call__(self, outputs: torch.Tensor, targets: torch.Tensor, fused: bool) -> torch.Tensor:
-        return F.l1_loss(outputs, targets)
+    def per_sample(
+        self, outputs: torch.Tensor, targets: torch.Tensor, fused: bool
+    ) -> torch.Tensor:
+        return _per_row(F.l1_loss(outputs, targets, reduction="none"))
 
 
 @LOSSES.register("huber")
@@ -94,5 +117,7 @@ class Huber(Loss):
 
     config: Config
 
-    def __call__(self, outputs: torch.Tensor, targets: torch.Tensor, fused: bool) -> torch.Tensor:
-        return F.huber_loss(outputs, targets, delta=self.config.delta)
+    def per_sample(
+        self, outputs: torch.Tensor, targets: torch.Tensor, fused: bool
+    ) -> torch.Tensor:
+        return _per_row(F.huber_loss(outputs, targets, delta=self.config.delta, reduction="none"))

@@ -1,0 +1,96 @@
+"""Cross-validation aggregates: per-metric mean/std over folds, fold-averaged learning curves,
+their exponential smoothing, and the epoch they suggest for the final model (DLwP 3.6.4)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from dlrun.training.metrics import higher_is_better
+
+
+@dataclass(frozen=True)
+class MetricSummary:
+    mean: float
+    std: float  # population std (numpy's default), as the books report it
+    values: list[float]
+
+
+@dataclass(frozen=True)
+class CrossValidation:
+    metrics: dict[str, MetricSummary]
+    curves: dict[str, list[float]]  # per history key, the per-epoch mean over folds
+    monitor: str
+    smoothed: list[float]  # the monitor's averaged curve, smoothed, from epoch skip_first + 1
+    skip_first: int
+    best_epoch: int | None
+    best_value: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "metrics": {k: vars(v) for k, v in self.metrics.items()},
+            "monitor": self.monitor,
+            "best_epoch": self.best_epoch,
+            "best_smoothed_value": self.best_value,
+        }
+
+
+def summarize(per_fold: list[dict[str, float]]) -> dict[str, MetricSummary]:
+    keys = list(dict.fromkeys(k for row in per_fold for k in row))
+    summary = {}
+    for key in keys:
+        values = [float(row[key]) for row in per_fold if key in row]
+        summary[key] = MetricSummary(float(np.mean(values)), float(np.std(values)), values)
+    return summary
+
+
+def average_curves(histories: list[list[dict[str, float]]]) -> dict[str, list[float]]:
+    """Mean over folds per epoch; folds that stopped early count only for epochs they ran."""
+    length = max((len(h) for h in histories), default=0)
+    keys = list(dict.fromkeys(k for h in histories for row in h for k in row))
+    curves = {}
+    for key in keys:
+        table = np.full((len(histories), length), np.nan)
+        for i, history in enumerate(histories):
+            for j, row in enumerate(history):
+                if key in row:
+                    table[i, j] = row[key]
+        with np.errstate(invalid="ignore"):
+            curves[key] = [float(v) for v in np.nanmean(table, axis=0)]
+    return curves
+
+
+def smooth(points: list[float], factor: float) -> list[float]:
+    """Exponential moving average: each point is ``previous * factor + point * (1 - factor)``."""
+    smoothed: list[float] = []
+    for point in points:
+        smoothed.append(smoothed[-1] * factor + point * (1 - factor) if smoothed else point)
+    return smoothed
+
+
+def best_epoch(
+    points: list[float], higher: bool, offset: int = 0
+) -> tuple[int | None, float | None]:
+    """1-based epoch of the best point (``offset`` epochs were left out before ``points``)."""
+    finite = [(i, v) for i, v in enumerate(points) if np.isfinite(v)]
+    if not finite:
+        return None, None
+    index, value = (max if higher else min)(finite, key=lambda item: item[1])
+    return index + 1 + offset, value
+
+
+def cross_validate(
+    per_fold: list[dict[str, float]],
+    histories: list[list[dict[str, float]]],
+    monitor: str,
+    smoothing: float,
+    skip_first: int,
+) -> CrossValidation:
+    curves = average_curves(histories)
+    raw = curves.get(monitor, [])
+    skip = skip_first if skip_first < len(raw) else 0
+    smoothed = smooth(raw[skip:], smoothing)
+    epoch, value = best_epoch(smoothed, higher_is_better(monitor), offset=skip)
+    return CrossValidation(summarize(per_fold), curves, monitor, smoothed, skip, epoch, value)

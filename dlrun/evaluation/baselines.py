@@ -1,0 +1,151 @@
+"""Trivial baselines every result is reported against: models that ignore the inputs.
+
+A model that does not beat them has learned nothing useful (DLwP 4.5.5, "statistical power").
+Each baseline is registered with the tasks it applies to; all are fitted on training targets only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from dlrun.registry import Registry
+from dlrun.training.metrics import higher_is_better
+
+SHUFFLES = 20  # averaged shuffled-label draws; one draw is what DLwP 3.5 reports
+
+
+@dataclass(frozen=True)
+class Targets:
+    """Raw training and evaluation targets; ``time_ordered`` rows follow each other in time."""
+
+    train: np.ndarray
+    eval: np.ndarray
+    seed: int
+    time_ordered: bool = False
+
+    def labels(self) -> tuple[np.ndarray, np.ndarray]:
+        return (
+            self.train.reshape(-1).astype(np.int64),
+            self.eval.reshape(-1).astype(np.int64),
+        )
+
+    def values(self) -> tuple[np.ndarray, np.ndarray]:
+        train = self.train.astype(np.float64).reshape(len(self.train), -1)
+        return train, self.eval.astype(np.float64).reshape(len(self.eval), -1)
+
+
+@dataclass(frozen=True)
+class Baseline:
+    score: Callable[[Targets], dict[str, float]]
+    tasks: frozenset[str]
+    time_series_only: bool = False
+
+
+BASELINES: Registry[Baseline] = Registry("baseline")
+
+
+def baseline(
+    name: str, *tasks: str, time_series_only: bool = False
+) -> Callable[[Callable[[Targets], dict[str, float]]], Callable[[Targets], dict[str, float]]]:
+    def decorator(
+        fn: Callable[[Targets], dict[str, float]],
+    ) -> Callable[[Targets], dict[str, float]]:
+        BASELINES.register(name)(Baseline(fn, frozenset(tasks), time_series_only))
+        return fn
+
+    return decorator
+
+
+@baseline("majority class", "binary", "multiclass")
+def majority_class(t: Targets) -> dict[str, float]:
+    train, target = t.labels()
+    values, counts = np.unique(train, return_counts=True)
+    return {"accuracy": float((target == values[np.argmax(counts)]).mean())}
+
+
+@baseline("random guessing", "binary", "multiclass")
+def random_guessing(t: Targets) -> dict[str, float]:
+    """Expected accuracy of a uniform guess among the classes seen in training."""
+    return {"accuracy": float(1 / len(np.unique(t.labels()[0])))}
+
+
+@baseline("shuffled labels", "binary", "multiclass")
+def shuffled_labels(t: Targets) -> dict[str, float]:
+    """Accuracy of the evaluation labels against a shuffled copy of themselves (DLwP 3.5)."""
+    target = t.labels()[1]
+    rng = np.random.default_rng(t.seed)
+    hits = [float((rng.permutation(target) == target).mean()) for _ in range(SHUFFLES)]
+    return {"accuracy": float(np.mean(hits))}
+
+
+@baseline("most frequent value per label", "multilabel")
+def most_frequent_per_label(t: Targets) -> dict[str, float]:
+    rate = t.train.mean(axis=0) > 0.5
+    return {"accuracy": float((t.eval == rate).mean())}
+
+
+def _errors(target: np.ndarray, prediction: np.ndarray) -> dict[str, float]:
+    return {
+        "mae": float(np.abs(target - prediction).mean()),
+        "mse": float(np.square(target - prediction).mean()),
+    }
+
+
+@baseline("mean predictor", "regression")
+def mean_predictor(t: Targets) -> dict[str, float]:
+    train, target = t.values()
+    return _errors(target, train.mean(axis=0))
+
+
+@baseline("median predictor", "regression")
+def median_predictor(t: Targets) -> dict[str, float]:
+    train, target = t.values()
+    return _errors(target, np.median(train, axis=0))
+
+
+@baseline("last value (common sense)", "regression", time_series_only=True)
+def last_value(t: Targets) -> dict[str, float]:
+    """Predict each target as the one before it in time (DLwP 6.3.3)."""
+    train, target = t.values()
+    previous = np.concatenate([train[-1:], target[:-1]])
+    return _errors(target, previous)
+
+
+def score_baselines(task: str, targets: Targets) -> list[dict[str, Any]]:
+    """Every baseline that applies, as ``{"name": ..., metric: value}`` rows."""
+    if len(targets.eval) == 0 or len(targets.train) == 0:
+        return []
+    return [
+        {"name": name, **spec.score(targets)}
+        for name, spec in BASELINES.items()
+        if task in spec.tasks and (targets.time_ordered or not spec.time_series_only)
+    ]
+
+
+def verdict(metrics: dict[str, float], baselines: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Compare the model with the strongest baseline on the first shared key metric."""
+    for key in ("accuracy", "mae", "mse"):
+        rows = [row for row in baselines if key in row]
+        if key not in metrics or not rows:
+            continue
+        higher = higher_is_better(key)
+        best = max(rows, key=lambda r: r[key]) if higher else min(rows, key=lambda r: r[key])
+        beats = metrics[key] > best[key] if higher else metrics[key] < best[key]
+        return {"metric": key, "model": metrics[key], "baseline": best["name"],
+                "baseline_value": best[key], "beats": bool(beats)}  # fmt: skip
+    return None
+
+
+def average_baselines(per_fold: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Each baseline's metrics averaged over folds, for comparison with cross-validated means."""
+    names = list(dict.fromkeys(row["name"] for rows in per_fold for row in rows))
+    averaged = []
+    for name in names:
+        rows = [row for rows in per_fold for row in rows if row["name"] == name]
+        keys = [k for k in rows[0] if k != "name"]
+        averaged.append({"name": name, **{k: float(np.mean([r[k] for r in rows])) for k in keys}})
+    return averaged

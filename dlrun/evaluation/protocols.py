@@ -1,0 +1,280 @@
+"""Evaluation protocols: how the non-test data is split into training and validation parts.
+
+Each protocol registers a typed ``Config`` (the ``evaluation:`` section, tagged by ``protocol``)
+and plans its folds. Training, aggregation and the final test live in
+:mod:`dlrun.evaluation.runner`, shared by all protocols.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+from pydantic import field_validator
+from pydantic import model_validator
+
+from dlrun.config.base import Number
+from dlrun.config.base import StrictModel
+from dlrun.data.base import Arrays
+from dlrun.data.base import LoadedData
+from dlrun.errors import DataError
+from dlrun.evaluation import splits
+from dlrun.registry import Registry
+
+CLASS_TASKS = ("binary", "multiclass")
+
+
+class ValidationConfig(StrictModel):
+    """Exactly one of: a ``fraction`` of the training data, a ``count`` of samples drawn at
+    random, or the ``first`` N samples in file order (as DLwP takes the first 10,000 reviews)."""
+
+    fraction: Number | None = Field(default=None, gt=0, lt=1)
+    count: int | None = Field(default=None, gt=0)
+    first: int | None = Field(default=None, gt=0)
+    stratify: bool = False
+
+    @model_validator(mode="after")
+    def _one_size(self) -> ValidationConfig:
+        given = [n for n in ("fraction", "count", "first") if getattr(self, n) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of fraction, count or first")
+        if self.first is not None and self.stratify:
+            raise ValueError("first takes samples in file order; it cannot be stratified")
+        return self
+
+
+class FinalConfig(StrictModel):
+    """Retrain from scratch on all non-test data, then evaluate the test split once.
+
+    ``epochs: best`` takes the epoch where the (smoothed, fold-averaged) validation monitor was
+    best, the DLwP pattern of choosing the epoch count on validation data.
+    """
+
+    retrain: Literal["train+val"] = "train+val"
+    epochs: int | Literal["best"]
+
+    @field_validator("epochs")
+    @classmethod
+    def _positive(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value <= 0:
+            raise ValueError("epochs must be positive (or 'best')")
+        return value
+
+
+class CurveConfig(StrictModel):
+    """How the fold-averaged validation curve is smoothed to suggest the best epoch (DLwP L3.31)."""
+
+    smoothing: Number = Field(default=0.9, ge=0, lt=1, description="EMA factor; 0 = raw")
+    skip_first: int = Field(default=0, ge=0, description="epochs left out of the smoothed curve")
+
+
+class ProtocolConfig(StrictModel):
+    final: FinalConfig | None = None
+    monitor: str = Field(default="val_loss", description="chooses the best epoch")
+
+    @property
+    def has_validation(self) -> bool:
+        return True
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One training/validation split. ``name`` is its sub-directory ('' = the run itself)."""
+
+    name: str
+    label: str
+    train_idx: np.ndarray
+    val_idx: np.ndarray | None
+    seed: int
+
+
+class Protocol:
+    Config: ClassVar[type[ProtocolConfig]]
+    fold_dirs: ClassVar[bool] = True  # each fold is a full run in its own sub-directory
+
+    def __init__(self, config: ProtocolConfig) -> None:
+        self.config = config
+
+    def prepare(self, data: LoadedData) -> LoadedData:
+        """The data the folds are planned on; time_split carves its test range here."""
+        return data
+
+    def folds(self, train: Arrays, task: str, seed: int) -> list[Fold]:
+        raise NotImplementedError
+
+
+PROTOCOLS: Registry[type[Protocol]] = Registry("protocol")
+
+
+@PROTOCOLS.register("holdout")
+class Holdout(Protocol):
+    class Config(ProtocolConfig):
+        validation: ValidationConfig | None = ValidationConfig(fraction=0.2)
+
+        @property
+        def has_validation(self) -> bool:
+            return self.validation is not None
+
+    config: Config
+    fold_dirs = False
+
+    def folds(self, train: Arrays, task: str, seed: int) -> list[Fold]:
+        n = len(train)
+        v = self.config.validation
+        if v is None:
+            return [Fold("", "", np.arange(n), None, seed)]
+        train_idx, val_idx = splits.holdout_indices(
+            n, train.y, seed, v.fraction, v.count, v.first, v.stratify
+        )
+        return [Fold("", "", train_idx, val_idx, seed)]
+
+
+class KFoldConfig(ProtocolConfig):
+    k: int = Field(default=5, ge=2)
+    shuffle: bool = True
+    stratify: bool | None = Field(
+        default=None, description="stratify on the labels; default: yes for classification"
+    )
+    contiguous: bool = Field(
+        default=False, description="unshuffled slices of len//k rows, exactly as DLwP L3.27"
+    )
+    parallel_folds: bool = Field(
+        default=False, description="train all folds at once as one vectorized model"
+    )
+    curves: CurveConfig = CurveConfig()
+
+    @model_validator(mode="after")
+    def _contiguous_alone(self) -> KFoldConfig:
+        if self.contiguous and (self.shuffle or self.stratify):
+            raise ValueError(
+                "contiguous folds are unshuffled slices; set shuffle: false and leave stratify out"
+            )
+        return self
+
+
+def _kfold_pairs(
+    config: KFoldConfig, train: Arrays, task: str, seed: int
+) -> list[splits.IndexPair]:
+    n = len(train)
+    if config.contiguous:
+        return splits.contiguous_folds(n, config.k)
+    stratify = config.stratify if config.stratify is not None else task in CLASS_TASKS
+    if stratify and task not in CLASS_TASKS:
+        raise DataError(f"stratified folds need class labels; task {task} has none")
+    return splits.kfold_indices(n, train.y, config.k, config.shuffle, stratify, seed)
+
+
+def _fold_name(index: int) -> str:
+    return f"fold_{index + 1:02d}"
+
+
+@PROTOCOLS.register("kfold")
+class KFoldProtocol(Protocol):
+    Config = KFoldConfig
+    config: KFoldConfig
+
+    def folds(self, train: Arrays, task: str, seed: int) -> list[Fold]:
+        pairs = _kfold_pairs(self.config, train, task, seed)
+        k = len(pairs)
+        return [
+            Fold(_fold_name(i), f"fold {i + 1}/{k}", tr, va, seed + i)
+            for i, (tr, va) in enumerate(pairs)
+        ]
+
+
+@PROTOCOLS.register("iterated_kfold")
+class IteratedKFold(Protocol):
+    """P repetitions of K-fold, reshuffled each time: P x K models (DLwP 4.2.1)."""
+
+    class Config(KFoldConfig):
+        repeats: int = Field(default=3, ge=2)
+
+        @model_validator(mode="after")
+        def _reshuffles(self) -> IteratedKFold.Config:
+            if not self.shuffle:
+                raise ValueError("iterated K-fold reshuffles for every repetition; shuffle: false")
+            return self
+
+    config: Config
+
+    def folds(self, train: Arrays, task: str, seed: int) -> list[Fold]:
+        folds: list[Fold] = []
+        p = self.config.repeats
+        for r in range(p):
+            pairs = _kfold_pairs(self.config, train, task, seed + 1000 * r)
+            k = len(pairs)
+            for i, (tr, va) in enumerate(pairs):
+                name = f"repeat_{r + 1:02d}/{_fold_name(i)}"
+                label = f"repeat {r + 1}/{p} fold {i + 1}/{k}"
+                folds.append(Fold(name, label, tr, va, seed + len(folds)))
+        return folds
+
+
+Span = Number | list[int | None]
+
+
+@PROTOCOLS.register("time_split")
+class TimeSplit(Protocol):
+    """Chronological train/validation/test ranges; nothing is shuffled across them (DLwP 6.3)."""
+
+    class Config(ProtocolConfig):
+        train: Span = Field(description="fraction, or [start, end) row range")
+        validation: Span | None = None
+        test: Span | None = None
+        shuffle: bool = False
+
+        @field_validator("train", "validation", "test")
+        @classmethod
+        def _span(cls, value: Span | None) -> Span | None:
+            if isinstance(value, list) and len(value) != 2:
+                raise ValueError("a row range is [start, end] (end null = the last row)")
+            if isinstance(value, float) and not 0 < value <= 1:
+                raise ValueError("a fraction lies in (0, 1]")
+            return value
+
+        @field_validator("shuffle")
+        @classmethod
+        def _no_shuffle(cls, value: bool) -> bool:
+            if value:
+                raise ValueError(
+                    "time_split cannot shuffle rows across its ranges: the model would train on "
+                    "rows from after the ones it is validated and tested on (a temporal leak); "
+                    "train.shuffle still shuffles batches inside the training range"
+                )
+            return value
+
+        @property
+        def has_validation(self) -> bool:
+            return self.validation is not None
+
+    config: Config
+    fold_dirs = False
+    planned: tuple[np.ndarray, np.ndarray | None] | None = None
+
+    def prepare(self, data: LoadedData) -> LoadedData:
+        c = self.config
+        if c.test is None:
+            return data
+        if data.test_split is not None:
+            raise DataError(
+                "time_split.test carves a test range but the dataset already has a test split; "
+                "set data.test_fraction: 0 or leave time_split.test out"
+            )
+        ranges = splits.time_ranges(len(data.train), [c.train, c.validation, c.test])
+        train_idx, val_idx, test_idx = ranges
+        assert train_idx is not None and test_idx is not None
+        self.planned = (train_idx, val_idx)  # row numbers stay valid: the kept part starts at 0
+        keep = np.arange(int(test_idx[0]))
+        return data.with_splits(data.train.subset(keep), data.train.subset(test_idx))
+
+    def folds(self, train: Arrays, task: str, seed: int) -> list[Fold]:
+        c = self.config
+        if self.planned is None:
+            train_idx, val_idx = splits.time_ranges(len(train), [c.train, c.validation])
+        else:
+            train_idx, val_idx = self.planned
+        assert train_idx is not None
+        return [Fold("", "", train_idx, val_idx, seed)]

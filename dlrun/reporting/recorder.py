@@ -1,0 +1,121 @@
+"""Record training into run directories: the top run and one sub-run per fold.
+
+:class:`RunRecording` is what :func:`dlrun.evaluation.runner.run_protocol` talks to. Each
+directory gets its own metrics files and TensorBoard writer, so folds appear in TensorBoard as
+sibling runs; a finished fold is written out at once, so a stopped K-fold run keeps it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from dlrun.config.schema import ExperimentConfig
+from dlrun.data.base import LoadedData
+from dlrun.evaluation.fitting import SaverFactory
+from dlrun.evaluation.protocols import Fold
+from dlrun.evaluation.runner import FoldOutcome
+from dlrun.preprocess.pipeline import Pipeline
+from dlrun.reporting.artifacts import RunFiles
+from dlrun.reporting.artifacts import write_run_files
+from dlrun.reporting.files import write_text
+from dlrun.reporting.loggers import MetricsFileLogger
+from dlrun.reporting.loggers import TensorBoardLogger
+from dlrun.reporting.progress import ProgressReporter
+from dlrun.reporting.results import fold_results
+from dlrun.reporting.rundir import RunDirectory
+from dlrun.training.callbacks import CALLBACKS
+from dlrun.training.callbacks import Callback
+from dlrun.training.callbacks import CallbackList
+from dlrun.training.checkpoint import save_checkpoint
+from dlrun.training.steps import SupervisedStep
+
+
+@dataclass
+class DirectoryLog:
+    """The metrics files and TensorBoard events of one run directory."""
+
+    run: RunDirectory
+    metrics: MetricsFileLogger
+    tensorboard: TensorBoardLogger
+
+    @classmethod
+    def at(cls, run: RunDirectory) -> DirectoryLog:
+        return cls(run, MetricsFileLogger(run.path), TensorBoardLogger(run.path))
+
+    def set_phase(self, phase: str) -> None:
+        self.metrics.phase = self.tensorboard.phase = phase
+
+
+class RunRecording:
+    def __init__(
+        self,
+        run: RunDirectory,
+        cfg: ExperimentConfig,
+        config_yaml: str,
+        data: LoadedData,
+        progress: ProgressReporter,
+    ) -> None:
+        self.run = run
+        self.cfg = cfg
+        self.config_yaml = config_yaml
+        self.data = data
+        self.reporter = progress
+        self.logs: dict[str, DirectoryLog] = {"": DirectoryLog.at(run)}
+
+    @property
+    def top(self) -> DirectoryLog:
+        return self.logs[""]
+
+    def log_for(self, fold: Fold | None) -> DirectoryLog:
+        name = "" if fold is None else fold.name
+        if name not in self.logs:
+            child = self.run.create_child(name)
+            write_text(child.file("config.yaml"), self.config_yaml)
+            self.logs[name] = DirectoryLog.at(child)
+        return self.logs[name]
+
+    def callbacks(self, fold: Fold | None, phase: str, progress: bool = True) -> Callback:
+        log = self.log_for(fold)
+        log.set_phase(phase)
+        chain: list[Callback] = [log.metrics, log.tensorboard]
+        if phase == "fit":
+            user = [
+                CALLBACKS.get(n)(c) for n, c in (e.selected() for e in self.cfg.train.callbacks)
+            ]
+            chain = [*user, *chain]
+        if progress:
+            label = fold.label if fold is not None else "final retrain"
+            self.reporter.label = f"{label}: " if label else ""
+            chain.append(self.reporter)
+        return CallbackList(chain)
+
+    def saver(self, fold: Fold | None) -> SaverFactory:
+        log = self.log_for(fold)
+
+        def factory(pipeline: Pipeline, step: SupervisedStep) -> Callable[[str], None]:
+            def save(name: str) -> None:
+                save_checkpoint(log.run.file(name), step, pipeline, self.config_yaml,
+                                len(log.metrics.rows), self.data.class_names,
+                                self.data.feature_names)  # fmt: skip
+
+            return save
+
+        return factory
+
+    def progress(self, label: str) -> Callback:
+        self.reporter.label = label
+        return self.reporter
+
+    def fold_finished(self, outcome: FoldOutcome) -> None:
+        if not outcome.fold.name:
+            return  # a single split is the run itself, written when the run finishes
+        log = self.log_for(outcome.fold)
+        results = fold_results(self.cfg, outcome)
+        files = RunFiles(log.run, log.metrics.rows, log.tensorboard, self.config_yaml)
+        write_run_files(files, self.cfg, self.data, results, outcome.fitted, outcome.evaluation)
+        log.run.set_status(outcome.fitted.state.status, outcome.fitted.state.stop_reason)
+
+    def close(self) -> None:
+        for log in self.logs.values():
+            log.tensorboard.close()

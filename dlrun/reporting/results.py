@@ -1,0 +1,96 @@
+"""results.json content as plain dicts: for the whole run and for each fold's sub-run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dlrun.config.schema import ExperimentConfig
+from dlrun.evaluation.runner import FoldOutcome
+from dlrun.evaluation.runner import ProtocolOutcome
+
+
+def _baseline_fields(
+    baselines: list[dict[str, Any]], verdict: dict[str, Any] | None
+) -> dict[str, Any]:
+    strongest = next((b for b in baselines if verdict and b["name"] == verdict["baseline"]), None)
+    return {
+        "baselines": baselines,
+        "baseline": strongest,
+        "beats_baseline": verdict["beats"] if verdict else None,
+        "baseline_verdict": verdict,
+    }
+
+
+def fold_results(cfg: ExperimentConfig, outcome: FoldOutcome) -> dict[str, Any]:
+    fold = outcome.fold
+    state = outcome.fitted.state
+    scored = outcome.evaluation
+    return {
+        "name": f"{cfg.name}/{fold.name}",
+        "fold": fold.name,
+        "status": state.status,
+        "stop_reason": state.stop_reason,
+        "task": cfg.task,
+        "seed": fold.seed,
+        "epochs_run": state.epoch,
+        "sizes": {"train": len(fold.train_idx),
+                  "validation": 0 if fold.val_idx is None else len(fold.val_idx)},
+        "evaluation": {"split": scored.split, "metrics": scored.metrics} if scored else None,
+        **_baseline_fields(outcome.baselines, outcome.verdict),
+    }  # fmt: skip
+
+
+def build_results(
+    cfg: ExperimentConfig,
+    outcome: ProtocolOutcome,
+    description: str,
+    device: str,
+    duration: float,
+) -> dict[str, Any]:
+    model = outcome.model
+    results: dict[str, Any] = {
+        "name": cfg.name,
+        "description": cfg.description,
+        "status": outcome.status,
+        "stop_reason": outcome.stop_reason,
+        "task": cfg.task,
+        "protocol": outcome.protocol,
+        "parallel_folds": outcome.parallel,
+        "seed": cfg.seed,
+        "loss": cfg.loss_name,
+        "optimizer": cfg.optimizer_name,
+        "epochs": cfg.train.epochs,
+        "epochs_run": model.state.epoch if model else 0,
+        "final_epochs": outcome.final_epochs,
+        "batch_size": cfg.train.batch_size,
+        "device": device,
+        "duration_s": duration,
+        "params": model.model.total_params if model else None,
+        "data": {"description": description, "sizes": outcome.sizes},
+        "validation": outcome.validation,
+        "cross_validation": {
+            **outcome.cv.to_dict(),
+            "baselines": outcome.cv_baselines,
+            "baseline_verdict": outcome.cv_verdict,
+        }
+        if outcome.cv
+        else None,
+        "folds": [fold_summary(f) for f in outcome.folds] if outcome.cv else [],
+        "evaluation": None,
+        "test": None,
+        "test_split_reads": outcome.test_reads,
+        "leaks": {"duplicate_rows": outcome.duplicates},
+        "warnings": outcome.warnings,
+        **_baseline_fields(outcome.baselines, outcome.verdict),
+    }
+    scored = outcome.evaluation
+    if scored is not None:
+        results["evaluation"] = {"split": scored.split, "metrics": scored.metrics}
+        if scored.split == "test":
+            results["test"] = scored.metrics
+    return results
+
+
+def fold_summary(outcome: FoldOutcome) -> dict[str, Any]:
+    metrics = outcome.evaluation.metrics if outcome.evaluation else {}
+    return {"fold": outcome.fold.name, "epochs_run": outcome.fitted.state.epoch, **metrics}
