@@ -184,5 +184,34 @@ def runs_list(directory: Path = typer.Argument(Path("runs"), help="runs director
     console.print(table)
 
 
+@runs_app.command("compare")
+@user_errors
+def runs_compare(
+    runs: list[Path] = typer.Argument(..., help="two or more run directories"),
+    output: Path = typer.Option(Path("compare.png"), "--output", "-o", help="PNG to write"),
+    keys: str = typer.Option("val_loss,loss", "--keys", help="per-epoch quantities to overlay"),
+) -> None:
+    """Overlay learning curves of several runs and show how their configs differ."""
+    from dlrun.runs import compare_runs
+
+    comparison = compare_runs(runs, output, [k.strip() for k in keys.split(",") if k.strip()])
+    diff = Table(title="config differences")
+    diff.add_column("key")
+    for name in comparison.names:
+        diff.add_column(name)
+    for key, values in comparison.differences.items():
+        diff.add_row(key, *("-" if v is None else str(v) for v in values))
+    console.print(diff)
+    columns = list(dict.fromkeys(k for row in comparison.metrics for k in row))
+    table = Table(title="results")
+    for column in columns:
+        table.add_column(column, justify="left" if column == "run" else "right")
+    for row in comparison.metrics:
+        cells = [row.get(c, "") for c in columns]
+        table.add_row(*(f"{v:.4f}" if isinstance(v, float) else str(v) for v in cells))
+    console.print(table)
+    console.print(f"curves: {comparison.figure}")
+
+
 def main() -> None:
     app()

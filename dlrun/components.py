@@ -9,6 +9,7 @@ from __future__ import annotations
 import dlrun.data.bundled
 import dlrun.data.files
 import dlrun.data.idx
+import dlrun.data.imdb
 import dlrun.data.keras_npz
 import dlrun.data.synthetic
 import dlrun.models.layers

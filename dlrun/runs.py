@@ -1,14 +1,22 @@
-"""Summaries of the run directories under a runs folder."""
+"""Summaries of run directories: list them, or compare several side by side."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from dlrun.errors import RunError
+from dlrun.evaluation.aggregate import average_curves
+from dlrun.reporting import plots
+from dlrun.reporting.hparams import flatten
 from dlrun.reporting.rundir import INCOMPLETE
 from dlrun.reporting.rundir import RunDirectory
+
+IGNORED_IN_DIFF = ("name", "description")
 
 
 @dataclass(frozen=True)
@@ -20,6 +28,28 @@ class RunRow:
     value: str
 
 
+def read_results(path: Path) -> dict[str, Any]:
+    results_file = path / "results.json"
+    if not results_file.is_file():
+        return {}
+    data: dict[str, Any] = json.loads(results_file.read_text())
+    return data
+
+
+def key_metric(results: dict[str, Any]) -> tuple[str, float] | None:
+    """The headline number: the once-scored split's first metric, else the CV mean."""
+    scored = results.get("evaluation") or {}
+    metrics = scored.get("metrics") or {}
+    if metrics:
+        key = next((k for k in metrics if k != "loss"), "loss")
+        return f"{scored['split']} {key}", float(metrics[key])
+    cv = (results.get("cross_validation") or {}).get("metrics") or {}
+    if cv:
+        key = next((k for k in cv if k != "loss"), "loss")
+        return f"cv {key} (mean)", float(cv[key]["mean"])
+    return None
+
+
 def list_runs(directory: Path) -> list[RunRow]:
     if not directory.is_dir():
         raise RunError(f"no runs directory at {directory}")
@@ -28,15 +58,84 @@ def list_runs(directory: Path) -> list[RunRow]:
         status = RunDirectory(path).status().get("status", "unknown")
         if status == INCOMPLETE:
             status = "incomplete"
-        task, metric, value = "", "", ""
-        results_file = path / "results.json"
-        if results_file.is_file():
-            results = json.loads(results_file.read_text())
-            task = results.get("task", "")
-            scored = results.get("evaluation") or {}
-            metrics = scored.get("metrics") or {}
-            if metrics:
-                key = next((k for k in metrics if k != "loss"), "loss")
-                metric, value = f"{scored['split']} {key}", f"{metrics[key]:.4f}"
-        rows.append(RunRow(path.name, status, task, metric, value))
+        results = read_results(path)
+        headline = key_metric(results)
+        metric, value = (headline[0], f"{headline[1]:.4f}") if headline else ("", "")
+        rows.append(RunRow(path.name, status, results.get("task", ""), metric, value))
     return rows
+
+
+def _read_rows(path: Path) -> list[dict[str, Any]]:
+    file = path / "metrics.jsonl"
+    if not file.is_file():
+        return []
+    return [json.loads(line) for line in file.read_text().splitlines() if line.strip()]
+
+
+def training_curves(path: Path) -> list[dict[str, Any]]:
+    """Per-epoch rows of the protocol's training; for K-fold runs, the fold average."""
+    folds = sorted(p.parent for p in path.glob("**/fold_*/metrics.jsonl"))
+    if folds:
+        histories = [[r for r in _read_rows(f) if r.get("phase", "fit") == "fit"] for f in folds]
+        histories = [[{k: v for k, v in r.items() if k != "phase"} for r in h] for h in histories]
+        curves = average_curves(histories)
+        length = max((len(v) for v in curves.values()), default=0)
+        rows = [{k: v[i] for k, v in curves.items() if i < len(v)} for i in range(length)]
+        return [{**row, "epoch": i + 1} for i, row in enumerate(rows)]
+    return [r for r in _read_rows(path) if r.get("phase", "fit") == "fit"]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    names: list[str]
+    differences: dict[str, list[Any]]  # config keys whose values differ, one value per run
+    metrics: list[dict[str, Any]]  # per run: headline metric, best validation epoch
+    figure: Path
+
+
+def compare_runs(paths: list[Path], output: Path, keys: list[str]) -> Comparison:
+    """Overlay the runs' curves for ``keys`` in one PNG and diff their configs."""
+    if len(paths) < 2:
+        raise RunError("give at least two run directories to compare")
+    runs = [RunDirectory.open(p) for p in paths]
+    names = _unique_names(runs)
+    configs = [flatten(yaml.safe_load(r.file("config.yaml").read_text())) for r in runs]
+    all_keys = list(dict.fromkeys(k for c in configs for k in c))
+    differences = {
+        key: [c.get(key) for c in configs]
+        for key in all_keys
+        if key not in IGNORED_IN_DIFF and len({json.dumps(c.get(key)) for c in configs}) > 1
+    }
+    curves = {name: training_curves(r.path) for name, r in zip(names, runs, strict=True)}
+    present = [k for k in keys if any(k in row for rows in curves.values() for row in rows)]
+    if not present:
+        raise RunError(f"none of the runs recorded {', '.join(keys)} per epoch")
+    plots.compare_curves(curves, present, output)
+    metrics = [
+        _run_metrics(name, r.path, curves[name]) for name, r in zip(names, runs, strict=True)
+    ]
+    return Comparison(names, differences, metrics, output)
+
+
+def _unique_names(runs: list[RunDirectory]) -> list[str]:
+    """Experiment names when they tell the runs apart, else directory names, else paths."""
+    for candidates in (
+        [str(read_results(r.path).get("name", "")) for r in runs],
+        [r.path.name for r in runs],
+    ):
+        if all(candidates) and len(set(candidates)) == len(candidates):
+            return candidates
+    return [str(r.path) for r in runs]
+
+
+def _run_metrics(name: str, path: Path, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    row: dict[str, Any] = {"run": name}
+    headline = key_metric(read_results(path))
+    if headline:
+        row[headline[0]] = headline[1]
+    losses = [(r["val_loss"], r["epoch"]) for r in rows if "val_loss" in r]
+    if losses:
+        best, epoch = min(losses)
+        row["min val_loss"] = best
+        row["at epoch"] = epoch
+    return row

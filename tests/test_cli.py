@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -205,3 +206,31 @@ def test_interrupt_writes_report_marked_interrupted(write_config, tmp_path: Path
     assert json.loads((run_dir / "status.json").read_text())["status"] == "interrupted"
     assert "Run interrupted" in (run_dir / "report.md").read_text()
     assert (run_dir / "checkpoint.pt").is_file()
+
+
+def test_runs_compare_overlays_curves_and_diffs_configs(tmp_path: Path, write_config: Any) -> None:
+    runs = tmp_path / "runs"
+    dirs = []
+    for lr, name in ((0.01, "a.yaml"), (0.05, "b.yaml")):
+        config = write_config(tiny_config(optimizer={"name": "adam", "lr": lr}), name)
+        result = runner.invoke(app, ["train", str(config), "--runs-dir", str(runs)])
+        assert result.exit_code == 0, result.output
+        dirs.append(result.output.strip().splitlines()[-1])
+    figure = tmp_path / "cmp.png"
+    result = runner.invoke(app, ["runs", "compare", *dirs, "-o", str(figure)], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "optimizer.lr" in result.output and "0.05" in result.output and "min val_loss" in result.output
+    assert "train.epochs" not in result.output  # equal values are not differences
+    assert figure.read_bytes()[:4] == b"\x89PNG"
+    alone = runner.invoke(app, ["runs", "compare", dirs[0]])
+    assert alone.exit_code == 2 and "at least two run directories" in alone.output
+
+
+def test_kfold_cli_prints_the_cross_validation_table(tmp_path: Path, write_config: Any) -> None:
+    config = write_config(tiny_config(evaluation={"protocol": "kfold", "k": 2}))
+    result = runner.invoke(app, ["train", str(config), "--runs-dir", str(tmp_path)], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "cross-validation (2 folds)" in result.output and "accuracy" in result.output
+    run_dir = Path(result.output.strip().splitlines()[-1])
+    listed = runner.invoke(app, ["runs", "list", str(tmp_path)], terminal_width=200)
+    assert run_dir.name in listed.output and "cv accuracy (mean)" in listed.output

@@ -55,7 +55,7 @@ def row_hashes(x: np.ndarray) -> np.ndarray:
     )  # fmt: skip
 
 
-class TestSplitSealed(DlrunError):
+class SealedSplitError(DlrunError):
     """Raised when code tries to read test rows before the final evaluation."""
 
 
@@ -80,7 +80,7 @@ class SealedSplit:
 
     def unseal(self) -> Arrays:
         if is_training():
-            raise TestSplitSealed(
+            raise SealedSplitError(
                 "the test split cannot be read while a model is training; "
                 "it opens only for the final evaluation"
             )
@@ -89,7 +89,7 @@ class SealedSplit:
 
     @property
     def x(self) -> np.ndarray:
-        raise TestSplitSealed("test rows are sealed; call unseal() for the final evaluation")
+        raise SealedSplitError("test rows are sealed; call unseal() for the final evaluation")
 
     y = x
 

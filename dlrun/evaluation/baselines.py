@@ -20,12 +20,17 @@ SHUFFLES = 20  # averaged shuffled-label draws; one draw is what DLwP 3.5 report
 
 @dataclass(frozen=True)
 class Targets:
-    """Raw training and evaluation targets; ``time_ordered`` rows follow each other in time."""
+    """Raw training and evaluation targets; ``time_ordered`` rows follow each other in time.
+
+    ``preceding`` holds the targets just before the evaluation range when those are not the
+    training ones (the validation range sits between training and test in a time split).
+    """
 
     train: np.ndarray
     eval: np.ndarray
     seed: int
     time_ordered: bool = False
+    preceding: np.ndarray | None = None
 
     def labels(self) -> tuple[np.ndarray, np.ndarray]:
         return (
@@ -111,6 +116,8 @@ def median_predictor(t: Targets) -> dict[str, float]:
 def last_value(t: Targets) -> dict[str, float]:
     """Predict each target as the one before it in time (DLwP 6.3.3)."""
     train, target = t.values()
+    if t.preceding is not None and len(t.preceding):
+        train = t.preceding.astype(np.float64).reshape(len(t.preceding), -1)
     previous = np.concatenate([train[-1:], target[:-1]])
     return _errors(target, previous)
 

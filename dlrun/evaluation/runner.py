@@ -228,7 +228,7 @@ def run_protocol(
         test = data.test_split.unseal()
         outcome.evaluation = evaluate_split(outcome.scored, test, cfg, "test")
         outcome.test_reads = data.test_split.reads
-        targets = Targets(y_train, test.y, cfg.seed, time_ordered)
+        targets = Targets(y_train, test.y, cfg.seed, time_ordered, preceding=train.y)
         outcome.baselines = score_baselines(cfg.task, targets)
     elif cfg.evaluation.final is None and outcome.folds[0].evaluation is not None:
         outcome.evaluation = outcome.folds[0].evaluation

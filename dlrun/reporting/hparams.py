@@ -7,22 +7,24 @@ from typing import Any
 from dlrun.config.schema import ExperimentConfig
 
 
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested dicts and lists as dotted keys: ``{"model.layers.0.dense.units": 16, ...}``."""
+    flat: dict[str, Any] = {}
+    if isinstance(value, dict):
+        for key, item in value.items():
+            flat.update(flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            flat.update(flatten(item, f"{prefix}.{index}"))
+    elif value is not None:
+        flat[prefix] = value
+    return flat
+
+
 def hparams_of(cfg: ExperimentConfig) -> dict[str, Any]:
     """Flat hyperparameters for TensorBoard's HParams tab."""
-    flat: dict[str, Any] = {}
-
-    def walk(prefix: str, value: Any) -> None:
-        if isinstance(value, dict):
-            for key, item in value.items():
-                walk(f"{prefix}.{key}" if prefix else key, item)
-        elif isinstance(value, list):
-            for index, item in enumerate(value):
-                walk(f"{prefix}.{index}", item)
-        elif value is not None:
-            flat[prefix] = value
-
     dumped = cfg.model_dump(mode="json")
-    for section in ("model", "optimizer", "loss", "train", "preprocess", "evaluation"):
-        walk(section, dumped[section])
+    sections = ("model", "optimizer", "loss", "train", "preprocess", "evaluation")
+    flat = {k: v for section in sections for k, v in flatten(dumped[section], section).items()}
     flat["seed"] = cfg.seed
     return flat

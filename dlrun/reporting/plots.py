@@ -22,8 +22,12 @@ def _save(fig: Any, target: Path) -> None:
 
 
 def learning_curves(rows: list[dict[str, Any]], target: Path) -> None:
-    """One panel per quantity (loss and each metric), training vs validation, per epoch."""
-    fit_rows = [row for row in rows if row.get("phase", "fit") == "fit"]
+    """One panel per quantity (loss and each metric), training vs validation, per epoch.
+
+    Shows the protocol's training (phase ``fit``), or the final retrain when that is all the
+    directory recorded (a K-fold run's top level).
+    """
+    fit_rows = [row for row in rows if row.get("phase", "fit") == "fit"] or rows
     keys = [
         k for k in fit_rows[0] if k not in ("phase", "epoch", "lr") and not k.startswith("val_")
     ]

@@ -1,0 +1,179 @@
+"""IMDB movie reviews as word-index sequences, with ``keras.datasets.imdb`` semantics.
+
+Two sources give the same arrays: ``keras`` reads ``imdb.npz`` (sequences already indexed by
+word frequency), ``raw`` reads the ``aclImdb`` reviews (the tarball or its extracted folder),
+tokenizes them and ranks words by their frequency in the *training* reviews only, so no test
+text shapes the vocabulary. Either way ``num_words``, ``skip_top``, ``maxlen``, ``start_char``,
+``oov_char`` and ``index_from`` then act exactly as in Keras, and the seed-113 shuffle matches.
+"""
+
+from __future__ import annotations
+
+import re
+import tarfile
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+
+from dlrun.config.base import StrictModel
+from dlrun.data.base import DATASETS
+from dlrun.data.base import Arrays
+from dlrun.data.base import DataSource
+from dlrun.data.base import LoadContext
+from dlrun.data.base import LoadedData
+from dlrun.data.locate import find_file
+from dlrun.errors import DataError
+
+RAW_ARCHIVE = "aclImdb_v1.tar.gz"
+_REVIEW = re.compile(r"aclImdb/(train|test)/(pos|neg)/[^/]+\.txt$")
+_TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+SHUFFLE_SEED = 113
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-case words; HTML line breaks dropped, apostrophe contractions kept whole."""
+    return _TOKEN.findall(text.replace("<br />", " ").lower())
+
+
+def _raw_reviews(path: Path) -> Iterator[tuple[str, str, str, str]]:
+    """``(split, label, name, text)`` per review, from the tarball or an extracted folder."""
+    if path.is_dir():
+        root = path if (path / "aclImdb").is_dir() else path.parent
+        for file in sorted((root / "aclImdb").glob("*/*/*.txt")):
+            relative = file.relative_to(root).as_posix()
+            match = _REVIEW.match(relative)
+            if match:
+                yield match[1], match[2], relative, file.read_text(encoding="utf-8")
+        return
+    try:
+        with tarfile.open(path, "r:gz") as archive:
+            for member in archive:
+                match = _REVIEW.search(member.name)
+                handle = archive.extractfile(member) if member.isfile() and match else None
+                if match and handle is not None:
+                    yield match[1], match[2], member.name, handle.read().decode("utf-8")
+    except (OSError, tarfile.TarError, EOFError) as exc:
+        raise DataError(f"cannot read {path}: {exc}") from None
+
+
+def word_index_from_training(texts: list[list[str]]) -> dict[str, int]:
+    """Rank 1 for the most frequent training word (ties in alphabetical order), as Keras's."""
+    counts = Counter(word for words in texts for word in words)
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return {word: rank for rank, (word, _) in enumerate(ranked, start=1)}
+
+
+def read_raw(path: Path) -> tuple[list[list[int]], np.ndarray, list[list[int]], np.ndarray]:
+    """Index sequences (1 = most frequent training word) and 0/1 labels, files in name order."""
+    parts: dict[str, list[tuple[str, list[str]]]] = {"train": [], "test": []}
+    reviews = sorted(_raw_reviews(path), key=lambda r: r[:3])
+    for split, label, _, text in reviews:
+        parts[split].append((label, tokenize(text)))
+    if not parts["train"] or not parts["test"]:
+        raise DataError(f"{path} holds no aclImdb/train and aclImdb/test reviews")
+    index = word_index_from_training([words for _, words in parts["train"]])
+    unknown = len(index) + 1  # test-only words: beyond any num_words, so they become oov_char
+
+    def encode(rows: list[tuple[str, list[str]]]) -> tuple[list[list[int]], np.ndarray]:
+        sequences = [[index.get(w, unknown) for w in words] for _, words in rows]
+        return sequences, np.array([label == "pos" for label, _ in rows], dtype=np.int64)
+
+    return (*encode(parts["train"]), *encode(parts["test"]))
+
+
+def keras_encode(sequences: list[list[int]], config: Imdb.Config) -> list[list[int]]:
+    """Apply ``index_from``, ``start_char``, ``num_words``/``skip_top`` and ``oov_char``."""
+    c = config
+    shifted = [[w + c.index_from for w in seq] for seq in sequences]
+    if c.start_char is not None:
+        shifted = [[c.start_char, *seq] for seq in shifted]
+    limit = c.num_words or max((max(seq) for seq in shifted if seq), default=0) + 1
+    if c.oov_char is not None:
+        return [[w if c.skip_top <= w < limit else c.oov_char for w in seq] for seq in shifted]
+    return [[w for w in seq if c.skip_top <= w < limit] for seq in shifted]
+
+
+def _ragged(sequences: list[list[int]]) -> np.ndarray:
+    array = np.empty(len(sequences), dtype=object)
+    array[:] = [np.asarray(seq, dtype=np.int32) for seq in sequences]
+    return array
+
+
+def _shuffled(
+    x: list[list[int]], y: np.ndarray, rng: np.random.RandomState
+) -> tuple[list[list[int]], np.ndarray]:
+    order = np.arange(len(x))
+    rng.shuffle(order)
+    return [x[i] for i in order], y[order]
+
+
+@DATASETS.register("imdb")
+class Imdb(DataSource):
+    """50,000 reviews, 25,000 train / 25,000 test, half positive (DLwP 3.4)."""
+
+    class Config(StrictModel):
+        source: Literal["keras", "raw"] = "keras"
+        path: str | None = None
+        num_words: int | None = Field(default=None, gt=0)
+        skip_top: int = Field(default=0, ge=0)
+        maxlen: int | None = Field(default=None, gt=0)
+        start_char: int | None = 1
+        oov_char: int | None = 2
+        index_from: int = Field(default=3, ge=0)
+
+    config: Config
+
+    def load(self, context: LoadContext) -> LoadedData:
+        c = self.config
+        if c.source == "raw":
+            x_train, y_train, x_test, y_test = read_raw(find_file("imdb", RAW_ARCHIVE, c.path))
+        else:
+            arrays = read_npz_pickled(str(find_file("imdb", "imdb.npz", c.path)))
+            x_train, y_train, x_test, y_test = arrays
+        rng = np.random.RandomState(SHUFFLE_SEED)  # Keras shuffles train, then test, from one rng
+        x_train, y_train = _shuffled(x_train, y_train, rng)
+        x_test, y_test = _shuffled(x_test, y_test, rng)
+        x_train, x_test = keras_encode(x_train, c), keras_encode(x_test, c)
+        if c.maxlen is not None:
+            x_train, y_train = _drop_longer(x_train, y_train, c.maxlen)
+            x_test, y_test = _drop_longer(x_test, y_test, c.maxlen)
+        words = f"{c.num_words} most frequent words" if c.num_words else "all words"
+        description = (f"IMDB reviews ({c.source} source), {len(x_train)} train / {len(x_test)} "
+                       f"test, {words}")  # fmt: skip
+        train = Arrays(_ragged(x_train), y_train)
+        return LoadedData(
+            train, Arrays(_ragged(x_test), y_test), description, None, ["neg", "pos"]
+        )
+
+
+def _drop_longer(
+    x: list[list[int]], y: np.ndarray, maxlen: int
+) -> tuple[list[list[int]], np.ndarray]:
+    """Keras drops (does not truncate) sequences longer than ``maxlen``."""
+    keep = [i for i, seq in enumerate(x) if len(seq) <= maxlen]
+    return [x[i] for i in keep], y[keep]
+
+
+def read_npz_pickled(path: str) -> tuple[list[list[int]], np.ndarray, list[list[int]], np.ndarray]:
+    """Keras's ``imdb.npz``: object arrays of index lists under x_train/y_train/x_test/y_test."""
+    try:
+        with np.load(path, allow_pickle=True) as archive:  # the official file stores lists
+            names = ("x_train", "y_train", "x_test", "y_test")
+            missing = [n for n in names if n not in archive.files]
+            if missing:
+                raise DataError(f"{path} lacks the arrays {missing} (has {archive.files})")
+            x_tr, y_tr, x_te, y_te = (archive[n] for n in names)
+    except (OSError, ValueError, EOFError) as exc:
+        raise DataError(f"cannot read {path}: {exc}") from None
+    return ([list(s) for s in x_tr], y_tr.astype(np.int64), [list(s) for s in x_te],
+            y_te.astype(np.int64))  # fmt: skip
+
+
+def decode(sequence: list[int], word_index: dict[str, int], index_from: int = 3) -> str:
+    """Turn an encoded review back into words; reserved and unknown indices print as '?'."""
+    words = {rank + index_from: word for word, rank in word_index.items()}
+    return " ".join(words.get(int(i), "?") for i in sequence)

@@ -1,0 +1,291 @@
+"""Evaluation protocols: index splits, config rules, fold sub-runs, aggregates, final test,
+baselines and leak guards."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from dlrun.api import run_experiment
+from dlrun.config.load import config_from_data
+from dlrun.data.base import Arrays
+from dlrun.data.base import LoadedData
+from dlrun.data.base import SealedSplitError
+from dlrun.data.load import load_data
+from dlrun.errors import ConfigError
+from dlrun.evaluation import splits
+from dlrun.evaluation.aggregate import average_curves
+from dlrun.evaluation.aggregate import best_epoch
+from dlrun.evaluation.aggregate import smooth
+from dlrun.evaluation.baselines import Targets
+from dlrun.evaluation.baselines import score_baselines
+from dlrun.evaluation.baselines import verdict
+from dlrun.evaluation.fitting import train_model
+from dlrun.evaluation.protocols import PROTOCOLS
+from dlrun.guards import training_active
+from dlrun.reuse import load_run
+from dlrun.training.callbacks import Callback
+from dlrun.training.state import TrainState
+from tests.conftest import tiny_config
+
+KFOLD = {"protocol": "kfold", "k": 3, "final": {"epochs": "best"}}
+
+
+def _run(tmp_path: Path, **changes: Any) -> tuple[Path, dict[str, Any]]:
+    result = run_experiment(config_from_data(tiny_config(**changes)), tmp_path / "runs")
+    return result.run_dir, json.loads((result.run_dir / "results.json").read_text())
+
+
+# --- splits ---------------------------------------------------------------------------------
+
+
+def test_contiguous_folds_are_the_slices_of_dlwp_listing_3_27() -> None:
+    folds = splits.contiguous_folds(404, 4)
+    for i, (train, val) in enumerate(folds):
+        assert val.tolist() == list(range(i * 101, (i + 1) * 101))
+        assert len(train) == 303 and not set(train) & set(val)
+    assert splits.contiguous_folds(10, 3)[2][1].tolist() == [6, 7, 8]  # row 9 always trains
+
+
+def test_stratified_kfold_keeps_class_ratios_and_shuffling_follows_the_seed() -> None:
+    y = np.array([0] * 30 + [1] * 15)
+    folds = splits.kfold_indices(45, y, 3, shuffle=True, stratify=True, seed=0)
+    assert [int(y[val].sum()) for _, val in folds] == [5, 5, 5]
+    again = splits.kfold_indices(45, y, 3, shuffle=True, stratify=True, seed=0)
+    other = splits.kfold_indices(45, y, 3, shuffle=True, stratify=True, seed=1)
+    assert all((a[1] == b[1]).all() for a, b in zip(folds, again, strict=True))
+    assert any((a[1] != b[1]).any() for a, b in zip(folds, other, strict=True))
+
+
+def test_iterated_kfold_reshuffles_for_every_repetition() -> None:
+    config = PROTOCOLS.get("iterated_kfold").Config(k=3, repeats=2)
+    folds = PROTOCOLS.get("iterated_kfold")(config).folds(Arrays(np.zeros((30, 1)), np.zeros(30)), "regression", 0)
+    assert [f.name for f in folds][:4] == ["repeat_01/fold_01", "repeat_01/fold_02", "repeat_01/fold_03", "repeat_02/fold_01"]
+    for repetition in (folds[:3], folds[3:]):
+        assert sorted(np.concatenate([f.val_idx for f in repetition]).tolist()) == list(range(30))  # type: ignore[misc]
+    assert folds[0].val_idx.tolist() != folds[3].val_idx.tolist()  # type: ignore[union-attr]
+    assert len({f.seed for f in folds}) == 6  # every model starts from its own initialisation
+
+
+def test_time_ranges_from_fractions_and_rows_refuse_overlap() -> None:
+    train, val, test = splits.time_ranges(100, [0.6, 0.2, 0.2])
+    assert (train[0], train[-1], val[0], val[-1], test[0], test[-1]) == (0, 59, 60, 79, 80, 99)  # type: ignore[index]
+    train, val, _ = splits.time_ranges(1000, [[0, 500], [501, 800], [801, None]])
+    assert (len(train), val[0], val[-1]) == (500, 501, 799)  # type: ignore[arg-type,index]
+    with pytest.raises(Exception, match="overlap or go back in time"):
+        splits.time_ranges(100, [[0, 60], [50, 80]])
+
+
+# --- config rules ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("evaluation", "message"),
+    [
+        ({"protocol": "time_split", "train": 0.6, "validation": 0.2, "shuffle": True}, "temporal leak"),
+        ({"protocol": "kfold", "contiguous": True}, "contiguous folds are unshuffled slices"),
+        ({"protocol": "holdout", "validation": None, "final": {"epochs": "best"}}, "'best' is chosen on validation data"),
+        ({"protocol": "kfold", "k": 1}, "greater than or equal to 2"),
+        ({"protocol": "kfold", "monitor": "val_mae"}, "cannot monitor 'val_mae'"),
+        ({"protocol": "kfoldd"}, "kfold"),
+    ],
+)
+def test_protocol_config_mistakes_are_one_line_errors(evaluation: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        config_from_data(tiny_config(evaluation=evaluation))
+
+
+def test_parallel_folds_refuse_norm_clipping() -> None:
+    with pytest.raises(ConfigError, match="norm clipping would mix the folds"):
+        config_from_data(tiny_config(evaluation={"protocol": "kfold", "parallel_folds": True},
+                                     optimizer={"name": "adam", "clipnorm": 1.0}))  # fmt: skip
+
+
+def test_evaluation_without_protocol_is_holdout() -> None:
+    cfg = config_from_data(tiny_config(evaluation={"validation": {"count": 10}}))
+    assert cfg.protocol_name == "holdout"
+
+
+# --- K-fold runs ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def kfold_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    return _run(tmp_path_factory.mktemp("kfold"), evaluation=KFOLD)
+
+
+def test_every_fold_is_a_full_run(kfold_run: tuple[Path, dict[str, Any]]) -> None:
+    run_dir, results = kfold_run
+    for name in ("fold_01", "fold_02", "fold_03"):
+        fold = run_dir / name
+        files = {p.name for p in fold.iterdir()}
+        assert {"config.yaml", "metrics.csv", "checkpoint.pt", "results.json", "report.md",
+                "learning_curves.png", "confusion_matrix.csv", "status.json"} <= files  # fmt: skip
+        assert any(n.startswith("events.out.tfevents") for n in files)
+        fold_results = json.loads((fold / "results.json").read_text())
+        assert fold_results["evaluation"]["split"] == "validation" and fold_results["sizes"]["validation"] == 40
+        assert json.loads((fold / "status.json").read_text())["status"] == "completed"
+    assert results["data"]["sizes"] == {"non_test": 120, "folds": 3, "train_per_fold": 80, "validation_per_fold": 40, "test": 30}
+
+
+def test_aggregate_holds_mean_std_and_per_fold_values(kfold_run: tuple[Path, dict[str, Any]]) -> None:
+    run_dir, results = kfold_run
+    accuracy = results["cross_validation"]["metrics"]["accuracy"]
+    per_fold = [json.loads((run_dir / f"fold_0{i}/results.json").read_text())["evaluation"]["metrics"]["accuracy"] for i in (1, 2, 3)]
+    assert accuracy["values"] == pytest.approx(per_fold)
+    assert accuracy["mean"] == pytest.approx(np.mean(per_fold)) and accuracy["std"] == pytest.approx(np.std(per_fold))
+    rows = list(csv.reader((run_dir / "cv_summary.csv").open()))
+    assert [r[0] for r in rows] == ["fold", "fold_01", "fold_02", "fold_03", "mean", "std"]
+    assert float(rows[4][rows[0].index("accuracy")]) == pytest.approx(accuracy["mean"])
+    assert (run_dir / "cv_curves.png").read_bytes()[:4] == b"\x89PNG"
+    report = (run_dir / "report.md").read_text()
+    assert "## Cross-validation (validation parts)" in report and "| fold_03 |" in report
+
+
+def test_final_model_uses_the_best_epoch_and_reads_the_test_split_once(kfold_run: tuple[Path, dict[str, Any]]) -> None:
+    run_dir, results = kfold_run
+    assert results["final_epochs"] == results["cross_validation"]["best_epoch"]
+    assert 1 <= results["final_epochs"] <= 3
+    assert results["evaluation"]["split"] == "test" and results["test_split_reads"] == 1
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["phase"] for r in rows] == ["final"] * results["final_epochs"]
+    assert (run_dir / "checkpoint.pt").is_file()
+    assert {b["name"] for b in results["baselines"]} == {"majority class", "random guessing", "shuffled labels"}
+
+
+def test_kfold_without_final_reports_validation_only(tmp_path: Path) -> None:
+    run_dir, results = _run(tmp_path, evaluation={"protocol": "kfold", "k": 2})
+    assert results["test"] is None and results["evaluation"] is None and results["test_split_reads"] == 0
+    assert not (run_dir / "checkpoint.pt").exists()
+    assert results["baseline_verdict"]["metric"] == "accuracy"  # fold-mean baselines still judged
+
+
+def test_preprocessing_is_fitted_on_each_folds_training_part(kfold_run: tuple[Path, dict[str, Any]]) -> None:
+    run_dir, _ = kfold_run
+    cfg = config_from_data(tiny_config(evaluation=KFOLD))
+    data = load_data(cfg)
+    folds = PROTOCOLS.get("kfold")(cfg.evaluation).folds(data.train, cfg.task, cfg.seed)
+    means = []
+    for fold in folds:
+        pipeline = load_run(run_dir / fold.name).fitted.pipeline
+        name, standardize = pipeline.steps[0]
+        assert name == "standardize"
+        expected = data.train.x[fold.train_idx].mean(axis=0)
+        assert np.allclose(standardize.mean_, expected, atol=1e-6)  # type: ignore[attr-defined]
+        assert not np.allclose(standardize.mean_, data.train.x.mean(axis=0), atol=1e-4)  # type: ignore[attr-defined]
+        means.append(standardize.mean_)  # type: ignore[attr-defined]
+    assert not np.allclose(means[0], means[1])
+
+
+def test_iterated_kfold_run_trains_p_times_k_models(tmp_path: Path) -> None:
+    evaluation = {"protocol": "iterated_kfold", "k": 2, "repeats": 2}
+    run_dir, results = _run(tmp_path, evaluation=evaluation, train={"epochs": 2, "batch_size": 32, "progress": "none"})
+    assert len(results["cross_validation"]["metrics"]["accuracy"]["values"]) == 4
+    assert sorted(p.relative_to(run_dir).as_posix() for p in run_dir.glob("repeat_*/fold_*")) == [
+        "repeat_01/fold_01", "repeat_01/fold_02", "repeat_02/fold_01", "repeat_02/fold_02"]
+
+
+# --- time split -----------------------------------------------------------------------------
+
+
+def test_time_split_carves_ordered_ranges_and_adds_the_last_value_baseline(tmp_path: Path) -> None:
+    series = np.cumsum(np.random.default_rng(0).normal(size=200)).astype(np.float32)
+    x = np.stack([series[:-1], np.arange(199, dtype=np.float32) / 199], axis=1)
+    path = tmp_path / "series.csv"
+    np.savetxt(path, np.column_stack([x, series[1:]]), delimiter=",", header="prev,t,next", comments="")
+    run_dir, results = _run(
+        tmp_path, task="regression", loss="mse", metrics=["mae"], preprocess=["standardize"],
+        data={"dataset": "csv", "path": str(path), "target": "next", "test_fraction": 0},
+        model={"layers": [{"dense": 8}, {"dense": 1}]},
+        evaluation={"protocol": "time_split", "train": 0.6, "validation": 0.2, "test": 0.2},
+    )  # fmt: skip
+    assert results["data"]["sizes"] == {"train": 119, "validation": 40, "test": 40}
+    names = [b["name"] for b in results["baselines"]]
+    assert "last value (common sense)" in names
+    last = next(b for b in results["baselines"] if b["name"].startswith("last value"))
+    test_targets = series[1:][159:]
+    expected = np.abs(test_targets - np.concatenate([series[1:][158:159], test_targets[:-1]])).mean()
+    assert last["mae"] == pytest.approx(expected, rel=1e-5)
+
+
+# --- leak guards ----------------------------------------------------------------------------
+
+
+def test_duplicate_rows_across_splits_are_counted_and_warned(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    rows = rng.normal(size=(50, 3)).round(3)
+    rows[32] = rows[3]
+    rows[35] = rows[4]  # two validation rows copy training rows
+    rows[45] = rows[10]  # one test row copies a training row
+    labels = (rows[:, 0] > 0).astype(int)
+    path = tmp_path / "dup.csv"
+    np.savetxt(path, np.column_stack([rows, labels]), delimiter=",", header="a,b,c,y", comments="", fmt="%.3f")
+    run_dir, results = _run(
+        tmp_path, task="binary", loss="binary_crossentropy", preprocess=[],
+        data={"dataset": "csv", "path": str(path), "target": "y", "test_fraction": 0},
+        model={"layers": [{"dense": {"units": 1, "activation": "sigmoid"}}]},
+        evaluation={"protocol": "time_split", "train": 0.6, "validation": 0.2, "test": 0.2},
+    )  # fmt: skip
+    assert results["leaks"]["duplicate_rows"] == {"train_validation": 2, "train_test": 1}
+    assert any("2 validation rows are exact duplicates" in w for w in results["warnings"])
+    assert "exact duplicate rows across splits: train/validation 2, train/test 1" in (run_dir / "report.md").read_text()
+
+
+def test_test_rows_are_sealed_until_the_final_evaluation() -> None:
+    data = LoadedData(Arrays(np.zeros((4, 2)), np.zeros(4)), Arrays(np.ones((2, 2)), np.ones(2)), "toy")
+    assert data.test_split is not None and len(data.test_split) == 2
+    with pytest.raises(SealedSplitError):
+        _ = data.test_split.x
+    with training_active(), pytest.raises(SealedSplitError, match="while a model is training"):
+        data.test_split.unseal()
+    assert data.test_split.unseal().x.shape == (2, 2) and data.test_split.reads == 1
+
+
+def test_training_code_cannot_open_the_test_split() -> None:
+    cfg = config_from_data(tiny_config())
+    data = load_data(cfg)
+    caught: list[Exception] = []
+
+    class Peek(Callback):
+        def on_epoch_end(self, state: TrainState, logs: dict[str, float]) -> None:
+            try:
+                data.test_split.unseal()  # type: ignore[union-attr]
+            except SealedSplitError as exc:
+                caught.append(exc)
+
+    train_model(cfg, data.train, np.arange(len(data.train)), None, 2, torch.device("cpu"), Peek(), [], 0)
+    assert len(caught) == 2 and data.test_split.reads == 0  # type: ignore[union-attr]
+
+
+# --- baselines and aggregates ---------------------------------------------------------------
+
+
+def test_classification_baselines() -> None:
+    y_train = np.array([0] * 70 + [1] * 30)
+    y_eval = np.array([0] * 60 + [1] * 40)
+    rows = {r["name"]: r for r in score_baselines("binary", Targets(y_train, y_eval, seed=0))}
+    assert rows["majority class"]["accuracy"] == pytest.approx(0.6)
+    assert rows["random guessing"]["accuracy"] == pytest.approx(0.5)
+    assert rows["shuffled labels"]["accuracy"] == pytest.approx(0.6**2 + 0.4**2, abs=0.04)
+    judged = verdict({"accuracy": 0.55}, list(rows.values()))
+    assert judged == {"metric": "accuracy", "model": 0.55, "baseline": "majority class", "baseline_value": pytest.approx(0.6), "beats": False}
+
+
+def test_regression_baselines_use_training_targets_only() -> None:
+    rows = {r["name"]: r for r in score_baselines("regression", Targets(np.array([1.0, 2.0, 9.0]), np.array([2.0, 4.0]), 0))}
+    assert rows["mean predictor"]["mae"] == pytest.approx(1.0)  # mean 4 -> |2-4|, |4-4|
+    assert rows["median predictor"]["mse"] == pytest.approx(2.0)  # median 2 -> 0, 4
+    assert "last value (common sense)" not in rows  # only for time-ordered data
+
+
+def test_curve_averaging_smoothing_and_best_epoch() -> None:
+    assert smooth([1.0, 2.0, 3.0], 0.5) == [1.0, 1.5, 2.25]
+    curves = average_curves([[{"val_loss": 1.0}, {"val_loss": 3.0}], [{"val_loss": 3.0}]])
+    assert curves["val_loss"] == [2.0, 3.0]  # the second fold stopped after one epoch
+    assert best_epoch([5.0, 2.0, 4.0], higher=False, offset=10) == (12, 2.0)
