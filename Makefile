@@ -16,3 +16,4 @@ lint:
 
 bench:
 	python bench/bench_epoch.py
+	python bench/bench_folds.py

@@ -199,7 +199,7 @@ def test_time_split_carves_ordered_ranges_and_adds_the_last_value_baseline(tmp_p
     x = np.stack([series[:-1], np.arange(199, dtype=np.float32) / 199], axis=1)
     path = tmp_path / "series.csv"
     np.savetxt(path, np.column_stack([x, series[1:]]), delimiter=",", header="prev,t,next", comments="")
-    run_dir, results = _run(
+    _, results = _run(
         tmp_path, task="regression", loss="mse", metrics=["mae"], preprocess=["standardize"],
         data={"dataset": "csv", "path": str(path), "target": "next", "test_fraction": 0},
         model={"layers": [{"dense": 8}, {"dense": 1}]},

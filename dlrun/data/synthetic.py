@@ -39,6 +39,7 @@ class Classification(_Generator):
         n_informative: int = Field(default=2, gt=0)
         n_redundant: int = Field(default=2, ge=0)
         n_classes: int = Field(default=2, gt=1)
+        n_clusters_per_class: int = Field(default=2, gt=0)
         class_sep: float = Field(default=1.0, gt=0)
         flip_y: float = Field(default=0.01, ge=0, le=1)
 
@@ -48,7 +49,8 @@ class Classification(_Generator):
         c = self.config
         x, y = skd.make_classification(
             n_samples=c.n_samples, n_features=c.n_features, n_informative=c.n_informative,
-            n_redundant=c.n_redundant, n_classes=c.n_classes, class_sep=c.class_sep,
+            n_redundant=c.n_redundant, n_classes=c.n_classes,
+            n_clusters_per_class=c.n_clusters_per_class, class_sep=c.class_sep,
             flip_y=c.flip_y, random_state=rng_seed,
         )  # fmt: skip
         return x, y.astype(np.int64)
@@ -69,6 +71,28 @@ class Regression(_Generator):
             n_samples=c.n_samples, n_features=c.n_features, n_informative=c.n_informative,
             noise=c.noise, random_state=rng_seed,
         )  # fmt: skip
+        return x, y.astype(np.float32)
+
+
+@DATASETS.register("linear")
+class Linear(_Generator):
+    """One feature drawn uniformly from ``[low, high)``; target ``weight * x + bias`` plus
+    Gaussian noise (Deep Learning for Beginners ch. 4)."""
+
+    class Config(GeneratorConfig):
+        low: float = -2.0
+        high: float = 2.0
+        weight: float = 0.5
+        bias: float = 1.0
+        noise: float = Field(default=1.0, ge=0, description="standard deviation")
+
+    config: Config
+
+    def generate(self, rng_seed: int) -> tuple[np.ndarray, np.ndarray]:
+        c = self.config
+        rng = np.random.default_rng(rng_seed)
+        x = rng.uniform(c.low, c.high, size=(c.n_samples, 1))
+        y = c.weight * x[:, 0] + c.bias + rng.normal(0, c.noise, size=c.n_samples)
         return x, y.astype(np.float32)
 
 
