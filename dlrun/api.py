@@ -20,6 +20,7 @@ from dlrun.data.load import load_data
 from dlrun.evaluation.fitting import build_for
 from dlrun.evaluation.fitting import make_loss
 from dlrun.evaluation.fitting import preprocess_entries
+from dlrun.evaluation.runner import plan_protocol
 from dlrun.evaluation.runner import run_protocol
 from dlrun.models.build import BuiltModel
 from dlrun.preprocess.pipeline import fit_pipeline
@@ -54,6 +55,7 @@ def run_experiment(
     seed_everything(cfg.seed)
     device = resolve_device(cfg.train.device)
     data = load_data(cfg)  # before the run directory exists: bad data leaves nothing behind
+    plan = plan_protocol(cfg, data)
     run = RunDirectory.create(runs_dir, cfg.name)
     config_yaml = resolved_yaml(cfg)
     write_text(run.file("config.yaml"), config_yaml)
@@ -62,7 +64,7 @@ def run_experiment(
     recording = RunRecording(run, cfg, config_yaml, data, progress)
     started = time.perf_counter()
     try:
-        outcome = run_protocol(cfg, data, device, recording)
+        outcome = run_protocol(cfg, plan, device, recording)
     except BaseException as exc:
         run.set_status("failed", f"{type(exc).__name__}: {exc}")
         recording.close()

@@ -289,3 +289,26 @@ def test_curve_averaging_smoothing_and_best_epoch() -> None:
     curves = average_curves([[{"val_loss": 1.0}, {"val_loss": 3.0}], [{"val_loss": 3.0}]])
     assert curves["val_loss"] == [2.0, 3.0]  # the second fold stopped after one epoch
     assert best_epoch([5.0, 2.0, 4.0], higher=False, offset=10) == (12, 2.0)
+
+
+def test_report_flags_a_model_that_does_not_beat_its_baseline() -> None:
+    from dlrun.reporting.markdown import render_report
+
+    results = {"name": "weak", "status": "completed", "fold": "fold_01", "seed": 0, "epochs_run": 1,
+               "sizes": {"train": 10, "validation": 5},
+               "evaluation": {"split": "validation", "metrics": {"accuracy": 0.5}},
+               "baselines": [{"name": "majority class", "accuracy": 0.6}],
+               "baseline_verdict": {"metric": "accuracy", "model": 0.5, "baseline": "majority class",
+                                    "baseline_value": 0.6, "beats": False}}  # fmt: skip
+    text = render_report(results, [], "", ["report.md"])
+    assert "**The model (accuracy 0.5000) does not beat the majority class baseline (0.6000)" in text
+    assert "no statistical power" in text
+
+
+def test_time_split_test_range_conflicts_with_a_dataset_test_split(tmp_path: Path) -> None:
+    from dlrun.errors import DataError
+
+    evaluation = {"protocol": "time_split", "train": 0.5, "validation": 0.2, "test": 0.3}
+    with pytest.raises(DataError, match="already has a test split; set data.test_fraction: 0"):
+        _run(tmp_path, evaluation=evaluation)
+    assert not (tmp_path / "runs").exists()  # refused before any run directory was made

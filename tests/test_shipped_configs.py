@@ -13,7 +13,11 @@ CONFIGS = sorted((REPO / "configs").rglob("*.yaml"))
 
 def test_configs_exist() -> None:
     names = {p.relative_to(REPO / "configs").as_posix() for p in CONFIGS}
-    assert {"quickstart.yaml", "course/pima.yaml", "dlwp/ch2_mnist_dense.yaml", "beginners/ch6_spirals.yaml"} <= names
+    assert {"quickstart.yaml", "course/pima.yaml", "dlwp/ch2_mnist_dense.yaml", "beginners/ch6_spirals.yaml",
+            "dlwp/ch3_boston_kfold.yaml", "dlwp/ch3_boston_curves.yaml", "dlwp/ch3_boston_final.yaml",
+            "dlwp/ch4_imdb_original.yaml", "dlwp/ch4_imdb_smaller.yaml", "dlwp/ch4_imdb_bigger.yaml",
+            "dlwp/ch4_imdb_l2.yaml", "dlwp/ch4_imdb_dropout.yaml", "beginners/ch4_cv_regression.yaml",
+            "beginners/ch4_layers_cv.yaml"} <= names
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.relative_to(REPO).as_posix())
@@ -24,7 +28,9 @@ def test_every_shipped_config_validates(path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("config", "params"),
-    [("dlwp/ch2_mnist_dense.yaml", 407_050), ("course/pima.yaml", 221), ("quickstart.yaml", 8_970)],
+    [("dlwp/ch2_mnist_dense.yaml", 407_050), ("course/pima.yaml", 221), ("quickstart.yaml", 8_970),
+     ("dlwp/ch3_boston_kfold.yaml", 5_121), ("dlwp/ch4_imdb_original.yaml", 160_305),
+     ("dlwp/ch4_imdb_smaller.yaml", 40_029), ("dlwp/ch4_imdb_bigger.yaml", 5_383_681)],
 )
 def test_parameter_counts_equal_keras(config: str, params: int, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(REPO)

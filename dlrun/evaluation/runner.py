@@ -172,14 +172,28 @@ def _final_epochs(cfg: ExperimentConfig, outcome: ProtocolOutcome) -> int:
     return int(best) if best else cfg.train.epochs
 
 
-def run_protocol(
-    cfg: ExperimentConfig, data: LoadedData, device: torch.device, recording: Recording
-) -> ProtocolOutcome:
+@dataclass(frozen=True)
+class Plan:
+    """The protocol's data (a time split carves its test range) and its folds."""
+
+    protocol: str
+    data: LoadedData
+    folds: list[Fold]
+
+
+def plan_protocol(cfg: ExperimentConfig, data: LoadedData) -> Plan:
+    """Split before anything is written, so impossible splits fail without a run directory."""
     name = tag_of(cfg.evaluation, "protocol")
     protocol = PROTOCOLS.get(name)(cfg.evaluation)
-    data = protocol.prepare(data)
+    prepared = protocol.prepare(data)
+    return Plan(name, prepared, protocol.folds(prepared.train, cfg.task, cfg.seed))
+
+
+def run_protocol(
+    cfg: ExperimentConfig, plan: Plan, device: torch.device, recording: Recording
+) -> ProtocolOutcome:
+    name, data, folds = plan.protocol, plan.data, plan.folds
     train = data.train
-    folds = protocol.folds(train, cfg.task, cfg.seed)
     duplicates = duplicate_counts(train, folds, data.test_split)
     outcome = ProtocolOutcome(
         name, _sizes(folds, train, data), duplicates, duplicate_warnings(duplicates)

@@ -34,33 +34,19 @@ def fit(
     state = TrainState(step, epochs, batches, save_checkpoint=save_checkpoint)
     callbacks.on_fit_start(state)
     try:
-        with training_active():
-            _run_epochs(step, train, val, epochs, batch_size, callbacks, generator, shuffle, state)
+        with training_active():  # the sealed test split refuses to open inside this block
+            while state.epoch < epochs and not state.should_stop:
+                callbacks.on_epoch_start(state)
+                logs = train_epoch(step, train, batch_size, shuffle, generator, callbacks, state)
+                if val is not None and len(val):
+                    logs.update(step.evaluate(val, batch_size, prefix="val_"))
+                end_epoch(step, state, logs, callbacks)
     except KeyboardInterrupt:
         state.stop("interrupted", f"interrupted by the user during epoch {state.epoch + 1}")
     if state.status == "running":
         state.status = "completed"
     callbacks.on_fit_end(state)
     return state
-
-
-def _run_epochs(
-    step: TaskStep,
-    train: TensorData,
-    val: TensorData | None,
-    epochs: int,
-    batch_size: int,
-    callbacks: Callback,
-    generator: torch.Generator,
-    shuffle: bool,
-    state: TrainState,
-) -> None:
-    while state.epoch < epochs and not state.should_stop:
-        callbacks.on_epoch_start(state)
-        logs = train_epoch(step, train, batch_size, shuffle, generator, callbacks, state)
-        if val is not None and len(val):
-            logs.update(step.evaluate(val, batch_size, prefix="val_"))
-        end_epoch(step, state, logs, callbacks)
 
 
 def end_epoch(
