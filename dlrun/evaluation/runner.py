@@ -156,11 +156,27 @@ def _holdout_validation(cfg: ExperimentConfig, fitted: FittedModel) -> dict[str,
     history = fitted.state.history
     if not history or not any(k.startswith("val_") for k in history[-1]):
         return {}
-    monitor = str(getattr(cfg.evaluation, "monitor", "val_loss"))
+    monitor = cfg.evaluation.monitor
     last = {k: v for k, v in history[-1].items() if k.startswith("val_")}
     epoch, value = best_epoch([row.get(monitor, np.nan) for row in history],
                               higher_is_better(monitor))  # fmt: skip
     return {**last, "monitor": monitor, "best_epoch": epoch, "best_value": value}
+
+
+def _aggregate_folds(cfg: ExperimentConfig, outcome: ProtocolOutcome) -> None:
+    """Mean/std per metric, averaged and smoothed curves, and baselines averaged over folds."""
+    curves = getattr(cfg.evaluation, "curves")  # noqa: B009 - every multi-fold protocol has it
+    outcome.cv = cross_validate(
+        [f.evaluation.metrics for f in outcome.folds if f.evaluation is not None],
+        [f.fitted.state.history for f in outcome.folds],
+        cfg.evaluation.monitor,
+        curves.smoothing,
+        curves.skip_first,
+    )
+    outcome.validation = {k: v.mean for k, v in outcome.cv.metrics.items()}
+    outcome.cv_baselines = average_baselines([f.baselines for f in outcome.folds])
+    outcome.cv_verdict = verdict(outcome.validation, outcome.cv_baselines)
+    outcome.baselines, outcome.verdict = outcome.cv_baselines, outcome.cv_verdict
 
 
 def _final_epochs(cfg: ExperimentConfig, outcome: ProtocolOutcome) -> int:
@@ -208,18 +224,7 @@ def run_protocol(
         if fitted.state.status in STOPPED:
             return outcome
     if len(folds) > 1:
-        curves = getattr(cfg.evaluation, "curves")  # noqa: B009 - every multi-fold protocol has it
-        outcome.cv = cross_validate(
-            [f.evaluation.metrics for f in outcome.folds if f.evaluation is not None],
-            [f.fitted.state.history for f in outcome.folds],
-            str(getattr(cfg.evaluation, "monitor", "val_loss")),
-            curves.smoothing,
-            curves.skip_first,
-        )
-        outcome.validation = {k: v.mean for k, v in outcome.cv.metrics.items()}
-        outcome.cv_baselines = average_baselines([f.baselines for f in outcome.folds])
-        outcome.cv_verdict = verdict(outcome.validation, outcome.cv_baselines)
-        outcome.baselines, outcome.verdict = outcome.cv_baselines, outcome.cv_verdict
+        _aggregate_folds(cfg, outcome)
     else:
         outcome.validation = _holdout_validation(cfg, outcome.folds[0].fitted)
         outcome.scored = outcome.folds[0].fitted

@@ -60,13 +60,10 @@ class TensorBoardLogger(Callback):
         super().__init__()
         self.writer = SummaryWriter(log_dir=str(directory))
         self.phase = "fit"
-        self.step_offset = 0
 
     def on_epoch_end(self, state: TrainState, logs: dict[str, float]) -> None:
         for key, value in logs.items():
-            self.writer.add_scalar(
-                tensorboard_tag(key, self.phase), value, self.step_offset + state.epoch
-            )
+            self.writer.add_scalar(tensorboard_tag(key, self.phase), value, state.epoch)
         self.writer.flush()
 
     def write_hparams(self, params: dict[str, Any], results: dict[str, float]) -> None:
