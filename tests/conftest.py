@@ -29,6 +29,13 @@ BASE: dict[str, Any] = {
 }
 
 
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Tests never download: datasets come from fixtures, mirrors or the 127.0.0.1 server."""
+    monkeypatch.setenv("DLRUN_OFFLINE", "1")
+    monkeypatch.setenv("DLRUN_CACHE", str(tmp_path_factory.mktemp("cache")))
+
+
 def tiny_config(**changes: Any) -> dict[str, Any]:
     """A deep copy of BASE with top-level keys replaced."""
     config = copy.deepcopy(BASE)

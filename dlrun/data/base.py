@@ -22,6 +22,7 @@ from pydantic import Field
 from sklearn.model_selection import train_test_split
 
 from dlrun.config.base import StrictModel
+from dlrun.data.download import Resource
 from dlrun.errors import DataError
 from dlrun.errors import DlrunError
 from dlrun.guards import is_training
@@ -131,6 +132,8 @@ class SplitConfig(StrictModel):
 
 class DataSource(ABC):
     Config: ClassVar[type[StrictModel]]
+    # The canonical files a source reads (downloadable ones); empty for bundled or generated data.
+    resources: ClassVar[tuple[Resource, ...]] = ()
 
     def __init__(self, config: StrictModel) -> None:
         self.config = config

@@ -1,8 +1,7 @@
 """MNIST-family datasets from the four canonical IDX files (``*-ubyte.gz``).
 
-Files are looked up in ``data.path`` (a directory) or in each ``DLRUN_DATA_PATH`` directory
-under ``<dataset>/``. Downloading into a cache arrives with the datasets issue; until then a
-missing file is a one-line error that says where to put it.
+Files are found by :func:`dlrun.data.locate.locate`: ``data.path`` (a directory), the
+``DLRUN_DATA_PATH`` mirrors, the cache, or a verified download.
 """
 
 from __future__ import annotations
@@ -21,7 +20,8 @@ from dlrun.data.base import Arrays
 from dlrun.data.base import DataSource
 from dlrun.data.base import LoadContext
 from dlrun.data.base import LoadedData
-from dlrun.data.locate import find_file
+from dlrun.data.download import Resource
+from dlrun.data.locate import locate
 from dlrun.errors import DataError
 
 _DTYPES: dict[int, Any] = {
@@ -63,31 +63,34 @@ class IdxConfig(StrictModel):
 class _IdxDataset(DataSource):
     Config = IdxConfig
     config: IdxConfig
-    files: ClassVar[tuple[str, str, str, str]]
     description: ClassVar[str]
     class_names: ClassVar[list[str]]
     name: ClassVar[str]
 
     def load(self, context: LoadContext) -> LoadedData:
-        arrays = [read_idx(find_file(self.name, f, self.config.path)) for f in self.files]
+        arrays = [read_idx(locate(self.name, r, self.config.path)) for r in self.resources]
         x_train, y_train, x_test, y_test = arrays
         train = Arrays(x_train, y_train.astype(np.int64))
         test = Arrays(x_test, y_test.astype(np.int64))
         return LoadedData(train, test, self.description, None, self.class_names)
 
 
-_MNIST_FILES = (
-    "train-images-idx3-ubyte.gz",
-    "train-labels-idx1-ubyte.gz",
-    "t10k-images-idx3-ubyte.gz",
-    "t10k-labels-idx1-ubyte.gz",
-)
-
-
 @DATASETS.register("mnist")
 class Mnist(_IdxDataset):
     name = "mnist"
-    files = _MNIST_FILES
+    resources = tuple(
+        Resource(f, f"https://storage.googleapis.com/cvdf-datasets/mnist/{f}", sha, size)
+        for f, sha, size in (
+            ("train-images-idx3-ubyte.gz",
+             "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609", 9912422),
+            ("train-labels-idx1-ubyte.gz",
+             "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c", 28881),
+            ("t10k-images-idx3-ubyte.gz",
+             "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6", 1648877),
+            ("t10k-labels-idx1-ubyte.gz",
+             "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6", 4542),
+        )
+    )  # fmt: skip
     description = "MNIST handwritten digits, 60,000 train / 10,000 test, 28x28 uint8"
     class_names = [str(i) for i in range(10)]
 
@@ -95,7 +98,19 @@ class Mnist(_IdxDataset):
 @DATASETS.register("fashion_mnist")
 class FashionMnist(_IdxDataset):
     name = "fashion_mnist"
-    files = _MNIST_FILES
+    resources = tuple(
+        Resource(f, f"https://storage.googleapis.com/tensorflow/tf-keras-datasets/{f}", sha)
+        for f, sha in (
+            ("train-images-idx3-ubyte.gz",
+             "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84"),
+            ("train-labels-idx1-ubyte.gz",
+             "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845"),
+            ("t10k-images-idx3-ubyte.gz",
+             "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073"),
+            ("t10k-labels-idx1-ubyte.gz",
+             "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5"),
+        )
+    )  # fmt: skip
     description = "Fashion-MNIST clothing images, 60,000 train / 10,000 test, 28x28 uint8"
     class_names = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
                    "Sneaker", "Bag", "Ankle boot"]  # fmt: skip

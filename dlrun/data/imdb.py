@@ -25,7 +25,9 @@ from dlrun.data.base import Arrays
 from dlrun.data.base import DataSource
 from dlrun.data.base import LoadContext
 from dlrun.data.base import LoadedData
-from dlrun.data.locate import find_file
+from dlrun.data.download import Resource
+from dlrun.data.keras_npz import KERAS_ORIGIN
+from dlrun.data.locate import locate
 from dlrun.errors import DataError
 
 RAW_ARCHIVE = "aclImdb_v1.tar.gz"
@@ -126,14 +128,23 @@ class Imdb(DataSource):
         index_from: int = Field(default=3, ge=0)
 
     config: Config
+    resources = (
+        Resource("imdb.npz", KERAS_ORIGIN + "imdb.npz",
+                 "69664113be75683a8fe16e3ed0ab59fda8886cb3cd7ada244f7d9544e4676b9f", 17464789),
+        Resource("imdb_word_index.json", KERAS_ORIGIN + "imdb_word_index.json", None, 1641221),
+        Resource(RAW_ARCHIVE, "https://ai.stanford.edu/~amaas/data/sentiment/" + RAW_ARCHIVE,
+                 "c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe", 84125825,
+                 variant="raw"),
+    )  # fmt: skip
 
     def load(self, context: LoadContext) -> LoadedData:
         c = self.config
         if c.source == "raw":
-            x_train, y_train, x_test, y_test = read_raw(find_file("imdb", RAW_ARCHIVE, c.path))
+            archive = locate("imdb", self.resources[2], c.path)
+            x_train, y_train, x_test, y_test = read_raw(archive)
         else:
-            arrays = read_npz_pickled(str(find_file("imdb", "imdb.npz", c.path)))
-            x_train, y_train, x_test, y_test = arrays
+            npz = locate("imdb", self.resources[0], c.path)
+            x_train, y_train, x_test, y_test = read_npz_pickled(str(npz))
         rng = np.random.RandomState(SHUFFLE_SEED)  # Keras shuffles train, then test, from one rng
         x_train, y_train = _shuffled(x_train, y_train, rng)
         x_test, y_test = _shuffled(x_test, y_test, rng)

@@ -13,9 +13,11 @@ from dlrun.data.base import Arrays
 from dlrun.data.base import DataSource
 from dlrun.data.base import LoadContext
 from dlrun.data.base import LoadedData
-from dlrun.data.locate import find_file
+from dlrun.data.download import Resource
+from dlrun.data.locate import locate
 from dlrun.errors import DataError
 
+KERAS_ORIGIN = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
 BOSTON_FEATURES = ["CRIM", "ZN", "INDUS", "CHAS", "NOX", "RM", "AGE", "DIS", "RAD", "TAX",
                    "PTRATIO", "B", "LSTAT"]  # fmt: skip
 
@@ -55,10 +57,14 @@ class BostonHousing(DataSource):
         split_seed: int = 113
 
     config: Config
+    resources = (
+        Resource("boston_housing.npz", KERAS_ORIGIN + "boston_housing.npz",
+                 "f553886a1f8d56431e820c5b82552d9d95cfcb96d1e678153f8839538947dff5", 57026),
+    )  # fmt: skip
 
     def load(self, context: LoadContext) -> LoadedData:
         c = self.config
-        path = find_file("boston_housing", "boston_housing.npz", c.path)
+        path = locate("boston_housing", self.resources[0], c.path)
         arrays = read_npz(str(path), ("x", "y"))
         train, test = keras_shuffle_split(
             arrays["x"].astype(np.float32), arrays["y"].astype(np.float32), c.split_seed,

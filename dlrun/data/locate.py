@@ -1,8 +1,9 @@
-"""Find a dataset's canonical files on local disk.
+"""Find a dataset's canonical file: explicit path, offline mirrors, the cache, then download.
 
-Looked up in ``data.path`` (the file itself, or a directory holding it) or in each
-``DLRUN_DATA_PATH`` directory under ``<dataset>/``. A missing file is a one-line error that says
-where to put it.
+Order: ``data.path`` (the file itself, or a directory holding it); each ``DLRUN_DATA_PATH``
+directory under ``<dataset>/``; the download cache; a download (skipped when ``DLRUN_OFFLINE``
+is set). Without a copy and without network the error names the file, where to put it and the
+URL to fetch it from.
 """
 
 from __future__ import annotations
@@ -10,25 +11,53 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from dlrun.data.download import Resource
+from dlrun.data.download import cached_path
+from dlrun.data.download import fetch
 from dlrun.errors import DataError
 
 
-def data_dirs(dataset: str, explicit: str | None) -> list[Path]:
-    if explicit is not None:
-        return [Path(explicit).expanduser()]
+def mirror_dirs(dataset: str) -> list[Path]:
     roots = [p for p in os.environ.get("DLRUN_DATA_PATH", "").split(os.pathsep) if p]
     return [Path(root).expanduser() / dataset for root in roots]
 
 
-def find_file(dataset: str, name: str, explicit: str | None) -> Path:
-    if explicit is not None and Path(explicit).expanduser().is_file():
-        return Path(explicit).expanduser()
-    candidates = data_dirs(dataset, explicit)
-    for directory in candidates:
-        if (directory / name).is_file():
-            return directory / name
-    searched = ", ".join(str(d) for d in candidates) or "nowhere (DLRUN_DATA_PATH is not set)"
-    raise DataError(
-        f"dataset {dataset}: file {name} not found (searched {searched}); put it in "
-        f"<dir>/{dataset}/ and set DLRUN_DATA_PATH=<dir>, or set data.path to it"
+def offline() -> bool:
+    return os.environ.get("DLRUN_OFFLINE", "") not in ("", "0")
+
+
+def local_copy(dataset: str, resource: Resource) -> Path | None:
+    """A mirror or cached copy, without downloading."""
+    for directory in mirror_dirs(dataset):
+        if (directory / resource.name).is_file():
+            return directory / resource.name
+    cached = cached_path(dataset, resource)
+    return cached if cached.is_file() else None
+
+
+def locate(dataset: str, resource: Resource, explicit: str | None = None) -> Path:
+    if explicit is not None:
+        path = Path(explicit).expanduser()
+        if path.is_file():
+            return path
+        if (path / resource.name).is_file():
+            return path / resource.name
+        raise DataError(f"dataset {dataset}: data.path {explicit} is not {resource.name} "
+                        "or a directory holding it")  # fmt: skip
+    found = local_copy(dataset, resource)
+    if found is not None:
+        return found
+    if offline():
+        raise missing(dataset, resource, "DLRUN_OFFLINE is set")
+    try:
+        return fetch(dataset, resource)
+    except ConnectionError as exc:
+        raise missing(dataset, resource, str(exc)) from None
+
+
+def missing(dataset: str, resource: Resource, why: str) -> DataError:
+    return DataError(
+        f"dataset {dataset}: file {resource.name} not found and not downloadable ({why}); "
+        f"put it in <dir>/{dataset}/ and set DLRUN_DATA_PATH=<dir>, or set data.path to it; "
+        f"it is published at {resource.url}"
     )
