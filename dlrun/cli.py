@@ -27,6 +27,8 @@ app = typer.Typer(
 )
 runs_app = typer.Typer(help="List and inspect run directories.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
+datasets_app = typer.Typer(help="List, download and verify book datasets.", no_args_is_help=True)
+app.add_typer(datasets_app, name="datasets")
 
 console = Console()
 errors = Console(stderr=True)
@@ -211,6 +213,83 @@ def runs_compare(
         table.add_row(*(f"{v:.4f}" if isinstance(v, float) else str(v) for v in cells))
     console.print(table)
     console.print(f"curves: {comparison.figure}")
+
+
+def _size(count: int | None) -> str:
+    return "" if count is None else f"{count / 1e6:.1f} MB"
+
+
+@datasets_app.command("list")
+@user_errors
+def datasets_list() -> None:
+    """Every dataset: size, source, and whether a local copy exists."""
+    from dlrun.data.catalog import catalog
+
+    table = Table()
+    for column in ("dataset", "size", "source", "local"):
+        table.add_column(column)
+    for entry in catalog():
+        table.add_row(entry.name, _size(entry.size), entry.source, entry.local)
+    console.print(table)
+
+
+@datasets_app.command("info")
+@user_errors
+def datasets_info(name: str = typer.Argument(..., help="dataset name")) -> None:
+    """What a dataset is and where each of its files comes from and lies."""
+    from dlrun.data.catalog import info
+
+    entry = info(name)
+    console.print(f"[bold]{entry.name}[/]: {entry.summary}", highlight=False)
+    for status in entry.files:
+        r = status.resource
+        variant = f" (source: {r.variant})" if r.variant else ""
+        console.print(f"- {r.name}{variant} {_size(r.size)}\n  url: {r.url}\n  sha256: "
+                      f"{r.sha256 or 'not published'}\n  local: {status.path or 'missing'}",
+                      highlight=False, soft_wrap=True)  # fmt: skip
+
+
+@datasets_app.command("download")
+@user_errors
+def datasets_download(
+    name: str = typer.Argument(..., help="dataset name"),
+    variant: str = typer.Option(None, "--variant", help="e.g. raw for the IMDB review tarball"),
+) -> None:
+    """Fetch a dataset's files into the cache (verified; resumes a broken transfer)."""
+    from dlrun.data.catalog import download
+
+    for path in download(name, variant):
+        print(path)
+
+
+@datasets_app.command("path")
+@user_errors
+def datasets_path(name: str = typer.Argument(..., help="dataset name")) -> None:
+    """Print the local path of each of a dataset's files; exit 2 if one is missing."""
+    from dlrun.data.catalog import info
+    from dlrun.data.locate import missing
+
+    for status in info(name).files:
+        if status.path is None and status.resource.variant == "":
+            raise missing(name, status.resource, "no local copy")
+        if status.path is not None:
+            print(status.path)
+
+
+@datasets_app.command("verify")
+@user_errors
+def datasets_verify() -> None:
+    """Re-check the SHA-256 of every cached and mirrored dataset file."""
+    from dlrun.data.catalog import verify
+
+    results = verify()
+    for result in results:
+        console.print(f"{result.dataset}: {result.path}: {result.verdict}", highlight=False,
+                      soft_wrap=True)  # fmt: skip
+    if not results:
+        console.print("no local dataset files to verify")
+    if any(r.verdict.startswith("MISMATCH") for r in results):
+        raise typer.Exit(1)
 
 
 def main() -> None:

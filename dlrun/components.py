@@ -7,11 +7,14 @@ layer, step, dataset, loss, optimizer or callback registered anywhere in dlrun i
 from __future__ import annotations
 
 import dlrun.data.bundled
+import dlrun.data.cifar
 import dlrun.data.files
 import dlrun.data.idx
-import dlrun.data.imdb
 import dlrun.data.keras_npz
 import dlrun.data.synthetic
+import dlrun.data.tables
+import dlrun.data.text
+import dlrun.data.word_sequences
 import dlrun.models.layers
 import dlrun.preprocess.steps
 import dlrun.training.callbacks

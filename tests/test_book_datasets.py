@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from dlrun.config.load import config_from_data
-from dlrun.data.imdb import decode
-from dlrun.data.imdb import tokenize
-from dlrun.data.imdb import word_index_from_training
+from dlrun.data.word_sequences import decode
+from dlrun.data.word_sequences import tokenize
+from dlrun.data.word_sequences import word_index_from_training
 from dlrun.data.load import load_data
 from dlrun.errors import DataError
 from tests.conftest import tiny_config
@@ -103,3 +103,109 @@ def test_keras_imdb_npz_is_read_with_the_same_semantics(tmp_path: Path) -> None:
     assert [s.tolist() for s in data.test_split.unseal().x] == [[1, 5, 2]]  # type: ignore[union-attr]
     dropped = _load({"dataset": "imdb", "path": str(tmp_path), "maxlen": 3}, **BINARY)
     assert len(dropped.train) == 1  # Keras drops longer sequences rather than cutting them
+
+
+def test_reuters_npz_shuffles_with_seed_113_and_splits_80_20(tmp_path: Path) -> None:
+    rows = [[i % 7 + 1, i % 5 + 1] for i in range(50)]
+    ragged = np.empty(50, dtype=object)
+    ragged[:] = rows
+    np.savez(tmp_path / "reuters.npz", x=ragged, y=np.arange(50) % 46)
+    multiclass = {**BINARY, "task": "multiclass", "loss": "sparse_categorical_crossentropy",
+                  "model": {"layers": [{"dense": {"units": 46, "activation": "softmax"}}]}}  # fmt: skip
+    data = _load({"dataset": "reuters", "path": str(tmp_path)}, **multiclass)
+    order = np.arange(50)
+    np.random.RandomState(113).shuffle(order)
+    assert len(data.train) == 40 and data.train.y.tolist() == (order[:40] % 46).tolist()
+    assert data.train.x[0].tolist() == [1, *(w + 3 for w in rows[order[0]])]
+    assert data.class_names[3] == "earn"  # type: ignore[index]
+
+
+def test_pima_reads_the_canonical_headerless_csv_and_the_kaggle_copy(tmp_path: Path) -> None:
+    rows = [[i % 5, 100 + i, 70, 20, 0, 30.5, 0.5, 21 + i, i % 2] for i in range(40)]
+    plain = tmp_path / "plain.csv"
+    plain.write_text("\n".join(",".join(str(v) for v in r) for r in rows) + "\n")
+    kaggle = tmp_path / "kaggle.csv"
+    kaggle.write_text("Pregnancies,Glucose,BP,Skin,Insulin,BMI,DPF,Age,Outcome\n" + plain.read_text())
+    for path in (plain, kaggle):
+        data = _load({"dataset": "pima", "path": str(path), "test_fraction": 0.25}, **{**BINARY, "preprocess": []})
+        assert (len(data.train), len(data.test_split or [])) == (30, 10)
+        assert data.feature_names[1] == "Glucose" and data.train.x.shape[1] == 8  # type: ignore[index]
+
+
+def test_heart_imputes_question_marks_and_can_binarize(tmp_path: Path) -> None:
+    lines = [f"{50 + i}.0,1.0,3.0,130.0,250.0,0.0,2.0,150.0,0.0,1.5,2.0,{'?' if i == 3 else '0.0'},3.0,{i % 5}"
+             for i in range(30)]  # fmt: skip
+    path = tmp_path / "processed.cleveland.data"
+    path.write_text("\n".join(lines) + "\n")
+    five = _load({"dataset": "heart", "path": str(path), "test_fraction": 0.0},
+                 **{**BINARY, "task": "multiclass", "loss": "sparse_categorical_crossentropy", "preprocess": [],
+                    "model": {"layers": [{"dense": {"units": 5, "activation": "softmax"}}]}})  # fmt: skip
+    assert sorted(set(five.train.y.tolist())) == [0, 1, 2, 3, 4] and five.implied_steps == [{"impute": {"strategy": "mean"}}]
+    two = _load({"dataset": "heart", "path": str(path), "test_fraction": 0.0, "binarize": True}, **{**BINARY, "preprocess": []})
+    assert sorted(set(two.train.y.tolist())) == [0, 1] and int(two.train.y.sum()) == 24
+
+
+def test_jena_climate_zip_keeps_time_order(tmp_path: Path) -> None:
+    import zipfile
+
+    header = '"Date Time","p (mbar)","T (degC)","rh (%)"'
+    rows = [f"01.01.2009 00:{i:02d}:00,{996 + i},{-8.0 + i},{93.0}" for i in range(20)]
+    with zipfile.ZipFile(tmp_path / "jena_climate_2009_2016.csv.zip", "w") as archive:
+        archive.writestr("jena_climate_2009_2016.csv", "\n".join([header, *rows]) + "\n")
+    data = _load({"dataset": "jena_climate", "path": str(tmp_path)}, **REGRESSION)
+    assert data.feature_names == ["p (mbar)", "T (degC)", "rh (%)"] and data.test_split is None
+    assert data.train.y.tolist() == [-8.0 + i for i in range(20)]  # not shuffled
+
+
+def test_nietzsche_windows_predict_the_next_character(tmp_path: Path) -> None:
+    (tmp_path / "nietzsche.txt").write_text("Abcdefghij")
+    multiclass = {**BINARY, "task": "multiclass", "loss": "sparse_categorical_crossentropy", "preprocess": [],
+                  "model": {"layers": [{"dense": {"units": 10, "activation": "softmax"}}]}}  # fmt: skip
+    data = _load({"dataset": "nietzsche", "path": str(tmp_path), "maxlen": 4, "step": 3}, **multiclass)
+    chars = data.class_names
+    assert chars == list("abcdefghij")
+    assert data.train.x.tolist() == [[0, 1, 2, 3], [3, 4, 5, 6]] and data.train.y.tolist() == [4, 7]
+
+
+def _cifar_tarball(path: Path, folder: str, batches: dict[str, dict[bytes, object]]) -> None:
+    import pickle
+
+    with tarfile.open(path, "w:gz") as archive:
+        for name, batch in batches.items():
+            body = pickle.dumps(batch)
+            info = tarfile.TarInfo(f"{folder}/{name}")
+            info.size = len(body)
+            archive.addfile(info, io.BytesIO(body))
+
+
+def test_cifar10_tarball_gives_channels_last_images(tmp_path: Path) -> None:
+    def batch(n: int, start: int) -> dict[bytes, object]:
+        data = np.arange(n * 3072, dtype=np.int64).reshape(n, 3072) % 256
+        return {b"data": data.astype(np.uint8), b"labels": [(start + i) % 10 for i in range(n)]}
+
+    batches = {f"data_batch_{i}": batch(2, i) for i in range(1, 6)} | {"test_batch": batch(3, 0)}
+    _cifar_tarball(tmp_path / "cifar-10-python.tar.gz", "cifar-10-batches-py", batches)
+    multiclass = {**BINARY, "task": "multiclass", "loss": "sparse_categorical_crossentropy", "preprocess": ["flatten"],
+                  "model": {"layers": [{"dense": {"units": 10, "activation": "softmax"}}]}}  # fmt: skip
+    data = _load({"dataset": "cifar10", "path": str(tmp_path / "cifar-10-python.tar.gz")}, **multiclass)
+    assert data.train.x.shape == (10, 32, 32, 3) and data.train.x.dtype == np.uint8
+    assert data.train.x[0, 0, 1, 0] == 1 and data.train.x[0, 0, 0, 1] == 1024 % 256  # R then G planes
+    assert len(data.test_split or []) == 3 and data.class_names[0] == "airplane"  # type: ignore[index]
+
+
+def test_cifar_batches_refuse_pickled_code(tmp_path: Path) -> None:
+    import os
+    import pickle
+
+    class Evil:
+        def __reduce__(self) -> tuple[object, tuple[str]]:
+            return (os.system, ("echo pwned",))
+
+    folder = tmp_path / "cifar-100-python"
+    folder.mkdir()
+    for name in ("train", "test"):
+        (folder / name).write_bytes(pickle.dumps({b"data": Evil()}))
+    multiclass = {**BINARY, "task": "multiclass", "loss": "sparse_categorical_crossentropy", "preprocess": [],
+                  "model": {"layers": [{"dense": {"units": 100, "activation": "softmax"}}]}}  # fmt: skip
+    with pytest.raises(DataError, match="refusing to load"):
+        _load({"dataset": "cifar100", "path": str(tmp_path)}, **multiclass)

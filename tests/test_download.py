@@ -163,3 +163,33 @@ def test_unsafe_zip_member_is_refused_and_safe_archives_extract(tmp_path: Path) 
         safe_extract(bad, tmp_path / "zip_target")
     good = _tar(tmp_path / "good.tar.gz", "folder/file.txt")
     assert (safe_extract(good, tmp_path / "target") / "folder/file.txt").read_bytes() == b"payload"
+
+
+def test_datasets_cli_list_info_path_download_verify(file_server: FileServer, online: None,
+                                                     monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:  # fmt: skip
+    from typer.testing import CliRunner
+
+    from dlrun.cli import app
+
+    runner = CliRunner()
+    resource = _resource(file_server, "boston_housing.npz", BODY)
+    monkeypatch.setattr(BostonHousing, "resources", (resource,))
+    listed = runner.invoke(app, ["datasets", "list"], terminal_width=200)
+    assert listed.exit_code == 0 and "boston_housing" in listed.output and "cifar10" in listed.output
+    assert "bundled or generated" in listed.output
+    missing = runner.invoke(app, ["datasets", "path", "boston_housing"], terminal_width=300)
+    assert missing.exit_code == 2 and "boston_housing.npz not found" in missing.output
+    downloaded = runner.invoke(app, ["datasets", "download", "boston_housing"])
+    assert downloaded.exit_code == 0, downloaded.output
+    cached = cached_path("boston_housing", resource)
+    assert downloaded.output.strip() == str(cached) and cached.read_bytes() == BODY
+    found = runner.invoke(app, ["datasets", "path", "boston_housing"])
+    assert found.output.strip() == str(cached)
+    info = runner.invoke(app, ["datasets", "info", "boston_housing"], terminal_width=300)
+    assert resource.url in info.output and resource.sha256 in info.output  # type: ignore[operator]
+    assert runner.invoke(app, ["datasets", "verify"], terminal_width=300).exit_code == 0
+    cached.write_bytes(b"tampered")
+    verified = runner.invoke(app, ["datasets", "verify"], terminal_width=300)
+    assert verified.exit_code == 1 and "MISMATCH: deleted from the cache" in verified.output
+    assert not cached.exists()
+    assert runner.invoke(app, ["datasets", "download", "iris"]).exit_code == 2

@@ -112,6 +112,11 @@ class LoadedData:
         sealed = SealedSplit(test) if test is not None and len(test) else None
         object.__setattr__(self, "test_split", sealed)
 
+    def renamed(self, feature_names: list[str], class_names: list[str] | None) -> LoadedData:
+        """The same arrays under the dataset's own feature and class names."""
+        test = self.test_split._arrays if self.test_split is not None else None
+        return replace(self, feature_names=feature_names, class_names=class_names, test=test)
+
     def with_splits(self, train: Arrays, test: Arrays | None) -> LoadedData:
         """The same dataset with new training and test parts (e.g. a chronological test range)."""
         return replace(self, train=train, test=test)

@@ -27,10 +27,12 @@ def offline() -> bool:
 
 
 def local_copy(dataset: str, resource: Resource) -> Path | None:
-    """A mirror or cached copy, without downloading."""
+    """A mirror copy (``<dir>/<dataset>/<file>``, or ``<dir>/<file>`` at a mirror's top), or the
+    cached one, without downloading."""
     for directory in mirror_dirs(dataset):
-        if (directory / resource.name).is_file():
-            return directory / resource.name
+        for candidate in (directory / resource.name, directory.parent / resource.name):
+            if candidate.is_file():
+                return candidate
     cached = cached_path(dataset, resource)
     return cached if cached.is_file() else None
 

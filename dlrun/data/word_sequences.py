@@ -1,4 +1,4 @@
-"""IMDB movie reviews as word-index sequences, with ``keras.datasets.imdb`` semantics.
+"""IMDB reviews and Reuters newswires as word-index sequences, with ``keras.datasets`` semantics.
 
 Two sources give the same arrays: ``keras`` reads ``imdb.npz`` (sequences already indexed by
 word frequency), ``raw`` reads the ``aclImdb`` reviews (the tarball or its extracted folder),
@@ -87,7 +87,19 @@ def read_raw(path: Path) -> tuple[list[list[int]], np.ndarray, list[list[int]], 
     return (*encode(parts["train"]), *encode(parts["test"]))
 
 
-def keras_encode(sequences: list[list[int]], config: Imdb.Config) -> list[list[int]]:
+class WordIndexConfig(StrictModel):
+    """Keras's word-index options, shared by IMDB and Reuters."""
+
+    path: str | None = None
+    num_words: int | None = Field(default=None, gt=0)
+    skip_top: int = Field(default=0, ge=0)
+    maxlen: int | None = Field(default=None, gt=0)
+    start_char: int | None = 1
+    oov_char: int | None = 2
+    index_from: int = Field(default=3, ge=0)
+
+
+def keras_encode(sequences: list[list[int]], config: WordIndexConfig) -> list[list[int]]:
     """Apply ``index_from``, ``start_char``, ``num_words``/``skip_top`` and ``oov_char``."""
     c = config
     shifted = [[w + c.index_from for w in seq] for seq in sequences]
@@ -117,15 +129,8 @@ def _shuffled(
 class Imdb(DataSource):
     """50,000 reviews, 25,000 train / 25,000 test, half positive (DLwP 3.4)."""
 
-    class Config(StrictModel):
+    class Config(WordIndexConfig):
         source: Literal["keras", "raw"] = "keras"
-        path: str | None = None
-        num_words: int | None = Field(default=None, gt=0)
-        skip_top: int = Field(default=0, ge=0)
-        maxlen: int | None = Field(default=None, gt=0)
-        start_char: int | None = 1
-        oov_char: int | None = 2
-        index_from: int = Field(default=3, ge=0)
 
     config: Config
     resources = (
@@ -169,19 +174,58 @@ def _drop_longer(
     return [x[i] for i in keep], y[keep]
 
 
-def read_npz_pickled(path: str) -> tuple[list[list[int]], np.ndarray, list[list[int]], np.ndarray]:
-    """Keras's ``imdb.npz``: object arrays of index lists under x_train/y_train/x_test/y_test."""
+def read_object_npz(path: str, names: tuple[str, ...]) -> list[np.ndarray]:
+    """Arrays of index lists (Keras stores them as pickled object arrays)."""
     try:
-        with np.load(path, allow_pickle=True) as archive:  # the official file stores lists
-            names = ("x_train", "y_train", "x_test", "y_test")
+        with np.load(path, allow_pickle=True) as archive:
             missing = [n for n in names if n not in archive.files]
             if missing:
                 raise DataError(f"{path} lacks the arrays {missing} (has {archive.files})")
-            x_tr, y_tr, x_te, y_te = (archive[n] for n in names)
+            return [archive[n] for n in names]
     except (OSError, ValueError, EOFError) as exc:
         raise DataError(f"cannot read {path}: {exc}") from None
+
+
+def read_npz_pickled(path: str) -> tuple[list[list[int]], np.ndarray, list[list[int]], np.ndarray]:
+    """Keras's ``imdb.npz``: index lists under x_train/y_train/x_test/y_test."""
+    x_tr, y_tr, x_te, y_te = read_object_npz(path, ("x_train", "y_train", "x_test", "y_test"))
     return ([list(s) for s in x_tr], y_tr.astype(np.int64), [list(s) for s in x_te],
             y_te.astype(np.int64))  # fmt: skip
+
+
+REUTERS_TOPICS = ["cocoa", "grain", "veg-oil", "earn", "acq", "wheat", "copper", "housing",
+    "money-supply", "coffee", "sugar", "trade", "reserves", "ship", "cotton", "carcass", "crude",
+    "nat-gas", "cpi", "money-fx", "interest", "gnp", "meal-feed", "alum", "oilseed", "gold", "tin",
+    "strategic-metal", "livestock", "retail", "ipi", "iron-steel", "rubber", "heat", "jobs", "lei",
+    "bop", "zinc", "orange", "pet-chem", "dlr", "gas", "silver", "wpi", "hog", "lead"]  # fmt: skip
+
+
+@DATASETS.register("reuters")
+class Reuters(DataSource):
+    """11,228 Reuters newswires in 46 topics; Keras's seed-113 shuffle, then 80% train (DLwP 3.5)."""
+
+    class Config(WordIndexConfig):
+        test_split: float = Field(default=0.2, ge=0, lt=1)
+
+    config: Config
+    resources = (
+        Resource("reuters.npz", KERAS_ORIGIN + "reuters.npz",
+                 "d6586e694ee56d7a4e65172e12b3e987c03096cb01eab99753921ef915959916", 2110848),
+        Resource("reuters_word_index.json", KERAS_ORIGIN + "reuters_word_index.json", None, 550378),
+    )  # fmt: skip
+
+    def load(self, context: LoadContext) -> LoadedData:
+        c = self.config
+        xs, labels = read_object_npz(str(locate("reuters", self.resources[0], c.path)), ("x", "y"))
+        x, y = _shuffled([list(s) for s in xs], labels.astype(np.int64),
+                         np.random.RandomState(SHUFFLE_SEED))  # fmt: skip
+        x = keras_encode(x, c)
+        if c.maxlen is not None:
+            x, y = _drop_longer(x, y, c.maxlen)
+        cut = int(len(x) * (1 - c.test_split))
+        description = f"Reuters newswires, {cut} train / {len(x) - cut} test, 46 topics"
+        return LoadedData(Arrays(_ragged(x[:cut]), y[:cut]), Arrays(_ragged(x[cut:]), y[cut:]),
+                          description, None, REUTERS_TOPICS)  # fmt: skip
 
 
 def decode(sequence: list[int], word_index: dict[str, int], index_from: int = 3) -> str:

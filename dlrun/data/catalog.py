@@ -1,0 +1,120 @@
+"""What the dataset registry offers and where each file is: behind ``dlrun datasets``."""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from pathlib import Path
+
+import dlrun.components  # noqa: F401  (fills the dataset registry)
+from dlrun.data.base import DATASETS
+from dlrun.data.base import DataSource
+from dlrun.data.download import Resource
+from dlrun.data.download import cached_path
+from dlrun.data.download import fetch
+from dlrun.data.download import sha256_of
+from dlrun.data.locate import local_copy
+from dlrun.data.locate import mirror_dirs
+from dlrun.errors import DataError
+
+
+@dataclass(frozen=True)
+class FileStatus:
+    resource: Resource
+    path: Path | None  # the local copy in use, if any
+    where: str  # "mirror", "cache" or "missing"
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    summary: str
+    files: list[FileStatus]
+
+    @property
+    def size(self) -> int | None:
+        sizes = [f.resource.size for f in self.files if f.resource.variant == ""]
+        return sum(s for s in sizes if s) if sizes and all(sizes) else None
+
+    @property
+    def source(self) -> str:
+        if not self.files:
+            return "bundled or generated"
+        return self.files[0].resource.url.split("/")[2]
+
+    @property
+    def local(self) -> str:
+        if not self.files:
+            return "always"
+        wheres = {f.where for f in self.files if f.resource.variant == ""} or {"missing"}
+        return "/".join(sorted(wheres))
+
+
+def _status(name: str, resource: Resource) -> FileStatus:
+    found = local_copy(name, resource)
+    if found is None:
+        return FileStatus(resource, None, "missing")
+    return FileStatus(
+        resource, found, "cache" if found == cached_path(name, resource) else "mirror"
+    )
+
+
+def source_class(name: str) -> type[DataSource]:
+    return DATASETS.get(name)
+
+
+def info(name: str) -> DatasetInfo:
+    source = source_class(name)
+    summary = (inspect.getdoc(source) or "").split("\n\n")[0].replace("\n", " ")
+    return DatasetInfo(name, summary, [_status(name, r) for r in source.resources])
+
+
+def catalog() -> list[DatasetInfo]:
+    return [info(name) for name in DATASETS.names()]
+
+
+def download(name: str, variant: str | None = None) -> list[Path]:
+    """Fetch a dataset's default files (or one ``variant``, e.g. ``raw``) into the cache."""
+    source = source_class(name)
+    wanted = [r for r in source.resources if r.variant == (variant or "")]
+    if not source.resources:
+        raise DataError(f"dataset {name} needs no download (it is bundled or generated)")
+    if not wanted:
+        variants = sorted({r.variant for r in source.resources if r.variant})
+        raise DataError(f"dataset {name} has no variant '{variant}'; variants: {variants}")
+    return [local_copy(name, r) or fetch(name, r) for r in wanted]
+
+
+@dataclass(frozen=True)
+class Verification:
+    dataset: str
+    path: Path
+    verdict: str  # ok | mismatch (deleted) | differs from the canonical file | no checksum
+
+
+def verify() -> list[Verification]:
+    """Re-hash every local copy. A corrupt cached file is deleted (the cache is dlrun's);
+    a mirror file that differs is reported only, since it belongs to the user."""
+    checked = []
+    for name in DATASETS.names():
+        for resource in source_class(name).resources:
+            for path, in_cache in _copies(name, resource):
+                if resource.sha256 is None:
+                    verdict = "no published checksum"
+                elif sha256_of(path) == resource.sha256:
+                    verdict = "ok"
+                elif in_cache:
+                    path.unlink()
+                    verdict = "MISMATCH: deleted from the cache"
+                else:
+                    verdict = "differs from the canonical file (mirror copy kept)"
+                checked.append(Verification(name, path, verdict))
+    return checked
+
+
+def _copies(name: str, resource: Resource) -> list[tuple[Path, bool]]:
+    copies = [
+        (d / resource.name, False) for d in mirror_dirs(name) if (d / resource.name).is_file()
+    ]
+    cached = cached_path(name, resource)
+    return copies + ([(cached, True)] if cached.is_file() else [])
