@@ -45,3 +45,20 @@ def test_dlwp_ch3_boston_final_test_mae_is_near_the_book(tmp_path: Path) -> None
     results = _boston(tmp_path, "ch3_boston_final.yaml")
     assert results["test"]["mae"] == pytest.approx(2.55, abs=0.35)  # book: 2.55
     assert results["test_split_reads"] == 1
+
+
+def test_ci_reproduction_subset_is_within_tolerance(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CI's quick subset: MNIST dense and the IMDB final model on the real data, one seed."""
+    if not (SHARED / "mnist").is_dir() or not (SHARED / "imdb").is_dir():
+        pytest.skip("MNIST or IMDB is not in ../shared/data")
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("reproduce", REPO / "bench" / "reproduce.py")
+    assert spec is not None and spec.loader is not None
+    reproduce = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(reproduce)
+    monkeypatch.setenv("DLRUN_DATA_PATH", str(SHARED))
+    rows, skipped = reproduce.reproduce(quick=True, seeds=None)
+    assert not skipped and len(rows) == 2
+    for row in rows:
+        assert row.within, row.markdown()

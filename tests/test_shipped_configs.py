@@ -17,7 +17,9 @@ def test_configs_exist() -> None:
             "dlwp/ch3_boston_kfold.yaml", "dlwp/ch3_boston_curves.yaml", "dlwp/ch3_boston_final.yaml",
             "dlwp/ch4_imdb_original.yaml", "dlwp/ch4_imdb_smaller.yaml", "dlwp/ch4_imdb_bigger.yaml",
             "dlwp/ch4_imdb_l2.yaml", "dlwp/ch4_imdb_dropout.yaml", "beginners/ch4_cv_regression.yaml",
-            "beginners/ch4_layers_cv.yaml"} <= names
+            "beginners/ch4_layers_cv.yaml", "dlwp/ch3_imdb.yaml", "dlwp/ch3_imdb_final.yaml",
+            "dlwp/ch3_reuters.yaml", "dlwp/ch3_reuters_final.yaml", "dlwp/ch3_reuters_bottleneck.yaml",
+            "dlwp/ch3_reuters_sparse_labels.yaml"} <= names
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.relative_to(REPO).as_posix())
@@ -30,7 +32,8 @@ def test_every_shipped_config_validates(path: Path) -> None:
     ("config", "params"),
     [("dlwp/ch2_mnist_dense.yaml", 407_050), ("course/pima.yaml", 221), ("quickstart.yaml", 8_970),
      ("dlwp/ch3_boston_kfold.yaml", 5_121), ("dlwp/ch4_imdb_original.yaml", 160_305),
-     ("dlwp/ch4_imdb_smaller.yaml", 40_029), ("dlwp/ch4_imdb_bigger.yaml", 5_383_681)],
+     ("dlwp/ch4_imdb_smaller.yaml", 40_029), ("dlwp/ch4_imdb_bigger.yaml", 5_383_681),
+     ("dlwp/ch3_reuters.yaml", 647_214), ("dlwp/ch3_reuters_bottleneck.yaml", 640_554)],
 )
 def test_parameter_counts_equal_keras(config: str, params: int, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(REPO)
