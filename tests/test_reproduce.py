@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,7 @@ def test_ci_reproduction_subset_is_within_tolerance(monkeypatch: pytest.MonkeyPa
     spec = importlib.util.spec_from_file_location("reproduce", REPO / "bench" / "reproduce.py")
     assert spec is not None and spec.loader is not None
     reproduce = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "reproduce", reproduce)  # dataclasses look their module up
     spec.loader.exec_module(reproduce)
     monkeypatch.setenv("DLRUN_DATA_PATH", str(SHARED))
     rows, skipped = reproduce.reproduce(quick=True, seeds=None)
