@@ -292,5 +292,51 @@ def datasets_verify() -> None:
         raise typer.Exit(1)
 
 
+@datasets_app.command("subset")
+@user_errors
+def datasets_subset(
+    source: Path = typer.Argument(..., help="the Kaggle Dogs-vs-Cats train folder"),
+    target: Path = typer.Argument(..., help="new directory for train/validation/test"),
+    train: int = typer.Option(1000, help="images per class for training"),
+    validation: int = typer.Option(500, help="images per class for validation"),
+    test: int = typer.Option(500, help="images per class for testing"),
+) -> None:
+    """Build the DLwP 5.2 small Dogs-vs-Cats split (1000/500/500 per class by default)."""
+    from dlrun.data.images import build_subset
+
+    counts = build_subset(source, target, {"train": train, "validation": validation, "test": test})
+    console.print(f"{target}: {', '.join(f'{n} {c} images' for c, n in counts.items())} in "
+                  "train/validation/test; read it with dataset: image_folder")  # fmt: skip
+
+
+@datasets_app.command("embed")
+@user_errors
+def datasets_embed(
+    path: Path = typer.Option(..., "--path", help="glove.6B.<dim>d.txt or glove.6B.zip"),
+    word_index: Path = typer.Option(..., "--word-index", help="JSON word -> rank (Keras form)"),
+    num_words: int = typer.Option(10000, "--num-words"),
+    dim: int = typer.Option(100, "--dim"),
+    index_from: int = typer.Option(3, "--index-from", help="offset of rank 1 in the sequences"),
+    output: Path = typer.Option(..., "--output", "-o", help=".npy file for the matrix"),
+) -> None:
+    """Turn GloVe vectors into an embedding matrix for a vocabulary (DLwP 6.1.3)."""
+    import numpy as np
+
+    from dlrun.data.glove import embedding_matrix
+    from dlrun.errors import DataError
+    from dlrun.reporting.files import atomic_path
+
+    try:
+        index = json.loads(word_index.read_text())
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read the word index {word_index}: {exc}") from None
+    result = embedding_matrix(path, dim, index, num_words, index_from)
+    with atomic_path(output) as tmp, open(tmp, "wb") as handle:
+        np.save(handle, result.matrix)
+    console.print(
+        f"{output}: {result.matrix.shape}, vectors for {result.found} of {result.rows} words"
+    )
+
+
 def main() -> None:
     app()

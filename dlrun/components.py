@@ -10,6 +10,7 @@ import dlrun.data.bundled
 import dlrun.data.cifar
 import dlrun.data.files
 import dlrun.data.idx
+import dlrun.data.images
 import dlrun.data.keras_npz
 import dlrun.data.synthetic
 import dlrun.data.tables

@@ -209,3 +209,20 @@ def test_cifar_batches_refuse_pickled_code(tmp_path: Path) -> None:
                   "model": {"layers": [{"dense": {"units": 100, "activation": "softmax"}}]}}  # fmt: skip
     with pytest.raises(DataError, match="refusing to load"):
         _load({"dataset": "cifar100", "path": str(tmp_path)}, **multiclass)
+
+
+def test_cifar100_reads_fine_or_coarse_labels_from_an_extracted_folder(tmp_path: Path) -> None:
+    import pickle
+
+    folder = tmp_path / "cifar-100-python"
+    folder.mkdir()
+    for name, n in (("train", 4), ("test", 2)):
+        batch = {b"data": np.zeros((n, 3072), dtype=np.uint8), b"fine_labels": list(range(n)),
+                 b"coarse_labels": [i % 2 for i in range(n)]}  # fmt: skip
+        (folder / name).write_bytes(pickle.dumps(batch))
+    multiclass = {**BINARY, "task": "multiclass", "loss": "sparse_categorical_crossentropy", "preprocess": [],
+                  "model": {"layers": [{"dense": {"units": 100, "activation": "softmax"}}]}}  # fmt: skip
+    fine = _load({"dataset": "cifar100", "path": str(tmp_path)}, **multiclass)
+    coarse = _load({"dataset": "cifar100", "path": str(tmp_path), "label_mode": "coarse"}, **multiclass)
+    assert fine.train.x.shape == (4, 32, 32, 3) and fine.train.y.tolist() == [0, 1, 2, 3]
+    assert coarse.train.y.tolist() == [0, 1, 0, 1] and len(coarse.test_split or []) == 2

@@ -176,7 +176,7 @@ def test_datasets_cli_list_info_path_download_verify(file_server: FileServer, on
     monkeypatch.setattr(BostonHousing, "resources", (resource,))
     listed = runner.invoke(app, ["datasets", "list"], terminal_width=200)
     assert listed.exit_code == 0 and "boston_housing" in listed.output and "cifar10" in listed.output
-    assert "bundled or generated" in listed.output
+    assert "built in or your own files" in listed.output
     missing = runner.invoke(app, ["datasets", "path", "boston_housing"], terminal_width=300)
     assert missing.exit_code == 2 and "boston_housing.npz not found" in missing.output
     downloaded = runner.invoke(app, ["datasets", "download", "boston_housing"])

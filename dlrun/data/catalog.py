@@ -13,6 +13,7 @@ from dlrun.data.download import Resource
 from dlrun.data.download import cached_path
 from dlrun.data.download import fetch
 from dlrun.data.download import sha256_of
+from dlrun.data.glove import GLOVE
 from dlrun.data.locate import local_copy
 from dlrun.data.locate import mirror_dirs
 from dlrun.errors import DataError
@@ -39,13 +40,13 @@ class DatasetInfo:
     @property
     def source(self) -> str:
         if not self.files:
-            return "bundled or generated"
+            return "built in or your own files"
         return self.files[0].resource.url.split("/")[2]
 
     @property
     def local(self) -> str:
         if not self.files:
-            return "always"
+            return "-"
         wheres = {f.where for f in self.files if f.resource.variant == ""} or {"missing"}
         return "/".join(sorted(wheres))
 
@@ -59,28 +60,43 @@ def _status(name: str, resource: Resource) -> FileStatus:
     )
 
 
+# Files that are not training datasets but serve them (pre-trained word vectors).
+EMBEDDINGS: dict[str, tuple[Resource, str]] = {
+    "glove": (GLOVE, "GloVe 6B word vectors, 50-300 dims (embedding file; see datasets embed)."),
+}
+
+
 def source_class(name: str) -> type[DataSource]:
     return DATASETS.get(name)
 
 
+def resources_of(name: str) -> tuple[Resource, ...]:
+    if name in EMBEDDINGS:
+        return (EMBEDDINGS[name][0],)
+    return source_class(name).resources
+
+
 def info(name: str) -> DatasetInfo:
+    if name in EMBEDDINGS:
+        resource, summary = EMBEDDINGS[name]
+        return DatasetInfo(name, summary, [_status(name, resource)])
     source = source_class(name)
     summary = (inspect.getdoc(source) or "").split("\n\n")[0].replace("\n", " ")
     return DatasetInfo(name, summary, [_status(name, r) for r in source.resources])
 
 
 def catalog() -> list[DatasetInfo]:
-    return [info(name) for name in DATASETS.names()]
+    return [info(name) for name in sorted([*DATASETS.names(), *EMBEDDINGS])]
 
 
 def download(name: str, variant: str | None = None) -> list[Path]:
     """Fetch a dataset's default files (or one ``variant``, e.g. ``raw``) into the cache."""
-    source = source_class(name)
-    wanted = [r for r in source.resources if r.variant == (variant or "")]
-    if not source.resources:
+    resources = resources_of(name)
+    wanted = [r for r in resources if r.variant == (variant or "")]
+    if not resources:
         raise DataError(f"dataset {name} needs no download (it is bundled or generated)")
     if not wanted:
-        variants = sorted({r.variant for r in source.resources if r.variant})
+        variants = sorted({r.variant for r in resources if r.variant})
         raise DataError(f"dataset {name} has no variant '{variant}'; variants: {variants}")
     return [local_copy(name, r) or fetch(name, r) for r in wanted]
 
@@ -96,8 +112,8 @@ def verify() -> list[Verification]:
     """Re-hash every local copy. A corrupt cached file is deleted (the cache is dlrun's);
     a mirror file that differs is reported only, since it belongs to the user."""
     checked = []
-    for name in DATASETS.names():
-        for resource in source_class(name).resources:
+    for name in [*DATASETS.names(), *EMBEDDINGS]:
+        for resource in resources_of(name):
             for path, in_cache in _copies(name, resource):
                 if resource.sha256 is None:
                     verdict = "no published checksum"
