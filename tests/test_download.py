@@ -193,3 +193,66 @@ def test_datasets_cli_list_info_path_download_verify(file_server: FileServer, on
     assert verified.exit_code == 1 and "MISMATCH: deleted from the cache" in verified.output
     assert not cached.exists()
     assert runner.invoke(app, ["datasets", "download", "iris"]).exit_code == 2
+
+
+def _canonical_files(tmp_path: Path, dataset: str) -> dict[str, bytes]:
+    """Small files in each dataset's canonical format, as the server will serve them."""
+    from tests.test_book_datasets import _cifar_tarball
+    from tests.test_book_datasets import _write_aclimdb
+    from tests.test_data import write_idx
+
+    folder = tmp_path / dataset
+    folder.mkdir()
+    if dataset == "mnist":
+        arrays = {"train-images-idx3-ubyte.gz": np.zeros((6, 28, 28), np.uint8),
+                  "train-labels-idx1-ubyte.gz": np.arange(6, dtype=np.uint8),
+                  "t10k-images-idx3-ubyte.gz": np.ones((2, 28, 28), np.uint8),
+                  "t10k-labels-idx1-ubyte.gz": np.array([3, 4], np.uint8)}  # fmt: skip
+        for name, array in arrays.items():
+            write_idx(folder / name, array)
+    elif dataset == "cifar10":
+        batch = {b"data": np.zeros((2, 3072), np.uint8), b"labels": [1, 2]}
+        names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+        _cifar_tarball(folder / "cifar-10-python.tar.gz", "cifar-10-batches-py", dict.fromkeys(names, batch))
+    elif dataset == "jena_climate":
+        rows = ['"Date Time","p (mbar)","T (degC)"'] + [f"01.01.2009 00:{i:02d}:00,99{i},{i}.5" for i in range(9)]
+        with zipfile.ZipFile(folder / "jena_climate_2009_2016.csv.zip", "w") as archive:
+            archive.writestr("jena_climate_2009_2016.csv", "\n".join(rows) + "\n")
+    elif dataset == "imdb":
+        _write_aclimdb(folder / "aclImdb_v1.tar.gz")
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+@pytest.mark.parametrize(
+    ("dataset", "data", "task", "train_shape", "test_size"),
+    [
+        ("mnist", {}, "multiclass", (6, 28, 28), 2),  # IDX
+        ("cifar10", {}, "multiclass", (10, 32, 32, 3), 2),  # pickle tarball, extracted safely
+        ("jena_climate", {"test_fraction": 0.0}, "regression", (9, 2), 0),  # zipped CSV
+        ("imdb", {"source": "raw"}, "binary", (4,), 2),  # text tarball
+    ],
+)
+def test_each_canonical_format_downloads_and_parses(
+    file_server: FileServer, online: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+    dataset: str, data: dict[str, object], task: str, train_shape: tuple[int, ...], test_size: int,
+) -> None:  # fmt: skip
+    from dlrun.data.base import DATASETS
+
+    served = _canonical_files(tmp_path, dataset)
+    source = DATASETS.get(dataset)
+    patched = tuple(
+        _resource(file_server, r.name, served[r.name]) if r.name in served else r
+        for r in source.resources
+    )
+    monkeypatch.setattr(source, "resources", patched)
+    heads = {"multiclass": ("sparse_categorical_crossentropy", {"units": 10, "activation": "softmax"}),
+             "regression": ("mse", {"units": 1}),
+             "binary": ("binary_crossentropy", {"units": 1, "activation": "sigmoid"})}  # fmt: skip
+    loss, head = heads[task]
+    cfg = config_from_data(tiny_config(task=task, loss=loss, metrics=[], preprocess=[],
+                                       data={"dataset": dataset, **data}, evaluation={},
+                                       model={"layers": [{"dense": head}]}))  # fmt: skip
+    loaded = load_data(cfg)
+    assert loaded.train.x.shape == train_shape
+    assert len(loaded.test_split or []) == test_size
+    assert {path for path, _ in file_server.requests} == set(served)  # each file fetched once
