@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from dlrun.reporting.recorder import RunRecording
 from dlrun.reporting.results import build_results
 from dlrun.reporting.rundir import RunDirectory
 from dlrun.reporting.rundir import environment
+from dlrun.training.callbacks import Callback
 from dlrun.utils import resolve_device
 from dlrun.utils import seed_everything
 
@@ -49,19 +51,26 @@ def run_experiment(
     runs_dir: Path = Path("runs"),
     console: Console | None = None,
     command: list[str] | None = None,
+    run_name: str | None = None,
+    extra_callbacks: Sequence[Callback] = (),
 ) -> RunResult:
-    """Run ``cfg`` under its evaluation protocol and write a complete run directory."""
+    """Run ``cfg`` under its evaluation protocol and write a complete run directory.
+
+    ``run_name`` gives the directory an exact name (sweep trials); ``extra_callbacks`` join the
+    training callbacks (a sweep's pruning and heartbeat).
+    """
     console = console or Console()
     seed_everything(cfg.seed)
     device = resolve_device(cfg.train.device)
     data = load_data(cfg)  # before the run directory exists: bad data leaves nothing behind
     plan = plan_protocol(cfg, data)
-    run = RunDirectory.create(runs_dir, cfg.name)
+    run = (RunDirectory.create(runs_dir, run_name, exact=True) if run_name
+           else RunDirectory.create(runs_dir, cfg.name))  # fmt: skip
     config_yaml = resolved_yaml(cfg)
     write_text(run.file("config.yaml"), config_yaml)
     write_json(run.file("env.json"), environment(device, command or sys.argv))
     progress = ProgressReporter(cfg.train.progress, console)
-    recording = RunRecording(run, cfg, config_yaml, data, progress)
+    recording = RunRecording(run, cfg, config_yaml, data, progress, list(extra_callbacks))
     started = time.perf_counter()
     try:
         outcome = run_protocol(cfg, plan, device, recording)

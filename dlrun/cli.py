@@ -124,6 +124,43 @@ def print_outcome(results: dict[str, Any]) -> None:
 
 @app.command()
 @user_errors
+def sweep(
+    config: Path = typer.Argument(..., help="experiment YAML file with a sweep section"),
+    overrides: list[str] = typer.Argument(None, help="dotted overrides of the base config"),
+    workers: int = typer.Option(1, "--workers", "-w", help="worker processes on this machine"),
+    storage: str = typer.Option(
+        None, "--storage", help="e.g. postgresql://... (default: journal)"
+    ),
+    study: str = typer.Option(None, "--study", help="study name in shared storage"),
+    resume: bool = typer.Option(False, "--resume", help="continue a stopped sweep"),
+    runs_dir: Path = typer.Option(
+        Path("runs"), "--runs-dir", help="where the sweep directory goes"
+    ),
+) -> None:
+    """Search hyperparameters; every trial is a normal run under runs/<name>/trial-NNNN."""
+    from dlrun.config.load import load_config
+    from dlrun.sweep.run import run_sweep
+
+    cfg = load_config(config, overrides or [])
+    result = run_sweep(cfg, runs_dir, workers, storage, study, resume)
+    if result.requeued:
+        console.print(f"re-queued {result.requeued} trial(s) whose worker had stopped")
+    names = list(cfg.sweep.parameters) if cfg.sweep else []
+    table = Table(title=f"leaderboard: {cfg.name}")
+    for column in ("rank", "trial", "state", "objective", "std", *names, "seconds"):
+        table.add_column(column, justify="right")
+    for row in result.rows[:10]:
+        table.add_row(str(row.rank or ""), str(row.trial), row.state,
+                      "" if row.objective is None else f"{row.objective:.4f}",
+                      "" if row.std is None else f"{row.std:.4f}",
+                      *(str(row.params.get(n, "")) for n in names),
+                      "" if row.seconds is None else f"{row.seconds:.1f}")  # fmt: skip
+    console.print(table)
+    print(result.sweep_dir)
+
+
+@app.command()
+@user_errors
 def validate(
     config: Path = typer.Argument(..., help="experiment YAML file"),
     overrides: list[str] = typer.Argument(None, help="dotted overrides"),

@@ -15,7 +15,7 @@ def parse_override(text: str) -> tuple[Path, Any]:
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
         raise ConfigError([ConfigIssue(text, "override must look like key.path=value")])
-    path: Path = tuple(int(p) if p.isdigit() else p for p in key.strip().split("."))
+    path = dotted(key.strip())
     try:
         value = parse_value(raw)
     except Exception:  # any YAML problem in a one-line value
@@ -35,12 +35,21 @@ def apply_overrides(
     paths = []
     for text in overrides:
         path, value = parse_override(text)
-        tag = shorthand_tags.get(str(path[0]))
-        if tag and len(path) > 1 and isinstance(data.get(str(path[0])), str):
-            data[str(path[0])] = {tag: data[str(path[0])]}
-        _set(data, path, value)
+        set_path(data, path, value, shorthand_tags)
         paths.append(path)
     return paths
+
+
+def dotted(key: str) -> Path:
+    return tuple(int(p) if p.isdigit() else p for p in key.split("."))
+
+
+def set_path(data: dict[str, Any], path: Path, value: Any, shorthand_tags: dict[str, str]) -> None:
+    """Set one value at ``path``, expanding a bare-name shorthand on the way."""
+    tag = shorthand_tags.get(str(path[0]))
+    if tag and len(path) > 1 and isinstance(data.get(str(path[0])), str):
+        data[str(path[0])] = {tag: data[str(path[0])]}
+    _set(data, path, value)
 
 
 def _set(node: Any, path: Path, value: Any) -> None:

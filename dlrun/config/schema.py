@@ -25,6 +25,7 @@ from dlrun.evaluation.protocols import ProtocolConfig
 from dlrun.models.layers import LAYERS
 from dlrun.preprocess.steps import STEPS
 from dlrun.registry import did_you_mean
+from dlrun.sweep.space import SweepConfig
 from dlrun.training.callbacks import CALLBACKS
 from dlrun.training.losses import LOSSES
 from dlrun.training.metrics import METRICS
@@ -89,6 +90,7 @@ class ExperimentConfig(StrictModel):
     metrics: list[str] = []
     train: TrainConfig = TrainConfig()
     evaluation: EvaluationConfig = Field(default="holdout", validate_default=True)
+    sweep: SweepConfig | None = Field(default=None, description="used by dlrun sweep only")
 
     @field_validator("metrics")
     @classmethod

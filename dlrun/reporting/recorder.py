@@ -55,12 +55,14 @@ class RunRecording:
         config_yaml: str,
         data: LoadedData,
         progress: ProgressReporter,
+        extra_callbacks: list[Callback] | None = None,
     ) -> None:
         self.run = run
         self.cfg = cfg
         self.config_yaml = config_yaml
         self.data = data
         self.reporter = progress
+        self.extra_callbacks = extra_callbacks or []
         self.logs: dict[str, DirectoryLog] = {"": DirectoryLog.at(run)}
 
     @property
@@ -83,7 +85,7 @@ class RunRecording:
             user = [
                 CALLBACKS.get(n)(c) for n, c in (e.selected() for e in self.cfg.train.callbacks)
             ]
-            chain = [*user, *chain]
+            chain = [*user, *self.extra_callbacks, *chain]
         if progress:
             label = fold.label if fold is not None else "final retrain"
             self.reporter.label = f"{label}: " if label else ""

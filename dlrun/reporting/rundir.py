@@ -31,7 +31,10 @@ class RunDirectory:
     path: Path
 
     @classmethod
-    def create(cls, root: Path, name: str) -> RunDirectory:
+    def create(cls, root: Path, name: str, exact: bool = False) -> RunDirectory:
+        """``root/<name>-<timestamp>`` (``-N`` added on a clash), or ``root/<name>`` if exact."""
+        if exact:
+            return cls(root).create_child(name)
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         for attempt in range(1000):
             suffix = f"-{attempt}" if attempt else ""

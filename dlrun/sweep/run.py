@@ -1,0 +1,56 @@
+"""``dlrun sweep``: check the space, open the study, run the workers, write the report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from dlrun.config.schema import ExperimentConfig
+from dlrun.errors import ConfigError
+from dlrun.errors import ConfigIssue
+from dlrun.errors import RunError
+from dlrun.sweep.report import LeaderRow
+from dlrun.sweep.report import write_sweep_files
+from dlrun.sweep.study import JOURNAL
+from dlrun.sweep.study import enqueue_grid
+from dlrun.sweep.study import open_storage
+from dlrun.sweep.study import open_study
+from dlrun.sweep.study import requeue_stale
+from dlrun.sweep.study import run_workers
+from dlrun.sweep.trials import check_space
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    sweep_dir: Path
+    rows: list[LeaderRow]
+    requeued: int
+
+
+def run_sweep(
+    cfg: ExperimentConfig,
+    runs_dir: Path = Path("runs"),
+    workers: int = 1,
+    storage: str | None = None,
+    study_name: str | None = None,
+    resume: bool = False,
+) -> SweepResult:
+    if cfg.sweep is None:
+        raise ConfigError([ConfigIssue("sweep", "this config has no sweep section")])
+    if workers < 1:
+        raise RunError("--workers must be at least 1")
+    check_space(cfg)  # every path and value valid before any trial starts
+    sweep_dir = runs_dir / cfg.name
+    journal_exists = (sweep_dir / JOURNAL).exists()
+    if storage is None and journal_exists and not resume:
+        raise RunError(f"{sweep_dir} already holds a sweep; add --resume to continue it")
+    if resume and storage is None and not journal_exists:
+        raise RunError(f"nothing to resume: no sweep in {sweep_dir}")
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    name = study_name or cfg.name
+    study = open_study(cfg, open_storage(sweep_dir, storage), name)
+    requeued = requeue_stale(study)
+    if cfg.sweep.method == "grid":
+        enqueue_grid(study, cfg.sweep)
+    run_workers(cfg, sweep_dir, storage, name, workers)
+    return SweepResult(sweep_dir, write_sweep_files(cfg, study, sweep_dir), requeued)

@@ -1,0 +1,117 @@
+"""The ``sweep:`` section: search space, method, objective, budget and pruner.
+
+Each parameter maps a dotted config path (``optimizer.lr``, ``model.layers.0.dense.units``, or a
+whole ``model.layers`` list) to exactly one of: ``choice`` (a list of values), ``int`` or
+``float`` (a range, optionally log-scaled or stepped). Grid sweeps need finite spaces: choices and
+stepped integer ranges.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+from typing import Literal
+
+from pydantic import Field
+from pydantic import model_validator
+
+from dlrun.config.base import Number
+from dlrun.config.base import StrictModel
+
+
+class IntRange(StrictModel):
+    low: int
+    high: int
+    step: int = Field(default=1, gt=0)
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _ordered(self) -> IntRange:
+        if self.high < self.low:
+            raise ValueError("high must not be below low")
+        if self.log and (self.low <= 0 or self.step != 1):
+            raise ValueError("a log-scaled range needs low > 0 and step 1")
+        return self
+
+
+class FloatRange(StrictModel):
+    low: Number
+    high: Number
+    log: bool = False
+    step: Number | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> FloatRange:
+        if self.high < self.low:
+            raise ValueError("high must not be below low")
+        if self.log and (self.low <= 0 or self.step is not None):
+            raise ValueError("a log-scaled range needs low > 0 and no step")
+        return self
+
+
+class ParameterSpace(StrictModel):
+    """Exactly one of ``choice``, ``int`` or ``float``."""
+
+    choice: list[Any] | None = Field(default=None, min_length=1)
+    labels: list[str] | None = Field(default=None, description="short names for the choices")
+    int: IntRange | None = None
+    float: FloatRange | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> ParameterSpace:
+        if sum(x is not None for x in (self.choice, self.int, self.float)) != 1:
+            raise ValueError("give exactly one of choice, int or float")
+        if self.labels is not None and len(self.labels) != len(self.choice or []):
+            raise ValueError("labels name the choices: give one label per choice")
+        return self
+
+    def grid_values(self) -> list[Any] | None:
+        """Every value for a grid, or ``None`` when the space is continuous."""
+        if self.choice is not None:
+            return list(self.choice)
+        if self.int is not None and not self.int.log:
+            return list(range(self.int.low, self.int.high + 1, self.int.step))
+        return None
+
+    def examples(self) -> list[Any]:
+        """Values that must all give a valid config (checked before any trial starts)."""
+        if self.choice is not None:
+            return list(self.choice)
+        bounds = self.int if self.int is not None else self.float
+        assert bounds is not None
+        return [bounds.low, bounds.high]
+
+
+class Objective(StrictModel):
+    metric: str = Field(default="loss", description="validation metric, e.g. accuracy or loss")
+    direction: Literal["maximize", "minimize", "auto"] = "auto"
+
+
+class SweepConfig(StrictModel):
+    parameters: dict[str, ParameterSpace] = Field(min_length=1)
+    method: Literal["grid", "random", "tpe"] = "tpe"
+    objective: Objective = Objective()
+    n_trials: int | None = Field(default=None, gt=0, description="default: the grid size, or 20")
+    timeout: Number | None = Field(default=None, gt=0, description="seconds per worker")
+    seed: int = 0
+    pruner: Literal["none", "median", "hyperband"] = "none"
+
+    @model_validator(mode="after")
+    def _grid_is_finite(self) -> SweepConfig:
+        if self.method == "grid":
+            continuous = [k for k, v in self.parameters.items() if v.grid_values() is None]
+            if continuous:
+                raise ValueError(
+                    f"grid sweeps need choice or int ranges; continuous: {continuous}"
+                )
+        return self
+
+    def grid(self) -> list[dict[str, Any]]:
+        names = list(self.parameters)
+        values = [self.parameters[n].grid_values() or [] for n in names]
+        return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*values)]
+
+    def trial_budget(self) -> int:
+        if self.n_trials is not None:
+            return self.n_trials
+        return len(self.grid()) if self.method == "grid" else 20

@@ -1,0 +1,181 @@
+"""The Optuna study behind a sweep, and the workers that pull trials from it.
+
+Storage is a journal file in the sweep directory (safe for many processes on one machine) or an
+RDB URL such as ``postgresql://...`` shared by machines that all run the same command. Grid
+points are enqueued once, as waiting trials; a worker claims one by moving it to running, which
+the storage allows for one worker only, so no point runs twice. A trial whose worker died (its
+process is gone, or its heartbeat is older than ``STALE_SECONDS``) is marked failed and its
+values are queued again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import socket
+import time
+from pathlib import Path
+
+import optuna
+from optuna.storages import BaseStorage
+from optuna.storages import JournalStorage
+from optuna.storages import RDBStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
+
+from dlrun.config.load import config_from_text
+from dlrun.config.load import resolved_yaml
+from dlrun.config.schema import ExperimentConfig
+from dlrun.errors import DlrunError
+from dlrun.sweep.space import SweepConfig
+from dlrun.sweep.trials import direction
+from dlrun.sweep.trials import grid_points
+from dlrun.sweep.trials import run_trial
+
+JOURNAL = "journal.log"
+STALE_SECONDS = 600
+GRID_FLAG = "grid_enqueued"
+
+
+def open_storage(sweep_dir: Path, url: str | None) -> BaseStorage:
+    if url is None:
+        return JournalStorage(JournalFileBackend(str(sweep_dir / JOURNAL)))
+    try:
+        return RDBStorage(url)
+    except Exception as exc:  # SQLAlchemy raises many kinds for a bad URL or server
+        raise DlrunError(f"cannot open the sweep storage {url}: {exc}") from None
+
+
+def _sampler(sweep: SweepConfig) -> optuna.samplers.BaseSampler:
+    if sweep.method == "tpe":
+        return optuna.samplers.TPESampler(seed=sweep.seed)
+    return optuna.samplers.RandomSampler(seed=sweep.seed)  # grid trials are all enqueued
+
+
+def _pruner(sweep: SweepConfig) -> optuna.pruners.BasePruner:
+    if sweep.pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
+    if sweep.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner()
+    return optuna.pruners.NopPruner()
+
+
+def open_study(cfg: ExperimentConfig, storage: BaseStorage, name: str) -> optuna.Study:
+    sweep = cfg.sweep
+    assert sweep is not None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna.create_study(
+        study_name=name, storage=storage, sampler=_sampler(sweep), pruner=_pruner(sweep),
+        direction=direction(sweep), load_if_exists=True,
+    )  # fmt: skip
+
+
+def enqueue_grid(study: optuna.Study, sweep: SweepConfig) -> None:
+    """Queue every grid point once per study (a later ``--resume`` queues nothing new)."""
+    if study.user_attrs.get(GRID_FLAG):
+        return
+    for point in grid_points(sweep):
+        study.enqueue_trial(point, user_attrs={"grid_point": True})
+    study.set_user_attr(GRID_FLAG, True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def requeue_stale(study: optuna.Study) -> int:
+    """Fail running trials whose worker is gone and queue their values again; returns how many."""
+    host = socket.gethostname()
+    count = 0
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        attrs = trial.user_attrs
+        dead = attrs.get("host") == host and not _alive(int(attrs.get("pid", -1)))
+        silent = time.time() - float(attrs.get("heartbeat", time.time())) > STALE_SECONDS
+        if not (dead or silent):
+            continue
+        study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        study.enqueue_trial(trial.params, user_attrs={"grid_point": bool(attrs.get("grid_point")),
+                                                      "retry_of": trial.number})  # fmt: skip
+        count += 1
+    return count
+
+
+def _claim_waiting(study: optuna.Study) -> optuna.Trial | None:
+    """Move one waiting trial to running; the storage lets exactly one worker succeed."""
+    for frozen in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        try:
+            claimed = study._storage.set_trial_state_values(frozen._trial_id, TrialState.RUNNING)
+        except RuntimeError:  # someone else finished it meanwhile
+            continue
+        if claimed:
+            return optuna.Trial(study, frozen._trial_id)
+    return None
+
+
+def _finished_or_running(study: optuna.Study) -> int:
+    states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+    return len(study.get_trials(deepcopy=False, states=states))
+
+
+def work(cfg: ExperimentConfig, study: optuna.Study, sweep_dir: Path) -> None:
+    """Pull trials until the queue (grid) or the budget (random, tpe) or the timeout runs out."""
+    sweep = cfg.sweep
+    assert sweep is not None
+    started = time.monotonic()
+    while sweep.timeout is None or time.monotonic() - started < sweep.timeout:
+        trial = _claim_waiting(study)
+        if trial is None:
+            if sweep.method == "grid" or _finished_or_running(study) >= sweep.trial_budget():
+                return
+            trial = study.ask()
+        try:
+            value = run_trial(cfg, trial, sweep_dir)
+        except optuna.TrialPruned:
+            study.tell(trial, state=TrialState.PRUNED)
+            continue
+        except KeyboardInterrupt:
+            study.tell(trial, state=TrialState.FAIL)
+            raise
+        except DlrunError as exc:
+            trial.set_user_attr("error", str(exc))
+            study.tell(trial, state=TrialState.FAIL)
+            continue
+        study.tell(trial, value if value == value else None,
+                   state=TrialState.COMPLETE if value == value else TrialState.FAIL)  # fmt: skip
+
+
+def _worker_main(config_yaml: str, sweep_dir: str, url: str | None, name: str) -> None:
+    cfg = config_from_text(config_yaml, "sweep config", [])
+    study = open_study(cfg, open_storage(Path(sweep_dir), url), name)
+    with contextlib.suppress(KeyboardInterrupt):
+        work(cfg, study, Path(sweep_dir))
+
+
+def run_workers(cfg: ExperimentConfig, sweep_dir: Path, url: str | None, name: str,
+                workers: int) -> None:  # fmt: skip
+    """Run ``workers`` processes (in this process when 1) until the sweep is done."""
+    text = resolved_yaml(cfg)
+    if workers == 1:
+        _worker_main(text, str(sweep_dir), url, name)
+        return
+    context = multiprocessing.get_context("spawn")
+    processes = [
+        context.Process(target=_worker_main, args=(text, str(sweep_dir), url, name))
+        for _ in range(workers)
+    ]
+    for process in processes:
+        process.start()
+    try:
+        for process in processes:
+            process.join()
+    except KeyboardInterrupt:
+        for process in processes:
+            process.join(timeout=30)
+        raise

@@ -1,0 +1,166 @@
+"""One trial: suggested values set into the config, a normal run, the validation objective.
+
+Choices that are not plain scalars (a whole ``model.layers`` list) are suggested by index, so
+Optuna stores a number and the run directory's config holds the real value.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import time
+from typing import Any
+from typing import Literal
+
+import optuna
+from rich.console import Console
+
+from dlrun.config.load import SHORTHAND_TAGS
+from dlrun.config.load import config_from_data
+from dlrun.config.overrides import dotted
+from dlrun.config.overrides import set_path
+from dlrun.config.schema import ExperimentConfig
+from dlrun.errors import ConfigError
+from dlrun.errors import ConfigIssue
+from dlrun.sweep.space import ParameterSpace
+from dlrun.sweep.space import SweepConfig
+from dlrun.training.callbacks import Callback
+from dlrun.training.metrics import higher_is_better
+from dlrun.training.state import TrainState
+
+SCALARS = (str, int, float, bool, type(None))
+
+
+def by_index(space: ParameterSpace) -> bool:
+    return space.choice is not None and not all(isinstance(c, SCALARS) for c in space.choice)
+
+
+def encoded_choices(space: ParameterSpace) -> list[Any]:
+    assert space.choice is not None
+    return list(range(len(space.choice))) if by_index(space) else list(space.choice)
+
+
+def decode(space: ParameterSpace, value: Any) -> Any:
+    return space.choice[int(value)] if by_index(space) else value  # type: ignore[index]
+
+
+def label(space: ParameterSpace, value: Any) -> Any:
+    """What tables show for a stored value: the choice's label, else the value itself."""
+    if space.labels is not None and space.choice is not None:
+        encoded = encoded_choices(space)
+        if value in encoded:
+            return space.labels[encoded.index(value)]
+    return decode(space, value)
+
+
+def grid_points(sweep: SweepConfig) -> list[dict[str, Any]]:
+    """Every grid point in Optuna's encoding (choice indices for non-scalar choices)."""
+    encoded = SweepConfig.model_validate(
+        {**sweep.model_dump(), "parameters": {
+            k: ({"choice": encoded_choices(v)} if v.choice is not None
+                else v.model_dump(exclude={"labels"}))
+            for k, v in sweep.parameters.items()}}
+    )  # fmt: skip
+    return encoded.grid()
+
+
+def suggest(trial: optuna.Trial, path: str, space: ParameterSpace) -> Any:
+    if space.choice is not None:
+        return decode(space, trial.suggest_categorical(path, encoded_choices(space)))
+    if space.int is not None:
+        r = space.int
+        return trial.suggest_int(path, r.low, r.high, step=r.step, log=r.log)
+    assert space.float is not None
+    f = space.float
+    return trial.suggest_float(path, f.low, f.high, step=f.step, log=f.log)
+
+
+def trial_config(cfg: ExperimentConfig, values: dict[str, Any]) -> ExperimentConfig:
+    """The sweep's base config with ``values`` set at their dotted paths (sweep section dropped)."""
+    data = cfg.model_dump(mode="json", exclude={"sweep"})
+    for path, value in values.items():
+        set_path(data, dotted(path), value, SHORTHAND_TAGS)
+    return config_from_data(data, f"sweep values {values}")
+
+
+def check_space(cfg: ExperimentConfig) -> None:
+    """Every choice and both ends of every range must give a valid config, before any trial."""
+    assert cfg.sweep is not None
+    issues = []
+    for path, space in cfg.sweep.parameters.items():
+        for value in space.examples():
+            try:
+                trial_config(cfg, {path: value})
+            except ConfigError as exc:
+                problems = "; ".join(f"{i.path}: {i.message}" for i in exc.issues)
+                issues.append(
+                    ConfigIssue(f"sweep.parameters.{path}", f"value {value!r}: {problems}")
+                )
+    if issues:
+        raise ConfigError(issues)
+
+
+def direction(sweep: SweepConfig) -> Literal["maximize", "minimize"]:
+    if sweep.objective.direction != "auto":
+        return sweep.objective.direction
+    return "maximize" if higher_is_better(sweep.objective.metric) else "minimize"
+
+
+def objective_value(results: dict[str, Any], metric: str) -> float:
+    """The validation value of ``metric``: the cross-validated mean, or the hold-out value."""
+    cv = results.get("cross_validation")
+    if cv:
+        summary = cv["metrics"].get(metric)
+        return float(summary["mean"]) if summary else math.nan
+    value = (results.get("validation") or {}).get(f"val_{metric}")
+    return float(value) if value is not None else math.nan
+
+
+class TrialReporter(Callback):
+    """Per epoch: a heartbeat for stale-trial detection, and the value pruners judge."""
+
+    def __init__(self, trial: optuna.Trial, monitor: str, prune: bool) -> None:
+        super().__init__()
+        self.trial = trial
+        self.monitor = monitor
+        self.prune = prune
+        self.pruned = False
+
+    def on_epoch_end(self, state: TrainState, logs: dict[str, float]) -> None:
+        self.trial.set_user_attr("heartbeat", time.time())
+        value = logs.get(self.monitor)
+        if not self.prune or value is None or not math.isfinite(value):
+            return
+        self.trial.report(value, step=state.epoch)
+        if self.trial.should_prune():
+            self.pruned = True
+            state.stop("pruned", f"pruned after epoch {state.epoch} ({self.monitor} {value:.4g})")
+
+
+def run_trial(cfg: ExperimentConfig, trial: optuna.Trial, sweep_dir: Any) -> float:
+    """Train the trial's config as a normal run in ``sweep_dir/trial-NNNN``."""
+    from dlrun.api import run_experiment
+
+    sweep = cfg.sweep
+    assert sweep is not None
+    values = {path: suggest(trial, path, space) for path, space in sweep.parameters.items()}
+    trial.set_user_attr("host", socket.gethostname())
+    trial.set_user_attr("pid", os.getpid())
+    trial.set_user_attr("heartbeat", time.time())
+    single_split = cfg.protocol_name in ("holdout", "time_split")
+    reporter = TrialReporter(trial, f"val_{sweep.objective.metric}",
+                             sweep.pruner != "none" and single_split)  # fmt: skip
+    name = f"trial-{trial.number + 1:04d}"
+    result = run_experiment(trial_config(cfg, values), sweep_dir, Console(quiet=True),
+                            run_name=name, extra_callbacks=[reporter])  # fmt: skip
+    trial.set_user_attr("run_dir", name)
+    cv = result.results.get("cross_validation") or {}
+    spread = cv.get("metrics", {}).get(sweep.objective.metric, {}).get("std")
+    if spread is not None:
+        trial.set_user_attr("std", spread)
+    if result.status == "interrupted":
+        raise KeyboardInterrupt
+    if reporter.pruned:
+        raise optuna.TrialPruned()
+    return objective_value(result.results, sweep.objective.metric)

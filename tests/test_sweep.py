@@ -1,0 +1,142 @@
+"""dlrun sweep on the journal storage: search spaces, workers, trials as runs, resume, pruning."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+import yaml
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from dlrun.config.load import config_from_data
+from dlrun.config.load import load_config
+from dlrun.errors import ConfigError
+from dlrun.errors import RunError
+from dlrun.sweep.run import run_sweep
+from dlrun.sweep.trials import run_trial
+from tests.conftest import REPO
+from tests.conftest import tiny_config
+
+GRID = {"method": "grid", "objective": {"metric": "accuracy"},
+        "parameters": {"optimizer.lr": {"choice": [0.01, 0.05]},
+                       "model.layers.0.dense.units": {"int": {"low": 4, "high": 8, "step": 4}}}}  # fmt: skip
+
+
+def _sweep_config(sweep: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    return tiny_config(name="tiny_sweep", sweep=sweep, **changes)
+
+
+def _rows(sweep_dir: Path) -> list[dict[str, str]]:
+    return list(csv.DictReader((sweep_dir / "leaderboard.csv").open()))
+
+
+def test_invalid_paths_and_values_fail_before_any_trial(tmp_path: Path) -> None:
+    bad_path = {**GRID, "parameters": {"optimizer.lrr": {"choice": [0.1]}}}
+    with pytest.raises(ConfigError, match=r"sweep\.parameters\.optimizer\.lrr.*unknown key"):
+        run_sweep(config_from_data(_sweep_config(bad_path)), tmp_path)
+    bad_value = {**GRID, "parameters": {"model.layers.0.dense.units": {"choice": [8, -1]}}}
+    with pytest.raises(ConfigError, match=r"value -1"):
+        run_sweep(config_from_data(_sweep_config(bad_value)), tmp_path)
+    with pytest.raises(ConfigError, match="grid sweeps need choice or int ranges"):
+        config_from_data(_sweep_config({**GRID, "parameters": {"optimizer.lr": {"float": {"low": 0.001, "high": 0.1}}}}))
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.fixture(scope="module")
+def grid_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    runs = tmp_path_factory.mktemp("sweeps")
+    result = run_sweep(config_from_data(_sweep_config(GRID)), runs, workers=2)
+    return result.sweep_dir
+
+
+def test_grid_points_run_exactly_once_across_two_workers(grid_sweep: Path) -> None:
+    rows = _rows(grid_sweep)
+    assert [r["state"] for r in rows] == ["complete"] * 4
+    points = {(r["optimizer.lr"], r["model.layers.0.dense.units"]) for r in rows}
+    assert points == {("0.01", "4"), ("0.01", "8"), ("0.05", "4"), ("0.05", "8")}
+    objectives = [float(r["objective"]) for r in rows]
+    assert objectives == sorted(objectives, reverse=True)  # accuracy: best first
+
+
+def test_trials_are_normal_runs_with_hparams(grid_sweep: Path) -> None:
+    trials = sorted(p for p in grid_sweep.iterdir() if p.name.startswith("trial-"))
+    assert [p.name for p in trials] == ["trial-0001", "trial-0002", "trial-0003", "trial-0004"]
+    for trial in trials:
+        assert {"config.yaml", "results.json", "checkpoint.pt", "report.md"} <= {p.name for p in trial.iterdir()}
+        events = EventAccumulator(str(trial))
+        events.Reload()
+        assert "hparams" in events.PluginTagToContent("hparams") or events.PluginTagToContent("hparams")
+    units = {yaml.safe_load((t / "config.yaml").read_text())["model"]["layers"][0]["dense"]["units"] for t in trials}
+    assert units == {4, 8}
+
+
+def test_sweep_directory_holds_leaderboard_plots_best_config_and_report(grid_sweep: Path) -> None:
+    files = {p.name for p in grid_sweep.iterdir()}
+    assert {"leaderboard.csv", "best_config.yaml", "report.md", "optimization_history.png", "journal.log"} <= files
+    best = load_config(grid_sweep / "best_config.yaml")
+    top = _rows(grid_sweep)[0]
+    assert best.sweep is None and best.optimizer.lr == float(top["optimizer.lr"])  # type: ignore[attr-defined]
+    assert "| 1 |" in (grid_sweep / "report.md").read_text()
+
+
+def test_existing_sweep_needs_resume(tmp_path: Path) -> None:
+    cfg = config_from_data(_sweep_config({**GRID, "parameters": {"optimizer.lr": {"choice": [0.01]}}}))
+    run_sweep(cfg, tmp_path)
+    with pytest.raises(RunError, match="add --resume"):
+        run_sweep(cfg, tmp_path)
+    again = run_sweep(cfg, tmp_path, resume=True)
+    assert [r.state for r in again.rows] == ["complete"]  # the finished point is not redone
+
+
+def test_tpe_respects_the_trial_budget(tmp_path: Path) -> None:
+    sweep = {"method": "tpe", "n_trials": 3, "objective": {"metric": "loss"},
+             "parameters": {"optimizer.lr": {"float": {"low": 0.001, "high": 0.1, "log": True}}}}  # fmt: skip
+    result = run_sweep(config_from_data(_sweep_config(sweep)), tmp_path)
+    assert len(result.rows) == 3 and all(r.state == "complete" for r in result.rows)
+    losses = [r.objective for r in result.rows]
+    assert losses == sorted(losses)  # type: ignore[type-var]  # loss: lowest first
+
+
+def test_pruned_trial_stops_its_run(tmp_path: Path) -> None:
+    cfg = config_from_data(_sweep_config({"method": "random", "pruner": "median", "objective": {"metric": "loss"},
+                                          "parameters": {"optimizer.lr": {"choice": [0.01]}}}))  # fmt: skip
+    study = optuna.create_study(pruner=optuna.pruners.ThresholdPruner(upper=0.0))  # any loss > 0 prunes
+    trial = study.ask()
+    with pytest.raises(optuna.TrialPruned):
+        run_trial(cfg, trial, tmp_path)
+    status = json.loads((tmp_path / "trial-0001" / "status.json").read_text())
+    assert status["status"] == "pruned" and "pruned after epoch 1" in status["reason"]
+
+
+def test_killed_sweep_resumes_without_redoing_finished_trials(tmp_path: Path, write_config: Any) -> None:
+    sweep = {**GRID, "parameters": {"optimizer.lr": {"choice": [0.01, 0.02, 0.03]}}}
+    config = write_config(_sweep_config(sweep, train={"epochs": 200, "batch_size": 8, "progress": "none"}))
+    command = [sys.executable, "-m", "dlrun", "sweep", str(config), "--runs-dir", str(tmp_path)]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(command, env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    sweep_dir = tmp_path / "tiny_sweep"
+    deadline = time.monotonic() + 120
+    while not (sweep_dir / "trial-0002" / "metrics.csv").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert (sweep_dir / "trial-0002").exists(), "the sweep never reached its second trial"
+    finished_before = json.loads((sweep_dir / "trial-0001" / "status.json").read_text())["status"]
+    assert finished_before == "completed"
+    result = run_sweep(load_config(config), tmp_path, resume=True)
+    assert result.requeued == 1
+    states = [r.state for r in result.rows]
+    assert states.count("complete") == 3 and states.count("fail") == 1
+    done = [r.params["optimizer.lr"] for r in result.rows if r.state == "complete"]
+    assert sorted(done) == [0.01, 0.02, 0.03]  # each point once; trial 1 was not rerun
+    assert not (sweep_dir / "trial-0005").exists()
