@@ -17,3 +17,4 @@ lint:
 bench:
 	python bench/bench_epoch.py
 	python bench/bench_folds.py
+	python bench/bench_sweep.py

@@ -5,6 +5,7 @@ User errors (:class:`~dlrun.errors.DlrunError`) print one message and exit with 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 from collections.abc import Callable
@@ -221,6 +222,27 @@ def runs_list(directory: Path = typer.Argument(Path("runs"), help="runs director
     for row in list_runs(directory):
         table.add_row(row.name, row.status, row.task, row.metric, row.value)
     console.print(table)
+
+
+@app.command()
+@user_errors
+def tensorboard(
+    directory: Path = typer.Argument(Path("runs"), help="runs or sweep directory"),
+    port: int = typer.Option(6006, "--port"),
+) -> None:
+    """Start TensorBoard on a runs directory (trials and folds appear as sibling runs)."""
+    import subprocess
+    import sys
+
+    from dlrun.errors import RunError
+
+    if not directory.is_dir():
+        raise RunError(f"no runs directory at {directory}")
+    console.print(f"TensorBoard on {directory}: http://localhost:{port}/ (Ctrl-C stops it)")
+    command = [sys.executable, "-m", "tensorboard.main", "--logdir", str(directory),
+               "--port", str(port), "--bind_all"]  # fmt: skip
+    with contextlib.suppress(KeyboardInterrupt):
+        subprocess.run(command, check=False)
 
 
 @runs_app.command("compare")

@@ -40,3 +40,18 @@ def test_parameter_counts_equal_keras(config: str, params: int, monkeypatch: pyt
     if config == "course/pima.yaml" and not (REPO.parent / "shared/data/pima_indians_diabetes.csv").exists():
         pytest.skip("the shared Pima CSV is not beside this checkout")
     assert model_for_summary(load_config(REPO / "configs" / config)).total_params == params
+
+
+@pytest.mark.parametrize(
+    ("config", "points"),
+    [("beginners/ch6_spirals_search.yaml", 9), ("beginners/ch4_layers_search.yaml", 7),
+     ("beginners/ch11_widenet_grid.yaml", 24), ("dlwp/ch3_imdb_sweep.yaml", 12)],
+)
+def test_sweep_configs_check_every_value(config: str, points: int) -> None:
+    from dlrun.sweep.trials import check_space
+    from dlrun.sweep.trials import grid_points
+
+    cfg = load_config(REPO / "configs" / config)
+    assert cfg.sweep is not None
+    check_space(cfg)  # every choice gives a valid config
+    assert len(grid_points(cfg.sweep)) == points

@@ -41,10 +41,15 @@ GRID_FLAG = "grid_enqueued"
 def open_storage(sweep_dir: Path, url: str | None) -> BaseStorage:
     if url is None:
         return JournalStorage(JournalFileBackend(str(sweep_dir / JOURNAL)))
-    try:
-        return RDBStorage(url)
-    except Exception as exc:  # SQLAlchemy raises many kinds for a bad URL or server
-        raise DlrunError(f"cannot open the sweep storage {url}: {exc}") from None
+    for attempt in range(5):
+        try:
+            return RDBStorage(url)
+        except Exception as exc:  # SQLAlchemy raises many kinds for a bad URL or server
+            # Workers starting together race to create the schema; the loser retries.
+            if attempt == 4:
+                raise DlrunError(f"cannot open the sweep storage {url}: {exc}") from None
+            time.sleep(1 + attempt)
+    raise AssertionError("unreachable")
 
 
 def _sampler(sweep: SweepConfig) -> optuna.samplers.BaseSampler:
@@ -71,9 +76,22 @@ def open_study(cfg: ExperimentConfig, storage: BaseStorage, name: str) -> optuna
     )  # fmt: skip
 
 
-def enqueue_grid(study: optuna.Study, sweep: SweepConfig) -> None:
-    """Queue every grid point once per study (a later ``--resume`` queues nothing new)."""
-    if study.user_attrs.get(GRID_FLAG):
+def enqueue_grid(study: optuna.Study, sweep: SweepConfig, wait_seconds: float = 120) -> None:
+    """Queue every grid point exactly once per study, however many processes start at once.
+
+    Creating a study is atomic in every Optuna storage, so the one process that creates the
+    marker study ``<name>#grid`` enqueues; the others wait until it has finished.
+    """
+    marker = f"{study.study_name}#grid"
+    try:
+        optuna.create_study(study_name=marker, storage=study._storage)
+    except optuna.exceptions.DuplicatedStudyError:
+        deadline = time.monotonic() + wait_seconds
+        while not study.user_attrs.get(GRID_FLAG):
+            if time.monotonic() > deadline:
+                raise DlrunError(f"the grid of study {study.study_name} was never queued; "
+                                 "another sweep process may have died while queuing") from None  # fmt: skip
+            time.sleep(0.5)
         return
     for point in grid_points(sweep):
         study.enqueue_trial(point, user_attrs={"grid_point": True})

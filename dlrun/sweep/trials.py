@@ -77,10 +77,16 @@ def suggest(trial: optuna.Trial, path: str, space: ParameterSpace) -> Any:
 
 
 def trial_config(cfg: ExperimentConfig, values: dict[str, Any]) -> ExperimentConfig:
-    """The sweep's base config with ``values`` set at their dotted paths (sweep section dropped)."""
-    data = cfg.model_dump(mode="json", exclude={"sweep"})
-    for path, value in values.items():
-        set_path(data, dotted(path), value, SHORTHAND_TAGS)
+    """The sweep's base config with ``values`` set at their dotted paths (sweep section dropped).
+
+    A key may list several paths separated by commas; each gets the value (one dropout rate for
+    two layers). Only the values the user wrote are kept before setting, so switching
+    ``optimizer.name`` does not carry the old optimizer's defaulted settings along.
+    """
+    data = cfg.model_dump(mode="json", exclude_defaults=True, exclude={"sweep"})
+    for key, value in values.items():
+        for path in key.split(","):
+            set_path(data, dotted(path.strip()), value, SHORTHAND_TAGS)
     return config_from_data(data, f"sweep values {values}")
 
 
