@@ -137,13 +137,21 @@ def sweep(
     runs_dir: Path = typer.Option(
         Path("runs"), "--runs-dir", help="where the sweep directory goes"
     ),
+    sweep_file: Path = typer.Option(None, "--sweep-file", help="YAML whose sweep section is used"),
 ) -> None:
     """Search hyperparameters; every trial is a normal run under runs/<name>/trial-NNNN."""
     from dlrun.config.load import load_config
     from dlrun.sweep.run import run_sweep
+    from dlrun.sweep.space import load_sweep_file
 
     cfg = load_config(config, overrides or [])
-    result = run_sweep(cfg, runs_dir, workers, storage, study, resume)
+    if sweep_file is not None:
+        cfg = cfg.model_copy(update={"sweep": load_sweep_file(sweep_file)})
+    try:
+        result = run_sweep(cfg, runs_dir, workers, storage, study, resume)
+    except KeyboardInterrupt:
+        errors.print("interrupted: finished trials are kept; continue with --resume")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     if result.requeued:
         console.print(f"re-queued {result.requeued} trial(s) whose worker had stopped")
     names = list(cfg.sweep.parameters) if cfg.sweep else []

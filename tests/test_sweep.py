@@ -140,3 +140,22 @@ def test_killed_sweep_resumes_without_redoing_finished_trials(tmp_path: Path, wr
     done = [r.params["optimizer.lr"] for r in result.rows if r.state == "complete"]
     assert sorted(done) == [0.01, 0.02, 0.03]  # each point once; trial 1 was not rerun
     assert not (sweep_dir / "trial-0005").exists()
+
+
+def test_sweep_file_merges_over_a_plain_config(tmp_path: Path, write_config: Any) -> None:
+    from typer.testing import CliRunner
+
+    from dlrun.cli import app
+
+    config = write_config(tiny_config(name="merged"))
+    sweep_file = tmp_path / "space.yaml"
+    sweep_file.write_text(yaml.safe_dump({"sweep": {"method": "grid", "objective": {"metric": "accuracy"},
+                                                    "parameters": {"optimizer.lr": {"choice": [0.01, 0.02]}}}}))  # fmt: skip
+    runner = CliRunner()
+    result = runner.invoke(app, ["sweep", str(config), "--sweep-file", str(sweep_file), "--runs-dir",
+                                 str(tmp_path / "runs")], terminal_width=200)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "leaderboard: merged" in result.output and len(_rows(tmp_path / "runs" / "merged")) == 2
+    sweep_file.write_text(yaml.safe_dump({"method": "grdi", "parameters": {"optimizer.lr": {"choice": [1]}}}))
+    bad = runner.invoke(app, ["sweep", str(config), "--sweep-file", str(sweep_file)], terminal_width=200)
+    assert bad.exit_code == 2 and "sweep.method" in bad.output

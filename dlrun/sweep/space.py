@@ -9,14 +9,18 @@ stepped integer ranges.
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 from typing import Any
 from typing import Literal
 
 from pydantic import Field
+from pydantic import ValidationError
 from pydantic import model_validator
 
 from dlrun.config.base import Number
 from dlrun.config.base import StrictModel
+from dlrun.errors import ConfigError
+from dlrun.errors import ConfigIssue
 
 
 class IntRange(StrictModel):
@@ -115,3 +119,23 @@ class SweepConfig(StrictModel):
         if self.n_trials is not None:
             return self.n_trials
         return len(self.grid()) if self.method == "grid" else 20
+
+
+def load_sweep_file(path: Path) -> SweepConfig:
+    """A separate sweep file: a ``sweep:`` section, or the sweep mapping itself."""
+    from dlrun.config.yaml_io import parse_yaml
+
+    try:
+        data, _ = parse_yaml(path.read_text(encoding="utf-8"), str(path))
+    except OSError as exc:
+        raise ConfigError(
+            [ConfigIssue("", f"cannot read the sweep file: {exc}")], str(path)
+        ) from None
+    if isinstance(data, dict) and "sweep" in data:
+        data = data["sweep"]
+    try:
+        return SweepConfig.model_validate(data)
+    except ValidationError as exc:
+        issues = [ConfigIssue("sweep." + ".".join(str(p) for p in e["loc"]), e["msg"])
+                  for e in exc.errors()]  # fmt: skip
+        raise ConfigError(issues, str(path)) from None

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import optuna
+import torch
 from optuna.storages import BaseStorage
 from optuna.storages import JournalStorage
 from optuna.storages import RDBStorage
@@ -169,7 +170,11 @@ def work(cfg: ExperimentConfig, study: optuna.Study, sweep_dir: Path) -> None:
                    state=TrialState.COMPLETE if value == value else TrialState.FAIL)  # fmt: skip
 
 
-def _worker_main(config_yaml: str, sweep_dir: str, url: str | None, name: str) -> None:
+def _worker_main(
+    config_yaml: str, sweep_dir: str, url: str | None, name: str, threads: int = 0
+) -> None:
+    if threads:
+        torch.set_num_threads(threads)  # workers share the cores instead of oversubscribing them
     cfg = config_from_text(config_yaml, "sweep config", [])
     study = open_study(cfg, open_storage(Path(sweep_dir), url), name)
     with contextlib.suppress(KeyboardInterrupt):
@@ -184,8 +189,9 @@ def run_workers(cfg: ExperimentConfig, sweep_dir: Path, url: str | None, name: s
         _worker_main(text, str(sweep_dir), url, name)
         return
     context = multiprocessing.get_context("spawn")
+    threads = max(1, (os.cpu_count() or 1) // workers)
     processes = [
-        context.Process(target=_worker_main, args=(text, str(sweep_dir), url, name))
+        context.Process(target=_worker_main, args=(text, str(sweep_dir), url, name, threads))
         for _ in range(workers)
     ]
     for process in processes:
