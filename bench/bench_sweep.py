@@ -4,7 +4,7 @@ Each trial is a small digits classifier (64-32-10, a few epochs), so the compari
 well workers overlap and what process start-up costs. Prints trials per minute for each and the
 scaling efficiency, (time with 1 worker / time with 2) / 2.
 
-    python bench/bench_sweep.py [--epochs 15]
+    python bench/bench_sweep.py [--epochs 60]
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def config(epochs: int, name: str) -> dict[str, object]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--epochs", type=int, default=60)
     args = parser.parse_args()
     seconds = {}
     with tempfile.TemporaryDirectory() as scratch:
