@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +16,16 @@ from dlrun.reporting.files import write_text
 from dlrun.training.callbacks import Callback
 from dlrun.training.state import TrainState
 
+FLUSH_SECONDS = 2.0
+
 
 class MetricsFileLogger(Callback):
-    """Rewrites ``metrics.csv`` and ``metrics.jsonl`` atomically after every epoch.
+    """Rewrites ``metrics.csv`` and ``metrics.jsonl`` atomically, so they are always complete.
 
     Rows carry a ``phase`` (``fit`` for the protocol's training, ``final`` for a retrain) so one
-    file holds the whole run; the files are complete after every epoch.
+    file holds the whole run. The files are rewritten at most every ``FLUSH_SECONDS`` and at the
+    end of each fit: a killed run loses at most that much history, and a 1000-epoch run does not
+    spend its time rewriting files.
     """
 
     def __init__(self, directory: Path) -> None:
@@ -28,12 +33,18 @@ class MetricsFileLogger(Callback):
         self.directory = directory
         self.rows: list[dict[str, Any]] = []
         self.phase = "fit"
+        self.flushed_at = 0.0
 
     def on_epoch_end(self, state: TrainState, logs: dict[str, float]) -> None:
         self.rows.append({"phase": self.phase, "epoch": state.epoch, **logs})
+        if time.monotonic() - self.flushed_at >= FLUSH_SECONDS:
+            self.flush()
+
+    def on_fit_end(self, state: TrainState) -> None:
         self.flush()
 
     def flush(self) -> None:
+        self.flushed_at = time.monotonic()
         header = list(dict.fromkeys(key for row in self.rows for key in row))
         write_csv(
             self.directory / "metrics.csv",
@@ -58,13 +69,12 @@ class TensorBoardLogger(Callback):
 
     def __init__(self, directory: Path) -> None:
         super().__init__()
-        self.writer = SummaryWriter(log_dir=str(directory))
+        self.writer = SummaryWriter(log_dir=str(directory), flush_secs=round(FLUSH_SECONDS))
         self.phase = "fit"
 
     def on_epoch_end(self, state: TrainState, logs: dict[str, float]) -> None:
         for key, value in logs.items():
             self.writer.add_scalar(tensorboard_tag(key, self.phase), value, state.epoch)
-        self.writer.flush()
 
     def write_hparams(self, params: dict[str, Any], results: dict[str, float]) -> None:
         clean = {

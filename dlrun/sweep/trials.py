@@ -30,6 +30,7 @@ from dlrun.training.metrics import higher_is_better
 from dlrun.training.state import TrainState
 
 SCALARS = (str, int, float, bool, type(None))
+HEARTBEAT_SECONDS = 30  # stale-trial detection (study.STALE_SECONDS) allows 20 missed beats
 
 
 def by_index(space: ParameterSpace) -> bool:
@@ -132,9 +133,12 @@ class TrialReporter(Callback):
         self.monitor = monitor
         self.prune = prune
         self.pruned = False
+        self.beat = time.time()
 
     def on_epoch_end(self, state: TrainState, logs: dict[str, float]) -> None:
-        self.trial.set_user_attr("heartbeat", time.time())
+        if time.time() - self.beat > HEARTBEAT_SECONDS:  # each beat is a write to the study
+            self.beat = time.time()
+            self.trial.set_user_attr("heartbeat", self.beat)
         value = logs.get(self.monitor)
         if not self.prune or value is None or not math.isfinite(value):
             return
