@@ -16,16 +16,18 @@ from dlrun.reporting.files import write_text
 from dlrun.training.callbacks import Callback
 from dlrun.training.state import TrainState
 
-FLUSH_SECONDS = 2.0
+FLUSH_SECONDS = 2  # TensorBoard's writer timer
+FLUSH_SHARE = 0.05  # metric-file rewrites may take at most this share of the training time
 
 
 class MetricsFileLogger(Callback):
     """Rewrites ``metrics.csv`` and ``metrics.jsonl`` atomically, so they are always complete.
 
     Rows carry a ``phase`` (``fit`` for the protocol's training, ``final`` for a retrain) so one
-    file holds the whole run. The files are rewritten at most every ``FLUSH_SECONDS`` and at the
-    end of each fit: a killed run loses at most that much history, and a 1000-epoch run does not
-    spend its time rewriting files.
+    file holds the whole run. Files are rewritten after an epoch unless that would spend more
+    than ``FLUSH_SHARE`` of the time on rewriting (many epochs of a few milliseconds), and always at
+    the end of each fit: slow epochs are never lost to a kill, fast ones lose a fraction of a
+    second at most.
     """
 
     def __init__(self, directory: Path) -> None:
@@ -34,17 +36,18 @@ class MetricsFileLogger(Callback):
         self.rows: list[dict[str, Any]] = []
         self.phase = "fit"
         self.flushed_at = 0.0
+        self.flush_cost = 0.0
 
     def on_epoch_end(self, state: TrainState, logs: dict[str, float]) -> None:
         self.rows.append({"phase": self.phase, "epoch": state.epoch, **logs})
-        if time.monotonic() - self.flushed_at >= FLUSH_SECONDS:
+        if time.monotonic() - self.flushed_at >= self.flush_cost / FLUSH_SHARE:
             self.flush()
 
     def on_fit_end(self, state: TrainState) -> None:
         self.flush()
 
     def flush(self) -> None:
-        self.flushed_at = time.monotonic()
+        started = time.monotonic()
         header = list(dict.fromkeys(key for row in self.rows for key in row))
         write_csv(
             self.directory / "metrics.csv",
@@ -53,6 +56,8 @@ class MetricsFileLogger(Callback):
         )
         lines = "".join(json.dumps(row) + "\n" for row in self.rows)
         write_text(self.directory / "metrics.jsonl", lines)
+        self.flushed_at = time.monotonic()
+        self.flush_cost = self.flushed_at - started
 
 
 def tensorboard_tag(key: str, phase: str) -> str:
@@ -69,7 +74,7 @@ class TensorBoardLogger(Callback):
 
     def __init__(self, directory: Path) -> None:
         super().__init__()
-        self.writer = SummaryWriter(log_dir=str(directory), flush_secs=round(FLUSH_SECONDS))
+        self.writer = SummaryWriter(log_dir=str(directory), flush_secs=FLUSH_SECONDS)
         self.phase = "fit"
 
     def on_epoch_end(self, state: TrainState, logs: dict[str, float]) -> None:
