@@ -149,6 +149,7 @@ def work(cfg: ExperimentConfig, study: optuna.Study, sweep_dir: Path) -> None:
     assert sweep is not None
     started = time.monotonic()
     while sweep.timeout is None or time.monotonic() - started < sweep.timeout:
+        requeue_stale(study)  # a dead worker's trial goes back to the queue for the living
         trial = _claim_waiting(study)
         if trial is None:
             if sweep.method == "grid" or _finished_or_running(study) >= sweep.trial_budget():
