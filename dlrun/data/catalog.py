@@ -15,7 +15,7 @@ from dlrun.data.download import fetch
 from dlrun.data.download import sha256_of
 from dlrun.data.glove import GLOVE
 from dlrun.data.locate import local_copy
-from dlrun.data.locate import mirror_dirs
+from dlrun.data.locate import mirror_copies
 from dlrun.errors import DataError
 
 
@@ -129,8 +129,6 @@ def verify() -> list[Verification]:
 
 
 def _copies(name: str, resource: Resource) -> list[tuple[Path, bool]]:
-    copies = [
-        (d / resource.name, False) for d in mirror_dirs(name) if (d / resource.name).is_file()
-    ]
+    copies = [(path, False) for path in mirror_copies(name, resource)]
     cached = cached_path(name, resource)
     return copies + ([(cached, True)] if cached.is_file() else [])

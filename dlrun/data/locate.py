@@ -26,13 +26,19 @@ def offline() -> bool:
     return os.environ.get("DLRUN_OFFLINE", "") not in ("", "0")
 
 
+def mirror_copies(dataset: str, resource: Resource) -> list[Path]:
+    """Copies in the mirrors: ``<dir>/<dataset>/<file>``, or ``<dir>/<file>`` at a mirror's top."""
+    candidates = [
+        c for d in mirror_dirs(dataset) for c in (d / resource.name, d.parent / resource.name)
+    ]
+    return [c for c in candidates if c.is_file()]
+
+
 def local_copy(dataset: str, resource: Resource) -> Path | None:
-    """A mirror copy (``<dir>/<dataset>/<file>``, or ``<dir>/<file>`` at a mirror's top), or the
-    cached one, without downloading."""
-    for directory in mirror_dirs(dataset):
-        for candidate in (directory / resource.name, directory.parent / resource.name):
-            if candidate.is_file():
-                return candidate
+    """The first mirror copy, or the cached one, without downloading."""
+    copies = mirror_copies(dataset, resource)
+    if copies:
+        return copies[0]
     cached = cached_path(dataset, resource)
     return cached if cached.is_file() else None
 

@@ -1,5 +1,6 @@
-"""Per-split analysis written beside the metrics: confusion matrix, class report, residuals,
-and a trivial baseline the model should beat."""
+"""Per-split analysis written beside the metrics: confusion matrix, class report, residuals.
+
+Baselines live in :mod:`dlrun.evaluation.baselines`."""
 
 from __future__ import annotations
 
@@ -61,34 +62,4 @@ def residual_statistics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, flo
         "std": float(residuals.std()),
         "median_abs": float(np.median(np.abs(residuals))),
         "max_abs": float(np.abs(residuals).max()),
-    }
-
-
-def baseline(task: str, y_train: np.ndarray, y_eval: np.ndarray) -> dict[str, Any]:
-    """Score of a model that ignores the inputs, fitted on training targets only."""
-    if task == "regression":
-        train = y_train.astype(np.float64).reshape(len(y_train), -1)
-        target = y_eval.astype(np.float64).reshape(len(y_eval), -1)
-        mean, median = train.mean(axis=0), np.median(train, axis=0)
-        return {
-            "name": "mean predictor",
-            "mae": float(np.abs(target - mean).mean()),
-            "mse": float(np.square(target - mean).mean()),
-            "median_predictor_mae": float(np.abs(target - median).mean()),
-        }
-    if task == "multilabel":
-        rate = y_train.mean(axis=0) > 0.5
-        return {
-            "name": "most frequent value per label",
-            "accuracy": float((y_eval == rate).mean()),
-        }
-    labels_train = y_train.reshape(-1).astype(np.int64)
-    values, counts = np.unique(labels_train, return_counts=True)
-    majority = values[np.argmax(counts)]
-    labels_eval = y_eval.reshape(-1).astype(np.int64)
-    return {
-        "name": "majority class",
-        "class": int(majority),
-        "accuracy": float((labels_eval == majority).mean()) if len(labels_eval) else float("nan"),
-        "random_guess_accuracy": float(1 / len(values)),
     }
