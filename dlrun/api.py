@@ -1,10 +1,11 @@
-"""The library API behind the CLI: train, validate, evaluate and predict.
+"""The library API behind the CLI: train, resume, validate, evaluate and predict.
 
 Tests call these functions directly; ``cli.py`` only parses arguments and prints.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import Sequence
@@ -13,14 +14,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from rich.console import Console
 
+from dlrun.config.load import config_from_text
 from dlrun.config.load import resolved_yaml
+from dlrun.config.resume import check_resume_changes
 from dlrun.config.schema import ExperimentConfig
 from dlrun.data.load import load_data
-from dlrun.evaluation.fitting import build_for
-from dlrun.evaluation.fitting import make_loss
+from dlrun.errors import RunError
+from dlrun.evaluation.fitting import Sources
 from dlrun.evaluation.fitting import preprocess_entries
+from dlrun.evaluation.fitting import task_for
 from dlrun.evaluation.runner import plan_protocol
 from dlrun.evaluation.runner import run_protocol
 from dlrun.models.build import BuiltModel
@@ -34,7 +39,9 @@ from dlrun.reporting.recorder import RunRecording
 from dlrun.reporting.results import build_results
 from dlrun.reporting.rundir import RunDirectory
 from dlrun.reporting.rundir import environment
+from dlrun.training.batches import FieldSpec
 from dlrun.training.callbacks import Callback
+from dlrun.training.status import RunStatus
 from dlrun.utils import resolve_device
 from dlrun.utils import seed_everything
 
@@ -42,7 +49,7 @@ from dlrun.utils import seed_everything
 @dataclass
 class RunResult:
     run_dir: Path
-    status: str
+    status: RunStatus
     results: dict[str, Any]
 
 
@@ -53,29 +60,30 @@ def run_experiment(
     command: list[str] | None = None,
     run_name: str | None = None,
     extra_callbacks: Sequence[Callback] = (),
+    resume: bool = False,
 ) -> RunResult:
     """Run ``cfg`` under its evaluation protocol and write a complete run directory.
 
     ``run_name`` gives the directory an exact name (sweep trials); ``extra_callbacks`` join the
-    training callbacks (a sweep's pruning and heartbeat).
+    training callbacks (a sweep's pruning and heartbeat); ``resume`` continues the existing run
+    ``runs_dir/run_name`` from its saved states instead of starting a new one.
     """
     console = console or Console()
     seed_everything(cfg.seed)
     device = resolve_device(cfg.train.device)
     data = load_data(cfg)  # before the run directory exists: bad data leaves nothing behind
     plan = plan_protocol(cfg, data)
-    run = (RunDirectory.create(runs_dir, run_name, exact=True) if run_name
-           else RunDirectory.create(runs_dir, cfg.name))  # fmt: skip
+    run = _run_directory(runs_dir, cfg.name, run_name, resume)
     config_yaml = resolved_yaml(cfg)
     write_text(run.file("config.yaml"), config_yaml)
-    write_json(run.file("env.json"), environment(device, command or sys.argv))
+    _record_environment(run, environment(device, command or sys.argv), resume)
     progress = ProgressReporter(cfg.train.progress, console)
-    recording = RunRecording(run, cfg, config_yaml, data, progress, list(extra_callbacks))
+    recording = RunRecording(run, cfg, config_yaml, data, progress, list(extra_callbacks), resume)
     started = time.perf_counter()
     try:
         outcome = run_protocol(cfg, plan, device, recording)
     except BaseException as exc:
-        run.set_status("failed", f"{type(exc).__name__}: {exc}")
+        run.set_status(RunStatus.FAILED, f"{type(exc).__name__}: {exc}")
         recording.close()
         raise
     results = build_results(cfg, outcome, data.description, str(device),
@@ -89,13 +97,65 @@ def run_experiment(
     return RunResult(run.path, outcome.status, results)
 
 
-def model_for_summary(cfg: ExperimentConfig) -> BuiltModel:
-    """Build the model for ``dlrun validate``, from ``model.input_shape`` or the data itself."""
-    loss = make_loss(cfg)
+def _run_directory(runs_dir: Path, name: str, run_name: str | None, resume: bool) -> RunDirectory:
+    if resume:
+        if run_name is None:
+            raise ValueError("resuming needs the run's directory name")
+        run = RunDirectory.open(runs_dir / run_name)
+        run.set_status(RunStatus.RUNNING)
+        return run
+    if run_name is not None:
+        return RunDirectory.create(runs_dir, run_name, exact=True)
+    return RunDirectory.create(runs_dir, name)
+
+
+def _record_environment(run: RunDirectory, env: dict[str, Any], resume: bool) -> None:
+    """env.json describes the first start; each resume is appended to its ``resumes`` list."""
+    target = run.file("env.json")
+    if resume and target.is_file():
+        first = json.loads(target.read_text())
+        first.setdefault("resumes", []).append(env)
+        env = first
+    write_json(target, env)
+
+
+def resume_experiment(
+    path: str | Path,
+    overrides: Sequence[str] = (),
+    console: Console | None = None,
+    command: list[str] | None = None,
+) -> RunResult:
+    """Continue a killed, interrupted or finished run in place (``dlrun train --resume``).
+
+    Only overrides that do not change what was learned are accepted (``train.epochs=30``
+    extends a run); each fit continues from its last saved epoch, and on the CPU the result is
+    bit for bit what an uninterrupted run gives.
+    """
+    run = RunDirectory.open(path)
+    if run.status().get("status") == RunStatus.DIVERGED.value:
+        raise RunError(
+            f"{path} diverged; resuming would repeat it. Start a new run (a lower learning "
+            "rate usually helps)"
+        )
+    source = str(run.file("config.yaml"))
+    text = run.file("config.yaml").read_text(encoding="utf-8")
+    saved = config_from_text(text, source, [])
+    cfg = config_from_text(text, source, list(overrides))
+    check_resume_changes(saved, cfg, source)
+    return run_experiment(cfg, run.path.parent, console, command, run.path.name, resume=True)
+
+
+def models_for_summary(cfg: ExperimentConfig) -> list[BuiltModel]:
+    """The task's models for ``dlrun validate``, from ``model.input_shape`` or the data itself."""
+    task = task_for(cfg)
     if cfg.model.input_shape is not None:
-        return build_for(cfg, cfg.model.input_shape, loss)
-    data = load_data(cfg)
-    sample = np.arange(min(len(data.train), 256))
-    entries = preprocess_entries(cfg, data.implied_steps)
-    _, x, _ = fit_pipeline(entries, data.train.x, data.train.y, sample)
-    return build_for(cfg, x.shape[1:], loss)
+        fields = {"x": FieldSpec(tuple(cfg.model.input_shape), torch.float32)}
+    else:
+        data = load_data(cfg)
+        sample = np.arange(min(len(data.train), 256))
+        entries = preprocess_entries(cfg, data.implied_steps)
+        pipeline = fit_pipeline(entries, data.train, sample)
+        sources = Sources(pipeline, task, cfg.train.batch_size, resolve_device("cpu"), False)
+        fields = sources(data.train.subset(sample)).fields()
+    task.build(fields, resolve_device("cpu"))
+    return list(task.models.values())

@@ -19,6 +19,8 @@ from dlrun.cli_common import console
 from dlrun.cli_common import errors
 from dlrun.cli_common import user_errors
 from dlrun.cli_datasets import datasets_app
+from dlrun.errors import RunError
+from dlrun.training.status import RunStatus
 
 app = typer.Typer(
     name="dlrun",
@@ -43,28 +45,52 @@ def metrics_table(title: str, metrics: dict[str, float]) -> Table:
 @app.command()
 @user_errors
 def train(
-    config: Path = typer.Argument(..., help="experiment YAML file"),
+    config: str = typer.Argument(None, help="experiment YAML file (omit with --resume)"),
     overrides: list[str] = typer.Argument(None, help="dotted overrides, e.g. optimizer.lr=0.01"),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="where run directories go"),
+    resume: Path = typer.Option(
+        None, "--resume", help="continue this run directory where it stopped"
+    ),
 ) -> None:
-    """Train and evaluate one experiment; prints the run directory as the last line."""
+    """Train and evaluate one experiment; prints the run directory as the last line.
+
+    With --resume RUN_DIR, every positional argument is an override (train.epochs=30 extends
+    a finished run); overrides that would change what was learned are refused.
+    """
+    from dlrun.api import resume_experiment
     from dlrun.api import run_experiment
     from dlrun.config.load import load_config
 
-    cfg = load_config(config, overrides or [])
-    command = ["dlrun", "train", str(config), *(overrides or []), "--runs-dir", str(runs_dir)]
-    result = run_experiment(cfg, runs_dir, console, command=command)
+    extra = list(overrides or [])
+    if resume is not None:
+        overrides = [config, *extra] if config is not None else extra
+        if any("=" not in o for o in overrides):
+            raise RunError(
+                "with --resume, give only key=value overrides (the config is the run's)"
+            )
+        command = ["dlrun", "train", "--resume", str(resume), *overrides]
+        result = resume_experiment(resume, overrides, console, command)
+    else:
+        if config is None:
+            raise RunError("give a config file, or --resume RUN_DIR")
+        cfg = load_config(config, extra)
+        command = ["dlrun", "train", config, *extra, "--runs-dir", str(runs_dir)]
+        result = run_experiment(cfg, runs_dir, console, command=command)
     print_outcome(result.results)
-    if result.status == "diverged":
+    if result.status is RunStatus.DIVERGED:
         errors.print(
             f"error: {result.results['stop_reason']}; try a lower learning rate", highlight=False
         )
-    elif result.status == "interrupted":
-        errors.print("interrupted: partial results and report written", highlight=False)
+    elif result.status is RunStatus.INTERRUPTED:
+        errors.print(
+            f"interrupted: partial results and report written; continue with "
+            f"dlrun train --resume {result.run_dir}",
+            highlight=False,
+        )
     print(result.run_dir)
-    if result.status == "diverged":
+    if result.status is RunStatus.DIVERGED:
         raise typer.Exit(EXIT_DIVERGED)
-    if result.status == "interrupted":
+    if result.status is RunStatus.INTERRUPTED:
         raise typer.Exit(EXIT_INTERRUPTED)
 
 
@@ -152,14 +178,15 @@ def validate(
     overrides: list[str] = typer.Argument(None, help="dotted overrides"),
 ) -> None:
     """Check a config and print the model summary without training."""
-    from dlrun.api import model_for_summary
+    from dlrun.api import models_for_summary
     from dlrun.config.load import load_config
     from dlrun.models.summary import summary_table
 
     cfg = load_config(config, overrides or [])
-    model = model_for_summary(cfg)
-    console.print(summary_table(model, title=cfg.name))
-    console.print(f"Total params: {model.total_params:,}")
+    models = models_for_summary(cfg)
+    for model in models:
+        console.print(summary_table(model, title=cfg.name))
+    console.print(f"Total params: {sum(m.total_params for m in models):,}")
     console.print(f"{config}: config OK")
 
 

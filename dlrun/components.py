@@ -18,6 +18,7 @@ import dlrun.data.text
 import dlrun.data.word_sequences
 import dlrun.models.layers
 import dlrun.preprocess.steps
+import dlrun.tasks.classic
 import dlrun.training.callbacks
 import dlrun.training.losses
 import dlrun.training.metrics

@@ -86,9 +86,11 @@ def test_artifact_contents(quickstart_run: tuple[Path, str]) -> None:
 def test_checkpoint_loads_with_weights_only(quickstart_run: tuple[Path, str]) -> None:
     run_dir, _ = quickstart_run
     payload = torch.load(run_dir / "checkpoint.pt", weights_only=True)
-    assert payload["model"]["0.linear.weight"].shape == (64, 64)
+    assert payload["task"]["models"]["model"]["0.linear.weight"].shape == (64, 64)
+    assert payload["task"]["optimizers"]["model"]["param_groups"][0]["lr"] == 0.002
     assert payload["preprocess"]["1.one_hot.num_classes_"].item() == 10
-    assert payload["pipeline_spec"][0] == {"rescale": {"scale": 0.0625, "offset": 0.0}}
+    assert payload["pipeline_spec"][0] == {"rescale": {"array": None, "scale": 0.0625, "offset": 0.0}}
+    assert payload["fields"] == {"x": {"shape": [64], "dtype": "float32"}, "y": {"shape": [10], "dtype": "float32"}}
 
 
 def test_tensorboard_scalars_and_hparams_in_one_directory(quickstart_run: tuple[Path, str]) -> None:

@@ -72,7 +72,7 @@ def test_parallel_folds_fall_back_when_folds_need_different_batch_counts(tmp_pat
 def test_parallel_folds_name_the_layer_they_cannot_stack(tmp_path: Path) -> None:
     config = _regression(100, 8, True)
     config["model"] = {"layers": [{"dense": 8}, {"batchnorm": {}}, {"dense": 1}]}
-    with pytest.raises(ConfigError, match="not ChannelsLastBatchNorm"):
+    with pytest.raises(ConfigError, match=r"cannot stack batchnorm \(model.layers\[1\]\)"):
         run_experiment(config_from_data(config), tmp_path)
 
 

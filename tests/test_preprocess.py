@@ -5,6 +5,7 @@ import pytest
 
 from dlrun.config.schema import StepEntry
 from dlrun.errors import NotFittedError
+from dlrun.data.base import Arrays
 from dlrun.preprocess.pipeline import build_pipeline
 from dlrun.preprocess.pipeline import fit_pipeline
 from dlrun.preprocess.steps import STEPS
@@ -50,12 +51,11 @@ def test_fitted_steps_refuse_transform_before_fit() -> None:
 def test_standardize_statistics_come_from_training_rows_only() -> None:
     x = np.vstack([np.arange(6.0).reshape(3, 2), np.full((2, 2), 100.0)])
     y = np.zeros(5, dtype=np.int64)
-    pipeline, x_fit, _ = fit_pipeline(
-        [StepEntry.model_validate("standardize")], x, y, np.array([0, 1, 2])
-    )
+    pipeline = fit_pipeline([StepEntry.model_validate("standardize")], Arrays(x, y), np.array([0, 1, 2]))
     step = pipeline.steps[0][1]
-    np.testing.assert_allclose(step.mean_, x[:3].mean(axis=0))
-    np.testing.assert_allclose(step.scale_, x[:3].std(axis=0))
+    np.testing.assert_allclose(step.mean_, x[:3].mean(axis=0))  # type: ignore[attr-defined]
+    np.testing.assert_allclose(step.scale_, x[:3].std(axis=0))  # type: ignore[attr-defined]
+    x_fit = pipeline.transform(Arrays(x[:3], y[:3])).x
     np.testing.assert_allclose(x_fit, (x[:3] - x[:3].mean(axis=0)) / x[:3].std(axis=0), rtol=1e-6)
 
 
@@ -82,7 +82,7 @@ def test_one_hot_rejects_labels_it_did_not_see() -> None:
 def test_pipeline_applies_target_steps_to_targets_only() -> None:
     entries = [StepEntry.model_validate(s) for s in ("standardize", "one_hot")]
     x, y = np.arange(8.0).reshape(4, 2), np.array([0, 1, 1, 0])
-    pipeline, _, _ = fit_pipeline(entries, x, y, np.arange(4))
-    xt, yt = pipeline.transform(x, y)
-    assert xt.shape == (4, 2) and yt is not None and yt.shape == (4, 2)
-    assert pipeline.transform(x, None)[1] is None
+    pipeline = fit_pipeline(entries, Arrays(x, y), np.arange(4))
+    out = pipeline.transform(Arrays(x, y))
+    assert out.x.shape == (4, 2) and out.y.shape == (4, 2)
+    assert pipeline.transform(Arrays(x)).names() == ["x"]  # inputs only: target steps skip

@@ -26,10 +26,12 @@ from dlrun.evaluation.aggregate import smooth
 from dlrun.evaluation.baselines import Targets
 from dlrun.evaluation.baselines import score_baselines
 from dlrun.evaluation.baselines import verdict
-from dlrun.evaluation.fitting import train_model
+from dlrun.evaluation.fitting import FitHooks
+from dlrun.evaluation.fitting import train_fold
 from dlrun.evaluation.protocols import PROTOCOLS
 from dlrun.guards import training_active
 from dlrun.reuse import load_run
+from dlrun.tasks.base import TASKS
 from dlrun.training.callbacks import Callback
 from dlrun.training.state import TrainState
 from tests.conftest import tiny_config
@@ -65,7 +67,7 @@ def test_stratified_kfold_keeps_class_ratios_and_shuffling_follows_the_seed() ->
 
 def test_iterated_kfold_reshuffles_for_every_repetition() -> None:
     config = PROTOCOLS.get("iterated_kfold").Config(k=3, repeats=2)
-    folds = PROTOCOLS.get("iterated_kfold")(config).folds(Arrays(np.zeros((30, 1)), np.zeros(30)), "regression", 0)
+    folds = PROTOCOLS.get("iterated_kfold")(config).folds(Arrays(np.zeros((30, 1)), np.zeros(30)), TASKS.get("regression"), 0)
     assert [f.name for f in folds][:4] == ["repeat_01/fold_01", "repeat_01/fold_02", "repeat_01/fold_03", "repeat_02/fold_01"]
     for repetition in (folds[:3], folds[3:]):
         assert sorted(np.concatenate([f.val_idx for f in repetition]).tolist()) == list(range(30))  # type: ignore[misc]
@@ -109,7 +111,7 @@ def test_parallel_folds_refuse_norm_clipping() -> None:
 
 def test_evaluation_without_protocol_is_holdout() -> None:
     cfg = config_from_data(tiny_config(evaluation={"validation": {"count": 10}}))
-    assert cfg.protocol_name == "holdout"
+    assert cfg.evaluation.protocol == "holdout"
 
 
 # --- K-fold runs ----------------------------------------------------------------------------
@@ -170,7 +172,7 @@ def test_preprocessing_is_fitted_on_each_folds_training_part(kfold_run: tuple[Pa
     run_dir, _ = kfold_run
     cfg = config_from_data(tiny_config(evaluation=KFOLD))
     data = load_data(cfg)
-    folds = PROTOCOLS.get("kfold")(cfg.evaluation).folds(data.train, cfg.task, cfg.seed)
+    folds = PROTOCOLS.get("kfold")(cfg.evaluation).folds(data.train, TASKS.get(cfg.task.name), cfg.seed)
     means = []
     for fold in folds:
         pipeline = load_run(run_dir / fold.name).fitted.pipeline
@@ -259,7 +261,7 @@ def test_training_code_cannot_open_the_test_split() -> None:
             except SealedSplitError as exc:
                 caught.append(exc)
 
-    train_model(cfg, data.train, np.arange(len(data.train)), None, 2, torch.device("cpu"), Peek(), [], 0)
+    train_fold(cfg, data.train, np.arange(len(data.train)), None, 2, torch.device("cpu"), FitHooks(Peek()), [], 0)
     assert len(caught) == 2 and data.test_split.reads == 0  # type: ignore[union-attr]
 
 
@@ -269,7 +271,7 @@ def test_training_code_cannot_open_the_test_split() -> None:
 def test_classification_baselines() -> None:
     y_train = np.array([0] * 70 + [1] * 30)
     y_eval = np.array([0] * 60 + [1] * 40)
-    rows = {r["name"]: r for r in score_baselines("binary", Targets(y_train, y_eval, seed=0))}
+    rows = {r["name"]: r for r in score_baselines(TASKS.get("binary").baselines, Targets(y_train, y_eval, seed=0))}
     assert rows["majority class"]["accuracy"] == pytest.approx(0.6)
     assert rows["random guessing"]["accuracy"] == pytest.approx(0.5)
     assert rows["shuffled labels"]["accuracy"] == pytest.approx(0.6**2 + 0.4**2, abs=0.04)
@@ -278,7 +280,7 @@ def test_classification_baselines() -> None:
 
 
 def test_regression_baselines_use_training_targets_only() -> None:
-    rows = {r["name"]: r for r in score_baselines("regression", Targets(np.array([1.0, 2.0, 9.0]), np.array([2.0, 4.0]), 0))}
+    rows = {r["name"]: r for r in score_baselines(TASKS.get("regression").baselines, Targets(np.array([1.0, 2.0, 9.0]), np.array([2.0, 4.0]), 0))}
     assert rows["mean predictor"]["mae"] == pytest.approx(1.0)  # mean 4 -> |2-4|, |4-4|
     assert rows["median predictor"]["mse"] == pytest.approx(2.0)  # median 2 -> 0, 4
     assert "last value (common sense)" not in rows  # only for time-ordered data

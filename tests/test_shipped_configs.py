@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from dlrun.api import model_for_summary
+from dlrun.api import models_for_summary
 from dlrun.config.load import load_config
 from tests.conftest import REPO
 
@@ -39,7 +39,8 @@ def test_parameter_counts_equal_keras(config: str, params: int, monkeypatch: pyt
     monkeypatch.chdir(REPO)
     if config == "course/pima.yaml" and not (REPO.parent / "shared/data/pima_indians_diabetes.csv").exists():
         pytest.skip("the shared Pima CSV is not beside this checkout")
-    assert model_for_summary(load_config(REPO / "configs" / config)).total_params == params
+    (model,) = models_for_summary(load_config(REPO / "configs" / config))
+    assert model.total_params == params
 
 
 @pytest.mark.parametrize(

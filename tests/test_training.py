@@ -9,6 +9,7 @@ import torch
 
 from dlrun.api import run_experiment
 from dlrun.config.load import config_from_data
+from dlrun.tasks.classic import Binary
 from dlrun.training.callbacks import EarlyStopping
 from dlrun.training.callbacks import ReduceLROnPlateau
 from dlrun.training.losses import LOSSES
@@ -18,7 +19,7 @@ from dlrun.training.state import TrainState
 from tests.conftest import tiny_config
 
 
-class ScriptedStep:
+class ScriptedTask:
     """Stands in for a model so callbacks can be driven by scripted values."""
 
     def __init__(self) -> None:
@@ -39,7 +40,7 @@ class ScriptedStep:
 
 
 def drive(callback, values: list[float], key: str = "val_loss") -> TrainState:
-    step = ScriptedStep()
+    step = ScriptedTask()
     state = TrainState(step, epochs=len(values), batches_per_epoch=1)  # type: ignore[arg-type]
     callback.on_fit_start(state)
     for value in values:
@@ -57,7 +58,7 @@ def test_early_stopping_waits_patience_epochs_and_restores_best() -> None:
     state = drive(cb, [1.0, 0.5, 0.6, 0.7, 0.4])
     assert state.epoch == 4 and state.should_stop
     assert "did not improve for 2 epochs (best 0.5 at epoch 2)" in (state.stop_reason or "")
-    assert float(state.step.model_state()["w"]) == 0.5
+    assert float(state.task.model_state()["w"]) == 0.5
 
 
 def test_early_stopping_on_a_metric_that_should_rise() -> None:
@@ -69,7 +70,7 @@ def test_early_stopping_on_a_metric_that_should_rise() -> None:
 def test_reduce_lr_on_plateau_multiplies_by_factor() -> None:
     cb = ReduceLROnPlateau(ReduceLROnPlateau.Config(patience=1, factor=0.5))
     state = drive(cb, [1.0, 1.0, 1.0, 1.0])
-    assert state.step.learning_rate() == pytest.approx(0.1 * 0.5**3)
+    assert state.task.learning_rate() == pytest.approx(0.1 * 0.5**3)
 
 
 def test_fused_cross_entropy_equals_keras_probability_form() -> None:
@@ -86,14 +87,14 @@ def test_fused_cross_entropy_equals_keras_probability_form() -> None:
 def test_metrics_match_scikit_learn_definitions() -> None:
     y = torch.tensor([[1.0], [0.0], [1.0], [1.0], [0.0]])
     p = torch.tensor([[0.9], [0.6], [0.4], [0.8], [0.1]])
-    pred = Predictions("binary", y, p)
+    pred = Binary.label(y, p)
     values = {name: METRICS.get(name).compute(pred) for name in ("accuracy", "precision", "recall", "f1", "roc_auc", "ber")}
     assert values["accuracy"] == pytest.approx(0.6)
     assert values["precision"] == pytest.approx(2 / 3)
     assert values["recall"] == pytest.approx(2 / 3)
     assert values["roc_auc"] == pytest.approx(5 / 6)
     assert values["ber"] == pytest.approx(1 - (2 / 3 + 1 / 2) / 2)
-    reg = Predictions("regression", torch.tensor([[1.0], [2.0], [3.0]]), torch.tensor([[1.5], [2.0], [2.0]]))
+    reg = Predictions(torch.tensor([[1.0], [2.0], [3.0]]), torch.tensor([[1.5], [2.0], [2.0]]))
     assert METRICS.get("mae").compute(reg) == pytest.approx(0.5)
     assert METRICS.get("rmse").compute(reg) == pytest.approx(np.sqrt(1.25 / 3))
     assert METRICS.get("r2").compute(reg) == pytest.approx(1 - 1.25 / 2)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Annotated
 from typing import Any
+from typing import ClassVar
 
 from pydantic import BaseModel
 from pydantic import BeforeValidator
@@ -20,6 +21,8 @@ class StrictModel(BaseModel):
     """Frozen, typo-proof config model: unknown keys and silent type coercion are errors."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    # The parameter a bare value sets in list entries: ``- dropout: 0.5`` is ``{rate: 0.5}``.
+    positional: ClassVar[str | None] = None
 
 
 def _parse_number(value: Any) -> Any:

@@ -47,8 +47,8 @@ class OneOfEntry(StrictModel):
         if field is None or isinstance(value, dict):
             return value
         config = next(arg for arg in get_args(field.annotation) if arg is not type(None))
-        positional = getattr(config, "positional", None)
-        return {positional: value} if isinstance(positional, str) else value
+        positional = config.positional if issubclass(config, StrictModel) else None
+        return {positional: value} if positional is not None else value
 
     @model_validator(mode="after")
     def _exactly_one(self) -> OneOfEntry:
@@ -80,7 +80,21 @@ def one_of_entry(model_name: str, registry: Registry[Any]) -> type[OneOfEntry]:
     return create_model(model_name, __base__=OneOfEntry, **fields)
 
 
-def tagged_union(registry: Registry[Any], tag: str, default: str | None = None) -> Any:
+def tagged_config(
+    config: type[StrictModel], section: type[StrictModel], tag: str, name: str, title: str
+) -> Any:
+    """``config`` with the ``tag`` field fixed to ``name``, also a subclass of ``section``.
+
+    ``section`` declares the tag and the fields all members share, so code typed against the
+    section (``cfg.loss.name``, ``cfg.evaluation.final``) reads the real object.
+    """
+    bases = (section,) if issubclass(section, config) else (config, section)
+    return create_model(title, __base__=bases, **_tag_field(tag, name))
+
+
+def tagged_union(
+    registry: Registry[Any], tag: str, section: type[StrictModel], default: str | None = None
+) -> Any:
     """A discriminated union over every registered ``Config``, keyed by the ``tag`` field.
 
     A bare string selects an entry with its defaults; ``default`` fills in a missing tag.
@@ -94,10 +108,8 @@ def tagged_union(registry: Registry[Any], tag: str, default: str | None = None) 
         return data
 
     members = tuple(
-        create_model(
-            f"{component.__name__}{tag.capitalize()}Config",
-            __base__=component.Config,
-            **_tag_field(tag, name),
+        tagged_config(
+            component.Config, section, tag, name, f"{component.__name__}{tag.capitalize()}Config"
         )
         for name, component in registry.items()
     )
@@ -110,10 +122,3 @@ def tagged_union(registry: Registry[Any], tag: str, default: str | None = None) 
 
 def _tag_field(tag: str, name: str) -> dict[str, Any]:
     return {tag: (Literal[name], ...)}
-
-
-def tag_of(config: StrictModel, tag: str) -> str:
-    """The registry name stored in a tagged config's ``tag`` field."""
-    value = getattr(config, tag)
-    assert isinstance(value, str)
-    return value

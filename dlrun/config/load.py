@@ -16,7 +16,7 @@ from dlrun.config.yaml_io import parse_yaml
 from dlrun.errors import ConfigError
 from dlrun.errors import ConfigIssue
 
-SHORTHAND_TAGS = {"optimizer": "name", "loss": "name", "data": "dataset"}
+SHORTHAND_TAGS = {"optimizer": "name", "loss": "name", "data": "dataset", "task": "name"}
 
 
 def load_config(path: str | FsPath, overrides: list[str] | None = None) -> ExperimentConfig:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import yaml
+
 from dlrun.config.yaml_io import Path
 from dlrun.config.yaml_io import format_path
 from dlrun.config.yaml_io import parse_value
@@ -18,7 +20,7 @@ def parse_override(text: str) -> tuple[Path, Any]:
     path = dotted(key.strip())
     try:
         value = parse_value(raw)
-    except Exception:  # any YAML problem in a one-line value
+    except yaml.YAMLError:
         raise ConfigError([ConfigIssue(key, f"cannot read the value '{raw}' as YAML")]) from None
     return path, value
 

@@ -1,54 +1,110 @@
 """The experiment config: one frozen, typed object built at the CLI boundary.
 
-Component parameters (layers, preprocessing steps, datasets, losses, optimizers, callbacks) come
-from the registries, so registering a component is all it takes to make it configurable.
+Component parameters (layers, preprocessing steps, datasets, losses, optimizers, callbacks,
+protocols) come from the registries, so registering a component is all it takes to make it
+configurable. Each single-choice section (``data``, ``loss``, ``optimizer``, ``evaluation``) is
+typed as its section base class, which every registered config really inherits; the ``task``
+section is checked against the task registry when a config is read, so a task registered by
+user code after import is configurable too.
 """
 
 from __future__ import annotations
 
 import re
+from functools import cache
 from typing import TYPE_CHECKING
+from typing import Annotated
 from typing import Any
 from typing import Literal
 
 from pydantic import Field
+from pydantic import GetJsonSchemaHandler
+from pydantic import SerializeAsAny
+from pydantic import ValidatorFunctionWrapHandler
+from pydantic import WrapValidator
 from pydantic import field_validator
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 import dlrun.components  # noqa: F401  (fills the registries before the models are built)
 from dlrun.config.base import StrictModel
 from dlrun.config.entries import OneOfEntry
 from dlrun.config.entries import one_of_entry
+from dlrun.config.entries import tagged_config
 from dlrun.config.entries import tagged_union
 from dlrun.data.base import DATASETS
+from dlrun.data.base import DataSection
+from dlrun.errors import RegistryError
 from dlrun.evaluation.protocols import PROTOCOLS
-from dlrun.evaluation.protocols import ProtocolConfig
+from dlrun.evaluation.protocols import EvaluationSection
 from dlrun.models.layers import LAYERS
 from dlrun.preprocess.steps import STEPS
 from dlrun.registry import did_you_mean
 from dlrun.sweep.space import SweepConfig
+from dlrun.tasks.base import TASKS
+from dlrun.tasks.base import Task
+from dlrun.tasks.base import TaskSection
 from dlrun.training.callbacks import CALLBACKS
 from dlrun.training.losses import LOSSES
+from dlrun.training.losses import LossSection
 from dlrun.training.metrics import METRICS
 from dlrun.training.optimizers import OPTIMIZERS
-
-Task = Literal["binary", "multiclass", "multilabel", "regression"]
+from dlrun.training.optimizers import OptimizerSection
 
 if TYPE_CHECKING:
     LayerEntry = OneOfEntry
     StepEntry = OneOfEntry
     CallbackEntry = OneOfEntry
-    DataConfig = StrictModel
-    LossConfig = StrictModel
-    OptimizerConfig = StrictModel
-    EvaluationConfig = ProtocolConfig
+    DataConfig = DataSection
+    LossConfig = LossSection
+    OptimizerConfig = OptimizerSection
+    EvaluationConfig = EvaluationSection
 else:
     LayerEntry = one_of_entry("LayerEntry", LAYERS)
     StepEntry = one_of_entry("StepEntry", STEPS)
     CallbackEntry = one_of_entry("CallbackEntry", CALLBACKS)
-    DataConfig = tagged_union(DATASETS, "dataset")
-    LossConfig = tagged_union(LOSSES, "name")
-    OptimizerConfig = tagged_union(OPTIMIZERS, "name")
-    EvaluationConfig = tagged_union(PROTOCOLS, "protocol", default="holdout")
+    DataConfig = tagged_union(DATASETS, "dataset", DataSection)
+    LossConfig = tagged_union(LOSSES, "name", LossSection)
+    OptimizerConfig = tagged_union(OPTIMIZERS, "name", OptimizerSection)
+    EvaluationConfig = tagged_union(PROTOCOLS, "protocol", EvaluationSection, default="holdout")
+
+
+@cache
+def task_config_model(task: type[Task], name: str) -> type[TaskSection]:
+    title = f"{task.__name__}TaskConfig"
+    model: type[TaskSection] = tagged_config(task.Config, TaskSection, "name", name, title)
+    return model
+
+
+def _registered_task(data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    """``task: binary`` or ``task: {name: vae, latent_dim: 2}``, looked up when validated."""
+    if isinstance(data, TaskSection):
+        return data
+    if isinstance(data, str):
+        data = {"name": data}
+    if not isinstance(data, dict) or not isinstance(data.get("name"), str):
+        raise ValueError(f"give a task name, one of: {', '.join(TASKS.names())}")
+    try:
+        task = TASKS.get(data["name"])
+    except RegistryError as exc:
+        raise ValueError(str(exc)) from None
+    return task_config_model(task, data["name"]).model_validate(data)
+
+
+class _TaskJsonSchema:
+    """The tasks registered when the schema is printed, by name or as a mapping."""
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        names = {"enum": TASKS.names()}
+        mapping = {"type": "object", "properties": {"name": names}, "required": ["name"]}
+        return {"anyOf": [{"type": "string", **names}, mapping]}
+
+
+TaskConfig = Annotated[
+    SerializeAsAny[TaskSection], WrapValidator(_registered_task), _TaskJsonSchema()
+]
 
 
 class ModelConfig(StrictModel):
@@ -68,6 +124,9 @@ class TrainConfig(StrictModel):
     )
     callbacks: list[CallbackEntry] = []
     progress: Literal["auto", "bar", "plain", "none"] = "auto"
+    checkpoint_every: int = Field(
+        default=1, ge=1, description="epochs between resume states (dlrun train --resume)"
+    )
 
     @field_validator("device")
     @classmethod
@@ -81,11 +140,11 @@ class ExperimentConfig(StrictModel):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)
     description: str = ""
     seed: int = 0
-    task: Task
+    task: TaskConfig
     data: DataConfig
     preprocess: list[StepEntry] = []
     model: ModelConfig
-    loss: LossConfig
+    loss: LossConfig | None = Field(default=None, description="required by supervised tasks")
     optimizer: OptimizerConfig = Field(default="rmsprop", validate_default=True)
     metrics: list[str] = []
     train: TrainConfig = TrainConfig()
@@ -104,22 +163,6 @@ class ExperimentConfig(StrictModel):
         if len(set(names)) != len(names):
             raise ValueError("a metric is listed twice")
         return names
-
-    @property
-    def loss_name(self) -> str:
-        return str(getattr(self.loss, "name"))  # noqa: B009 - set by the tagged union
-
-    @property
-    def optimizer_name(self) -> str:
-        return str(getattr(self.optimizer, "name"))  # noqa: B009
-
-    @property
-    def protocol_name(self) -> str:
-        return str(getattr(self.evaluation, "protocol"))  # noqa: B009
-
-    @property
-    def dataset_name(self) -> str:
-        return str(getattr(self.data, "dataset"))  # noqa: B009
 
 
 def json_schema() -> dict[str, Any]:

@@ -16,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from typing import ClassVar
+from typing import Literal
 
 import numpy as np
 from pydantic import Field
@@ -29,16 +30,60 @@ from dlrun.guards import is_training
 from dlrun.registry import Registry
 
 
-@dataclass(frozen=True)
 class Arrays:
-    x: np.ndarray
-    y: np.ndarray
+    """Named per-sample arrays of one length, each keeping its dtype.
+
+    Most data has ``x`` (inputs) and ``y`` (targets); data with several inputs adds its own names
+    (``question``, ``text``, ...). Preprocessing steps and tasks pick the names they use.
+    """
+
+    __slots__ = ("fields",)
+    fields: dict[str, np.ndarray]
+
+    def __init__(
+        self, x: np.ndarray | None = None, y: np.ndarray | None = None, **named: np.ndarray
+    ) -> None:
+        fields = {k: v for k, v in (("x", x), ("y", y)) if v is not None}
+        fields.update(named)
+        if len({len(v) for v in fields.values()}) > 1:
+            sizes = ", ".join(f"{k} {len(v)}" for k, v in fields.items())
+            raise DataError(f"the data's arrays have different lengths ({sizes})")
+        object.__setattr__(self, "fields", fields)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("Arrays is immutable; use replace()")
 
     def __len__(self) -> int:
-        return len(self.x)
+        return len(next(iter(self.fields.values()))) if self.fields else 0
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.fields
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        try:
+            return self.fields[name]
+        except KeyError:
+            have = ", ".join(self.fields) or "nothing"
+            raise DataError(f"the data has no array named '{name}' (it has {have})") from None
+
+    @property
+    def x(self) -> np.ndarray:
+        return self["x"]
+
+    @property
+    def y(self) -> np.ndarray:
+        return self["y"]
+
+    def names(self) -> list[str]:
+        return list(self.fields)
 
     def subset(self, index: np.ndarray) -> Arrays:
-        return Arrays(self.x[index], self.y[index])
+        return Arrays(**{k: v[index] for k, v in self.fields.items()})
+
+    def replace(self, **changes: np.ndarray | None) -> Arrays:
+        """A copy with arrays replaced, added, or (given ``None``) removed."""
+        fields = {**self.fields, **changes}
+        return Arrays(**{k: v for k, v in fields.items() if v is not None})
 
 
 def row_hashes(x: np.ndarray) -> np.ndarray:
@@ -124,11 +169,30 @@ class LoadedData:
 
 @dataclass(frozen=True)
 class LoadContext:
+    """What a source may know of the experiment: its seed, and whether the targets are classes
+    (labels are encoded and test splits stratified only then)."""
+
     seed: int
-    task: str
+    class_labels: bool
 
 
-class SplitConfig(StrictModel):
+class DatasetConfig(StrictModel):
+    """Settings every dataset takes, whatever its source."""
+
+    in_memory: Literal["auto"] | bool = Field(
+        default="auto",
+        description="keep the preprocessed data in (device) memory, or stream batches from a "
+        "DataLoader; auto streams when the estimated size exceeds a quarter of the memory",
+    )
+
+
+class DataSection(DatasetConfig):
+    """The ``data:`` section as the rest of dlrun sees it: a registered source's config."""
+
+    dataset: str
+
+
+class SplitConfig(DatasetConfig):
     """For sources without an official test split: how much to hold out as the test set."""
 
     test_fraction: float = Field(default=0.2, ge=0, lt=1)
@@ -136,11 +200,11 @@ class SplitConfig(StrictModel):
 
 
 class DataSource(ABC):
-    Config: ClassVar[type[StrictModel]]
+    Config: ClassVar[type[DatasetConfig]]
     # The canonical files a source reads (downloadable ones); empty for bundled or generated data.
     resources: ClassVar[tuple[Resource, ...]] = ()
 
-    def __init__(self, config: StrictModel) -> None:
+    def __init__(self, config: DatasetConfig) -> None:
         self.config = config
 
     @abstractmethod
@@ -157,7 +221,7 @@ def split_off_test(
     """Seeded test split; stratified on the labels for classification tasks when asked."""
     if split.test_fraction == 0:
         return Arrays(x, y), None
-    stratify = y if split.stratify and context.task in ("binary", "multiclass") else None
+    stratify = y if split.stratify and context.class_labels else None
     try:
         index = np.arange(len(x))
         train_idx, test_idx = train_test_split(

@@ -14,10 +14,10 @@ from typing import Literal
 
 import numpy as np
 
-from dlrun.config.base import StrictModel
 from dlrun.data.archives import safe_extract
 from dlrun.data.base import DATASETS
 from dlrun.data.base import Arrays
+from dlrun.data.base import DatasetConfig
 from dlrun.data.base import DataSource
 from dlrun.data.base import LoadContext
 from dlrun.data.base import LoadedData
@@ -59,7 +59,7 @@ class _Cifar(DataSource):
     train_batches: ClassVar[list[str]]
     test_batch: ClassVar[str]
 
-    class Config(StrictModel):
+    class Config(DatasetConfig):
         path: str | None = None
 
     config: Config
@@ -108,7 +108,7 @@ class Cifar10(_Cifar):
 class Cifar100(_Cifar):
     """60,000 32x32 colour images in 100 fine (or 20 coarse) classes: 50,000 / 10,000."""
 
-    class Config(StrictModel):
+    class Config(DatasetConfig):
         path: str | None = None
         label_mode: Literal["fine", "coarse"] = "fine"
 

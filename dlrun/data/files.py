@@ -120,7 +120,7 @@ class CsvSource(DataSource):
         self, column: np.ndarray, name: str, context: LoadContext
     ) -> tuple[np.ndarray, list[str] | None]:
         values = np.char.strip(column.astype(str))
-        if context.task == "regression":
+        if not context.class_labels:
             return to_numeric(values, [], name, self.config.path).astype(np.float32), None
         if all(_is_float(v) for v in values):
             numbers = values.astype(np.float64)

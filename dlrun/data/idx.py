@@ -14,9 +14,9 @@ from typing import ClassVar
 
 import numpy as np
 
-from dlrun.config.base import StrictModel
 from dlrun.data.base import DATASETS
 from dlrun.data.base import Arrays
+from dlrun.data.base import DatasetConfig
 from dlrun.data.base import DataSource
 from dlrun.data.base import LoadContext
 from dlrun.data.base import LoadedData
@@ -56,7 +56,7 @@ def read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(body, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
 
 
-class IdxConfig(StrictModel):
+class IdxConfig(DatasetConfig):
     path: str | None = None
 
 

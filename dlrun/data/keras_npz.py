@@ -7,9 +7,9 @@ import zipfile
 import numpy as np
 from pydantic import Field
 
-from dlrun.config.base import StrictModel
 from dlrun.data.base import DATASETS
 from dlrun.data.base import Arrays
+from dlrun.data.base import DatasetConfig
 from dlrun.data.base import DataSource
 from dlrun.data.base import LoadContext
 from dlrun.data.base import LoadedData
@@ -51,7 +51,7 @@ class BostonHousing(DataSource):
     Keras shuffles with seed 113 and keeps the first 80% (404 rows) for training.
     """
 
-    class Config(StrictModel):
+    class Config(DatasetConfig):
         path: str | None = None
         test_split: float = Field(default=0.2, ge=0, lt=1)
         split_seed: int = 113

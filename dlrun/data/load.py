@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dlrun.config.entries import tag_of
 from dlrun.config.schema import ExperimentConfig
 from dlrun.data.base import DATASETS
 from dlrun.data.base import LoadContext
 from dlrun.data.base import LoadedData
+from dlrun.tasks.base import TASKS
 
 
 def load_data(cfg: ExperimentConfig) -> LoadedData:
-    source = DATASETS.get(tag_of(cfg.data, "dataset"))(cfg.data)
-    return source.load(LoadContext(seed=cfg.seed, task=cfg.task))
+    source = DATASETS.get(cfg.data.dataset)(cfg.data)
+    context = LoadContext(seed=cfg.seed, class_labels=TASKS.get(cfg.task.name).class_labels)
+    return source.load(context)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field
 
-from dlrun.config.base import StrictModel
 from dlrun.data.base import DATASETS
 from dlrun.data.base import Arrays
+from dlrun.data.base import DatasetConfig
 from dlrun.data.base import DataSource
 from dlrun.data.base import LoadContext
 from dlrun.data.base import LoadedData
@@ -33,7 +33,7 @@ class Nietzsche(DataSource):
     """About 600,000 characters of Nietzsche, lower-cased; every window of ``maxlen`` characters
     (taken every ``step``) is a sample whose label is the character that follows."""
 
-    class Config(StrictModel):
+    class Config(DatasetConfig):
         path: str | None = None
         maxlen: int = Field(default=60, gt=0)
         step: int = Field(default=3, gt=0)

@@ -19,9 +19,9 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from dlrun.config.base import StrictModel
 from dlrun.data.base import DATASETS
 from dlrun.data.base import Arrays
+from dlrun.data.base import DatasetConfig
 from dlrun.data.base import DataSource
 from dlrun.data.base import LoadContext
 from dlrun.data.base import LoadedData
@@ -87,7 +87,7 @@ def read_raw(path: Path) -> tuple[list[list[int]], np.ndarray, list[list[int]], 
     return (*encode(parts["train"]), *encode(parts["test"]))
 
 
-class WordIndexConfig(StrictModel):
+class WordIndexConfig(DatasetConfig):
     """Keras's word-index options, shared by IMDB and Reuters."""
 
     path: str | None = None

@@ -5,12 +5,11 @@ Baselines live in :mod:`dlrun.evaluation.baselines`."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from sklearn import metrics as skm
 
-from dlrun.training.metrics import to_labels
+from dlrun.training.metrics import Predictions
 
 
 @dataclass(frozen=True)
@@ -27,20 +26,20 @@ def class_names_for(count: int, names: list[str] | None) -> list[str]:
 
 
 def analyse_classification(
-    task: str, y_true: Any, y_pred: Any, class_names: list[str] | None
+    predictions: Predictions, class_names: list[str] | None
 ) -> ClassificationAnalysis:
-    """Confusion matrix and per-class precision/recall/F1/support with accuracy and BER."""
-    true = to_labels(task, y_true, threshold_targets=True).cpu().numpy()
-    pred = to_labels(task, y_pred, threshold_targets=False).cpu().numpy()
-    if task == "multilabel":
+    """Confusion matrix and per-class precision/recall/F1/support with accuracy and BER.
+
+    Several labels per sample are pooled into one 0/1 matrix over every (sample, label) pair.
+    """
+    true, pred = predictions.host_labels()
+    several = predictions.several_labels
+    if several:
         true, pred = true.reshape(-1), pred.reshape(-1)
-    width = (
-        y_pred.shape[1]
-        if y_pred.dim() == 2 and y_pred.shape[1] > 1 and task != "multilabel"
-        else 2
-    )
+    y_pred = predictions.y_pred
+    width = y_pred.shape[1] if y_pred.dim() == 2 and y_pred.shape[1] > 1 and not several else 2
     count = max(width, int(max(true.max(initial=0), pred.max(initial=0))) + 1)
-    labels = class_names_for(count, class_names if task != "multilabel" else None)
+    labels = class_names_for(count, None if several else class_names)
     matrix = skm.confusion_matrix(true, pred, labels=list(range(count)))
     per_class_recall = np.divide(
         np.diag(matrix), matrix.sum(axis=1), out=np.zeros(count), where=matrix.sum(axis=1) > 0

@@ -1,12 +1,14 @@
 """Trivial baselines every result is reported against: models that ignore the inputs.
 
 A model that does not beat them has learned nothing useful (DLwP 4.5.5, "statistical power").
-Each baseline is registered with the tasks it applies to; all are fitted on training targets only.
+A task names the baselines that apply to it (:attr:`dlrun.tasks.base.Task.baselines`); all are
+fitted on training targets only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,39 +48,38 @@ class Targets:
 @dataclass(frozen=True)
 class Baseline:
     score: Callable[[Targets], dict[str, float]]
-    tasks: frozenset[str]
-    time_series_only: bool = False
+    time_series_only: bool = False  # only meaningful when rows follow each other in time
 
 
 BASELINES: Registry[Baseline] = Registry("baseline")
 
 
 def baseline(
-    name: str, *tasks: str, time_series_only: bool = False
+    name: str, time_series_only: bool = False
 ) -> Callable[[Callable[[Targets], dict[str, float]]], Callable[[Targets], dict[str, float]]]:
     def decorator(
         fn: Callable[[Targets], dict[str, float]],
     ) -> Callable[[Targets], dict[str, float]]:
-        BASELINES.register(name)(Baseline(fn, frozenset(tasks), time_series_only))
+        BASELINES.register(name)(Baseline(fn, time_series_only))
         return fn
 
     return decorator
 
 
-@baseline("majority class", "binary", "multiclass")
+@baseline("majority class")
 def majority_class(t: Targets) -> dict[str, float]:
     train, target = t.labels()
     values, counts = np.unique(train, return_counts=True)
     return {"accuracy": float((target == values[np.argmax(counts)]).mean())}
 
 
-@baseline("random guessing", "binary", "multiclass")
+@baseline("random guessing")
 def random_guessing(t: Targets) -> dict[str, float]:
     """Expected accuracy of a uniform guess among the classes seen in training."""
     return {"accuracy": float(1 / len(np.unique(t.labels()[0])))}
 
 
-@baseline("shuffled labels", "binary", "multiclass")
+@baseline("shuffled labels")
 def shuffled_labels(t: Targets) -> dict[str, float]:
     """Accuracy of the evaluation labels against a shuffled copy of themselves (DLwP 3.5)."""
     target = t.labels()[1]
@@ -87,7 +88,7 @@ def shuffled_labels(t: Targets) -> dict[str, float]:
     return {"accuracy": float(np.mean(hits))}
 
 
-@baseline("most frequent value per label", "multilabel")
+@baseline("most frequent value per label")
 def most_frequent_per_label(t: Targets) -> dict[str, float]:
     rate = t.train.mean(axis=0) > 0.5
     return {"accuracy": float((t.eval == rate).mean())}
@@ -100,19 +101,19 @@ def _errors(target: np.ndarray, prediction: np.ndarray) -> dict[str, float]:
     }
 
 
-@baseline("mean predictor", "regression")
+@baseline("mean predictor")
 def mean_predictor(t: Targets) -> dict[str, float]:
     train, target = t.values()
     return _errors(target, train.mean(axis=0))
 
 
-@baseline("median predictor", "regression")
+@baseline("median predictor")
 def median_predictor(t: Targets) -> dict[str, float]:
     train, target = t.values()
     return _errors(target, np.median(train, axis=0))
 
 
-@baseline("last value (common sense)", "regression", time_series_only=True)
+@baseline("last value (common sense)", time_series_only=True)
 def last_value(t: Targets) -> dict[str, float]:
     """Predict each target as the one before it in time (DLwP 6.3.3)."""
     train, target = t.values()
@@ -122,14 +123,15 @@ def last_value(t: Targets) -> dict[str, float]:
     return _errors(target, previous)
 
 
-def score_baselines(task: str, targets: Targets) -> list[dict[str, Any]]:
-    """Every baseline that applies, as ``{"name": ..., metric: value}`` rows."""
+def score_baselines(names: Sequence[str], targets: Targets) -> list[dict[str, Any]]:
+    """The named baselines that apply to these targets, as ``{"name": ..., metric: value}``."""
     if len(targets.eval) == 0 or len(targets.train) == 0:
         return []
+    specs = [(name, BASELINES.get(name)) for name in names]
     return [
         {"name": name, **spec.score(targets)}
-        for name, spec in BASELINES.items()
-        if task in spec.tasks and (targets.time_ordered or not spec.time_series_only)
+        for name, spec in specs
+        if targets.time_ordered or not spec.time_series_only
     ]
 
 

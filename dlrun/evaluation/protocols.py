@@ -8,6 +8,7 @@ and plans its folds. Training, aggregation and the final test live in
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from typing import ClassVar
 from typing import Literal
 
@@ -24,7 +25,8 @@ from dlrun.errors import DataError
 from dlrun.evaluation import splits
 from dlrun.registry import Registry
 
-CLASS_TASKS = ("binary", "multiclass")
+if TYPE_CHECKING:
+    from dlrun.tasks.base import Task
 
 
 class ValidationConfig(StrictModel):
@@ -80,6 +82,12 @@ class ProtocolConfig(StrictModel):
         return True
 
 
+class EvaluationSection(ProtocolConfig):
+    """The ``evaluation:`` section as the rest of dlrun sees it: a registered protocol's config."""
+
+    protocol: str
+
+
 @dataclass(frozen=True)
 class Fold:
     """One training/validation split. ``name`` is its sub-directory ('' = the run itself)."""
@@ -92,8 +100,11 @@ class Fold:
 
 
 class Protocol:
+    """Plans the folds of one evaluation protocol; capabilities say how its results are read."""
+
     Config: ClassVar[type[ProtocolConfig]]
-    fold_dirs: ClassVar[bool] = True  # each fold is a full run in its own sub-directory
+    time_ordered: ClassVar[bool] = False  # rows follow in time: the last-value baseline applies
+    single_split: ClassVar[bool] = False  # one model per run: a sweep may prune it per epoch
 
     def __init__(self, config: ProtocolConfig) -> None:
         self.config = config
@@ -102,8 +113,22 @@ class Protocol:
         """The data the folds are planned on; time_split carves its test range here."""
         return data
 
-    def folds(self, train: Arrays, task: str, seed: int) -> list[Fold]:
+    def folds(self, train: Arrays, task: type[Task], seed: int) -> list[Fold]:
         raise NotImplementedError
+
+    @property
+    def parallel_folds(self) -> bool:
+        """Whether the folds are to be trained at once as one stacked model."""
+        return False
+
+    @property
+    def curves(self) -> CurveConfig:
+        """How fold-averaged curves are smoothed to pick the best epoch."""
+        return CurveConfig()
+
+    def stratify_key(self) -> str | None:
+        """The config key that asks for stratified splits, if any (they need class labels)."""
+        return None
 
 
 PROTOCOLS: Registry[type[Protocol]] = Registry("protocol")
@@ -119,15 +144,20 @@ class Holdout(Protocol):
             return self.validation is not None
 
     config: Config
-    fold_dirs = False
+    single_split = True
 
-    def folds(self, train: Arrays, task: str, seed: int) -> list[Fold]:
+    def stratify_key(self) -> str | None:
+        v = self.config.validation
+        return "evaluation.validation.stratify" if v is not None and v.stratify else None
+
+    def folds(self, train: Arrays, task: type[Task], seed: int) -> list[Fold]:
         n = len(train)
         v = self.config.validation
         if v is None:
             return [Fold("", "", np.arange(n), None, seed)]
+        labels = train.y if v.stratify else np.zeros(n)
         train_idx, val_idx = splits.holdout_indices(
-            n, train.y, seed, v.fraction, v.count, v.first, v.stratify
+            n, labels, seed, v.fraction, v.count, v.first, v.stratify
         )
         return [Fold("", "", train_idx, val_idx, seed)]
 
@@ -156,15 +186,33 @@ class KFoldConfig(ProtocolConfig):
 
 
 def _kfold_pairs(
-    config: KFoldConfig, train: Arrays, task: str, seed: int
+    config: KFoldConfig, train: Arrays, task: type[Task], seed: int
 ) -> list[splits.IndexPair]:
     n = len(train)
     if config.contiguous:
         return splits.contiguous_folds(n, config.k)
-    stratify = config.stratify if config.stratify is not None else task in CLASS_TASKS
-    if stratify and task not in CLASS_TASKS:
-        raise DataError(f"stratified folds need class labels; task {task} has none")
-    return splits.kfold_indices(n, train.y, config.k, config.shuffle, stratify, seed)
+    stratify = config.stratify if config.stratify is not None else task.single_label
+    if stratify and not task.single_label:
+        raise DataError("stratified folds need one class label per sample; this task has none")
+    labels = train.y if stratify else np.zeros(n)
+    return splits.kfold_indices(n, labels, config.k, config.shuffle, stratify, seed)
+
+
+class KFoldBase(Protocol):
+    """What K-fold and iterated K-fold share: parallel folds, curve smoothing, stratification."""
+
+    config: KFoldConfig
+
+    @property
+    def parallel_folds(self) -> bool:
+        return self.config.parallel_folds
+
+    @property
+    def curves(self) -> CurveConfig:
+        return self.config.curves
+
+    def stratify_key(self) -> str | None:
+        return "evaluation.stratify" if self.config.stratify else None
 
 
 def _fold_name(index: int) -> str:
@@ -172,11 +220,10 @@ def _fold_name(index: int) -> str:
 
 
 @PROTOCOLS.register("kfold")
-class KFoldProtocol(Protocol):
+class KFoldProtocol(KFoldBase):
     Config = KFoldConfig
-    config: KFoldConfig
 
-    def folds(self, train: Arrays, task: str, seed: int) -> list[Fold]:
+    def folds(self, train: Arrays, task: type[Task], seed: int) -> list[Fold]:
         pairs = _kfold_pairs(self.config, train, task, seed)
         k = len(pairs)
         return [
@@ -186,7 +233,7 @@ class KFoldProtocol(Protocol):
 
 
 @PROTOCOLS.register("iterated_kfold")
-class IteratedKFold(Protocol):
+class IteratedKFold(KFoldBase):
     """P repetitions of K-fold, reshuffled each time: P x K models (DLwP 4.2.1)."""
 
     class Config(KFoldConfig):
@@ -200,7 +247,7 @@ class IteratedKFold(Protocol):
 
     config: Config
 
-    def folds(self, train: Arrays, task: str, seed: int) -> list[Fold]:
+    def folds(self, train: Arrays, task: type[Task], seed: int) -> list[Fold]:
         folds: list[Fold] = []
         p = self.config.repeats
         for r in range(p):
@@ -251,7 +298,8 @@ class TimeSplit(Protocol):
             return self.validation is not None
 
     config: Config
-    fold_dirs = False
+    time_ordered = True
+    single_split = True
     planned: tuple[np.ndarray, np.ndarray | None] | None = None
 
     def prepare(self, data: LoadedData) -> LoadedData:
@@ -270,7 +318,7 @@ class TimeSplit(Protocol):
         keep = np.arange(int(test_idx[0]))
         return data.with_splits(data.train.subset(keep), data.train.subset(test_idx))
 
-    def folds(self, train: Arrays, task: str, seed: int) -> list[Fold]:
+    def folds(self, train: Arrays, task: type[Task], seed: int) -> list[Fold]:
         c = self.config
         if self.planned is None:
             train_idx, val_idx = splits.time_ranges(len(train), [c.train, c.validation])

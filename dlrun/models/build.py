@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -40,7 +41,8 @@ class BuiltModel:
     output_shape: Shape
     output_activation: str | None
     rows: list[SummaryRow]
-    penalties: list[tuple[torch.Tensor, RegularizerConfig]]
+    penalties: list[tuple[str, RegularizerConfig]]  # parameter name in ``network``, penalty
+    layers: list[tuple[str, Layer]]  # the registered layer behind each module, as configured
 
     @property
     def total_params(self) -> int:
@@ -52,7 +54,7 @@ class BuiltModel:
 
     def penalty(self) -> torch.Tensor | None:
         """The weight-regulariser term of the training loss, or ``None`` without regularisers."""
-        return weight_penalty(self.penalties)
+        return weight_penalty(dict(self.network.named_parameters()), self.penalties)
 
     def probabilities(self, outputs: torch.Tensor) -> torch.Tensor:
         """Map raw network outputs to the values the user's model would produce."""
@@ -61,14 +63,17 @@ class BuiltModel:
 
 
 def weight_penalty(
-    penalties: list[tuple[torch.Tensor, RegularizerConfig]], per_fold: bool = False
+    params: Mapping[str, torch.Tensor],
+    penalties: list[tuple[str, RegularizerConfig]],
+    per_fold: bool = False,
 ) -> torch.Tensor | None:
-    """``sum(l1 * |w| + l2 * w**2)``; ``per_fold`` keeps the leading (fold) axis of stacked
-    weights, giving one penalty per fold."""
+    """``sum(l1 * |w| + l2 * w**2)`` over the named ``params``; ``per_fold`` keeps the leading
+    (fold) axis of stacked weights, giving one penalty per fold."""
     if not penalties:
         return None
     total: torch.Tensor | float = 0.0
-    for weight, reg in penalties:
+    for name, reg in penalties:
+        weight = params[name]
         flat = weight.flatten(1) if per_fold else weight.reshape(1, -1)
         if reg.l1:
             total = total + reg.l1 * flat.abs().sum(dim=1)
@@ -122,7 +127,7 @@ def build_model(
     strip_at = output_index if fuse else None
     modules: list[nn.Module] = []
     rows: list[SummaryRow] = []
-    penalties: list[tuple[torch.Tensor, RegularizerConfig]] = []
+    penalties: list[tuple[str, RegularizerConfig]] = []
     counts: dict[str, int] = {}
     shape = tuple(input_shape)
     for index, (name, layer) in enumerate(layers):
@@ -132,11 +137,12 @@ def build_model(
             issue = ConfigIssue(f"model.layers[{index}].{name}", f"{exc} (input shape {shape})")
             raise ConfigError([issue]) from None
         modules.append(built.module)
-        penalties.extend(built.penalties)
+        penalties.extend((f"{index}.{param}", reg) for param, reg in built.penalties)
         trainable = sum(p.numel() for p in built.module.parameters() if p.requires_grad)
         label = name if name not in counts else f"{name}_{counts[name]}"
         counts[name] = counts.get(name, 0) + 1
         params = trainable + built.non_trainable_params
         rows.append(SummaryRow(label, layer.keras_name, built.output_shape, params, trainable))
         shape = built.output_shape
-    return BuiltModel(nn.Sequential(*modules), tuple(input_shape), shape, fuse, rows, penalties)
+    network = nn.Sequential(*modules)
+    return BuiltModel(network, tuple(input_shape), shape, fuse, rows, penalties, layers)

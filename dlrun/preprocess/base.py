@@ -8,24 +8,43 @@ restored for ``dlrun predict``.
 from __future__ import annotations
 
 from typing import ClassVar
-from typing import Literal
 
 import numpy as np
 import torch
+from pydantic import Field
 
 from dlrun.config.base import StrictModel
 from dlrun.errors import NotFittedError
 
 
+class StepConfig(StrictModel):
+    """Settings every step takes: which named array it transforms."""
+
+    array: str | None = Field(
+        default=None, description="the array to transform (default: x; y for target steps)"
+    )
+
+
 class Step:
-    """One preprocessing step. ``applies_to`` says whether it transforms features or targets."""
+    """One preprocessing step on one named array (``x`` unless configured with ``array:``)."""
 
-    Config: ClassVar[type[StrictModel]] = StrictModel
-    applies_to: ClassVar[Literal["x", "y"]] = "x"
+    Config: ClassVar[type[StepConfig]] = StepConfig
+    applies_to: ClassVar[str] = "x"  # the array a step transforms when ``array`` is not set
     fitted_attributes: ClassVar[tuple[str, ...]] = ()
+    # Acts element by element and has a torch version: a uint8 array (images) may then stay
+    # uint8 in memory and go through this step on the device, one batch at a time.
+    elementwise: ClassVar[bool] = False
 
-    def __init__(self, config: StrictModel) -> None:
+    def __init__(self, config: StepConfig) -> None:
         self.config = config
+
+    @property
+    def field(self) -> str:
+        return self.config.array or self.applies_to
+
+    def torch_transform(self, data: torch.Tensor) -> torch.Tensor:
+        """The same transform on a batch tensor (``elementwise`` steps only)."""
+        raise NotImplementedError(f"{type(self).__name__} runs on the host only")
 
     def fit(self, data: np.ndarray) -> Step:
         """Learn state from the training part; stateless steps need not override this."""

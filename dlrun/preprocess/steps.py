@@ -6,13 +6,14 @@ from typing import ClassVar
 from typing import Literal
 
 import numpy as np
+import torch
 from pydantic import Field
 from pydantic import model_validator
 
 from dlrun.config.base import Number
-from dlrun.config.base import StrictModel
 from dlrun.errors import DataError
 from dlrun.preprocess.base import Step
+from dlrun.preprocess.base import StepConfig
 from dlrun.registry import Registry
 
 STEPS: Registry[type[Step]] = Registry("preprocessing step")
@@ -46,7 +47,7 @@ class Standardize(Step):
 class MinMax(Step):
     """Scale each feature linearly so the training range maps onto ``feature_range``."""
 
-    class Config(StrictModel):
+    class Config(StepConfig):
         feature_range: list[float] = Field(default=[0.0, 1.0], min_length=2, max_length=2)
 
     config: Config
@@ -70,29 +71,38 @@ class MinMax(Step):
 class Rescale(Step):
     """Multiply by ``scale`` and add ``offset`` (Keras ``Rescaling``); e.g. ``scale: 1/255``."""
 
-    class Config(StrictModel):
+    class Config(StepConfig):
         positional: ClassVar[str] = "scale"
         scale: Number
         offset: Number = 0.0
 
     config: Config
+    elementwise = True
 
     def _transform(self, data: np.ndarray) -> np.ndarray:
         return (_as_float(data) * self.config.scale + self.config.offset).astype(np.float32)
+
+    def torch_transform(self, data: torch.Tensor) -> torch.Tensor:
+        # two float32 operations, exactly as the host path rounds them
+        return data.to(torch.float32) * self.config.scale + self.config.offset
 
 
 @STEPS.register("binarize")
 class Binarize(Step):
     """1.0 where a value exceeds ``threshold``, else 0.0."""
 
-    class Config(StrictModel):
+    class Config(StepConfig):
         positional: ClassVar[str] = "threshold"
         threshold: Number = 0.0
 
     config: Config
+    elementwise = True
 
     def _transform(self, data: np.ndarray) -> np.ndarray:
         return (_as_float(data) > self.config.threshold).astype(np.float32)
+
+    def torch_transform(self, data: torch.Tensor) -> torch.Tensor:
+        return (data.to(torch.float32) > self.config.threshold).to(torch.float32)
 
 
 @STEPS.register("flatten")
@@ -107,7 +117,7 @@ class Flatten(Step):
 class Reshape(Step):
     """Give every sample the shape ``shape`` (batch axis excluded)."""
 
-    class Config(StrictModel):
+    class Config(StepConfig):
         positional: ClassVar[str] = "shape"
         shape: list[int] = Field(min_length=1)
 
@@ -129,7 +139,7 @@ class MultiHot(Step):
     Indices at or above ``dim`` are ignored, as words outside a ``num_words`` vocabulary are.
     """
 
-    class Config(StrictModel):
+    class Config(StepConfig):
         positional: ClassVar[str] = "dim"
         dim: int = Field(gt=0)
 
@@ -155,7 +165,7 @@ class OneHot(Step):
     The number of classes is ``num_classes`` or, if unset, the largest training label plus one.
     """
 
-    class Config(StrictModel):
+    class Config(StepConfig):
         num_classes: int | None = Field(default=None, gt=1)
 
     config: Config
@@ -186,7 +196,7 @@ class OneHot(Step):
 class Impute(Step):
     """Fill missing values (NaN) with the training mean, median, or a constant."""
 
-    class Config(StrictModel):
+    class Config(StepConfig):
         positional: ClassVar[str] = "strategy"
         strategy: Literal["mean", "median", "constant"] = "mean"
         fill_value: Number = 0.0

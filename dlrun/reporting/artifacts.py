@@ -11,13 +11,12 @@ from typing import Any
 from dlrun.config.schema import ExperimentConfig
 from dlrun.data.base import LoadedData
 from dlrun.evaluation.aggregate import CrossValidation
-from dlrun.evaluation.analysis import analyse_classification
-from dlrun.evaluation.analysis import residual_statistics
 from dlrun.evaluation.fitting import FittedModel
-from dlrun.evaluation.runner import FoldOutcome
+from dlrun.evaluation.outcome import FoldOutcome
 from dlrun.evaluation.scoring import Evaluation
 from dlrun.models.summary import summary_text
 from dlrun.reporting import plots
+from dlrun.reporting.analyses import ANALYSES
 from dlrun.reporting.files import write_csv
 from dlrun.reporting.files import write_json
 from dlrun.reporting.files import write_text
@@ -25,6 +24,8 @@ from dlrun.reporting.hparams import hparams_of
 from dlrun.reporting.loggers import TensorBoardLogger
 from dlrun.reporting.markdown import render_report
 from dlrun.reporting.rundir import RunDirectory
+from dlrun.tasks.base import TASKS
+from dlrun.training.checkpoint import DataNames
 from dlrun.training.checkpoint import save_checkpoint
 
 
@@ -44,27 +45,14 @@ def write_analysis(
     scored: Evaluation | None,
     class_names: list[str] | None,
 ) -> list[str]:
-    """Confusion matrix and class report, or predicted-vs-true and residuals; returns file names."""
-    if scored is None:
+    """The analyses the task names (confusion matrix, residuals, ...); returns file names."""
+    if scored is None or scored.predictions is None:
         return []
     title = f"{cfg.name}: {scored.split} split"
-    if cfg.task == "regression":
-        y_true = scored.y_true.cpu().numpy().reshape(-1)
-        y_pred = scored.y_pred.cpu().numpy().reshape(-1)
-        plots.predicted_vs_true(y_true, y_pred, title, run.file("predictions.png"))
-        write_json(run.file("residuals.json"), residual_statistics(y_true, y_pred))
-        return ["predictions.png", "residuals.json"]
-    analysis = analyse_classification(cfg.task, scored.y_true, scored.y_pred, class_names)
-    rows = [
-        [label, *row.tolist()] for label, row in zip(analysis.labels, analysis.matrix, strict=True)
-    ]
-    write_csv(run.file("confusion_matrix.csv"), ["true \\ predicted", *analysis.labels], rows)
-    plots.confusion_matrix_plot(
-        analysis.matrix, analysis.labels, title, run.file("confusion_matrix.png")
-    )
-    header = f"Classification report, {scored.split} split ({len(scored.y_true)} samples)\n\n"
-    write_text(run.file("classification_report.txt"), header + analysis.report)
-    return ["confusion_matrix.png", "confusion_matrix.csv", "classification_report.txt"]
+    written = []
+    for name in TASKS.get(cfg.task.name).analyses:
+        written += ANALYSES.get(name)(run, title, scored, class_names)
+    return written
 
 
 def write_run_files(
@@ -82,8 +70,9 @@ def write_run_files(
     run = files.run
     described = summary_model or fitted
     if fitted is not None:
-        save_checkpoint(run.file("checkpoint.pt"), fitted.step, fitted.pipeline, files.config_yaml,
-                        fitted.state.epoch, data.class_names, data.feature_names)  # fmt: skip
+        names = DataNames(data.class_names, data.feature_names)
+        save_checkpoint(run.file("checkpoint.pt"), fitted.task, fitted.pipeline, files.config_yaml,
+                        fitted.state.epoch, fitted.fields, names)  # fmt: skip
     write_json(run.file("results.json"), results)
     if files.rows:
         plots.learning_curves(files.rows, run.file("learning_curves.png"))
@@ -100,7 +89,11 @@ def write_run_files(
         for p in run.path.iterdir()
         if p.is_file() and not p.name.startswith(".") and p.name != "report.md"
     )
-    summary = summary_text(described.model) if described is not None else ""
+    summary = (
+        "\n\n".join(summary_text(model) for model in described.task.models.values())
+        if described is not None
+        else ""
+    )
     text = render_report(results, files.rows, summary, [*listed, "report.md"])
     write_text(run.file("report.md"), text)
 

@@ -27,8 +27,13 @@ _UMASK = _current_umask()
 
 
 @contextlib.contextmanager
-def atomic_path(target: Path) -> Iterator[Path]:
-    """Yield a temporary path to write; on success it replaces ``target`` in one rename."""
+def atomic_path(target: Path, durable: bool = True) -> Iterator[Path]:
+    """Yield a temporary path to write; on success it replaces ``target`` in one rename.
+
+    ``durable`` also flushes the data to disk before the rename, so even a power cut leaves a
+    complete file; without it a killed process still never leaves half a file (the rename is
+    atomic) and frequent writes stay cheap.
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     os.close(fd)
@@ -36,8 +41,9 @@ def atomic_path(target: Path) -> Iterator[Path]:
     tmp_path.chmod(0o666 & ~_UMASK)  # mkstemp creates 0600; give the usual file mode
     try:
         yield tmp_path
-        with open(tmp_path, "rb+") as handle:
-            os.fsync(handle.fileno())
+        if durable:
+            with open(tmp_path, "rb+") as handle:
+                os.fsync(handle.fileno())
         os.replace(tmp_path, target)
     finally:
         tmp_path.unlink(missing_ok=True)

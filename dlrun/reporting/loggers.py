@@ -46,6 +46,13 @@ class MetricsFileLogger(Callback):
     def on_fit_end(self, state: TrainState) -> None:
         self.flush()
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"rows": self.rows}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.rows = [dict(row) for row in state["rows"]]
+        self.flush()
+
     def flush(self) -> None:
         started = time.monotonic()
         header = list(dict.fromkeys(key for row in self.rows for key in row))
@@ -70,16 +77,40 @@ def tensorboard_tag(key: str, phase: str) -> str:
 
 
 class TensorBoardLogger(Callback):
-    """Scalars per epoch, plus one HParams record in the same directory (no sub-runs)."""
+    """Scalars per epoch, plus one HParams record in the same directory (no sub-runs).
 
-    def __init__(self, directory: Path) -> None:
+    A resumed fit replays what its state recorded into a fresh events file (the directory's old
+    ones are removed first), so TensorBoard shows each epoch once, as in an uninterrupted run.
+    """
+
+    def __init__(self, directory: Path, fresh: bool = False) -> None:
         super().__init__()
+        if fresh:
+            for old in directory.glob("events.out.tfevents.*"):
+                old.unlink()
         self.writer = SummaryWriter(log_dir=str(directory), flush_secs=FLUSH_SECONDS)
         self.phase = "fit"
+        self.written: list[tuple[str, int, dict[str, float]]] = []
 
     def on_epoch_end(self, state: TrainState, logs: dict[str, float]) -> None:
+        self._write(self.phase, state.epoch, logs)
+
+    def _write(self, phase: str, epoch: int, logs: dict[str, float]) -> None:
         for key, value in logs.items():
-            self.writer.add_scalar(tensorboard_tag(key, self.phase), value, state.epoch)
+            self.writer.add_scalar(tensorboard_tag(key, phase), value, epoch)
+        self.written.append((phase, epoch, logs))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"written": self.written}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Write what the saved fit had written and this writer has not (a directory's second
+        phase, such as a final retrain, carries the first phase's rows too)."""
+        saved = [(phase, int(epoch), dict(logs)) for phase, epoch, logs in state["written"]]
+        done = [(phase, epoch) for phase, epoch, _ in self.written]
+        start = len(done) if [(p, e) for p, e, _ in saved[: len(done)]] == done else 0
+        for phase, epoch, logs in saved[start:]:
+            self._write(phase, epoch, logs)
 
     def write_hparams(self, params: dict[str, Any], results: dict[str, float]) -> None:
         clean = {

@@ -34,7 +34,7 @@ def _setup(results: dict[str, Any]) -> list[str]:
         f"seed: {results['seed']}",
         f"- data: {results['data']['description']}",
         "- sizes: " + ", ".join(f"{k} {v}" for k, v in results["data"]["sizes"].items()),
-        f"- loss: {results['loss']}; optimizer: {results['optimizer']}; "
+        f"- loss: {results['loss'] or 'defined by the task'}; optimizer: {results['optimizer']}; "
         f"epochs: {results['epochs']}; batch size: {results['batch_size']}{final}",
         f"- device: {results['device']}; duration: {results['duration_s']:.1f} s",
         "",

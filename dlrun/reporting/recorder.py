@@ -2,7 +2,9 @@
 
 :class:`RunRecording` is what :func:`dlrun.evaluation.runner.run_protocol` talks to. Each
 directory gets its own metrics files and TensorBoard writer, so folds appear in TensorBoard as
-sibling runs; a finished fold is written out at once, so a stopped K-fold run keeps it.
+sibling runs; a finished fold is written out at once, so a stopped K-fold run keeps it. Each fit
+also keeps a resume state (``resume-fit.pt``, ``resume-final.pt``, or ``resume-folds.pt`` for
+stacked folds) beside its files.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from dataclasses import dataclass
 
 from dlrun.config.schema import ExperimentConfig
 from dlrun.data.base import LoadedData
+from dlrun.evaluation.fitting import FitHooks
 from dlrun.evaluation.fitting import SaverFactory
+from dlrun.evaluation.outcome import FoldOutcome
 from dlrun.evaluation.protocols import Fold
-from dlrun.evaluation.runner import FoldOutcome
 from dlrun.preprocess.pipeline import Pipeline
 from dlrun.reporting.artifacts import RunFiles
 from dlrun.reporting.artifacts import write_run_files
@@ -24,11 +27,16 @@ from dlrun.reporting.loggers import TensorBoardLogger
 from dlrun.reporting.progress import ProgressReporter
 from dlrun.reporting.results import fold_results
 from dlrun.reporting.rundir import RunDirectory
+from dlrun.tasks.base import Task
+from dlrun.training.batches import Fields
 from dlrun.training.callbacks import CALLBACKS
 from dlrun.training.callbacks import Callback
 from dlrun.training.callbacks import CallbackList
+from dlrun.training.checkpoint import DataNames
 from dlrun.training.checkpoint import save_checkpoint
-from dlrun.training.steps import SupervisedStep
+from dlrun.training.snapshots import Snapshots
+
+RESUME_FILE = "resume-{phase}.pt"
 
 
 @dataclass
@@ -40,14 +48,17 @@ class DirectoryLog:
     tensorboard: TensorBoardLogger
 
     @classmethod
-    def at(cls, run: RunDirectory) -> DirectoryLog:
-        return cls(run, MetricsFileLogger(run.path), TensorBoardLogger(run.path))
+    def at(cls, run: RunDirectory, resuming: bool) -> DirectoryLog:
+        return cls(run, MetricsFileLogger(run.path), TensorBoardLogger(run.path, fresh=resuming))
 
     def set_phase(self, phase: str) -> None:
         self.metrics.phase = self.tensorboard.phase = phase
 
 
 class RunRecording:
+    """``resuming`` reopens an existing run: its fold directories are reused and each fit
+    continues from its resume state."""
+
     def __init__(
         self,
         run: RunDirectory,
@@ -56,14 +67,17 @@ class RunRecording:
         data: LoadedData,
         progress: ProgressReporter,
         extra_callbacks: list[Callback] | None = None,
+        resuming: bool = False,
     ) -> None:
         self.run = run
         self.cfg = cfg
         self.config_yaml = config_yaml
         self.data = data
+        self.names = DataNames(data.class_names, data.feature_names)
         self.reporter = progress
         self.extra_callbacks = extra_callbacks or []
-        self.logs: dict[str, DirectoryLog] = {"": DirectoryLog.at(run)}
+        self.resuming = resuming
+        self.logs: dict[str, DirectoryLog] = {"": DirectoryLog.at(run, resuming)}
 
     @property
     def top(self) -> DirectoryLog:
@@ -72,12 +86,12 @@ class RunRecording:
     def log_for(self, fold: Fold | None) -> DirectoryLog:
         name = "" if fold is None else fold.name
         if name not in self.logs:
-            child = self.run.create_child(name)
+            child = self.run.create_child(name, reuse=self.resuming)
             write_text(child.file("config.yaml"), self.config_yaml)
-            self.logs[name] = DirectoryLog.at(child)
+            self.logs[name] = DirectoryLog.at(child, self.resuming)
         return self.logs[name]
 
-    def callbacks(self, fold: Fold | None, phase: str, progress: bool = True) -> Callback:
+    def hooks(self, fold: Fold | None, phase: str, progress: bool = True) -> FitHooks:
         log = self.log_for(fold)
         log.set_phase(phase)
         chain: list[Callback] = [log.metrics, log.tensorboard]
@@ -90,16 +104,17 @@ class RunRecording:
             label = fold.label if fold is not None else "final retrain"
             self.reporter.label = f"{label}: " if label else ""
             chain.append(self.reporter)
-        return CallbackList(chain)
+        return FitHooks(CallbackList(chain), self.saver(log), self.snapshots(fold, phase))
 
-    def saver(self, fold: Fold | None) -> SaverFactory:
-        log = self.log_for(fold)
+    def snapshots(self, fold: Fold | None, phase: str) -> Snapshots:
+        path = self.log_for(fold).run.file(RESUME_FILE.format(phase=phase))
+        return Snapshots(path, self.cfg.train.checkpoint_every)
 
-        def factory(pipeline: Pipeline, step: SupervisedStep) -> Callable[[str], None]:
+    def saver(self, log: DirectoryLog) -> SaverFactory:
+        def factory(pipeline: Pipeline, task: Task, fields: Fields) -> Callable[[str], None]:
             def save(name: str) -> None:
-                save_checkpoint(log.run.file(name), step, pipeline, self.config_yaml,
-                                len(log.metrics.rows), self.data.class_names,
-                                self.data.feature_names)  # fmt: skip
+                save_checkpoint(log.run.file(name), task, pipeline, self.config_yaml,
+                                len(log.metrics.rows), fields, self.names)  # fmt: skip
 
             return save
 

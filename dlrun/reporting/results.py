@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from dlrun.config.schema import ExperimentConfig
-from dlrun.evaluation.runner import FoldOutcome
-from dlrun.evaluation.runner import ProtocolOutcome
+from dlrun.evaluation.outcome import FoldOutcome
+from dlrun.evaluation.outcome import ProtocolOutcome
 
 
 def _baseline_fields(
@@ -28,11 +28,12 @@ def fold_results(cfg: ExperimentConfig, outcome: FoldOutcome) -> dict[str, Any]:
     return {
         "name": f"{cfg.name}/{fold.name}",
         "fold": fold.name,
-        "status": state.status,
+        "status": state.status.value,
         "stop_reason": state.stop_reason,
-        "task": cfg.task,
+        "task": cfg.task.name,
         "seed": fold.seed,
         "epochs_run": state.epoch,
+        "resumed_from_epoch": state.resumed_from,
         "sizes": {"train": len(fold.train_idx),
                   "validation": 0 if fold.val_idx is None else len(fold.val_idx)},
         "evaluation": {"split": scored.split, "metrics": scored.metrics} if scored else None,
@@ -51,21 +52,22 @@ def build_results(
     results: dict[str, Any] = {
         "name": cfg.name,
         "description": cfg.description,
-        "status": outcome.status,
+        "status": outcome.status.value,
         "stop_reason": outcome.stop_reason,
-        "task": cfg.task,
+        "task": cfg.task.name,
         "protocol": outcome.protocol,
         "parallel_folds": outcome.parallel,
         "seed": cfg.seed,
-        "loss": cfg.loss_name,
-        "optimizer": cfg.optimizer_name,
+        "loss": cfg.loss.name if cfg.loss is not None else None,
+        "optimizer": cfg.optimizer.name,
         "epochs": cfg.train.epochs,
         "epochs_run": model.state.epoch if model else 0,
+        "resumed_from_epoch": model.state.resumed_from if model else None,
         "final_epochs": outcome.final_epochs,
         "batch_size": cfg.train.batch_size,
         "device": device,
         "duration_s": duration,
-        "params": model.model.total_params if model else None,
+        "params": model.task.total_params if model else None,
         "data": {"description": description, "sizes": outcome.sizes},
         "validation": outcome.validation,
         "cross_validation": {

@@ -1,8 +1,8 @@
 """The run directory: ``runs/<name>-<timestamp>/`` and its status marker.
 
-``status.json`` is written ``running`` first and replaced at the end (completed, stopped_early,
-diverged, interrupted, failed). A run killed outright keeps ``running``, so ``dlrun runs list``
-shows it as incomplete.
+``status.json`` is written ``running`` first and replaced at the end with a
+:class:`~dlrun.training.status.RunStatus`. A run killed outright keeps ``running``, so
+``dlrun runs list`` shows it as incomplete (and ``dlrun train --resume`` continues it).
 """
 
 from __future__ import annotations
@@ -21,9 +21,10 @@ import torch
 
 from dlrun.errors import RunError
 from dlrun.reporting.files import write_json
+from dlrun.training.status import RunStatus
 
 STATUS_FILE = "status.json"
-INCOMPLETE = "running"
+INCOMPLETE = RunStatus.RUNNING.value  # what status.json keeps when a run is killed outright
 
 
 @dataclass(frozen=True)
@@ -44,19 +45,20 @@ class RunDirectory:
             except FileExistsError:
                 continue
             run = cls(path)
-            run.set_status(INCOMPLETE)
+            run.set_status(RunStatus.RUNNING)
             return run
         raise RunError(f"could not create a run directory under {root}")
 
-    def create_child(self, name: str) -> RunDirectory:
-        """A sub-run such as ``fold_01`` (or ``repeat_01/fold_01``) inside this run."""
+    def create_child(self, name: str, reuse: bool = False) -> RunDirectory:
+        """A sub-run such as ``fold_01`` (or ``repeat_01/fold_01``) inside this run; ``reuse``
+        reopens one that exists (a resumed run)."""
         path = self.path / name
         try:
-            path.mkdir(parents=True, exist_ok=False)
+            path.mkdir(parents=True, exist_ok=reuse)
         except FileExistsError:
             raise RunError(f"{path} already exists") from None
         child = RunDirectory(path)
-        child.set_status(INCOMPLETE)
+        child.set_status(RunStatus.RUNNING)
         return child
 
     @classmethod
@@ -69,8 +71,12 @@ class RunDirectory:
     def file(self, name: str) -> Path:
         return self.path / name
 
-    def set_status(self, status: str, reason: str | None = None) -> None:
-        record = {"status": status, "reason": reason, "updated": dt.datetime.now().isoformat()}
+    def set_status(self, status: RunStatus, reason: str | None = None) -> None:
+        record = {
+            "status": status.value,
+            "reason": reason,
+            "updated": dt.datetime.now().isoformat(),
+        }
         write_json(self.file(STATUS_FILE), record)
 
     def status(self) -> dict[str, Any]:

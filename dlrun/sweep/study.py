@@ -24,6 +24,8 @@ from optuna.storages import JournalStorage
 from optuna.storages import RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import ProgrammingError
 
 from dlrun.config.load import config_from_text
 from dlrun.config.load import resolved_yaml
@@ -45,12 +47,21 @@ def open_storage(sweep_dir: Path, url: str | None) -> BaseStorage:
     for attempt in range(5):
         try:
             return RDBStorage(url)
-        except Exception as exc:  # SQLAlchemy raises many kinds for a bad URL or server
-            # Workers starting together race to create the schema; the loser retries.
-            if attempt == 4:
+        except (IntegrityError, ProgrammingError) as exc:
+            # Workers starting together race to create the schema; the loser retries. A
+            # different database error is the user's to fix, at once.
+            if not _schema_race(exc) or attempt == 4:
                 raise DlrunError(f"cannot open the sweep storage {url}: {exc}") from None
             time.sleep(1 + attempt)
+        except Exception as exc:  # a bad URL, driver or server: SQLAlchemy raises many kinds
+            raise DlrunError(f"cannot open the sweep storage {url}: {exc}") from None
     raise AssertionError("unreachable")
+
+
+def _schema_race(exc: Exception) -> bool:
+    """Another process created the same table, type or row between our check and insert."""
+    text = str(exc).lower()
+    return "already exists" in text or "duplicate key" in text or "unique constraint" in text
 
 
 def _sampler(sweep: SweepConfig) -> optuna.samplers.BaseSampler:
@@ -120,8 +131,10 @@ def requeue_stale(study: optuna.Study) -> int:
         if not (dead or silent):
             continue
         study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-        study.enqueue_trial(trial.params, user_attrs={"grid_point": bool(attrs.get("grid_point")),
-                                                      "retry_of": trial.number})  # fmt: skip
+        retry = {"grid_point": bool(attrs.get("grid_point")), "retry_of": trial.number}
+        if attrs.get("run_dir"):
+            retry["resume_dir"] = attrs["run_dir"]  # continue its run from the last epoch
+        study.enqueue_trial(trial.params, user_attrs=retry)
         count += 1
     return count
 

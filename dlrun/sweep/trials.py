@@ -10,6 +10,7 @@ import math
 import os
 import socket
 import time
+from pathlib import Path
 from typing import Any
 from typing import Literal
 
@@ -23,11 +24,13 @@ from dlrun.config.overrides import set_path
 from dlrun.config.schema import ExperimentConfig
 from dlrun.errors import ConfigError
 from dlrun.errors import ConfigIssue
+from dlrun.evaluation.protocols import PROTOCOLS
 from dlrun.sweep.space import ParameterSpace
 from dlrun.sweep.space import SweepConfig
 from dlrun.training.callbacks import Callback
 from dlrun.training.metrics import higher_is_better
 from dlrun.training.state import TrainState
+from dlrun.training.status import RunStatus
 
 SCALARS = (str, int, float, bool, type(None))
 HEARTBEAT_SECONDS = 30  # stale-trial detection (study.STALE_SECONDS) allows 20 missed beats
@@ -145,11 +148,17 @@ class TrialReporter(Callback):
         self.trial.report(value, step=state.epoch)
         if self.trial.should_prune():
             self.pruned = True
-            state.stop("pruned", f"pruned after epoch {state.epoch} ({self.monitor} {value:.4g})")
+            state.stop(
+                RunStatus.PRUNED, f"pruned after epoch {state.epoch} ({self.monitor} {value:.4g})"
+            )
 
 
-def run_trial(cfg: ExperimentConfig, trial: optuna.Trial, sweep_dir: Any) -> float:
-    """Train the trial's config as a normal run in ``sweep_dir/trial-NNNN``."""
+def run_trial(cfg: ExperimentConfig, trial: optuna.Trial, sweep_dir: Path) -> float:
+    """Train the trial's config as a normal run in ``sweep_dir/trial-NNNN``.
+
+    A trial queued again after its worker died (``resume_dir``) continues that run from its
+    last saved epoch instead of starting over.
+    """
     from dlrun.api import run_experiment
 
     sweep = cfg.sweep
@@ -158,18 +167,20 @@ def run_trial(cfg: ExperimentConfig, trial: optuna.Trial, sweep_dir: Any) -> flo
     trial.set_user_attr("host", socket.gethostname())
     trial.set_user_attr("pid", os.getpid())
     trial.set_user_attr("heartbeat", time.time())
-    single_split = cfg.protocol_name in ("holdout", "time_split")
+    single_split = PROTOCOLS.get(cfg.evaluation.protocol).single_split
     reporter = TrialReporter(trial, f"val_{sweep.objective.metric}",
                              sweep.pruner != "none" and single_split)  # fmt: skip
-    name = f"trial-{trial.number + 1:04d}"
+    resume_dir = trial.user_attrs.get("resume_dir")
+    resume = isinstance(resume_dir, str) and (sweep_dir / resume_dir / "config.yaml").is_file()
+    name = resume_dir if resume else f"trial-{trial.number + 1:04d}"
+    trial.set_user_attr("run_dir", name)  # set first, so a dead worker's trial can be resumed
     result = run_experiment(trial_config(cfg, values), sweep_dir, Console(quiet=True),
-                            run_name=name, extra_callbacks=[reporter])  # fmt: skip
-    trial.set_user_attr("run_dir", name)
+                            run_name=name, extra_callbacks=[reporter], resume=resume)  # fmt: skip
     cv = result.results.get("cross_validation") or {}
     spread = cv.get("metrics", {}).get(sweep.objective.metric, {}).get("std")
     if spread is not None:
         trial.set_user_attr("std", spread)
-    if result.status == "interrupted":
+    if result.status is RunStatus.INTERRUPTED:
         raise KeyboardInterrupt
     if reporter.pruned:
         raise optuna.TrialPruned()

@@ -1,8 +1,9 @@
 """Callbacks: optional side effects at fixed points of the training loop.
 
-Six hooks with no-op defaults. Callbacks reset their runtime state in ``on_fit_start`` so one
-instance can serve several fits (folds, final retrain). The registered ones are configurable
-from YAML under ``train.callbacks``.
+Five hooks with no-op defaults. Callbacks reset their runtime state in ``on_fit_start`` so one
+instance can serve several fits (folds, final retrain), and save it with ``state_dict`` so a
+resumed fit continues exactly where it stopped. The registered ones are configurable from YAML
+under ``train.callbacks``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dlrun.config.base import StrictModel
 from dlrun.registry import Registry
 from dlrun.training.metrics import higher_is_better
 from dlrun.training.state import TrainState
+from dlrun.training.status import RunStatus
 
 
 class Callback:
@@ -36,7 +38,11 @@ class Callback:
     def on_fit_end(self, state: TrainState) -> None: ...
 
     def state_dict(self) -> dict[str, Any]:
+        """What this callback has learned during the fit (called after ``on_epoch_end``)."""
         return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from ``state`` (called after ``on_fit_start`` when a fit resumes)."""
 
 
 class CallbackList(Callback):
@@ -65,6 +71,13 @@ class CallbackList(Callback):
     def on_fit_end(self, state: TrainState) -> None:
         for cb in self.callbacks:
             cb.on_fit_end(state)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"callbacks": [cb.state_dict() for cb in self.callbacks]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for cb, saved in zip(self.callbacks, state["callbacks"], strict=True):
+            cb.load_state_dict(saved)
 
 
 CALLBACKS: Registry[type[Callback]] = Registry("callback")
@@ -117,22 +130,27 @@ class EarlyStopping(Callback):
             self.wait = 0
             self.best_epoch = state.epoch
             if self.config.restore_best:
-                self.best_weights = copy.deepcopy(state.step.model_state())
+                self.best_weights = copy.deepcopy(state.task.model_state())
             return
         self.wait += 1
         if self.wait >= self.config.patience:
             state.stop(
-                "completed",
+                RunStatus.STOPPED_EARLY,
                 f"early stopping: {self.config.monitor} did not improve for "
                 f"{self.wait} epochs (best {self.tracker.best:.4g} at epoch {self.best_epoch})",
             )
 
     def on_fit_end(self, state: TrainState) -> None:
         if self.best_weights is not None:
-            state.step.load_model_state(self.best_weights)
+            state.task.load_model_state(self.best_weights)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"wait": self.wait, "best": self.tracker.best, "best_epoch": self.best_epoch}
+        return {"wait": self.wait, "best": self.tracker.best, "best_epoch": self.best_epoch,
+                "best_weights": self.best_weights}  # fmt: skip
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.wait, self.tracker.best = state["wait"], state["best"]
+        self.best_epoch, self.best_weights = state["best_epoch"], state["best_weights"]
 
 
 @CALLBACKS.register("reduce_lr_on_plateau")
@@ -164,15 +182,19 @@ class ReduceLROnPlateau(Callback):
             return
         self.wait += 1
         if self.wait >= self.config.patience:
-            lr = state.step.learning_rate()
+            lr = state.task.learning_rate()
             new_lr = max(lr * self.config.factor, self.config.min_lr)
             if new_lr < lr:
-                state.step.set_learning_rate(new_lr)
+                state.task.set_learning_rate(new_lr)
             self.cooldown_left = self.config.cooldown
             self.wait = 0
 
     def state_dict(self) -> dict[str, Any]:
         return {"wait": self.wait, "best": self.tracker.best, "cooldown_left": self.cooldown_left}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.wait, self.tracker.best = state["wait"], state["best"]
+        self.cooldown_left = state["cooldown_left"]
 
 
 @CALLBACKS.register("checkpoint")
@@ -193,3 +215,9 @@ class Checkpoint(Callback):
             return
         if self.config.save == "last" or self.tracker.improved(logs):
             state.save_checkpoint(f"checkpoint_{self.config.save}.pt")
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.tracker.best}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.tracker.best = state["best"]

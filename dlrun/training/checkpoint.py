@@ -1,7 +1,13 @@
-"""Checkpoint files: plain tensors and Python values, loadable with ``weights_only=True``."""
+"""Checkpoint files: plain tensors and Python values, loadable with ``weights_only=True``.
+
+A checkpoint holds what ``dlrun eval`` and ``dlrun predict`` need to rebuild a run's model
+without its data: the task's state (every sub-model's weights and optimizer state), the fitted
+preprocessing, the resolved config and the shapes of the inputs the models were built for.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -10,41 +16,48 @@ import torch
 from dlrun.errors import RunError
 from dlrun.preprocess.pipeline import Pipeline
 from dlrun.reporting.files import atomic_path
-from dlrun.training.steps import SupervisedStep
+from dlrun.tasks.base import Task
+from dlrun.training.batches import Fields
 
 FORMAT_KEY = "format"
-FORMAT_VERSION = 1
-MODEL_KEY = "model"
-OPTIMIZER_KEY = "optimizer"
+FORMAT_VERSION = 2
+TASK_KEY = "task"
 PREPROCESS_KEY = "preprocess"
 PIPELINE_SPEC_KEY = "pipeline_spec"
 CONFIG_KEY = "config_yaml"
-INPUT_SHAPE_KEY = "input_shape"
+FIELDS_KEY = "fields"
 EPOCH_KEY = "epoch"
 CLASS_NAMES_KEY = "class_names"
 FEATURE_NAMES_KEY = "feature_names"
 
 
+@dataclass(frozen=True)
+class DataNames:
+    """The names a dataset gives its classes and input columns (for reports and predict)."""
+
+    class_names: list[str] | None
+    feature_names: list[str] | None
+
+
 def save_checkpoint(
     target: Path,
-    step: SupervisedStep,
+    task: Task,
     pipeline: Pipeline,
     config_yaml: str,
     epoch: int,
-    class_names: list[str] | None,
-    feature_names: list[str] | None,
+    fields: Fields,
+    names: DataNames,
 ) -> None:
     payload: dict[str, Any] = {
         FORMAT_KEY: FORMAT_VERSION,
-        MODEL_KEY: step.model_state(),
-        OPTIMIZER_KEY: step.optimizer.state_dict(),
+        TASK_KEY: task.state_dict(),
         PREPROCESS_KEY: pipeline.state_dict(),
         PIPELINE_SPEC_KEY: pipeline.spec(),
         CONFIG_KEY: config_yaml,
-        INPUT_SHAPE_KEY: list(step.model.input_shape),
+        FIELDS_KEY: {name: spec.to_dict() for name, spec in fields.items()},
         EPOCH_KEY: epoch,
-        CLASS_NAMES_KEY: class_names,
-        FEATURE_NAMES_KEY: feature_names,
+        CLASS_NAMES_KEY: names.class_names,
+        FEATURE_NAMES_KEY: names.feature_names,
     }
     with atomic_path(target) as tmp:
         torch.save(payload, tmp)
@@ -61,6 +74,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         raise RunError(f"cannot read checkpoint {path}: {exc}") from None
     if payload.get(FORMAT_KEY) != FORMAT_VERSION:
         raise RunError(
-            f"{path} has checkpoint format {payload.get(FORMAT_KEY)}, expected {FORMAT_VERSION}"
+            f"{path} has checkpoint format {payload.get(FORMAT_KEY)}, expected {FORMAT_VERSION} "
+            "(it was written by another dlrun version; train the run again)"
         )
     return payload

@@ -1,7 +1,10 @@
-"""The training loop: epochs of index-batched steps with callbacks at fixed points.
+"""The one training loop: epochs of task steps over a batch source, callbacks at fixed points.
 
-Data stays on the device as whole tensors; each batch is a gather by shuffled indices, so there
-is no per-sample Python work. Stopping goes through ``state.should_stop``.
+Every kind of model trains here: the task supplies the steps, the batch source the batches.
+Variants of training wrap one of the two (parallel folds stack K tasks into one, see
+:mod:`dlrun.evaluation.stacking`) and never copy this loop. Stopping goes through
+``state.should_stop``; a :class:`~dlrun.training.snapshots.Snapshots` store saves the state
+after each epoch and puts a resumed fit back where it stopped.
 """
 
 from __future__ import annotations
@@ -12,78 +15,82 @@ from collections.abc import Callable
 import torch
 
 from dlrun.guards import training_active
+from dlrun.tasks.base import StepResult
+from dlrun.tasks.base import Task
+from dlrun.training.batches import BatchSource
 from dlrun.training.callbacks import Callback
+from dlrun.training.snapshots import Snapshots
 from dlrun.training.state import TrainState
-from dlrun.training.steps import TaskStep
-from dlrun.training.steps import TensorData
+from dlrun.training.status import RunStatus
 
 
 def fit(
-    step: TaskStep,
-    train: TensorData,
-    val: TensorData | None,
+    task: Task,
+    train: BatchSource,
+    val: BatchSource | None,
     epochs: int,
-    batch_size: int,
     callbacks: Callback,
-    generator: torch.Generator,
-    shuffle: bool = True,
+    snapshots: Snapshots | None = None,
     save_checkpoint: Callable[[str], None] | None = None,
 ) -> TrainState:
-    """Train ``step`` for up to ``epochs`` epochs; returns the final state with its history."""
-    batches = math.ceil(len(train) / batch_size)
-    state = TrainState(step, epochs, batches, save_checkpoint=save_checkpoint)
+    """Train ``task`` for up to ``epochs`` epochs; returns the final state with its history."""
+    state = TrainState(task, epochs, train.batches_per_epoch, save_checkpoint=save_checkpoint)
     callbacks.on_fit_start(state)
+    if snapshots is not None:
+        snapshots.restore(state, train, callbacks)
     try:
         with training_active():  # the sealed test split refuses to open inside this block
             while state.epoch < epochs and not state.should_stop:
                 callbacks.on_epoch_start(state)
-                logs = train_epoch(step, train, batch_size, shuffle, generator, callbacks, state)
+                logs = train_epoch(task, train, callbacks, state)
                 if val is not None and len(val):
-                    logs.update(step.evaluate(val, batch_size, prefix="val_"))
-                end_epoch(step, state, logs, callbacks)
+                    logs.update(evaluate(task, val, prefix="val_"))
+                end_epoch(task, state, logs, callbacks)
+                if snapshots is not None:
+                    snapshots.save(state, train, callbacks)
     except KeyboardInterrupt:
-        state.stop("interrupted", f"interrupted by the user during epoch {state.epoch + 1}")
-    if state.status == "running":
-        state.status = "completed"
+        state.stop(
+            RunStatus.INTERRUPTED, f"interrupted by the user during epoch {state.epoch + 1}"
+        )
+    if state.status is RunStatus.RUNNING:
+        state.status = RunStatus.COMPLETED
     callbacks.on_fit_end(state)
     return state
 
 
-def end_epoch(
-    step: TaskStep, state: TrainState, logs: dict[str, float], callbacks: Callback
-) -> None:
+def train_epoch(
+    task: Task, source: BatchSource, callbacks: Callback, state: TrainState
+) -> dict[str, float]:
+    """One pass over the training batches; returns the epoch's loss and metrics."""
+    results: list[StepResult] = []
+    state.batch = 0
+    state.loss_sum = None
+    for batch in source.epoch():
+        result = task.train_step(batch)
+        results.append(result)
+        state.loss_sum = result.loss if state.loss_sum is None else state.loss_sum + result.loss
+        state.batch += 1
+        callbacks.on_batch_end(state)
+    return task.epoch_logs(results)
+
+
+def collect(task: Task, source: BatchSource) -> list[StepResult]:
+    """Every evaluation batch's result, models unchanged."""
+    with torch.no_grad():
+        return [task.eval_step(batch) for batch in source.epoch()]
+
+
+def evaluate(task: Task, source: BatchSource, prefix: str = "") -> dict[str, float]:
+    return task.epoch_logs(collect(task, source), prefix)
+
+
+def end_epoch(task: Task, state: TrainState, logs: dict[str, float], callbacks: Callback) -> None:
     """Record a finished epoch, stop on a non-finite loss, and run the epoch-end callbacks."""
-    logs["lr"] = step.learning_rate()
+    logs["lr"] = task.learning_rate()
     state.epoch += 1
     state.history.append(logs)
     if not math.isfinite(logs["loss"]):
-        state.stop("diverged", f"the training loss became {logs['loss']} in epoch {state.epoch}")
+        state.stop(
+            RunStatus.DIVERGED, f"the training loss became {logs['loss']} in epoch {state.epoch}"
+        )
     callbacks.on_epoch_end(state, logs)
-
-
-def train_epoch(
-    step: TaskStep,
-    train: TensorData,
-    batch_size: int,
-    shuffle: bool,
-    generator: torch.Generator,
-    callbacks: Callback,
-    state: TrainState,
-) -> dict[str, float]:
-    """One pass over the training data; returns the mean batch loss and epoch metrics."""
-    n = len(train)
-    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
-    order = order.to(train.x.device)
-    outputs: list[torch.Tensor] = []
-    state.batch = 0
-    state.loss_sum = torch.zeros((), device=train.x.device)
-    for start in range(0, n, batch_size):
-        index = order[start : start + batch_size]
-        loss, out = step.train_batch(train.x[index], train.y[index])
-        outputs.append(out)
-        state.loss_sum += loss
-        state.batch += 1
-        callbacks.on_batch_end(state)
-    logs = {"loss": float(state.loss_sum) / max(state.batch, 1)}
-    logs.update(step.epoch_logs(outputs, train.y[order]))
-    return logs

@@ -22,10 +22,17 @@ from dlrun.registry import Registry
 _EPSILON = 1e-7  # Keras backend epsilon, used when probabilities (not logits) are given
 
 
+class LossSection(StrictModel):
+    """The ``loss:`` section as the rest of dlrun sees it: a registered loss's config."""
+
+    name: str
+
+
 class Loss(ABC):
     Config: ClassVar[type[StrictModel]] = StrictModel
     fuses: ClassVar[frozenset[str]] = frozenset()
     classification: ClassVar[bool] = False
+    integer_targets: ClassVar[bool] = False  # class indices instead of float target rows
 
     def __init__(self, config: StrictModel) -> None:
         self.config = config
@@ -83,6 +90,7 @@ class CategoricalCrossentropy(Loss):
 class SparseCategoricalCrossentropy(Loss):
     fuses = frozenset({"softmax"})
     classification = True
+    integer_targets = True
 
     def per_sample(
         self, outputs: torch.Tensor, targets: torch.Tensor, fused: bool

@@ -1,15 +1,18 @@
-"""Metric registry. Each metric declares its direction and the tasks it applies to.
+"""Metric registry. Each metric declares its direction and the kind of prediction it scores.
 
 Metrics see a whole epoch's targets and predictions (probabilities for classification), which
-matches Keras's stateful epoch metrics. Accuracy and the regression errors run on the device;
-the rest use scikit-learn on the host.
+matches Keras's stateful epoch metrics. A task says which kinds of metric it can feed
+(:attr:`dlrun.tasks.base.Task.metric_kinds`) and turns its outputs into :class:`Predictions`;
+metrics never ask which task produced them. Accuracy and the regression errors run on the
+device; the rest use scikit-learn on the host.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cached_property
+from enum import Enum
+from typing import Literal
 
 import numpy as np
 import torch
@@ -17,69 +20,70 @@ from sklearn import metrics as skm
 
 from dlrun.registry import Registry
 
-CLASSIFICATION = frozenset({"binary", "multiclass", "multilabel"})
-ALL_TASKS = CLASSIFICATION | {"regression"}
+
+class MetricKind(Enum):
+    """What a metric needs from the predictions."""
+
+    LABELS = "class labels"  # predicted and true classes (one or several per sample)
+    SINGLE_LABEL = "one class label per sample"
+    ERRORS = "numeric outputs compared with numeric targets"
+    REGRESSION = "continuous targets"
 
 
 @dataclass(frozen=True)
 class Predictions:
-    """Targets and model outputs (after the output activation) for one evaluation."""
+    """Targets and model outputs (after the output activation) for one evaluation.
 
-    task: str
+    Classification tasks also give the class labels behind them: shape ``(N,)`` for one label per
+    sample, ``(N, L)`` of 0/1 for several; ``averaging`` says how precision, recall and F1
+    combine per-class scores ("binary" scores the positive class only).
+    """
+
     y_true: torch.Tensor
     y_pred: torch.Tensor
+    true_labels: torch.Tensor | None = None
+    pred_labels: torch.Tensor | None = None
+    averaging: Literal["binary", "macro"] = "macro"
 
-    @cached_property
-    def true_labels(self) -> torch.Tensor:
-        return to_labels(self.task, self.y_true, threshold_targets=True)
-
-    @cached_property
-    def pred_labels(self) -> torch.Tensor:
-        return to_labels(self.task, self.y_pred, threshold_targets=False)
+    def labels(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.true_labels is None or self.pred_labels is None:
+            raise ValueError("these predictions carry no class labels")
+        return self.true_labels, self.pred_labels
 
     def host_labels(self) -> tuple[np.ndarray, np.ndarray]:
-        return self.true_labels.cpu().numpy(), self.pred_labels.cpu().numpy()
+        true, pred = self.labels()
+        return true.cpu().numpy(), pred.cpu().numpy()
 
-
-def to_labels(task: str, values: torch.Tensor, threshold_targets: bool) -> torch.Tensor:
-    """Class labels from one-hot/probability rows, integer labels or sigmoid outputs."""
-    if task == "multilabel":
-        return (values > 0.5).long()
-    if values.dim() == 2 and values.shape[1] > 1:
-        return values.argmax(dim=1)
-    flat = values.reshape(-1)
-    if task == "binary" or not threshold_targets:
-        return (flat > 0.5).long() if flat.is_floating_point() else flat.long()
-    return flat.round().long()
+    @property
+    def several_labels(self) -> bool:
+        """True for multi-label predictions (a 0/1 column per label)."""
+        return self.true_labels is not None and self.true_labels.dim() == 2
 
 
 @dataclass(frozen=True)
 class Metric:
     compute: Callable[[Predictions], float]
     higher_is_better: bool
-    tasks: frozenset[str]
+    kind: MetricKind
 
 
 METRICS: Registry[Metric] = Registry("metric")
 
 
 def metric(
-    name: str, higher_is_better: bool, tasks: frozenset[str] = ALL_TASKS
+    name: str, higher_is_better: bool, kind: MetricKind
 ) -> Callable[[Callable[[Predictions], float]], Callable[[Predictions], float]]:
     def decorator(fn: Callable[[Predictions], float]) -> Callable[[Predictions], float]:
-        METRICS.register(name)(Metric(fn, higher_is_better, tasks))
+        METRICS.register(name)(Metric(fn, higher_is_better, kind))
         return fn
 
     return decorator
 
 
-def _average(p: Predictions) -> str:
-    return "binary" if p.task == "binary" else "macro"
-
-
-@metric("accuracy", True, CLASSIFICATION)
+@metric("accuracy", True, MetricKind.LABELS)
 def accuracy(p: Predictions) -> float:
-    return float((p.true_labels == p.pred_labels).float().mean())
+    true, pred = p.labels()
+    return float((true == pred).float().mean())
 
 
 def _register_averaged(name: str, score: Callable[..., float]) -> None:
@@ -87,9 +91,9 @@ def _register_averaged(name: str, score: Callable[..., float]) -> None:
 
     def compute(p: Predictions) -> float:
         y, yhat = p.host_labels()
-        return float(score(y, yhat, average=_average(p), zero_division=0))
+        return float(score(y, yhat, average=p.averaging, zero_division=0))
 
-    METRICS.register(name)(Metric(compute, True, CLASSIFICATION))
+    METRICS.register(name)(Metric(compute, True, MetricKind.LABELS))
 
 
 _register_averaged("precision", skm.precision_score)
@@ -97,32 +101,34 @@ _register_averaged("recall", skm.recall_score)
 _register_averaged("f1", skm.f1_score)
 
 
-@metric("roc_auc", True, CLASSIFICATION)
+@metric("roc_auc", True, MetricKind.LABELS)
 def roc_auc(p: Predictions) -> float:
     """Area under the ROC curve (one-vs-rest macro average for several classes)."""
-    y = p.true_labels.cpu().numpy()
-    scores = p.y_pred.detach().cpu().numpy()
-    if p.task == "binary":
-        scores = scores.reshape(-1)
+    y = p.host_labels()[0]
+    scores = p.y_pred.detach().float().cpu().numpy()
+    if p.several_labels:
+        return float(skm.roc_auc_score(y, scores, average="macro"))
     present = np.unique(y)
-    if p.task != "multilabel" and len(present) < 2:
+    if len(present) < 2:
         return float("nan")  # undefined with a single class
-    if p.task == "multiclass":
-        if scores.ndim == 1 or scores.shape[1] != len(present):
-            return float("nan")  # some classes absent from this split
-        scores = scores / scores.sum(axis=1, keepdims=True)
-        return float(skm.roc_auc_score(y, scores, multi_class="ovr", average="macro"))
-    return float(skm.roc_auc_score(y, scores, average="macro"))
+    if scores.ndim == 1 or scores.shape[1] == 1:
+        return float(skm.roc_auc_score(y, scores.reshape(-1)))
+    if scores.shape[1] != len(present):
+        return float("nan")  # some classes absent from this split
+    scores = scores / scores.sum(axis=1, keepdims=True)
+    if scores.shape[1] == 2:  # two softmax units: the score of the second class
+        return float(skm.roc_auc_score(y, scores[:, 1]))
+    return float(skm.roc_auc_score(y, scores, multi_class="ovr", average="macro"))
 
 
-@metric("balanced_accuracy", True, frozenset({"binary", "multiclass"}))
+@metric("balanced_accuracy", True, MetricKind.SINGLE_LABEL)
 def balanced_accuracy(p: Predictions) -> float:
     """Mean per-class recall; robust to class imbalance."""
     y, yhat = p.host_labels()
     return float(skm.balanced_accuracy_score(y, yhat))
 
 
-@metric("ber", False, frozenset({"binary", "multiclass"}))
+@metric("ber", False, MetricKind.SINGLE_LABEL)
 def balanced_error_rate(p: Predictions) -> float:
     """Balanced error rate, 1 - balanced accuracy (Deep Learning for Beginners ch. 4)."""
     return 1.0 - balanced_accuracy(p)
@@ -132,22 +138,22 @@ def _errors(p: Predictions) -> torch.Tensor:
     return p.y_pred.float() - p.y_true.float().reshape(p.y_pred.shape)
 
 
-@metric("mae", False)
+@metric("mae", False, MetricKind.ERRORS)
 def mae(p: Predictions) -> float:
     return float(_errors(p).abs().mean())
 
 
-@metric("mse", False)
+@metric("mse", False, MetricKind.ERRORS)
 def mse(p: Predictions) -> float:
     return float(_errors(p).square().mean())
 
 
-@metric("rmse", False)
+@metric("rmse", False, MetricKind.ERRORS)
 def rmse(p: Predictions) -> float:
     return float(_errors(p).square().mean().sqrt())
 
 
-@metric("r2", True, frozenset({"regression"}))
+@metric("r2", True, MetricKind.REGRESSION)
 def r2(p: Predictions) -> float:
     y = p.y_true.float().reshape(p.y_pred.shape)
     residual = (y - p.y_pred.float()).square().sum()

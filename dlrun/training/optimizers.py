@@ -7,6 +7,7 @@ Gradient clipping follows Keras: ``clipnorm`` clips each parameter's gradient no
 from __future__ import annotations
 
 from collections.abc import Iterable
+from collections.abc import Sequence
 from typing import Any
 from typing import ClassVar
 
@@ -26,6 +27,12 @@ class OptimizerConfig(StrictModel):
     clipvalue: Number | None = Field(default=None, gt=0)
 
 
+class OptimizerSection(OptimizerConfig):
+    """The ``optimizer:`` section as the rest of dlrun sees it: a registered optimizer's config."""
+
+    name: str
+
+
 class Optimizer:
     """Builds a torch optimizer and clips gradients as configured."""
 
@@ -34,15 +41,28 @@ class Optimizer:
 
     def __init__(self, config: OptimizerConfig) -> None:
         self.config = config
+        self.clips = any(
+            v is not None for v in (config.clipnorm, config.global_clipnorm, config.clipvalue)
+        )
 
     def torch_kwargs(self) -> dict[str, Any]:
         return {}
 
-    def create(self, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    def create(self, params: Iterable[torch.Tensor]) -> torch.optim.Optimizer:
         kwargs: dict[str, Any] = {"lr": self.config.lr, "weight_decay": self.config.weight_decay}
         return self.torch_class(params, **kwargs, **self.torch_kwargs())
 
-    def clip(self, params: list[torch.nn.Parameter]) -> None:
+    def step(
+        self, optimizer: torch.optim.Optimizer, params: Sequence[torch.Tensor], loss: torch.Tensor
+    ) -> None:
+        """One update of ``params`` from ``loss``: gradients, clipping, optimizer step."""
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.clips:
+            self.clip(params)
+        optimizer.step()
+
+    def clip(self, params: Sequence[torch.Tensor]) -> None:
         cfg = self.config
         if cfg.clipvalue is not None:
             torch.nn.utils.clip_grad_value_(params, cfg.clipvalue)

@@ -9,13 +9,15 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from dlrun.training.status import RunStatus
+
 if TYPE_CHECKING:
-    from dlrun.training.steps import TaskStep
+    from dlrun.tasks.base import Task
 
 
 @dataclass
 class TrainState:
-    step: TaskStep
+    task: Task
     epochs: int
     batches_per_epoch: int
     epoch: int = 0  # epochs completed
@@ -24,10 +26,11 @@ class TrainState:
     history: list[dict[str, float]] = field(default_factory=list)
     should_stop: bool = False
     stop_reason: str | None = None
-    status: str = "running"  # running | completed | stopped_early | diverged | interrupted
+    status: RunStatus = RunStatus.RUNNING
     save_checkpoint: Callable[[str], None] | None = None
+    resumed_from: int | None = None  # the epoch a resumed fit continued from
 
-    def stop(self, status: str, reason: str) -> None:
+    def stop(self, status: RunStatus, reason: str) -> None:
         self.should_stop = True
         self.status = status
         self.stop_reason = reason

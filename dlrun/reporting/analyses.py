@@ -1,0 +1,54 @@
+"""Analyses written beside a scored split's metrics; a task names the ones that apply to it.
+
+Each analysis takes the run directory, a title and the split's predictions, writes its files and
+returns their names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from dlrun.evaluation.analysis import analyse_classification
+from dlrun.evaluation.analysis import residual_statistics
+from dlrun.evaluation.scoring import Evaluation
+from dlrun.registry import Registry
+from dlrun.reporting import plots
+from dlrun.reporting.files import write_csv
+from dlrun.reporting.files import write_json
+from dlrun.reporting.files import write_text
+from dlrun.reporting.rundir import RunDirectory
+
+Analysis = Callable[[RunDirectory, str, Evaluation, "list[str] | None"], list[str]]
+ANALYSES: Registry[Analysis] = Registry("analysis")
+
+
+@ANALYSES.register("confusion_matrix")
+def confusion_matrix(
+    run: RunDirectory, title: str, scored: Evaluation, class_names: list[str] | None
+) -> list[str]:
+    """Confusion matrix (CSV and PNG) and the per-class report with BER."""
+    assert scored.predictions is not None
+    analysis = analyse_classification(scored.predictions, class_names)
+    rows = [
+        [label, *row.tolist()] for label, row in zip(analysis.labels, analysis.matrix, strict=True)
+    ]
+    write_csv(run.file("confusion_matrix.csv"), ["true \\ predicted", *analysis.labels], rows)
+    plots.confusion_matrix_plot(
+        analysis.matrix, analysis.labels, title, run.file("confusion_matrix.png")
+    )
+    header = f"Classification report, {scored.split} split ({scored.size} samples)\n\n"
+    write_text(run.file("classification_report.txt"), header + analysis.report)
+    return ["confusion_matrix.png", "confusion_matrix.csv", "classification_report.txt"]
+
+
+@ANALYSES.register("residuals")
+def residuals(
+    run: RunDirectory, title: str, scored: Evaluation, class_names: list[str] | None
+) -> list[str]:
+    """Predicted against true values (PNG) and residual statistics (JSON)."""
+    assert scored.predictions is not None
+    y_true = scored.predictions.y_true.cpu().numpy().reshape(-1)
+    y_pred = scored.predictions.y_pred.cpu().numpy().reshape(-1)
+    plots.predicted_vs_true(y_true, y_pred, title, run.file("predictions.png"))
+    write_json(run.file("residuals.json"), residual_statistics(y_true, y_pred))
+    return ["predictions.png", "residuals.json"]

@@ -1,0 +1,177 @@
+"""The four supervised tasks of DLwP table 4.1: binary, multiclass, multilabel, regression.
+
+Each declares its capabilities, how its outputs become class labels, its prediction columns
+and the loss/activation combinations it refuses, with the fix in the message.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+from typing import Any
+
+import torch
+
+from dlrun.errors import ConfigIssue
+from dlrun.tasks.base import TASKS
+from dlrun.tasks.supervised import SupervisedTask
+from dlrun.training.losses import Loss
+from dlrun.training.metrics import MetricKind
+from dlrun.training.metrics import Predictions
+
+if TYPE_CHECKING:
+    from dlrun.config.schema import ExperimentConfig
+
+SINGLE_LABEL_METRICS = frozenset({MetricKind.LABELS, MetricKind.SINGLE_LABEL, MetricKind.ERRORS})
+CLASS_BASELINES = ("majority class", "random guessing", "shuffled labels")
+CROSS_ENTROPIES = ("categorical_crossentropy", "sparse_categorical_crossentropy")
+
+
+def output_path(cfg: ExperimentConfig) -> str:
+    return f"model.layers[{len(cfg.model.layers) - 1}]"
+
+
+def argmax_or_threshold(values: torch.Tensor) -> torch.Tensor:
+    """Class labels from one-hot/probability rows (argmax) or one sigmoid column (> 0.5)."""
+    if values.dim() == 2 and values.shape[1] > 1:
+        return values.argmax(dim=1)
+    flat = values.reshape(-1)
+    return (flat > 0.5).long() if flat.is_floating_point() else flat.long()
+
+
+def names_for(class_names: list[str] | None, count: int) -> list[str]:
+    names = list(class_names or [])
+    return names + [str(i) for i in range(len(names), count)]
+
+
+@TASKS.register("binary")
+class Binary(SupervisedTask):
+    """Two classes: one sigmoid output with binary cross-entropy."""
+
+    class_labels = True
+    single_label = True
+    metric_kinds = SINGLE_LABEL_METRICS
+    baselines = CLASS_BASELINES
+    analyses = ("confusion_matrix",)
+
+    @classmethod
+    def check_model(
+        cls, cfg: ExperimentConfig, loss: type[Loss], final: str | None
+    ) -> list[ConfigIssue]:
+        if final == "softmax":
+            return [ConfigIssue(output_path(cfg),
+                "task binary needs independent per-output probabilities: use activation: sigmoid "
+                "with binary_crossentropy (softmax is for task: multiclass)")]  # fmt: skip
+        return []
+
+    @classmethod
+    def label(cls, y_true: torch.Tensor, y_pred: torch.Tensor) -> Predictions:
+        true, pred = argmax_or_threshold(y_true), argmax_or_threshold(y_pred)
+        return Predictions(y_true, y_pred, true, pred, averaging="binary")
+
+    def prediction_table(
+        self, outputs: torch.Tensor, class_names: list[str] | None
+    ) -> tuple[list[str], list[list[Any]]]:
+        names = names_for(class_names, 2)
+        labels = argmax_or_threshold(outputs).tolist()
+        values = outputs.detach().cpu()
+        positive = values[:, -1] / values.sum(dim=1) if values.shape[1] > 1 else values[:, 0]
+        rows = [[names[int(lab)], float(p)] for lab, p in zip(labels, positive, strict=True)]
+        return ["prediction", "probability"], rows
+
+
+@TASKS.register("multiclass")
+class Multiclass(SupervisedTask):
+    """One of several classes: softmax with (sparse) categorical cross-entropy."""
+
+    class_labels = True
+    single_label = True
+    metric_kinds = SINGLE_LABEL_METRICS
+    baselines = CLASS_BASELINES
+    analyses = ("confusion_matrix",)
+
+    @classmethod
+    def check_model(
+        cls, cfg: ExperimentConfig, loss: type[Loss], final: str | None
+    ) -> list[ConfigIssue]:
+        if final == "sigmoid" and loss.fuses == frozenset({"sigmoid"}):
+            return [ConfigIssue(output_path(cfg),
+                "sigmoid with binary_crossentropy scores each class independently; for one label "
+                "per sample use softmax with categorical_crossentropy, or set task: multilabel")]  # fmt: skip
+        return []
+
+    @classmethod
+    def label(cls, y_true: torch.Tensor, y_pred: torch.Tensor) -> Predictions:
+        if y_true.dim() == 2 and y_true.shape[1] > 1:
+            true = y_true.argmax(dim=1)
+        else:
+            true = y_true.reshape(-1).round().long()  # integer labels, possibly stored as floats
+        return Predictions(y_true, y_pred, true, argmax_or_threshold(y_pred), averaging="macro")
+
+    def prediction_table(
+        self, outputs: torch.Tensor, class_names: list[str] | None
+    ) -> tuple[list[str], list[list[Any]]]:
+        values = outputs.detach().cpu().reshape(len(outputs), -1)
+        names = names_for(class_names, max(2, values.shape[1]))
+        labels = argmax_or_threshold(values).tolist()
+        header = ["prediction"] + [f"prob_{name}" for name in names[: values.shape[1]]]
+        rows = [[names[int(lab)], *row] for lab, row in zip(labels, values.tolist(), strict=True)]
+        return header, rows
+
+
+@TASKS.register("multilabel")
+class Multilabel(SupervisedTask):
+    """Several independent labels per sample: one sigmoid per label, binary cross-entropy."""
+
+    class_labels = True
+    metric_kinds = frozenset({MetricKind.LABELS, MetricKind.ERRORS})
+    baselines = ("most frequent value per label",)
+    analyses = ("confusion_matrix",)
+
+    @classmethod
+    def check_model(
+        cls, cfg: ExperimentConfig, loss: type[Loss], final: str | None
+    ) -> list[ConfigIssue]:
+        if final == "softmax":
+            return [ConfigIssue(output_path(cfg),
+                "task multilabel needs independent per-output probabilities: use activation: "
+                "sigmoid with binary_crossentropy (softmax is for task: multiclass)")]  # fmt: skip
+        if cfg.loss is not None and cfg.loss.name in CROSS_ENTROPIES:
+            return [ConfigIssue("loss", "multilabel targets need binary_crossentropy")]
+        return []
+
+    @classmethod
+    def label(cls, y_true: torch.Tensor, y_pred: torch.Tensor) -> Predictions:
+        true, pred = (y_true > 0.5).long(), (y_pred > 0.5).long()
+        return Predictions(y_true, y_pred, true, pred, averaging="macro")
+
+    def prediction_table(
+        self, outputs: torch.Tensor, class_names: list[str] | None
+    ) -> tuple[list[str], list[list[Any]]]:
+        values = outputs.detach().cpu()
+        labels = (values > 0.5).long()
+        width = values.shape[1]
+        header = [f"label_{i}" for i in range(width)] + [f"prob_{i}" for i in range(width)]
+        rows = [[*lab, *p] for lab, p in zip(labels.tolist(), values.tolist(), strict=True)]
+        return header, rows
+
+
+@TASKS.register("regression")
+class Regression(SupervisedTask):
+    """Continuous targets: a linear output with mse, mae or huber."""
+
+    metric_kinds = frozenset({MetricKind.ERRORS, MetricKind.REGRESSION})
+    baselines = ("mean predictor", "median predictor", "last value (common sense)")
+    analyses = ("residuals",)
+
+    @classmethod
+    def check_model(
+        cls, cfg: ExperimentConfig, loss: type[Loss], final: str | None
+    ) -> list[ConfigIssue]:
+        if loss.classification:
+            return [ConfigIssue("loss",
+                f"{cfg.loss.name if cfg.loss else 'the loss'} is a classification loss; "
+                "for task: regression use mse, mae or huber")]  # fmt: skip
+        if final == "softmax":
+            return [ConfigIssue(output_path(cfg),
+                "a softmax output cannot predict regression targets; remove the activation")]  # fmt: skip
+        return []

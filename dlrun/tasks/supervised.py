@@ -1,0 +1,160 @@
+"""Supervised tasks: inputs ``x`` to targets ``y`` with one network, one loss and one optimizer.
+
+Binary, multiclass, multilabel and regression share everything here and differ only in what
+their classes declare: how outputs become class labels, which metrics, baselines, analyses and
+prediction columns apply, and which loss/activation combinations make sense (DLwP table 4.1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from typing import Any
+
+import numpy as np
+import torch
+
+from dlrun.data.base import Arrays
+from dlrun.errors import ConfigError
+from dlrun.errors import ConfigIssue
+from dlrun.errors import DataError
+from dlrun.models.build import build_model
+from dlrun.models.build import last_activation
+from dlrun.tasks.base import StepResult
+from dlrun.tasks.base import Task
+from dlrun.training.losses import LOSSES
+from dlrun.training.losses import Loss
+from dlrun.training.metrics import Predictions
+from dlrun.training.optimizers import OPTIMIZERS
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from dlrun.config.schema import ExperimentConfig
+    from dlrun.training.batches import Batch
+    from dlrun.training.batches import Fields
+
+
+@dataclass(frozen=True)
+class TargetForm:
+    """Targets as the loss reads them: class indices ``(N,)`` or float rows ``(N, k)``."""
+
+    integer: bool
+
+    def __call__(self, arrays: Arrays) -> Arrays:
+        if "y" not in arrays:
+            return arrays  # inputs only (prediction)
+        y = np.asarray(arrays.y)
+        if self.integer:
+            return arrays.replace(y=y.astype(np.int64).reshape(-1))
+        return arrays.replace(y=y.astype(np.float32).reshape(len(y), -1))
+
+
+def make_loss(cfg: ExperimentConfig) -> Loss:
+    if cfg.loss is None:
+        raise ConfigError([ConfigIssue("loss", f"task {cfg.task.name} needs a loss")])
+    return LOSSES.get(cfg.loss.name)(cfg.loss)
+
+
+class SupervisedTask(Task):
+    """The shared machinery; subclasses declare labels, checks and capabilities."""
+
+    stackable = True
+
+    def __init__(self, cfg: ExperimentConfig) -> None:
+        super().__init__(cfg)
+        self.loss = make_loss(cfg)
+        self.optimizer_spec = OPTIMIZERS.get(cfg.optimizer.name)(cfg.optimizer)
+
+    @classmethod
+    def check_config(cls, cfg: ExperimentConfig) -> list[ConfigIssue]:
+        if cfg.loss is None:
+            return [ConfigIssue("loss", f"task {cfg.task.name} needs a loss (see DLwP table 4.1)")]
+        return cls.check_model(cfg, LOSSES.get(cfg.loss.name), last_activation(cfg.model.layers))
+
+    @classmethod
+    def check_model(
+        cls, cfg: ExperimentConfig, loss: type[Loss], final: str | None
+    ) -> list[ConfigIssue]:
+        """Contradictions between this task, the loss and the output activation."""
+        return []
+
+    def array_form(self) -> Callable[[Arrays], Arrays]:
+        return TargetForm(integer=self.loss.integer_targets)
+
+    def build(self, fields: Fields, device: torch.device) -> None:
+        input_shape = fields["x"].shape
+        wanted = self.cfg.model.input_shape
+        if wanted is not None and tuple(wanted) != input_shape:
+            raise DataError(
+                f"model.input_shape is {wanted} but the preprocessed data has shape "
+                f"{list(input_shape)} per sample"
+            )
+        keras_init = self.cfg.model.init == "keras"
+        self.model = build_model(self.cfg.model.layers, input_shape, keras_init, self.loss.fuses)
+        self.model.network.to(device)
+        if "y" in fields and not self.loss.integer_targets:
+            self.check_target_width(fields["y"].shape)
+        self.params = [p for p in self.model.network.parameters() if p.requires_grad]
+        self.optimizer = self.optimizer_spec.create(self.params)
+        self.fused = self.model.output_activation is not None
+        self.models = {"model": self.model}
+        self.optimizers = {"model": self.optimizer}
+
+    def check_target_width(self, target_shape: tuple[int, ...]) -> None:
+        units = self.model.output_shape[-1]
+        if len(target_shape) == 1 and target_shape[0] != units:
+            raise DataError(
+                f"the model outputs {units} values per sample but the targets have "
+                f"{target_shape[0]}; set units: {target_shape[0]} on the last dense layer"
+            )
+
+    def check_batch(self, batch: Batch) -> None:
+        units = self.model.output_shape[-1]
+        y = batch.get("y")
+        if self.loss.integer_targets and y is not None and len(y) and int(y.max()) >= units:
+            raise DataError(
+                f"label {int(y.max())} needs at least {int(y.max()) + 1} output units; "
+                f"the last dense layer has {units}"
+            )
+
+    def train_step(self, batch: Batch) -> StepResult:
+        self.model.network.train()
+        outputs = self.model.network(batch["x"])
+        loss = self.loss(outputs, batch["y"], self.fused)
+        penalty = self.model.penalty()
+        total = loss if penalty is None else loss + penalty  # Keras adds it to the training loss
+        self.optimizer_spec.step(self.optimizer, self.params, total)
+        return StepResult(total.detach(), len(outputs),
+                          {"y_pred": outputs.detach(), "y_true": batch["y"]})  # fmt: skip
+
+    @torch.no_grad()
+    def eval_step(self, batch: Batch) -> StepResult:
+        self.model.network.eval()
+        outputs = self.model.network(batch["x"])
+        loss = self.loss(outputs, batch["y"], self.fused)
+        return StepResult(loss, len(outputs), {"y_pred": outputs, "y_true": batch["y"]})
+
+    @torch.no_grad()
+    def predict_step(self, batch: Batch) -> torch.Tensor:
+        self.model.network.eval()
+        return self.model.probabilities(self.model.network(batch["x"]))
+
+    def predictions(self, results: list[StepResult]) -> Predictions | None:
+        y_true = torch.cat([r.outputs["y_true"] for r in results])
+        y_pred = self.model.probabilities(torch.cat([r.outputs["y_pred"] for r in results]))
+        return self.label(y_true, y_pred)
+
+    @classmethod
+    def label(cls, y_true: torch.Tensor, y_pred: torch.Tensor) -> Predictions:
+        """Predictions with the class labels behind them (none for regression)."""
+        return Predictions(y_true, y_pred)
+
+    def prediction_table(
+        self, outputs: torch.Tensor, class_names: list[str] | None
+    ) -> tuple[list[str], list[list[Any]]]:
+        values = outputs.detach().cpu().reshape(len(outputs), -1).numpy()
+        header = ["prediction"] if values.shape[1] == 1 else [
+            f"prediction_{i}" for i in range(values.shape[1])
+        ]  # fmt: skip
+        return header, values.tolist()

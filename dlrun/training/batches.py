@@ -1,0 +1,265 @@
+"""Batch sources: one interface for an epoch's batches, whatever holds the data.
+
+A batch maps names to tensors (``x``, ``y``, or a multi-input model's own names), each keeping
+its dtype: token ids stay int64, images may stay uint8 until their batch is on the device.
+
+* :class:`InMemorySource` keeps every array on the training device and gathers each batch by
+  index: no per-sample Python work (the fast path for the book experiments).
+* :class:`StreamingSource` feeds a ``torch.utils.data.DataLoader`` with worker processes that
+  read and preprocess one batch at a time, for data that should not sit in memory.
+
+Both shuffle with their own seeded generator, can keep one shard of every epoch (rank and world
+size, for DDP), apply a training-only per-batch transform, and save their position so a resumed
+run sees exactly the batches the uninterrupted one would have seen.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from abc import ABC
+from abc import abstractmethod
+from collections.abc import Callable
+from collections.abc import Iterator
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from dlrun.data.base import Arrays
+from dlrun.errors import DataError
+from dlrun.preprocess.base import Step
+
+Batch = dict[str, torch.Tensor]
+BatchTransform = Callable[[Batch, torch.Generator], Batch]
+"""A training-only change to a batch (augmentation), drawing randomness from the generator."""
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """What one named input of a batch looks like, per sample, once it is on the device."""
+
+    shape: tuple[int, ...]
+    dtype: torch.dtype
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"shape": list(self.shape), "dtype": str(self.dtype).removeprefix("torch.")}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FieldSpec:
+        return cls(tuple(data["shape"]), getattr(torch, data["dtype"]))
+
+
+Fields = dict[str, FieldSpec]
+
+
+def host_tensors(arrays: Arrays) -> Batch:
+    """Each array as a CPU tensor of its own kind: floats as float32, integers as int64,
+    uint8 kept as it is (images, made float per batch), booleans as float32."""
+    tensors = {}
+    for name, array in arrays.fields.items():
+        if array.dtype == object:
+            raise DataError(
+                f"the '{name}' arrays are ragged sequences; add a multi_hot (or padding) step "
+                "to preprocess"
+            )
+        if array.dtype == np.uint8:
+            dtype: Any = np.uint8
+        elif array.dtype.kind in "iu":
+            dtype = np.int64
+        else:
+            dtype = np.float32
+        tensors[name] = torch.as_tensor(np.ascontiguousarray(array, dtype=dtype))
+    return tensors
+
+
+def _batch_seed(seed: int, epoch: int, batch: int) -> int:
+    """A generator seed per (epoch, batch), so transforms do not depend on what ran before."""
+    return (seed * 1_000_003 + epoch * 10_007 + batch) % (2**63)
+
+
+class BatchSource(ABC):
+    """An epoch's batches in a seeded order; subclasses only say how a batch is fetched."""
+
+    def __init__(
+        self,
+        size: int,
+        batch_size: int,
+        device: torch.device,
+        shuffle: bool = False,
+        seed: int = 0,
+        device_steps: dict[str, list[Step]] | None = None,
+        train_transforms: Sequence[BatchTransform] = (),
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} outside a world of {world_size}")
+        self.size = size
+        self.batch_size = batch_size
+        self.device = device
+        self.shuffle = shuffle
+        self.seed = seed
+        self.device_steps = device_steps or {}
+        self.train_transforms = list(train_transforms)
+        self.rank = rank
+        self.world_size = world_size
+        self.generator = torch.Generator().manual_seed(seed)
+        self.epoch_index = 0  # epochs started
+        self.position = 0  # batches handed out in the current epoch
+        self._epoch_start: torch.Tensor = self.generator.get_state()
+
+    def __len__(self) -> int:
+        """Samples per epoch in this shard."""
+        return math.ceil(self.size / self.world_size)
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return math.ceil(len(self) / self.batch_size)
+
+    def next_order(self) -> torch.Tensor:
+        """This shard's sample order for a new epoch (advances the generator when shuffling)."""
+        self._epoch_start = self.generator.get_state()
+        n = self.size
+        order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+        if self.world_size > 1:  # pad by wrapping, then every world_size-th sample (DDP's rule)
+            order = torch.cat([order, order[: len(self) * self.world_size - n]])
+            order = order[self.rank :: self.world_size]
+        return order
+
+    def epoch(self) -> Iterator[Batch]:
+        """One pass; a source restored mid-epoch resumes after the batches already seen."""
+        skip, self.position = self.position, 0
+        if skip:
+            self.generator.set_state(self._epoch_start)
+        chunks = list(self.next_order().split(self.batch_size))
+        for index, batch in enumerate(self._fetch(chunks[skip:]), start=skip):
+            self.position = index + 1
+            yield self._finish(batch, index)
+        self.position = 0
+        self.epoch_index += 1
+
+    def peek(self) -> Batch:
+        """The first sample as a one-row batch, exactly as training would see it."""
+        (batch,) = list(self._fetch([torch.zeros(1, dtype=torch.long)]))
+        return self._finish(batch, None)
+
+    def check_view(self) -> Batch:
+        """What :meth:`Task.check_batch` looks at: the first batch (all the data in memory)."""
+        (batch,) = list(self._fetch([torch.arange(min(self.batch_size, self.size))]))
+        return batch
+
+    def fields(self) -> Fields:
+        return {name: FieldSpec(tuple(t.shape[1:]), t.dtype) for name, t in self.peek().items()}
+
+    def _finish(self, batch: Batch, index: int | None) -> Batch:
+        """Device-side steps (uint8 to float), then the training-only transforms."""
+        for name, tensor in batch.items():
+            for step in self.device_steps.get(name, ()):
+                tensor = step.torch_transform(tensor)
+            if tensor.dtype == torch.uint8:
+                tensor = tensor.to(torch.float32)  # images without a rescale step
+            batch[name] = tensor
+        if index is not None and self.train_transforms:
+            generator = torch.Generator(device=self.device)
+            generator.manual_seed(_batch_seed(self.seed, self.epoch_index, index))
+            for transform in self.train_transforms:
+                batch = transform(batch, generator)
+        return batch
+
+    @abstractmethod
+    def _fetch(self, chunks: list[torch.Tensor]) -> Iterator[Batch]:
+        """The batches for these index chunks, in order, on the device."""
+
+    def state_dict(self) -> dict[str, Any]:
+        state = self._epoch_start if self.position else self.generator.get_state()
+        return {"generator": state, "position": self.position, "epoch": self.epoch_index}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.position = int(state["position"])
+        self.epoch_index = int(state["epoch"])
+        self.generator.set_state(state["generator"])
+        self._epoch_start = state["generator"]
+
+
+class InMemorySource(BatchSource):
+    """Every array on the device; a batch is one gather per array."""
+
+    def __init__(self, tensors: Batch, batch_size: int, device: torch.device, **options: Any):
+        self.tensors = {name: t.to(device) for name, t in tensors.items()}
+        size = len(next(iter(self.tensors.values()))) if self.tensors else 0
+        super().__init__(size, batch_size, device, **options)
+
+    def _fetch(self, chunks: list[torch.Tensor]) -> Iterator[Batch]:
+        for chunk in chunks:
+            index = chunk.to(self.device)
+            yield {name: t[index] for name, t in self.tensors.items()}
+
+    def check_view(self) -> Batch:
+        return dict(self.tensors)
+
+
+class BatchReader(torch.utils.data.Dataset[Batch]):
+    """Reads one batch of raw rows and preprocesses it (runs inside DataLoader workers)."""
+
+    def __init__(self, raw: Arrays, prepare: Callable[[Arrays], Arrays]) -> None:
+        self.raw = raw
+        self.prepare = prepare
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+    def __getitem__(self, index: torch.Tensor) -> Batch:
+        return host_tensors(self.prepare(self.raw.subset(index.numpy())))
+
+
+class StreamingSource(BatchSource):
+    """Batches read and preprocessed by DataLoader workers, moved to the device one at a time.
+
+    The main process draws the order (so it is seeded and resumable like the in-memory one);
+    workers receive whole index chunks, so preprocessing stays vectorized per batch.
+    """
+
+    def __init__(
+        self, reader: BatchReader, batch_size: int, device: torch.device, workers: int = 2,
+        **options: Any,
+    ) -> None:  # fmt: skip
+        super().__init__(len(reader), batch_size, device, **options)
+        self.reader = reader
+        self.workers = workers
+
+    def _fetch(self, chunks: list[torch.Tensor]) -> Iterator[Batch]:
+        loader = torch.utils.data.DataLoader(
+            self.reader,
+            batch_size=None,  # each item already is a batch
+            sampler=chunks,
+            num_workers=self.workers if len(chunks) > 1 else 0,
+            pin_memory=self.device.type == "cuda",
+            worker_init_fn=_one_thread,
+        )
+        for batch in loader:
+            yield {name: t.to(self.device, non_blocking=True) for name, t in batch.items()}
+
+
+def _one_thread(worker: int) -> None:
+    torch.set_num_threads(1)  # workers preprocess; the main process owns the cores for training
+
+
+def memory_budget(device: torch.device) -> int:
+    """Bytes a dataset may take in memory before ``in_memory: auto`` streams it."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free // 2)
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        total = 8 * 2**30
+    return int(total // 4)
+
+
+def estimated_bytes(sample: Arrays, rows: int) -> int:
+    """The size of ``rows`` rows shaped like the prepared ``sample`` rows."""
+    per_row = sum(array.nbytes for array in sample.fields.values()) / max(len(sample), 1)
+    return int(per_row * rows)

@@ -1,0 +1,102 @@
+"""Per-epoch training state on disk, so a killed or interrupted fit resumes bit for bit.
+
+After every ``train.checkpoint_every`` epochs (and when training stops) one file is replaced
+atomically with everything the next epoch depends on: the task (weights, optimizer states,
+learning rates), every callback's state (early-stopping counters and best weights, plateau
+counters, metric rows), the batch source (shuffling generator and position), the global random
+generators (Python, NumPy, torch CPU and CUDA: dropout draws from them), the epoch, the history
+and the status. On the CPU the resumed fit then computes exactly what the uninterrupted one
+would have.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from dlrun.errors import RunError
+from dlrun.reporting.files import atomic_path
+from dlrun.training.batches import BatchSource
+from dlrun.training.callbacks import Callback
+from dlrun.training.state import TrainState
+from dlrun.training.status import RunStatus
+
+FORMAT = 1
+
+
+def rng_states() -> dict[str, Any]:
+    kind, keys, position, has_gauss, cached = np.random.get_state(legacy=True)
+    return {
+        "python": random.getstate(),
+        "numpy": [kind, np.asarray(keys).tolist(), position, has_gauss, cached],
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def set_rng_states(states: dict[str, Any]) -> None:
+    random.setstate(_tuples(states["python"]))
+    kind, keys, *rest = states["numpy"]
+    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), *rest))
+    torch.set_rng_state(states["torch"])
+    if states["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def _tuples(value: Any) -> Any:
+    """``random.setstate`` wants tuples; a saved state may come back with lists."""
+    return tuple(_tuples(v) for v in value) if isinstance(value, list | tuple) else value
+
+
+class Snapshots:
+    """One fit's resume file (for example ``resume-fit.pt`` in its run directory)."""
+
+    def __init__(self, path: Path, every: int = 1) -> None:
+        self.path = path
+        self.every = every
+
+    def save(self, state: TrainState, source: BatchSource, callbacks: Callback) -> None:
+        due = state.epoch % self.every == 0 or state.should_stop or state.epoch == state.epochs
+        if not due or state.status is RunStatus.DIVERGED:
+            return  # resuming a diverged fit would only diverge again
+        payload = {
+            "format": FORMAT,
+            "epoch": state.epoch,
+            "status": state.status.value,
+            "stop_reason": state.stop_reason,
+            "history": state.history,
+            "task": state.task.state_dict(),
+            "callbacks": callbacks.state_dict(),
+            "source": source.state_dict(),
+            "rng": rng_states(),
+        }
+        with atomic_path(self.path, durable=False) as tmp:
+            torch.save(payload, tmp)
+
+    def restore(self, state: TrainState, source: BatchSource, callbacks: Callback) -> bool:
+        """Put the fit back where the file left it; ``False`` when there is no file yet."""
+        if not self.path.is_file():
+            return False
+        try:
+            saved = torch.load(self.path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # torch raises many types for a damaged file
+            raise RunError(f"cannot read the resume state {self.path}: {exc}") from None
+        if saved.get("format") != FORMAT:
+            raise RunError(f"{self.path} was written by another dlrun version; start a new run")
+        state.task.load_state_dict(saved["task"])
+        callbacks.load_state_dict(saved["callbacks"])
+        source.load_state_dict(saved["source"])
+        set_rng_states(saved["rng"])
+        state.epoch = state.resumed_from = int(saved["epoch"])
+        state.history = list(saved["history"])
+        status = RunStatus(saved["status"])
+        if status is RunStatus.STOPPED_EARLY:  # a callback ended it: that decision stands
+            state.stop(status, saved["stop_reason"])
+        return True
+
+    def discard(self) -> None:
+        self.path.unlink(missing_ok=True)
