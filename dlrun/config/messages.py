@@ -31,7 +31,7 @@ def issues_from_validation(
     issues = []
     for error in exc.errors(include_url=False):
         path = _yaml_path(data, error["loc"])
-        message = _message(error, root)
+        message = _message(error, root, data)
         if any(path[: len(o)] == o or o[: len(path)] == path for o in overridden):
             message += " (set by a command-line override)"
         issues.append(ConfigIssue(format_path(path), message, _line(path, lines)))
@@ -72,13 +72,13 @@ def _line(path: Path, lines: dict[Path, int]) -> int | None:
     return None
 
 
-def _message(error: ErrorDetails, root: type[BaseModel]) -> str:
+def _message(error: ErrorDetails, root: type[BaseModel], data: Any) -> str:
     kind = error["type"]
     received = error.get("input")
     ctx = error.get("ctx") or {}
     if kind == "extra_forbidden":
         key = str(error["loc"][-1])
-        allowed = valid_keys(root, error["loc"][:-1])
+        allowed = valid_keys(root, error["loc"][:-1], data)
         hint = did_you_mean(key, allowed)
         known = f" (allowed: {', '.join(allowed)})" if allowed and not hint else ""
         return f"unknown key{hint}{known}"
@@ -111,15 +111,30 @@ def _describe(value: Any) -> str:
     return f"{value!r}"
 
 
-def valid_keys(root: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
-    """The keys allowed at ``loc`` (a pydantic error location), for did-you-mean hints."""
+def valid_keys(root: type[BaseModel], loc: tuple[int | str, ...], data: Any = None) -> list[str]:
+    """The keys allowed at ``loc`` (a pydantic error location), for did-you-mean hints.
+
+    A section whose members are looked up when validated (``task``) names its member through
+    a ``resolve(data)`` classmethod, given what the config holds at ``loc``.
+    """
     current: Any = root
     for part in loc:
         current = _step_into(current, part)
         if current is None:
             return []
     model = _as_model(current, None)
+    resolve = getattr(model, "resolve", None)
+    if resolve is not None:
+        model = resolve(_node(data, loc))
     return sorted(model.model_fields) if model is not None else []
+
+
+def _node(data: Any, loc: tuple[int | str, ...]) -> Any:
+    for part in loc:
+        if not _has_child(data, part):
+            return None
+        data = data[part]
+    return data
 
 
 def _members(annotation: Any) -> list[Any]:

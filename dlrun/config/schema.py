@@ -11,7 +11,6 @@ user code after import is configurable too.
 from __future__ import annotations
 
 import re
-from functools import cache
 from typing import TYPE_CHECKING
 from typing import Annotated
 from typing import Any
@@ -30,7 +29,6 @@ import dlrun.components  # noqa: F401  (fills the registries before the models a
 from dlrun.config.base import StrictModel
 from dlrun.config.entries import OneOfEntry
 from dlrun.config.entries import one_of_entry
-from dlrun.config.entries import tagged_config
 from dlrun.config.entries import tagged_union
 from dlrun.data.base import DATASETS
 from dlrun.data.base import DataSection
@@ -42,8 +40,8 @@ from dlrun.preprocess.steps import STEPS
 from dlrun.registry import did_you_mean
 from dlrun.sweep.space import SweepConfig
 from dlrun.tasks.base import TASKS
-from dlrun.tasks.base import Task
 from dlrun.tasks.base import TaskSection
+from dlrun.tasks.base import task_config_model
 from dlrun.training.callbacks import CALLBACKS
 from dlrun.training.losses import LOSSES
 from dlrun.training.losses import LossSection
@@ -67,13 +65,6 @@ else:
     LossConfig = tagged_union(LOSSES, "name", LossSection)
     OptimizerConfig = tagged_union(OPTIMIZERS, "name", OptimizerSection)
     EvaluationConfig = tagged_union(PROTOCOLS, "protocol", EvaluationSection, default="holdout")
-
-
-@cache
-def task_config_model(task: type[Task], name: str) -> type[TaskSection]:
-    title = f"{task.__name__}TaskConfig"
-    model: type[TaskSection] = tagged_config(task.Config, TaskSection, "name", name, title)
-    return model
 
 
 def _registered_task(data: Any, handler: ValidatorFunctionWrapHandler) -> Any:

@@ -32,6 +32,7 @@ from dlrun.tasks.base import Task
 from dlrun.tasks.supervised import SupervisedTask
 from dlrun.training.batches import Batch
 from dlrun.training.batches import BatchSource
+from dlrun.training.batches import Chunk
 from dlrun.training.batches import Fields
 from dlrun.training.batches import InMemorySource
 from dlrun.training.callbacks import Callback
@@ -83,7 +84,8 @@ class StackedNetwork:
         return x
 
     def train(self, mode: bool = True) -> None:
-        self.base.train(mode)
+        if self.base.training is not mode:  # setting it walks every module
+            self.base.train(mode)
 
     def write_back(self) -> None:
         """Copy each fold's slice into its own model (for evaluation, checkpoints, reports)."""
@@ -213,9 +215,10 @@ class StackedSource(BatchSource):
             batch[MASK] = mask[:, start:stop]
             yield batch
 
-    def _fetch(self, chunks: list[torch.Tensor]) -> Iterator[Batch]:
+    def _fetch(self, chunks: list[Chunk]) -> Iterator[Batch]:
         for chunk in chunks:
-            yield {name: t[:, chunk.to(self.device)] for name, t in self.tensors.items()}
+            index = chunk if isinstance(chunk, slice) else chunk.to(self.device)
+            yield {name: t[:, index] for name, t in self.tensors.items()}
 
     def state_dict(self) -> dict[str, Any]:
         return {"members": [m.state_dict() for m in self.members]}

@@ -54,6 +54,8 @@ class BuiltModel:
 
     def penalty(self) -> torch.Tensor | None:
         """The weight-regulariser term of the training loss, or ``None`` without regularisers."""
+        if not self.penalties:
+            return None
         return weight_penalty(dict(self.network.named_parameters()), self.penalties)
 
     def probabilities(self, outputs: torch.Tensor) -> torch.Tensor:

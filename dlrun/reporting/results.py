@@ -62,7 +62,7 @@ def build_results(
         "optimizer": cfg.optimizer.name,
         "epochs": cfg.train.epochs,
         "epochs_run": model.state.epoch if model else 0,
-        "resumed_from_epoch": model.state.resumed_from if model else None,
+        "resumed_from_epoch": resumed_fits(outcome),
         "final_epochs": outcome.final_epochs,
         "batch_size": cfg.train.batch_size,
         "device": device,
@@ -91,6 +91,14 @@ def build_results(
         if scored.split == "test":
             results["test"] = scored.metrics
     return results
+
+
+def resumed_fits(outcome: ProtocolOutcome) -> dict[str, int]:
+    """The epoch each resumed fit continued from (``fit`` or the fold's name, and ``final``)."""
+    fits = {(f.fold.name or "fit"): f.fitted.state.resumed_from for f in outcome.folds}
+    if outcome.final_epochs is not None and outcome.scored is not None:
+        fits["final"] = outcome.scored.state.resumed_from
+    return {name: epoch for name, epoch in fits.items() if epoch is not None}
 
 
 def fold_summary(outcome: FoldOutcome) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from abc import abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
+from functools import cache
 from typing import TYPE_CHECKING
 from typing import Any
 from typing import ClassVar
@@ -32,6 +33,7 @@ import torch
 from pydantic import model_serializer
 
 from dlrun.config.base import StrictModel
+from dlrun.config.entries import tagged_config
 from dlrun.errors import ConfigIssue
 from dlrun.registry import Registry
 from dlrun.training.metrics import METRICS
@@ -57,6 +59,14 @@ class TaskSection(StrictModel):
         """A task without parameters is written back as its bare name (``task: binary``)."""
         dumped = handler(self)
         return dumped["name"] if set(dumped) == {"name"} else dumped
+
+    @classmethod
+    def resolve(cls, data: Any) -> type[TaskSection] | None:
+        """The registered task's config model for the mapping ``data`` (for error hints)."""
+        name = data.get("name") if isinstance(data, dict) else None
+        if not isinstance(name, str) or name not in TASKS:
+            return None
+        return task_config_model(TASKS.get(name), name)
 
 
 @dataclass
@@ -187,3 +197,11 @@ def mean_loss(results: list[StepResult]) -> float:
 
 
 TASKS: Registry[type[Task]] = Registry("task")
+
+
+@cache
+def task_config_model(task: type[Task], name: str) -> type[TaskSection]:
+    """The task's parameters with ``name`` fixed, as the ``task:`` section validates them."""
+    title = f"{task.__name__}TaskConfig"
+    model: type[TaskSection] = tagged_config(task.Config, TaskSection, "name", name, title)
+    return model

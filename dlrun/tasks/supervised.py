@@ -118,8 +118,13 @@ class SupervisedTask(Task):
                 f"the last dense layer has {units}"
             )
 
+    def _mode(self, training: bool) -> None:
+        """Switch train/eval mode only when it changes (setting it walks every module)."""
+        if self.model.network.training is not training:
+            self.model.network.train(training)
+
     def train_step(self, batch: Batch) -> StepResult:
-        self.model.network.train()
+        self._mode(True)
         outputs = self.model.network(batch["x"])
         loss = self.loss(outputs, batch["y"], self.fused)
         penalty = self.model.penalty()
@@ -130,14 +135,14 @@ class SupervisedTask(Task):
 
     @torch.no_grad()
     def eval_step(self, batch: Batch) -> StepResult:
-        self.model.network.eval()
+        self._mode(False)
         outputs = self.model.network(batch["x"])
         loss = self.loss(outputs, batch["y"], self.fused)
         return StepResult(loss, len(outputs), {"y_pred": outputs, "y_true": batch["y"]})
 
     @torch.no_grad()
     def predict_step(self, batch: Batch) -> torch.Tensor:
-        self.model.network.eval()
+        self._mode(False)
         return self.model.probabilities(self.model.network(batch["x"]))
 
     def predictions(self, results: list[StepResult]) -> Predictions | None:

@@ -33,6 +33,7 @@ from dlrun.errors import DataError
 from dlrun.preprocess.base import Step
 
 Batch = dict[str, torch.Tensor]
+Chunk = torch.Tensor | slice  # the sample indices of one batch
 BatchTransform = Callable[[Batch, torch.Generator], Batch]
 """A training-only change to a batch (augmentation), drawing randomness from the generator."""
 
@@ -134,10 +135,18 @@ class BatchSource(ABC):
         skip, self.position = self.position, 0
         if skip:
             self.generator.set_state(self._epoch_start)
-        chunks = list(self.next_order().split(self.batch_size))
-        for index, batch in enumerate(self._fetch(chunks[skip:]), start=skip):
+        order = self.next_order()
+        chunks: list[Chunk]
+        if not self.shuffle and self.world_size == 1:  # in order: slices, no gathering copies
+            chunks = [slice(i, i + self.batch_size) for i in range(0, self.size, self.batch_size)]
+        else:
+            chunks = list(order.split(self.batch_size))
+        fetched = self._fetch(chunks[skip:])
+        for index in range(skip, len(chunks)):
             self.position = index + 1
-            yield self._finish(batch, index)
+            # No local keeps the batch: the consumer holds the only reference, so its memory
+            # is free (and reused) before the next batch is gathered.
+            yield self._finish(next(fetched), index)
         self.position = 0
         self.epoch_index += 1
 
@@ -170,7 +179,7 @@ class BatchSource(ABC):
         return batch
 
     @abstractmethod
-    def _fetch(self, chunks: list[torch.Tensor]) -> Iterator[Batch]:
+    def _fetch(self, chunks: list[Chunk]) -> Iterator[Batch]:
         """The batches for these index chunks, in order, on the device."""
 
     def state_dict(self) -> dict[str, Any]:
@@ -192,9 +201,9 @@ class InMemorySource(BatchSource):
         size = len(next(iter(self.tensors.values()))) if self.tensors else 0
         super().__init__(size, batch_size, device, **options)
 
-    def _fetch(self, chunks: list[torch.Tensor]) -> Iterator[Batch]:
+    def _fetch(self, chunks: list[Chunk]) -> Iterator[Batch]:
         for chunk in chunks:
-            index = chunk.to(self.device)
+            index = chunk if isinstance(chunk, slice) else chunk.to(self.device)
             yield {name: t[index] for name, t in self.tensors.items()}
 
     def check_view(self) -> Batch:
@@ -230,12 +239,13 @@ class StreamingSource(BatchSource):
         self.reader = reader
         self.workers = workers
 
-    def _fetch(self, chunks: list[torch.Tensor]) -> Iterator[Batch]:
+    def _fetch(self, chunks: list[Chunk]) -> Iterator[Batch]:
+        indices = [torch.arange(self.size)[c] if isinstance(c, slice) else c for c in chunks]
         loader = torch.utils.data.DataLoader(
             self.reader,
             batch_size=None,  # each item already is a batch
-            sampler=chunks,
-            num_workers=self.workers if len(chunks) > 1 else 0,
+            sampler=indices,
+            num_workers=self.workers if len(indices) > 1 else 0,
             pin_memory=self.device.type == "cuda",
             worker_init_fn=_one_thread,
         )

@@ -72,12 +72,27 @@ class CallbackList(Callback):
         for cb in self.callbacks:
             cb.on_fit_end(state)
 
+    def _keys(self) -> list[str]:
+        """A stable name per callback (its class, numbered when repeated), so a resumed run
+        whose chain differs (no sweep reporter, another progress display) still matches."""
+        seen: dict[str, int] = {}
+        keys = []
+        for cb in self.callbacks:
+            name = type(cb).__name__
+            seen[name] = seen.get(name, 0) + 1
+            keys.append(name if seen[name] == 1 else f"{name}#{seen[name]}")
+        return keys
+
     def state_dict(self) -> dict[str, Any]:
-        return {"callbacks": [cb.state_dict() for cb in self.callbacks]}
+        states = {
+            key: cb.state_dict() for key, cb in zip(self._keys(), self.callbacks, strict=True)
+        }
+        return {key: state for key, state in states.items() if state}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        for cb, saved in zip(self.callbacks, state["callbacks"], strict=True):
-            cb.load_state_dict(saved)
+        for key, cb in zip(self._keys(), self.callbacks, strict=True):
+            if key in state:
+                cb.load_state_dict(state[key])
 
 
 CALLBACKS: Registry[type[Callback]] = Registry("callback")

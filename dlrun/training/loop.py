@@ -67,6 +67,7 @@ def train_epoch(
     state.loss_sum = None
     for batch in source.epoch():
         result = task.train_step(batch)
+        del batch  # free it before the next one is gathered
         results.append(result)
         state.loss_sum = result.loss if state.loss_sum is None else state.loss_sum + result.loss
         state.batch += 1

@@ -1,0 +1,158 @@
+"""Exact resume: a killed or interrupted run continues bit for bit (CPU) with --resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from dlrun.api import resume_experiment
+from dlrun.api import run_experiment
+from dlrun.cli import app
+from dlrun.config.load import config_from_data
+from dlrun.errors import ConfigError
+from dlrun.errors import RunError
+from dlrun.training.callbacks import Callback
+from dlrun.training.state import TrainState
+from dlrun.training.status import RunStatus
+from tests.conftest import REPO
+from tests.conftest import tiny_config
+
+runner = CliRunner()
+
+# Dropout, early stopping with restored weights, a plateau schedule and a final retrain: every
+# kind of state a resume has to restore.
+RESUMABLE = tiny_config(
+    data={"dataset": "digits", "test_fraction": 0.2},
+    preprocess=[{"rescale": {"scale": "1/16"}}, "one_hot"],
+    model={"layers": [{"dense": {"units": 32, "activation": "relu"}}, {"dropout": 0.3},
+                      {"dense": {"units": 10, "activation": "softmax"}}]},
+    train={"epochs": 12, "batch_size": 8, "progress": "plain", "callbacks": [
+        {"early_stopping": {"monitor": "val_loss", "patience": 6, "restore_best": True}},
+        {"reduce_lr_on_plateau": {"monitor": "val_loss", "patience": 1, "factor": 0.5}}]},
+    evaluation={"validation": {"fraction": 0.2}, "final": {"epochs": 12}},
+)  # fmt: skip
+
+
+def _rows(run_dir: Path) -> list[dict[str, Any]]:
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines() if (run_dir / "metrics.jsonl").exists() else []
+    return [json.loads(line) for line in lines]
+
+
+def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    payload = torch.load(run_dir / "checkpoint.pt", weights_only=True)
+    weights: dict[str, torch.Tensor] = payload["task"]["models"]["model"]
+    return weights
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    runs = tmp_path_factory.mktemp("full")
+    return run_experiment(config_from_data(RESUMABLE), runs).run_dir
+
+
+@pytest.mark.parametrize(("phase", "rows"), [("fit", 3), ("final", 1)])
+def test_a_run_killed_with_sigkill_resumes_bit_for_bit(
+    uninterrupted: Path, write_config: Any, tmp_path: Path, phase: str, rows: int
+) -> None:
+    runs = tmp_path / "runs"
+    command = [sys.executable, "-m", "dlrun", "train", str(write_config(RESUMABLE)), "--runs-dir", str(runs)]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})  # fmt: skip
+    deadline = time.time() + 180
+    while time.time() < deadline and proc.poll() is None:
+        dirs = list(runs.glob("*")) if runs.exists() else []
+        if dirs and sum(r.get("phase") == phase for r in _safe_rows(dirs[0])) >= rows:
+            break
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    (run_dir,) = list(runs.iterdir())
+    assert json.loads((run_dir / "status.json").read_text())["status"] == "running", "killed too late"
+    result = runner.invoke(app, ["train", "--resume", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    assert (run_dir / "metrics.csv").read_text() == (uninterrupted / "metrics.csv").read_text()
+    full, resumed = _weights(uninterrupted), _weights(run_dir)
+    assert all(torch.equal(full[k], resumed[k]) for k in full)
+    results = json.loads((run_dir / "results.json").read_text())
+    expected = json.loads((uninterrupted / "results.json").read_text())
+    assert results["test"] == expected["test"] and results["status"] == "completed"
+    assert phase in {"fit": ["fit"], "final": ["fit", "final"]}[phase] and results["resumed_from_epoch"]
+    assert "resumes" in json.loads((run_dir / "env.json").read_text())
+
+
+def _safe_rows(run_dir: Path) -> list[dict[str, Any]]:
+    try:
+        return _rows(run_dir)
+    except (OSError, ValueError):
+        return []
+
+
+def test_resume_refuses_changes_to_what_was_learned(uninterrupted: Path) -> None:
+    result = runner.invoke(app, ["train", "--resume", str(uninterrupted), "optimizer.lr=0.1"])
+    assert result.exit_code == 2
+    assert "optimizer.lr: cannot change when resuming (the run was trained with 0.01)" in result.output
+    assert "Traceback" not in result.output
+    with pytest.raises(ConfigError, match="model.layers.0.dense.units"):
+        resume_experiment(uninterrupted, ["model.layers.0.dense.units=64"])
+    result = runner.invoke(app, ["train", "--resume", str(uninterrupted), "configs/quickstart.yaml"])
+    assert result.exit_code == 2 and "give only key=value overrides" in result.output
+
+
+class InterruptOnce(Callback):
+    """Presses Ctrl-C at the end of epoch ``epoch`` of the ``fit``-th fit it sees."""
+
+    def __init__(self, fit: int, epoch: int) -> None:
+        super().__init__()
+        self.fit, self.epoch, self.fits, self.fired = fit, epoch, 0, False
+
+    def on_fit_start(self, state: TrainState) -> None:
+        self.fits += 1
+
+    def on_epoch_end(self, state: TrainState, logs: dict[str, float]) -> None:
+        if not self.fired and self.fits >= self.fit and state.epoch == self.epoch:
+            self.fired = True
+            raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("parallel", [False, True], ids=["sequential-folds", "stacked-folds"])
+def test_an_interrupted_kfold_run_keeps_its_finished_folds(tmp_path: Path, parallel: bool) -> None:
+    config = tiny_config(
+        evaluation={"protocol": "kfold", "k": 3, "final": {"epochs": 2}, "parallel_folds": parallel},
+        train={"epochs": 4, "batch_size": 16, "progress": "none"},
+        model={"layers": [{"dense": {"units": 8, "activation": "relu"}}, {"dropout": 0.2},
+                          {"dense": {"units": 3, "activation": "softmax"}}]},
+    )  # fmt: skip
+    cfg = config_from_data(config)
+    full = run_experiment(cfg, tmp_path / "full")
+    stopped = run_experiment(cfg, tmp_path / "stopped", extra_callbacks=[InterruptOnce(fit=2, epoch=3)])
+    assert stopped.status is RunStatus.INTERRUPTED
+    assert stopped.results["test_split_reads"] == 0 and stopped.results["final_epochs"] is None
+    resumed = resume_experiment(stopped.run_dir)
+    assert resumed.status is RunStatus.COMPLETED
+    assert resumed.results["cross_validation"] == full.results["cross_validation"]
+    assert resumed.results["test"] == full.results["test"]
+    for fold in ("fold_01", "fold_02", "fold_03"):
+        a, b = (run / fold / "metrics.csv" for run in (full.run_dir, stopped.run_dir))
+        assert a.read_text() == b.read_text()
+    if parallel:  # all folds train together: they resume together from the last saved epoch
+        assert resumed.results["resumed_from_epoch"] == {"fold_01": 2, "fold_02": 2, "fold_03": 2}
+    else:  # fold 1 finished and is only rescored; fold 2 continues; fold 3 starts fresh
+        assert resumed.results["resumed_from_epoch"] == {"fold_01": 4, "fold_02": 2}
+
+
+def test_a_diverged_run_is_not_resumed(tmp_path: Path) -> None:
+    config = tiny_config(optimizer={"name": "sgd", "lr": 1e9}, train={"epochs": 5, "batch_size": 16, "progress": "none"})
+    result = run_experiment(config_from_data(config), tmp_path)
+    assert result.status is RunStatus.DIVERGED
+    with pytest.raises(RunError, match="diverged; resuming would repeat it"):
+        resume_experiment(result.run_dir)
