@@ -106,15 +106,21 @@ def test_tpe_respects_the_trial_budget(tmp_path: Path) -> None:
     assert losses == sorted(losses)  # type: ignore[type-var]  # loss: lowest first
 
 
-def test_pruned_trial_stops_its_run(tmp_path: Path) -> None:
+def test_pruned_trial_stops_its_run_and_never_reads_the_test_split(tmp_path: Path) -> None:
+    evaluation = {"validation": {"fraction": 0.2, "stratify": True}, "final": {"epochs": 2}}
     cfg = config_from_data(_sweep_config({"method": "random", "pruner": "median", "objective": {"metric": "loss"},
-                                          "parameters": {"optimizer.lr": {"choice": [0.01]}}}))  # fmt: skip
+                                          "parameters": {"optimizer.lr": {"choice": [0.01]}}},
+                                         evaluation=evaluation))  # fmt: skip
     study = optuna.create_study(pruner=optuna.pruners.ThresholdPruner(upper=0.0))  # any loss > 0 prunes
     trial = study.ask()
     with pytest.raises(optuna.TrialPruned):
         run_trial(cfg, trial, tmp_path)
     status = json.loads((tmp_path / "trial-0001" / "status.json").read_text())
     assert status["status"] == "pruned" and "pruned after epoch 1" in status["reason"]
+    results = json.loads((tmp_path / "trial-0001" / "results.json").read_text())
+    assert results["final_epochs"] is None and results["test_split_reads"] == 0 and results["test"] is None
+    rows = list(csv.DictReader((tmp_path / "trial-0001" / "metrics.csv").open()))
+    assert [r["phase"] for r in rows] == ["fit"]  # no final retrain after the pruning
 
 
 def test_killed_sweep_resumes_without_redoing_finished_trials(tmp_path: Path, write_config: Any) -> None:
@@ -140,6 +146,12 @@ def test_killed_sweep_resumes_without_redoing_finished_trials(tmp_path: Path, wr
     done = [r.params["optimizer.lr"] for r in result.rows if r.state == "complete"]
     assert sorted(done) == [0.01, 0.02, 0.03]  # each point once; trial 1 was not rerun
     assert not (sweep_dir / "trial-0005").exists()
+    # the killed trial went on from its last saved epoch, in its own directory
+    assert not (sweep_dir / "trial-0004").exists()
+    resumed = json.loads((sweep_dir / "trial-0002" / "results.json").read_text())
+    assert resumed["status"] == "completed" and resumed["resumed_from_epoch"]["fit"] >= 1
+    rows = list(csv.DictReader((sweep_dir / "trial-0002" / "metrics.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == list(range(1, 201))
 
 
 def test_sweep_file_merges_over_a_plain_config(tmp_path: Path, write_config: Any) -> None:
