@@ -12,7 +12,7 @@ test-all:
 	DLRUN_DATA_PATH=../shared/data python -m pytest -q -m ""
 
 lint:
-	ruff check dlrun && ruff format --check dlrun && mypy dlrun
+	ruff check dlrun tests bench && ruff format --check dlrun tests bench && mypy dlrun tests
 
 bench:
 	python bench/bench_epoch.py

@@ -40,6 +40,7 @@ class TensorData:
     def __len__(self) -> int:
         return len(self.x)
 
+
 CASES: dict[str, dict[str, Any]] = {
     "mnist dense 784-512-10, batch 128": {
         "n": 48000, "n_val": 12000, "features": 784, "classes": 10, "batch": 128,
@@ -86,14 +87,18 @@ def dlrun_epochs(case: dict[str, Any], train: TensorData, val: TensorData, epoch
     task.build(sources[0].fields(), device)
     with tempfile.TemporaryDirectory() as tmp:
         progress = ProgressReporter("bar", Console(file=io.StringIO(), force_terminal=True))
-        callbacks = CallbackList([MetricsFileLogger(Path(tmp)), TensorBoardLogger(Path(tmp)), progress])
+        callbacks = CallbackList(
+            [MetricsFileLogger(Path(tmp)), TensorBoardLogger(Path(tmp)), progress]
+        )
         snapshots = Snapshots(Path(tmp) / "resume-fit.pt")
         started = time.perf_counter()
         fit(task, sources[0], sources[1], epochs, callbacks, snapshots)
         return (time.perf_counter() - started) / epochs
 
 
-def handwritten_epochs(case: dict[str, Any], train: TensorData, val: TensorData, epochs: int) -> float:
+def handwritten_epochs(
+    case: dict[str, Any], train: TensorData, val: TensorData, epochs: int
+) -> float:
     """The loop a user would write: shuffle, batch by index, step; then score validation."""
     torch.manual_seed(0)
     hidden = [layer["dense"]["units"] for layer in case["layers"]]
@@ -137,7 +142,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.epochs} epochs x {args.repeats} repeats")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.epochs} epochs x {args.repeats} repeats"
+    )
     for name, case in CASES.items():
         gen = torch.Generator().manual_seed(0)
         train, val = make_data(case, case["n"], gen), make_data(case, case["n_val"], gen)

@@ -51,3 +51,6 @@ def write_config(tmp_path: Path) -> Any:
         return path
 
     return write
+
+
+from tests.http_fixture import file_server  # noqa: E402,F401 - a fixture the download tests use

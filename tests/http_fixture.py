@@ -29,7 +29,7 @@ def _handler(server: FileServer) -> type[BaseHTTPRequestHandler]:
         def log_message(self, *args: object) -> None:  # keep test output clean
             pass
 
-        def do_GET(self) -> None:  # noqa: N802 - http.server naming
+        def do_GET(self) -> None:
             path = self.path.lstrip("/")
             wanted = self.headers.get("Range")
             server.requests.append((path, wanted))

@@ -66,12 +66,16 @@ def test_uint8_images_stay_uint8_and_become_the_same_floats_on_the_device() -> N
 
 def test_a_step_can_name_the_array_it_transforms() -> None:
     raw = Arrays(np.ones((4, 2)), np.zeros(4), age=np.array([[20.0], [30.0], [40.0], [50.0]]))
-    pipeline = fit_pipeline([StepEntry.model_validate({"standardize": {"array": "age"}})], raw, np.arange(4))
+    pipeline = fit_pipeline(
+        [StepEntry.model_validate({"standardize": {"array": "age"}})], raw, np.arange(4)
+    )
     out = pipeline.transform(raw)
     assert np.allclose(out["age"].ravel(), (raw["age"].ravel() - 35) / np.std([20, 30, 40, 50]))
     assert np.array_equal(out.x, raw.x)
     with pytest.raises(DataError, match="no array 'agee' to transform"):
-        fit_pipeline([StepEntry.model_validate({"standardize": {"array": "agee"}})], raw, np.arange(4))
+        fit_pipeline(
+            [StepEntry.model_validate({"standardize": {"array": "agee"}})], raw, np.arange(4)
+        )
 
 
 def test_shuffled_order_is_seeded_and_every_sample_comes_once_per_epoch() -> None:
@@ -102,7 +106,9 @@ def test_shards_split_every_epoch_between_ranks() -> None:
     assert len(orders[0]) == len(orders[1]) == 5 and shards[0].batches_per_epoch == 2
     assert sorted(orders[0] + orders[1]) == list(range(10))
     uneven = [order_of(list(source(n=7, rank=r, world_size=3).epoch())) for r in range(3)]
-    assert [len(o) for o in uneven] == [3, 3, 3] and set(sum(uneven, [])) == set(range(7))
+    assert [len(o) for o in uneven] == [3, 3, 3] and {i for o in uneven for i in o} == set(
+        range(7)
+    )
 
 
 def test_training_transforms_touch_training_batches_only_and_repeat_after_a_restore() -> None:
@@ -140,7 +146,9 @@ def _metrics(run_dir: Path) -> list[dict[str, str]]:
 def test_a_streamed_run_equals_the_in_memory_run(tmp_path: Path) -> None:
     runs = {}
     for in_memory in (True, False):
-        config = tiny_config(data={"dataset": "iris", "test_fraction": 0.2, "in_memory": in_memory})
+        config = tiny_config(
+            data={"dataset": "iris", "test_fraction": 0.2, "in_memory": in_memory}
+        )
         runs[in_memory] = run_experiment(config_from_data(config), tmp_path / str(in_memory))
     assert _metrics(runs[True].run_dir) == _metrics(runs[False].run_dir)
     assert runs[True].results["test"] == runs[False].results["test"]

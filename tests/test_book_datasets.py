@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from dlrun.config.load import config_from_data
+from dlrun.data.load import load_data
 from dlrun.data.word_sequences import decode
 from dlrun.data.word_sequences import tokenize
 from dlrun.data.word_sequences import word_index_from_training
-from dlrun.data.load import load_data
 from dlrun.errors import DataError
 from tests.conftest import tiny_config
 
@@ -38,10 +38,12 @@ def test_boston_housing_uses_the_keras_seed_113_split(tmp_path: Path) -> None:
     assert len(data.train) == 404 and data.test_split is not None and len(data.test_split) == 102
     assert data.train.y.tolist() == order[:404].tolist()
     assert data.test_split.unseal().y.tolist() == order[404:].tolist()
-    assert data.train.x[0].tolist() == x[order[0]].tolist() and data.feature_names[5] == "RM"  # type: ignore[index]
+    assert data.train.x[0].tolist() == x[order[0]].tolist() and data.feature_names[5] == "RM"
 
 
-def test_boston_housing_missing_file_says_where_to_put_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_boston_housing_missing_file_says_where_to_put_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("DLRUN_DATA_PATH", str(tmp_path))
     with pytest.raises(DataError, match=r"boston_housing\.npz not found .*DLRUN_DATA_PATH"):
         _load({"dataset": "boston_housing"}, **REGRESSION)
@@ -76,7 +78,7 @@ def test_raw_imdb_ranks_words_on_training_reviews_with_keras_offsets(tmp_path: P
     sequences = {tuple(s.tolist()) for s in data.train.x}
     great, dull, a, film = (index[w] + 3 for w in ("great", "dull", "a", "film"))
     assert (1, a, dull, film) in sequences  # start_char 1, then ranks shifted by index_from 3
-    test = data.test_split.unseal()  # type: ignore[union-attr]
+    test = data.test_split.unseal()
     twist_unknown = len(index) + 1 + 3  # a test-only word gets no rank of its own
     assert {tuple(s.tolist()) for s in test.x} == {(1, great, twist_unknown), (1, dull, film)}
     assert decode([1, great, dull], index) == "? great dull"
@@ -85,7 +87,9 @@ def test_raw_imdb_ranks_words_on_training_reviews_with_keras_offsets(tmp_path: P
 def test_raw_imdb_num_words_maps_rare_words_to_oov(tmp_path: Path) -> None:
     archive = tmp_path / "aclImdb_v1.tar.gz"
     _write_aclimdb(archive)
-    data = _load({"dataset": "imdb", "source": "raw", "path": str(archive), "num_words": 5}, **BINARY)
+    data = _load(
+        {"dataset": "imdb", "source": "raw", "path": str(archive), "num_words": 5}, **BINARY
+    )
     assert max(int(s.max()) for s in data.train.x) <= 4  # great=4, a=5 and rarer -> 2
     assert any(2 in s.tolist() for s in data.train.x)
 
@@ -100,7 +104,7 @@ def test_keras_imdb_npz_is_read_with_the_same_semantics(tmp_path: Path) -> None:
              x_test=ragged([[2, 9]]), y_test=np.array([1]))  # fmt: skip
     data = _load({"dataset": "imdb", "path": str(tmp_path), "num_words": 8, "maxlen": 4}, **BINARY)
     assert sorted(tuple(s.tolist()) for s in data.train.x) == [(1, 4, 5), (1, 6, 7, 2)]
-    assert [s.tolist() for s in data.test_split.unseal().x] == [[1, 5, 2]]  # type: ignore[union-attr]
+    assert [s.tolist() for s in data.test_split.unseal().x] == [[1, 5, 2]]
     dropped = _load({"dataset": "imdb", "path": str(tmp_path), "maxlen": 3}, **BINARY)
     assert len(dropped.train) == 1  # Keras drops longer sequences rather than cutting them
 
@@ -117,7 +121,7 @@ def test_reuters_npz_shuffles_with_seed_113_and_splits_80_20(tmp_path: Path) -> 
     np.random.RandomState(113).shuffle(order)
     assert len(data.train) == 40 and data.train.y.tolist() == (order[:40] % 46).tolist()
     assert data.train.x[0].tolist() == [1, *(w + 3 for w in rows[order[0]])]
-    assert data.class_names[3] == "earn"  # type: ignore[index]
+    assert data.class_names[3] == "earn"
 
 
 def test_pima_reads_the_canonical_headerless_csv_and_the_kaggle_copy(tmp_path: Path) -> None:
@@ -125,11 +129,16 @@ def test_pima_reads_the_canonical_headerless_csv_and_the_kaggle_copy(tmp_path: P
     plain = tmp_path / "plain.csv"
     plain.write_text("\n".join(",".join(str(v) for v in r) for r in rows) + "\n")
     kaggle = tmp_path / "kaggle.csv"
-    kaggle.write_text("Pregnancies,Glucose,BP,Skin,Insulin,BMI,DPF,Age,Outcome\n" + plain.read_text())
+    kaggle.write_text(
+        "Pregnancies,Glucose,BP,Skin,Insulin,BMI,DPF,Age,Outcome\n" + plain.read_text()
+    )
     for path in (plain, kaggle):
-        data = _load({"dataset": "pima", "path": str(path), "test_fraction": 0.25}, **{**BINARY, "preprocess": []})
+        data = _load(
+            {"dataset": "pima", "path": str(path), "test_fraction": 0.25},
+            **{**BINARY, "preprocess": []},
+        )
         assert (len(data.train), len(data.test_split or [])) == (30, 10)
-        assert data.feature_names[1] == "Glucose" and data.train.x.shape[1] == 8  # type: ignore[index]
+        assert data.feature_names[1] == "Glucose" and data.train.x.shape[1] == 8
 
 
 def test_heart_imputes_question_marks_and_can_binarize(tmp_path: Path) -> None:
@@ -140,8 +149,13 @@ def test_heart_imputes_question_marks_and_can_binarize(tmp_path: Path) -> None:
     five = _load({"dataset": "heart", "path": str(path), "test_fraction": 0.0},
                  **{**BINARY, "task": "multiclass", "loss": "sparse_categorical_crossentropy", "preprocess": [],
                     "model": {"layers": [{"dense": {"units": 5, "activation": "softmax"}}]}})  # fmt: skip
-    assert sorted(set(five.train.y.tolist())) == [0, 1, 2, 3, 4] and five.implied_steps == [{"impute": {"strategy": "mean"}}]
-    two = _load({"dataset": "heart", "path": str(path), "test_fraction": 0.0, "binarize": True}, **{**BINARY, "preprocess": []})
+    assert sorted(set(five.train.y.tolist())) == [0, 1, 2, 3, 4] and five.implied_steps == [
+        {"impute": {"strategy": "mean"}}
+    ]
+    two = _load(
+        {"dataset": "heart", "path": str(path), "test_fraction": 0.0, "binarize": True},
+        **{**BINARY, "preprocess": []},
+    )
     assert sorted(set(two.train.y.tolist())) == [0, 1] and int(two.train.y.sum()) == 24
 
 
@@ -161,10 +175,15 @@ def test_nietzsche_windows_predict_the_next_character(tmp_path: Path) -> None:
     (tmp_path / "nietzsche.txt").write_text("Abcdefghij")
     multiclass = {**BINARY, "task": "multiclass", "loss": "sparse_categorical_crossentropy", "preprocess": [],
                   "model": {"layers": [{"dense": {"units": 10, "activation": "softmax"}}]}}  # fmt: skip
-    data = _load({"dataset": "nietzsche", "path": str(tmp_path), "maxlen": 4, "step": 3}, **multiclass)
+    data = _load(
+        {"dataset": "nietzsche", "path": str(tmp_path), "maxlen": 4, "step": 3}, **multiclass
+    )
     chars = data.class_names
     assert chars == list("abcdefghij")
-    assert data.train.x.tolist() == [[0, 1, 2, 3], [3, 4, 5, 6]] and data.train.y.tolist() == [4, 7]
+    assert data.train.x.tolist() == [[0, 1, 2, 3], [3, 4, 5, 6]] and data.train.y.tolist() == [
+        4,
+        7,
+    ]
 
 
 def _cifar_tarball(path: Path, folder: str, batches: dict[str, dict[bytes, object]]) -> None:
@@ -187,10 +206,14 @@ def test_cifar10_tarball_gives_channels_last_images(tmp_path: Path) -> None:
     _cifar_tarball(tmp_path / "cifar-10-python.tar.gz", "cifar-10-batches-py", batches)
     multiclass = {**BINARY, "task": "multiclass", "loss": "sparse_categorical_crossentropy", "preprocess": ["flatten"],
                   "model": {"layers": [{"dense": {"units": 10, "activation": "softmax"}}]}}  # fmt: skip
-    data = _load({"dataset": "cifar10", "path": str(tmp_path / "cifar-10-python.tar.gz")}, **multiclass)
+    data = _load(
+        {"dataset": "cifar10", "path": str(tmp_path / "cifar-10-python.tar.gz")}, **multiclass
+    )
     assert data.train.x.shape == (10, 32, 32, 3) and data.train.x.dtype == np.uint8
-    assert data.train.x[0, 0, 1, 0] == 1 and data.train.x[0, 0, 0, 1] == 1024 % 256  # R then G planes
-    assert len(data.test_split or []) == 3 and data.class_names[0] == "airplane"  # type: ignore[index]
+    assert (
+        data.train.x[0, 0, 1, 0] == 1 and data.train.x[0, 0, 0, 1] == 1024 % 256
+    )  # R then G planes
+    assert len(data.test_split or []) == 3 and data.class_names[0] == "airplane"
 
 
 def test_cifar_batches_refuse_pickled_code(tmp_path: Path) -> None:
@@ -223,6 +246,8 @@ def test_cifar100_reads_fine_or_coarse_labels_from_an_extracted_folder(tmp_path:
     multiclass = {**BINARY, "task": "multiclass", "loss": "sparse_categorical_crossentropy", "preprocess": [],
                   "model": {"layers": [{"dense": {"units": 100, "activation": "softmax"}}]}}  # fmt: skip
     fine = _load({"dataset": "cifar100", "path": str(tmp_path)}, **multiclass)
-    coarse = _load({"dataset": "cifar100", "path": str(tmp_path), "label_mode": "coarse"}, **multiclass)
+    coarse = _load(
+        {"dataset": "cifar100", "path": str(tmp_path), "label_mode": "coarse"}, **multiclass
+    )
     assert fine.train.x.shape == (4, 32, 32, 3) and fine.train.y.tolist() == [0, 1, 2, 3]
     assert coarse.train.y.tolist() == [0, 1, 0, 1] and len(coarse.test_split or []) == 2

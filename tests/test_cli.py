@@ -30,7 +30,13 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def quickstart_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     runs = tmp_path_factory.mktemp("runs")
-    args = ["train", str(REPO / "configs/quickstart.yaml"), "train.epochs=4", "--runs-dir", str(runs)]
+    args = [
+        "train",
+        str(REPO / "configs/quickstart.yaml"),
+        "train.epochs=4",
+        "--runs-dir",
+        str(runs),
+    ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     return Path(result.output.strip().splitlines()[-1]), result.output
@@ -89,16 +95,30 @@ def test_checkpoint_loads_with_weights_only(quickstart_run: tuple[Path, str]) ->
     assert payload["task"]["models"]["model"]["0.linear.weight"].shape == (64, 64)
     assert payload["task"]["optimizers"]["model"]["param_groups"][0]["lr"] == 0.002
     assert payload["preprocess"]["1.one_hot.num_classes_"].item() == 10
-    assert payload["pipeline_spec"][0] == {"rescale": {"array": None, "scale": 0.0625, "offset": 0.0}}
-    assert payload["fields"] == {"x": {"shape": [64], "dtype": "float32"}, "y": {"shape": [10], "dtype": "float32"}}
+    assert payload["pipeline_spec"][0] == {
+        "rescale": {"array": None, "scale": 0.0625, "offset": 0.0}
+    }
+    assert payload["fields"] == {
+        "x": {"shape": [64], "dtype": "float32"},
+        "y": {"shape": [10], "dtype": "float32"},
+    }
 
 
-def test_tensorboard_scalars_and_hparams_in_one_directory(quickstart_run: tuple[Path, str]) -> None:
+def test_tensorboard_scalars_and_hparams_in_one_directory(
+    quickstart_run: tuple[Path, str],
+) -> None:
     run_dir, _ = quickstart_run
     events = EventAccumulator(str(run_dir))
     events.Reload()
     tags = events.Tags()["scalars"]
-    assert {"train/loss", "val/loss", "train/accuracy", "val/accuracy", "lr", "hparams/test_accuracy"} <= set(tags)
+    assert {
+        "train/loss",
+        "val/loss",
+        "train/accuracy",
+        "val/accuracy",
+        "lr",
+        "hparams/test_accuracy",
+    } <= set(tags)
     assert [e.step for e in events.Scalars("val/loss")] == [1, 2, 3, 4]
     plugins = events.PluginTagToContent("hparams")
     assert "_hparams_/experiment" in plugins and "_hparams_/session_start_info" in plugins
@@ -113,12 +133,16 @@ def test_eval_reproduces_the_test_metrics(quickstart_run: tuple[Path, str]) -> N
     assert f"{accuracy:.4f}" in result.output
 
 
-def test_predict_round_trip_applies_saved_preprocessing(quickstart_run: tuple[Path, str], tmp_path: Path) -> None:
+def test_predict_round_trip_applies_saved_preprocessing(
+    quickstart_run: tuple[Path, str], tmp_path: Path
+) -> None:
     run_dir, _ = quickstart_run
     digits = load_digits()
     np.savez(tmp_path / "x.npz", x=digits.data[:40])
     out = tmp_path / "preds.csv"
-    result = runner.invoke(app, ["predict", str(run_dir), "--input", str(tmp_path / "x.npz"), "--output", str(out)])
+    result = runner.invoke(
+        app, ["predict", str(run_dir), "--input", str(tmp_path / "x.npz"), "--output", str(out)]
+    )
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(out.open()))
     assert len(rows) == 40 and len(rows[0]) == 11
@@ -128,9 +152,11 @@ def test_predict_round_trip_applies_saved_preprocessing(quickstart_run: tuple[Pa
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
 
 
-def test_config_mistake_is_one_line_exit_2_without_traceback(write_config) -> None:
+def test_config_mistake_is_one_line_exit_2_without_traceback(write_config: Any) -> None:
     path = write_config(tiny_config(optimzer="adam"))
-    proc = subprocess.run([sys.executable, "-m", "dlrun", "train", str(path)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "dlrun", "train", str(path)], capture_output=True, text=True
+    )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert "optimzer (line" in proc.stderr and "did you mean 'optimizer'?" in proc.stderr
@@ -140,7 +166,11 @@ def test_config_mistake_is_one_line_exit_2_without_traceback(write_config) -> No
 def test_validate_prints_summary_and_totals() -> None:
     result = runner.invoke(app, ["validate", str(REPO / "configs/dlwp/ch2_mnist_dense.yaml")])
     assert result.exit_code == 0, result.output
-    assert "407,050" in result.output and "(None, 512)" in result.output and "config OK" in result.output
+    assert (
+        "407,050" in result.output
+        and "(None, 512)" in result.output
+        and "config OK" in result.output
+    )
 
 
 def test_schema_prints_json() -> None:
@@ -152,10 +182,12 @@ def test_schema_prints_json() -> None:
 def test_runs_list_shows_status(quickstart_run: tuple[Path, str]) -> None:
     run_dir, _ = quickstart_run
     result = runner.invoke(app, ["runs", "list", str(run_dir.parent)])
-    assert result.exit_code == 0 and "completed" in result.output and "test accuracy" in result.output
+    assert (
+        result.exit_code == 0 and "completed" in result.output and "test accuracy" in result.output
+    )
 
 
-def test_sigkill_mid_epoch_leaves_no_partial_file(write_config, tmp_path: Path) -> None:
+def test_sigkill_mid_epoch_leaves_no_partial_file(write_config: Any, tmp_path: Path) -> None:
     slow = tiny_config(
         data={"dataset": "classification", "n_samples": 8000, "n_features": 50},
         preprocess=["standardize"], loss="sparse_categorical_crossentropy",
@@ -176,7 +208,9 @@ def test_sigkill_mid_epoch_leaves_no_partial_file(write_config, tmp_path: Path) 
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     (run_dir,) = list(runs.iterdir())
-    assert json.loads((run_dir / "status.json").read_text())["status"] == "running"  # marked incomplete
+    assert (
+        json.loads((run_dir / "status.json").read_text())["status"] == "running"
+    )  # marked incomplete
     assert not [p.name for p in run_dir.iterdir() if p.name.endswith(".tmp")]
     rows = list(csv.DictReader((run_dir / "metrics.csv").open()))
     assert len(rows) >= 2 and all(r["val_loss"] for r in rows)
@@ -185,7 +219,7 @@ def test_sigkill_mid_epoch_leaves_no_partial_file(write_config, tmp_path: Path) 
     assert "incomplete" in result.output
 
 
-def test_interrupt_writes_report_marked_interrupted(write_config, tmp_path: Path) -> None:
+def test_interrupt_writes_report_marked_interrupted(write_config: Any, tmp_path: Path) -> None:
     slow = tiny_config(
         data={"dataset": "classification", "n_samples": 8000, "n_features": 50},
         preprocess=["standardize"], loss="sparse_categorical_crossentropy",
@@ -221,7 +255,11 @@ def test_runs_compare_overlays_curves_and_diffs_configs(tmp_path: Path, write_co
     figure = tmp_path / "cmp.png"
     result = runner.invoke(app, ["runs", "compare", *dirs, "-o", str(figure)], terminal_width=200)
     assert result.exit_code == 0, result.output
-    assert "optimizer.lr" in result.output and "0.05" in result.output and "min val_loss" in result.output
+    assert (
+        "optimizer.lr" in result.output
+        and "0.05" in result.output
+        and "min val_loss" in result.output
+    )
     assert "train.epochs" not in result.output  # equal values are not differences
     assert figure.read_bytes()[:4] == b"\x89PNG"
     alone = runner.invoke(app, ["runs", "compare", dirs[0]])
@@ -230,7 +268,9 @@ def test_runs_compare_overlays_curves_and_diffs_configs(tmp_path: Path, write_co
 
 def test_kfold_cli_prints_the_cross_validation_table(tmp_path: Path, write_config: Any) -> None:
     config = write_config(tiny_config(evaluation={"protocol": "kfold", "k": 2}))
-    result = runner.invoke(app, ["train", str(config), "--runs-dir", str(tmp_path)], terminal_width=200)
+    result = runner.invoke(
+        app, ["train", str(config), "--runs-dir", str(tmp_path)], terminal_width=200
+    )
     assert result.exit_code == 0, result.output
     assert "cross-validation (2 folds)" in result.output and "accuracy" in result.output
     run_dir = Path(result.output.strip().splitlines()[-1])

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -54,18 +55,23 @@ def test_wrong_type_names_path_and_received_value() -> None:
 
 
 def test_unknown_dataset_loss_and_optimizer_names_get_suggestions() -> None:
-    data = tiny_config(data={"dataset": "irsi"}, loss="categorical_crossentropyy", optimizer="rmsprp")
+    data = tiny_config(
+        data={"dataset": "irsi"}, loss="categorical_crossentropyy", optimizer="rmsprp"
+    )
     with pytest.raises(ConfigError) as info:
         config_from_data(data)
     text = "\n".join(messages(info.value))
     assert "data: unknown dataset 'irsi'; did you mean 'iris'?" in text
-    assert "loss: unknown name 'categorical_crossentropyy'; did you mean 'categorical_crossentropy'?" in text
+    assert (
+        "loss: unknown name 'categorical_crossentropyy'; did you mean 'categorical_crossentropy'?"
+        in text
+    )
     assert "optimizer: unknown name 'rmsprp'; did you mean 'rmsprop'?" in text
 
 
 def test_scientific_notation_is_a_float_and_fractions_are_accepted() -> None:
     cfg = config_from_text(GOOD_YAML, "t.yaml", ["preprocess=[{rescale: {scale: 1/255}}]"])
-    assert cfg.optimizer.lr == pytest.approx(1e-3)  # type: ignore[attr-defined]
+    assert cfg.optimizer.lr == pytest.approx(1e-3)
     assert cfg.preprocess[0].selected()[1].scale == pytest.approx(1 / 255)  # type: ignore[attr-defined]
 
 
@@ -83,7 +89,10 @@ def test_invalid_yaml_reports_line() -> None:
 @pytest.mark.parametrize(
     ("changes", "expected"),
     [
-        ({"task": "regression", "loss": "binary_crossentropy"}, "binary_crossentropy expects a sigmoid output"),
+        (
+            {"task": "regression", "loss": "binary_crossentropy"},
+            "binary_crossentropy expects a sigmoid output",
+        ),
         ({"loss": "binary_crossentropy"}, "binary_crossentropy expects a sigmoid output"),
         ({"preprocess": ["standardize"]}, "categorical_crossentropy needs one-hot targets"),
         ({"task": "binary"}, "task binary needs independent per-output probabilities"),
@@ -101,17 +110,26 @@ def test_cross_field_contradictions_name_the_fix(changes: dict, expected: str) -
 
 def test_multiclass_sigmoid_with_binary_crossentropy_is_refused() -> None:
     layers = [{"dense": {"units": 3, "activation": "sigmoid"}}]
-    data = tiny_config(model={"layers": layers}, loss="binary_crossentropy", preprocess=["one_hot"])
-    with pytest.raises(ConfigError, match="use softmax with categorical_crossentropy, or set task: multilabel"):
+    data = tiny_config(
+        model={"layers": layers}, loss="binary_crossentropy", preprocess=["one_hot"]
+    )
+    with pytest.raises(
+        ConfigError, match="use softmax with categorical_crossentropy, or set task: multilabel"
+    ):
         config_from_data(data)
 
 
 def test_overrides_are_typed_as_yaml_and_expand_shorthand() -> None:
     cfg = config_from_data(
         tiny_config(optimizer="adam"),
-        overrides=["optimizer.lr=0.05", "train.epochs=7", "model.layers.0.dense.units=32", "train.shuffle=false"],
+        overrides=[
+            "optimizer.lr=0.05",
+            "train.epochs=7",
+            "model.layers.0.dense.units=32",
+            "train.shuffle=false",
+        ],
     )
-    assert cfg.optimizer.lr == 0.05  # type: ignore[attr-defined]
+    assert cfg.optimizer.lr == 0.05
     assert cfg.train.epochs == 7 and cfg.train.shuffle is False
     assert cfg.model.layers[0].selected()[1].units == 32  # type: ignore[attr-defined]
 
@@ -120,7 +138,10 @@ def test_overrides_are_typed_as_yaml_and_expand_shorthand() -> None:
     ("override", "expected"),
     [
         ("train.epochs", "override must look like key.path=value"),
-        ("model.layers.5.dense.units=3", r"model.layers\[5\]: no such list item; the list has 2 items"),
+        (
+            "model.layers.5.dense.units=3",
+            r"model.layers\[5\]: no such list item; the list has 2 items",
+        ),
         ("train.epohcs=3", "train.epohcs: unknown key; did you mean 'epochs'.*override"),
     ],
 )
@@ -129,7 +150,7 @@ def test_bad_overrides(override: str, expected: str) -> None:
         config_from_data(tiny_config(), overrides=[override])
 
 
-def test_missing_file_is_a_config_error(tmp_path) -> None:
+def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="config file not found"):
         load_config(tmp_path / "nope.yaml")
 
@@ -137,12 +158,24 @@ def test_missing_file_is_a_config_error(tmp_path) -> None:
 def test_resolved_config_fills_defaults_and_round_trips() -> None:
     cfg = config_from_text(GOOD_YAML, "t.yaml", [])
     text = resolved_yaml(cfg)
-    assert "rho: 0.9" in text and "epsilon: 1.0e-07" in text and "kernel_initializer: glorot_uniform" in text
+    assert (
+        "rho: 0.9" in text
+        and "epsilon: 1.0e-07" in text
+        and "kernel_initializer: glorot_uniform" in text
+    )
     again = config_from_text(text, "resolved.yaml", [])
     assert again == cfg
 
 
 def test_json_schema_lists_layers_and_datasets() -> None:
     schema = json.dumps(json_schema())
-    for name in ("dense", "dropout", "batchnorm", "standardize", "multi_hot", "early_stopping", "spirals"):
+    for name in (
+        "dense",
+        "dropout",
+        "batchnorm",
+        "standardize",
+        "multi_hot",
+        "early_stopping",
+        "spirals",
+    ):
         assert f'"{name}"' in schema

@@ -22,9 +22,9 @@ from dlrun.data.base import Arrays
 from dlrun.data.base import LoadContext
 from dlrun.data.load import load_data
 from dlrun.errors import DataError
+from dlrun.evaluation.fitting import prepare_fold
 from dlrun.evaluation.protocols import PROTOCOLS
 from dlrun.evaluation.stacking import StackedNetwork
-from dlrun.evaluation.fitting import prepare_fold
 from dlrun.models.build import build_model
 from dlrun.models.layers import LAYERS
 from dlrun.preprocess.pipeline import build_pipeline
@@ -60,7 +60,10 @@ PROTOCOL_EXAMPLES: dict[str, dict[str, Any]] = {
 STEP_EXAMPLES: dict[str, tuple[dict[str, Any], np.ndarray]] = {
     "standardize": ({}, np.array([[1.0, 5.0], [3.0, 5.0], [5.0, 8.0]])),
     "minmax": ({"feature_range": [-1, 1]}, np.array([[1.0], [3.0], [5.0]])),
-    "rescale": ({"scale": "1/255", "offset": -0.5}, np.array([[0, 128], [255, 7]], dtype=np.uint8)),
+    "rescale": (
+        {"scale": "1/255", "offset": -0.5},
+        np.array([[0, 128], [255, 7]], dtype=np.uint8),
+    ),
     "binarize": ({"threshold": 2.0}, np.array([[1.0, 3.0]])),
     "flatten": ({}, np.zeros((2, 3, 4))),
     "reshape": ({"shape": [2, 3]}, np.arange(12.0).reshape(2, 6)),
@@ -107,7 +110,11 @@ REGISTRIES: dict[str, tuple[Any, dict[str, Any]]] = {
 @pytest.mark.parametrize("kind", sorted(REGISTRIES))
 def test_every_registered_name_has_an_example(kind: str) -> None:
     registry, examples = REGISTRIES[kind]
-    builtin = {name for name, obj in registry.items() if getattr(obj, "__module__", "dlrun").startswith("dlrun")}
+    builtin = {
+        name
+        for name, obj in registry.items()
+        if getattr(obj, "__module__", "dlrun").startswith("dlrun")
+    }
     assert builtin <= set(examples), f"{kind}: add examples for {sorted(builtin - set(examples))}"
 
 
@@ -131,7 +138,9 @@ def test_loss_contract(name: str) -> None:
     else:
         targets = torch.randn(6, 3)
     values = loss.per_sample(logits, targets, fused=bool(loss_cls.fuses))
-    assert values.shape == (6,) and bool(torch.isfinite(values).all()) and bool((values >= 0).all())
+    assert (
+        values.shape == (6,) and bool(torch.isfinite(values).all()) and bool((values >= 0).all())
+    )
     for activation in loss_cls.fuses:  # the fused logit form equals the probability form
         probs = logits.softmax(-1) if activation == "softmax" else logits.sigmoid()
         assert torch.allclose(loss(logits, targets, True), loss(probs, targets, False), atol=1e-5)
@@ -179,7 +188,9 @@ def _drive(callback: Any, values: list[float], state: TrainState, saved: Path) -
         state.task.weights = {"w": torch.tensor([value])}  # type: ignore[attr-defined]
         state.epoch += 1
         callback.on_epoch_end(state, {"val_loss": value})
-        events.append(f"{state.epoch}:{state.should_stop}:{state.task.learning_rate():.4f}:{sorted(p.name for p in saved.iterdir())}")
+        events.append(
+            f"{state.epoch}:{state.should_stop}:{state.task.learning_rate():.4f}:{sorted(p.name for p in saved.iterdir())}"
+        )
         if state.should_stop:
             break
     return events
@@ -197,7 +208,11 @@ def test_callback_contract_state_dict_continues_exactly(name: str, tmp_path: Pat
     def fresh(folder: Path) -> tuple[Any, TrainState]:
         folder.mkdir()
         state = TrainState(_Weights(), epochs=len(values), batches_per_epoch=1)  # type: ignore[arg-type]
-        state.save_checkpoint = lambda file: (folder / file).write_text("x")
+
+        def save(file: str) -> None:
+            (folder / file).write_text("x")
+
+        state.save_checkpoint = save
         callback = cls(config)
         callback.on_fit_start(state)
         return callback, state
@@ -307,7 +322,9 @@ def test_metric_contract_scores_every_task_that_feeds_it(name: str) -> None:
 
 
 def _dataset_files(tmp: Path) -> None:
-    (tmp / "table.csv").write_text("a,b,label\n" + "".join(f"{i},{i % 3},{'xy'[i % 2]}\n" for i in range(20)))
+    (tmp / "table.csv").write_text(
+        "a,b,label\n" + "".join(f"{i},{i % 3},{'xy'[i % 2]}\n" for i in range(20))
+    )
     np.savez(tmp / "arrays.npz", x=np.arange(40.0).reshape(20, 2), y=np.arange(20) % 2)
     for label in ("cat", "dog"):
         (tmp / "images" / label).mkdir(parents=True)
@@ -321,7 +338,10 @@ def test_dataset_contract_loads_equal_length_arrays_or_says_where_files_go(
 ) -> None:
     monkeypatch.setenv("DLRUN_DATA_PATH", str(tmp_path / "no-mirror"))
     source_cls = DATASETS.get(name)
-    params = {k: v.format(tmp=tmp_path) if isinstance(v, str) else v for k, v in DATASET_EXAMPLES[name].items()}
+    params = {
+        k: v.format(tmp=tmp_path) if isinstance(v, str) else v
+        for k, v in DATASET_EXAMPLES[name].items()
+    }
     config = source_cls.Config.model_validate(params)
     round_trips(config)
     _dataset_files(tmp_path)
@@ -332,7 +352,9 @@ def test_dataset_contract_loads_equal_length_arrays_or_says_where_files_go(
         with pytest.raises(DataError, match=name):  # offline and not cached: one clear error
             source.load(LoadContext(seed=0, class_labels=True))
         return
-    data = source.load(LoadContext(seed=0, class_labels=name not in ("diabetes", "regression", "linear")))
+    data = source.load(
+        LoadContext(seed=0, class_labels=name not in ("diabetes", "regression", "linear"))
+    )
     assert len(data.train.x) == len(data.train.y) > 0
     if data.test_split is not None:
         assert len(data.test_split) > 0 and data.test_split.reads == 0

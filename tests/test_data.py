@@ -35,7 +35,9 @@ ROWS = [f"{i},{i % 3 if i != 4 else '?'},{'yes' if i % 2 else 'no'}" for i in ra
 
 def test_csv_string_labels_become_classes_and_missing_is_an_error(tmp_path: Path) -> None:
     path = write_csv(tmp_path, ROWS)
-    with pytest.raises(DataError, match=r"1 rows have missing values \(first on line 6\); set data.missing"):
+    with pytest.raises(
+        DataError, match=r"1 rows have missing values \(first on line 6\); set data.missing"
+    ):
         load_data(config_from_data(csv_config(path)))
     data = load_data(config_from_data(csv_config(path, missing="drop", test_fraction=0.25)))
     assert data.class_names == ["no", "yes"]
@@ -75,9 +77,16 @@ def test_npz_with_official_split_and_with_one_array_pair(tmp_path: Path) -> None
     x, y = np.random.rand(50, 3), np.arange(50) % 2
     np.savez(tmp_path / "split.npz", x_train=x[:40], y_train=y[:40], x_test=x[40:], y_test=y[40:])
     np.savez(tmp_path / "plain.npz", features=x, labels=y)
-    official = load_data(config_from_data(tiny_config(data={"dataset": "npz", "path": str(tmp_path / "split.npz")})))
+    official = load_data(
+        config_from_data(tiny_config(data={"dataset": "npz", "path": str(tmp_path / "split.npz")}))
+    )
     assert (len(official.train), len(official.test_split or [])) == (40, 10)
-    plain_cfg = {"dataset": "npz", "path": str(tmp_path / "plain.npz"), "x_key": "features", "y_key": "labels"}
+    plain_cfg = {
+        "dataset": "npz",
+        "path": str(tmp_path / "plain.npz"),
+        "x_key": "features",
+        "y_key": "labels",
+    }
     plain = load_data(config_from_data(tiny_config(data=plain_cfg)))
     assert (len(plain.train), len(plain.test_split or [])) == (40, 10)
     plain_cfg["y_key"] = "y"
@@ -86,12 +95,16 @@ def test_npz_with_official_split_and_with_one_array_pair(tmp_path: Path) -> None
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:
-    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(
+        f">{array.ndim}I", *array.shape
+    )
     with gzip.open(path, "wb") as handle:
         handle.write(header + array.astype(np.uint8).tobytes())
 
 
-def test_mnist_reads_idx_files_from_the_mirror_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_mnist_reads_idx_files_from_the_mirror_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     folder = tmp_path / "mnist"
     folder.mkdir()
     images = np.arange(5 * 28 * 28).reshape(5, 28, 28) % 256
@@ -102,12 +115,18 @@ def test_mnist_reads_idx_files_from_the_mirror_path(tmp_path: Path, monkeypatch:
     np.testing.assert_array_equal(read_idx(folder / "train-images-idx3-ubyte.gz"), images)
     monkeypatch.setenv("DLRUN_DATA_PATH", str(tmp_path))
     data = load_data(config_from_data(tiny_config(data={"dataset": "mnist"})))
-    assert data.train.x.shape == (5, 28, 28) and data.test_split is not None and data.test_split.unseal().y.tolist() == [0, 1]
+    assert (
+        data.train.x.shape == (5, 28, 28)
+        and data.test_split is not None
+        and data.test_split.unseal().y.tolist() == [0, 1]
+    )
 
 
 def test_mnist_missing_file_error_says_where_to_put_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DLRUN_DATA_PATH", raising=False)
-    with pytest.raises(DataError, match="file train-images-idx3-ubyte.gz not found.*set DLRUN_DATA_PATH"):
+    with pytest.raises(
+        DataError, match=r"file train-images-idx3-ubyte\.gz not found.*set DLRUN_DATA_PATH"
+    ):
         load_data(config_from_data(tiny_config(data={"dataset": "mnist"})))
 
 

@@ -23,12 +23,13 @@ from dlrun.data.locate import locate
 from dlrun.errors import DataError
 from tests.conftest import tiny_config
 from tests.http_fixture import FileServer
-from tests.http_fixture import file_server  # noqa: F401 - fixture
 
 BODY = bytes(range(256)) * 400  # 102,400 bytes, several read chunks
 
 
-def _resource(server: FileServer, name: str = "blob.bin", body: bytes = BODY, good: bool = True) -> Resource:
+def _resource(
+    server: FileServer, name: str = "blob.bin", body: bytes = BODY, good: bool = True
+) -> Resource:
     server.files[name] = body
     digest = hashlib.sha256(body if good else b"something else").hexdigest()
     return Resource(name, server.url(name), digest, len(body))
@@ -47,10 +48,14 @@ def test_download_then_cache_hit(file_server: FileServer, online: None) -> None:
     assert not list(path.parent.glob("*.part"))
 
 
-def test_broken_transfer_resumes_with_a_range_request(file_server: FileServer, online: None) -> None:
+def test_broken_transfer_resumes_with_a_range_request(
+    file_server: FileServer, online: None
+) -> None:
     resource = _resource(file_server)
     file_server.break_after["blob.bin"] = 30_000
-    with pytest.raises(DataError, match="broke off after 30000 of 102400 bytes; run the command again to resume"):
+    with pytest.raises(
+        DataError, match="broke off after 30000 of 102400 bytes; run the command again to resume"
+    ):
         fetch("toy", resource)
     part = cached_path("toy", resource).with_name("blob.bin.part")
     assert part.stat().st_size == 30_000 and not cached_path("toy", resource).exists()
@@ -60,7 +65,9 @@ def test_broken_transfer_resumes_with_a_range_request(file_server: FileServer, o
 
 def test_checksum_mismatch_deletes_the_download(file_server: FileServer, online: None) -> None:
     resource = _resource(file_server, good=False)
-    with pytest.raises(DataError, match="has SHA-256 .* expected .*; the corrupt download was deleted"):
+    with pytest.raises(
+        DataError, match=r"has SHA-256 .* expected .*; the corrupt download was deleted"
+    ):
         fetch("toy", resource)
     folder = cached_path("toy", resource).parent
     assert not [p for p in folder.iterdir() if not p.name.endswith(".lock")]
@@ -98,7 +105,9 @@ def test_offline_error_names_file_place_and_url() -> None:
 
 def test_unreachable_server_is_the_same_clear_error(online: None) -> None:
     resource = Resource("x.npz", "http://127.0.0.1:9/x.npz")  # discard port: nothing listens
-    with pytest.raises(DataError, match=r"file x\.npz not found and not downloadable \(cannot reach"):
+    with pytest.raises(
+        DataError, match=r"file x\.npz not found and not downloadable \(cannot reach"
+    ):
         locate("toy", resource)
 
 
@@ -147,7 +156,9 @@ def _tar(path: Path, name: str, kind: bytes = tarfile.REGTYPE, link: str = "") -
         ("data/dev", tarfile.CHRTYPE, "", "special file"),
     ],
 )
-def test_unsafe_tar_members_are_refused(tmp_path: Path, name: str, kind: bytes, link: str, message: str) -> None:
+def test_unsafe_tar_members_are_refused(
+    tmp_path: Path, name: str, kind: bytes, link: str, message: str
+) -> None:
     archive = _tar(tmp_path / "bad.tar.gz", name, kind, link)
     with pytest.raises(DataError, match=message):
         safe_extract(archive, tmp_path / "out" / "target")
@@ -175,7 +186,9 @@ def test_datasets_cli_list_info_path_download_verify(file_server: FileServer, on
     resource = _resource(file_server, "boston_housing.npz", BODY)
     monkeypatch.setattr(BostonHousing, "resources", (resource,))
     listed = runner.invoke(app, ["datasets", "list"], terminal_width=200)
-    assert listed.exit_code == 0 and "boston_housing" in listed.output and "cifar10" in listed.output
+    assert (
+        listed.exit_code == 0 and "boston_housing" in listed.output and "cifar10" in listed.output
+    )
     assert "built in or your own files" in listed.output
     missing = runner.invoke(app, ["datasets", "path", "boston_housing"], terminal_width=300)
     assert missing.exit_code == 2 and "boston_housing.npz not found" in missing.output
@@ -213,9 +226,13 @@ def _canonical_files(tmp_path: Path, dataset: str) -> dict[str, bytes]:
     elif dataset == "cifar10":
         batch = {b"data": np.zeros((2, 3072), np.uint8), b"labels": [1, 2]}
         names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
-        _cifar_tarball(folder / "cifar-10-python.tar.gz", "cifar-10-batches-py", dict.fromkeys(names, batch))
+        _cifar_tarball(
+            folder / "cifar-10-python.tar.gz", "cifar-10-batches-py", dict.fromkeys(names, batch)
+        )
     elif dataset == "jena_climate":
-        rows = ['"Date Time","p (mbar)","T (degC)"'] + [f"01.01.2009 00:{i:02d}:00,99{i},{i}.5" for i in range(9)]
+        rows = ['"Date Time","p (mbar)","T (degC)"'] + [
+            f"01.01.2009 00:{i:02d}:00,99{i},{i}.5" for i in range(9)
+        ]
         with zipfile.ZipFile(folder / "jena_climate_2009_2016.csv.zip", "w") as archive:
             archive.writestr("jena_climate_2009_2016.csv", "\n".join(rows) + "\n")
     elif dataset == "imdb":

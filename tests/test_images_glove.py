@@ -60,7 +60,11 @@ def test_image_folder_reports_a_broken_image(tmp_path: Path) -> None:
     (tmp_path / "b").mkdir()
     (tmp_path / "b" / "bad.jpg").write_bytes(b"not an image")
     with pytest.raises(DataError, match=r"cannot read image .*bad\.jpg"):
-        load_data(config_from_data(tiny_config(data={"dataset": "image_folder", "path": str(tmp_path)}, **BINARY)))
+        load_data(
+            config_from_data(
+                tiny_config(data={"dataset": "image_folder", "path": str(tmp_path)}, **BINARY)
+            )
+        )
 
 
 def test_subset_builds_the_dlwp_5_2_split(tmp_path: Path) -> None:

@@ -90,12 +90,15 @@ def test_kfold_with_k_2_equals_two_hold_outs_run_by_hand(tmp_path: Path) -> None
                              torch.device("cpu"), FitHooks(CallbackList([])), data.implied_steps,
                              fold.seed)  # fmt: skip
         assert by_hand.state.history == _fold_rows(kfold.run_dir / fold.name / "metrics.jsonl")
+        assert fold.val_idx is not None
         scored = evaluate_split(by_hand, data.train.subset(fold.val_idx), "validation")
         assert {k: summary[k] for k in scored.metrics} == scored.metrics
     # the first fold is also exactly the hold-out that validates on the first 60 rows
     first_60 = tiny_config(evaluation={"validation": {"first": 60}}, preprocess=preprocess)
     holdout = run_experiment(config_from_data(first_60), tmp_path / "holdout")
-    assert _fold_rows(holdout.run_dir / "metrics.jsonl") == _fold_rows(kfold.run_dir / "fold_01" / "metrics.jsonl")
+    assert _fold_rows(holdout.run_dir / "metrics.jsonl") == _fold_rows(
+        kfold.run_dir / "fold_01" / "metrics.jsonl"
+    )
 
 
 def test_early_stopping_ends_a_run_as_stopped_early_and_it_is_still_tested(tmp_path: Path) -> None:

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 import torch
 
+from dlrun.config.entries import OneOfEntry
 from dlrun.config.schema import LayerEntry
 from dlrun.models.build import build_model
 from dlrun.models.layers import LAYERS
@@ -19,7 +21,7 @@ EXAMPLES = {
 }
 
 
-def entries(*layers: dict) -> list:
+def entries(*layers: dict[str, Any] | str) -> list[OneOfEntry]:
     return [LayerEntry.model_validate(layer) for layer in layers]
 
 
@@ -41,7 +43,10 @@ def test_layer_contract_builds_runs_and_round_trips(name: str) -> None:
 
 def test_dense_784_512_10_has_keras_parameter_count() -> None:
     model = build_model(
-        entries({"dense": {"units": 512, "activation": "relu"}}, {"dense": {"units": 10, "activation": "softmax"}}),
+        entries(
+            {"dense": {"units": 512, "activation": "relu"}},
+            {"dense": {"units": 10, "activation": "softmax"}},
+        ),
         (784,),
     )
     assert model.total_params == 407_050
@@ -51,24 +56,24 @@ def test_dense_784_512_10_has_keras_parameter_count() -> None:
 def test_keras_init_is_glorot_uniform_with_zero_bias() -> None:
     torch.manual_seed(0)
     model = build_model(entries({"dense": 256}), (512,))
-    linear = model.network[0].linear
+    params = dict(model.network.named_parameters())
     limit = math.sqrt(6 / (512 + 256))
-    weight = linear.weight.detach()
+    weight = params["0.linear.weight"].detach()
     assert float(weight.abs().max()) <= limit
     assert float(weight.abs().max()) > 0.95 * limit
     assert float(weight.std()) == pytest.approx(limit / math.sqrt(3), rel=0.05)
-    assert torch.count_nonzero(linear.bias) == 0
+    assert torch.count_nonzero(params["0.linear.bias"]) == 0
 
 
 def test_torch_init_keeps_pytorch_defaults() -> None:
     torch.manual_seed(0)
     model = build_model(entries({"dense": 256}), (512,), keras_init=False)
-    assert torch.count_nonzero(model.network[0].linear.bias) > 0
+    assert torch.count_nonzero(dict(model.network.named_parameters())["0.linear.bias"]) > 0
 
 
 def test_batchnorm_uses_keras_momentum_and_epsilon() -> None:
     model = build_model(entries("batchnorm"), (6,))
-    norm = model.network[0].norm
+    norm = next(m for m in model.network.modules() if isinstance(m, torch.nn.BatchNorm1d))
     assert norm.momentum == pytest.approx(0.01) and norm.eps == pytest.approx(1e-3)
     assert model.total_params == 24 and model.trainable_params == 12
 
@@ -93,13 +98,16 @@ def test_output_activation_seen_through_dropout() -> None:
 def test_regularizer_penalty_matches_keras_formula() -> None:
     layers = entries({"dense": {"units": 2, "kernel_regularizer": {"l1": 0.01, "l2": 0.001}}})
     model = build_model(layers, (3,))
-    weight = model.network[0].linear.weight
+    weight = dict(model.network.named_parameters())["0.linear.weight"]
     expected = 0.01 * weight.abs().sum() + 0.001 * weight.square().sum()
-    assert torch.allclose(model.penalty(), expected)
+    penalty = model.penalty()
+    assert penalty is not None and torch.allclose(penalty, expected)
 
 
 def test_reshape_with_wrong_size_is_a_config_error() -> None:
     from dlrun.errors import ConfigError
 
-    with pytest.raises(ConfigError, match=r"model.layers\[0\].reshape: cannot reshape \[12\] into \[5\]"):
+    with pytest.raises(
+        ConfigError, match=r"model.layers\[0\].reshape: cannot reshape \[12\] into \[5\]"
+    ):
         build_model(entries({"reshape": [5]}), (12,))

@@ -46,7 +46,10 @@ def _regression(n_samples: int, batch_size: int, parallel: bool, **changes: Any)
 
 def _fold_histories(run_dir: Path) -> list[list[dict[str, float]]]:
     return [
-        [json.loads(line) for line in (run_dir / f"fold_0{i}/metrics.jsonl").read_text().splitlines()]
+        [
+            json.loads(line)
+            for line in (run_dir / f"fold_0{i}/metrics.jsonl").read_text().splitlines()
+        ]
         for i in range(1, 5)
     ]
 
@@ -56,7 +59,9 @@ def _fold_histories(run_dir: Path) -> list[list[dict[str, float]]]:
     [(100, 8), (102, 16)],  # equal folds (80 rows -> 60 each); ragged folds (81 -> 60/61)
     ids=["equal-folds", "ragged-last-batch"],
 )
-def test_parallel_folds_reproduce_sequential_training(tmp_path: Path, n_samples: int, batch_size: int) -> None:
+def test_parallel_folds_reproduce_sequential_training(
+    tmp_path: Path, n_samples: int, batch_size: int
+) -> None:
     runs = {}
     for parallel in (False, True):
         cfg = config_from_data(_regression(n_samples, batch_size, parallel))
@@ -67,9 +72,13 @@ def test_parallel_folds_reproduce_sequential_training(tmp_path: Path, n_samples:
     seq_cv = sequential.results["cross_validation"]["metrics"]
     par_cv = parallel_run.results["cross_validation"]["metrics"]
     assert par_cv["mae"]["values"] == pytest.approx(seq_cv["mae"]["values"], rel=1e-4)
-    for seq_rows, par_rows in zip(_fold_histories(sequential.run_dir), _fold_histories(parallel_run.run_dir), strict=True):
+    for seq_rows, par_rows in zip(
+        _fold_histories(sequential.run_dir), _fold_histories(parallel_run.run_dir), strict=True
+    ):
         for key in ("loss", "mae", "val_loss", "val_mae"):
-            assert [r[key] for r in par_rows] == pytest.approx([r[key] for r in seq_rows], rel=1e-4)
+            assert [r[key] for r in par_rows] == pytest.approx(
+                [r[key] for r in seq_rows], rel=1e-4
+            )
 
 
 def test_parallel_folds_fall_back_when_folds_need_different_batch_counts(tmp_path: Path) -> None:
@@ -103,7 +112,9 @@ class QuietRecording:
         return None
 
 
-def _stacked_histories(config: dict[str, Any], folds: list[Fold], use_vmap: bool) -> list[list[dict[str, float]]]:
+def _stacked_histories(
+    config: dict[str, Any], folds: list[Fold], use_vmap: bool
+) -> list[list[dict[str, float]]]:
     cfg = config_from_data(config)
     data = load_data(cfg)
     fitted = train_stacked(cfg, data, folds, torch.device("cpu"), QuietRecording(), use_vmap)
@@ -116,9 +127,13 @@ def test_each_stacked_fold_keeps_its_own_initialisation_and_order() -> None:
     config = _regression(100, 8, True)
     config["train"]["shuffle"] = False
     index = np.arange(60)
-    same = _stacked_histories(config, [Fold("a", "a", index, index[:20], 3), Fold("b", "b", index, index[:20], 3)], False)
+    same = _stacked_histories(
+        config, [Fold("a", "a", index, index[:20], 3), Fold("b", "b", index, index[:20], 3)], False
+    )
     assert same[0] == same[1]
-    other = _stacked_histories(config, [Fold("a", "a", index, index[:20], 3), Fold("b", "b", index, index[:20], 4)], False)
+    other = _stacked_histories(
+        config, [Fold("a", "a", index, index[:20], 3), Fold("b", "b", index, index[:20], 4)], False
+    )
     assert other[0][0]["loss"] != other[1][0]["loss"]
     assert other[0] == same[0]  # fold a trains exactly as before, whatever its neighbour does
 
@@ -129,7 +144,9 @@ def test_each_stacked_fold_keeps_its_own_initialisation_and_order() -> None:
      [{"reshape": [5, 1]}, {"flatten": {}}, {"dense": {"units": 8, "activation": "tanh"}}, {"dense": 1}]],
     ids=["dense-batched-matmul", "reshape-flatten-only-vmap"],
 )  # fmt: skip
-def test_vmap_and_batched_matmul_stacks_train_like_the_folds_alone(layers: list[dict[str, Any]]) -> None:
+def test_vmap_and_batched_matmul_stacks_train_like_the_folds_alone(
+    layers: list[dict[str, Any]],
+) -> None:
     config = _regression(100, 8, True)
     config["model"] = {"layers": layers}
     cfg = config_from_data(config)
@@ -144,4 +161,6 @@ def test_vmap_and_batched_matmul_stacks_train_like_the_folds_alone(layers: list[
         stacked = _stacked_histories(config, folds, use_vmap)
         for fold_alone, fold_stacked in zip(alone, stacked, strict=True):
             for key in ("loss", "mae", "val_loss", "val_mae"):
-                assert [r[key] for r in fold_stacked] == pytest.approx([r[key] for r in fold_alone], rel=1e-5)
+                assert [r[key] for r in fold_stacked] == pytest.approx(
+                    [r[key] for r in fold_alone], rel=1e-5
+                )

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from dlrun.config.schema import StepEntry
-from dlrun.errors import NotFittedError
 from dlrun.data.base import Arrays
+from dlrun.errors import NotFittedError
+from dlrun.preprocess.base import Step
 from dlrun.preprocess.pipeline import build_pipeline
 from dlrun.preprocess.pipeline import fit_pipeline
 from dlrun.preprocess.steps import STEPS
@@ -23,7 +24,7 @@ EXAMPLES = {
 }
 
 
-def make(name: str):
+def make(name: str) -> Step:
     entry = StepEntry.model_validate({name: EXAMPLES[name][0]})
     return build_pipeline([entry]).steps[0][1]
 
@@ -51,7 +52,9 @@ def test_fitted_steps_refuse_transform_before_fit() -> None:
 def test_standardize_statistics_come_from_training_rows_only() -> None:
     x = np.vstack([np.arange(6.0).reshape(3, 2), np.full((2, 2), 100.0)])
     y = np.zeros(5, dtype=np.int64)
-    pipeline = fit_pipeline([StepEntry.model_validate("standardize")], Arrays(x, y), np.array([0, 1, 2]))
+    pipeline = fit_pipeline(
+        [StepEntry.model_validate("standardize")], Arrays(x, y), np.array([0, 1, 2])
+    )
     step = pipeline.steps[0][1]
     np.testing.assert_allclose(step.mean_, x[:3].mean(axis=0))  # type: ignore[attr-defined]
     np.testing.assert_allclose(step.scale_, x[:3].std(axis=0))  # type: ignore[attr-defined]
@@ -75,7 +78,7 @@ def test_one_hot_rejects_labels_it_did_not_see() -> None:
     from dlrun.errors import DataError
 
     step = make("one_hot").fit(np.array([0, 1]))
-    with pytest.raises(DataError, match="label 3 is outside 0..1"):
+    with pytest.raises(DataError, match=r"label 3 is outside 0\.\.1"):
         step.transform(np.array([3]))
 
 

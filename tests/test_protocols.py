@@ -66,11 +66,18 @@ def test_stratified_kfold_keeps_class_ratios_and_shuffling_follows_the_seed() ->
 
 
 def test_iterated_kfold_reshuffles_for_every_repetition() -> None:
-    config = PROTOCOLS.get("iterated_kfold").Config(k=3, repeats=2)
-    folds = PROTOCOLS.get("iterated_kfold")(config).folds(Arrays(np.zeros((30, 1)), np.zeros(30)), TASKS.get("regression"), 0)
-    assert [f.name for f in folds][:4] == ["repeat_01/fold_01", "repeat_01/fold_02", "repeat_01/fold_03", "repeat_02/fold_01"]
+    config = PROTOCOLS.get("iterated_kfold").Config.model_validate({"k": 3, "repeats": 2})
+    folds = PROTOCOLS.get("iterated_kfold")(config).folds(
+        Arrays(np.zeros((30, 1)), np.zeros(30)), TASKS.get("regression"), 0
+    )
+    assert [f.name for f in folds][:4] == [
+        "repeat_01/fold_01",
+        "repeat_01/fold_02",
+        "repeat_01/fold_03",
+        "repeat_02/fold_01",
+    ]
     for repetition in (folds[:3], folds[3:]):
-        assert sorted(np.concatenate([f.val_idx for f in repetition]).tolist()) == list(range(30))  # type: ignore[misc]
+        assert sorted(np.concatenate([f.val_idx for f in repetition]).tolist()) == list(range(30))
     assert folds[0].val_idx.tolist() != folds[3].val_idx.tolist()  # type: ignore[union-attr]
     assert len({f.seed for f in folds}) == 6  # every model starts from its own initialisation
 
@@ -90,15 +97,23 @@ def test_time_ranges_from_fractions_and_rows_refuse_overlap() -> None:
 @pytest.mark.parametrize(
     ("evaluation", "message"),
     [
-        ({"protocol": "time_split", "train": 0.6, "validation": 0.2, "shuffle": True}, "temporal leak"),
+        (
+            {"protocol": "time_split", "train": 0.6, "validation": 0.2, "shuffle": True},
+            "temporal leak",
+        ),
         ({"protocol": "kfold", "contiguous": True}, "contiguous folds are unshuffled slices"),
-        ({"protocol": "holdout", "validation": None, "final": {"epochs": "best"}}, "'best' is chosen on validation data"),
+        (
+            {"protocol": "holdout", "validation": None, "final": {"epochs": "best"}},
+            "'best' is chosen on validation data",
+        ),
         ({"protocol": "kfold", "k": 1}, "greater than or equal to 2"),
         ({"protocol": "kfold", "monitor": "val_mae"}, "cannot monitor 'val_mae'"),
         ({"protocol": "kfoldd"}, "kfold"),
     ],
 )
-def test_protocol_config_mistakes_are_one_line_errors(evaluation: dict[str, Any], message: str) -> None:
+def test_protocol_config_mistakes_are_one_line_errors(
+    evaluation: dict[str, Any], message: str
+) -> None:
     with pytest.raises(ConfigError, match=message):
         config_from_data(tiny_config(evaluation=evaluation))
 
@@ -131,17 +146,35 @@ def test_every_fold_is_a_full_run(kfold_run: tuple[Path, dict[str, Any]]) -> Non
                 "learning_curves.png", "confusion_matrix.csv", "status.json"} <= files  # fmt: skip
         assert any(n.startswith("events.out.tfevents") for n in files)
         fold_results = json.loads((fold / "results.json").read_text())
-        assert fold_results["evaluation"]["split"] == "validation" and fold_results["sizes"]["validation"] == 40
+        assert (
+            fold_results["evaluation"]["split"] == "validation"
+            and fold_results["sizes"]["validation"] == 40
+        )
         assert json.loads((fold / "status.json").read_text())["status"] == "completed"
-    assert results["data"]["sizes"] == {"non_test": 120, "folds": 3, "train_per_fold": 80, "validation_per_fold": 40, "test": 30}
+    assert results["data"]["sizes"] == {
+        "non_test": 120,
+        "folds": 3,
+        "train_per_fold": 80,
+        "validation_per_fold": 40,
+        "test": 30,
+    }
 
 
-def test_aggregate_holds_mean_std_and_per_fold_values(kfold_run: tuple[Path, dict[str, Any]]) -> None:
+def test_aggregate_holds_mean_std_and_per_fold_values(
+    kfold_run: tuple[Path, dict[str, Any]],
+) -> None:
     run_dir, results = kfold_run
     accuracy = results["cross_validation"]["metrics"]["accuracy"]
-    per_fold = [json.loads((run_dir / f"fold_0{i}/results.json").read_text())["evaluation"]["metrics"]["accuracy"] for i in (1, 2, 3)]
+    per_fold = [
+        json.loads((run_dir / f"fold_0{i}/results.json").read_text())["evaluation"]["metrics"][
+            "accuracy"
+        ]
+        for i in (1, 2, 3)
+    ]
     assert accuracy["values"] == pytest.approx(per_fold)
-    assert accuracy["mean"] == pytest.approx(np.mean(per_fold)) and accuracy["std"] == pytest.approx(np.std(per_fold))
+    assert accuracy["mean"] == pytest.approx(np.mean(per_fold)) and accuracy[
+        "std"
+    ] == pytest.approx(np.std(per_fold))
     rows = list(csv.reader((run_dir / "cv_summary.csv").open()))
     assert [r[0] for r in rows] == ["fold", "fold_01", "fold_02", "fold_03", "mean", "std"]
     assert float(rows[4][rows[0].index("accuracy")]) == pytest.approx(accuracy["mean"])
@@ -150,7 +183,9 @@ def test_aggregate_holds_mean_std_and_per_fold_values(kfold_run: tuple[Path, dic
     assert "## Cross-validation (validation parts)" in report and "| fold_03 |" in report
 
 
-def test_final_model_uses_the_best_epoch_and_reads_the_test_split_once(kfold_run: tuple[Path, dict[str, Any]]) -> None:
+def test_final_model_uses_the_best_epoch_and_reads_the_test_split_once(
+    kfold_run: tuple[Path, dict[str, Any]],
+) -> None:
     run_dir, results = kfold_run
     assert results["final_epochs"] == results["cross_validation"]["best_epoch"]
     assert 1 <= results["final_epochs"] <= 3
@@ -158,21 +193,33 @@ def test_final_model_uses_the_best_epoch_and_reads_the_test_split_once(kfold_run
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["phase"] for r in rows] == ["final"] * results["final_epochs"]
     assert (run_dir / "checkpoint.pt").is_file()
-    assert {b["name"] for b in results["baselines"]} == {"majority class", "random guessing", "shuffled labels"}
+    assert {b["name"] for b in results["baselines"]} == {
+        "majority class",
+        "random guessing",
+        "shuffled labels",
+    }
 
 
 def test_kfold_without_final_reports_validation_only(tmp_path: Path) -> None:
     run_dir, results = _run(tmp_path, evaluation={"protocol": "kfold", "k": 2})
-    assert results["test"] is None and results["evaluation"] is None and results["test_split_reads"] == 0
+    assert (
+        results["test"] is None
+        and results["evaluation"] is None
+        and results["test_split_reads"] == 0
+    )
     assert not (run_dir / "checkpoint.pt").exists()
     assert results["baseline_verdict"]["metric"] == "accuracy"  # fold-mean baselines still judged
 
 
-def test_preprocessing_is_fitted_on_each_folds_training_part(kfold_run: tuple[Path, dict[str, Any]]) -> None:
+def test_preprocessing_is_fitted_on_each_folds_training_part(
+    kfold_run: tuple[Path, dict[str, Any]],
+) -> None:
     run_dir, _ = kfold_run
     cfg = config_from_data(tiny_config(evaluation=KFOLD))
     data = load_data(cfg)
-    folds = PROTOCOLS.get("kfold")(cfg.evaluation).folds(data.train, TASKS.get(cfg.task.name), cfg.seed)
+    folds = PROTOCOLS.get("kfold")(cfg.evaluation).folds(
+        data.train, TASKS.get(cfg.task.name), cfg.seed
+    )
     means = []
     for fold in folds:
         pipeline = load_run(run_dir / fold.name).fitted.pipeline
@@ -187,10 +234,16 @@ def test_preprocessing_is_fitted_on_each_folds_training_part(kfold_run: tuple[Pa
 
 def test_iterated_kfold_run_trains_p_times_k_models(tmp_path: Path) -> None:
     evaluation = {"protocol": "iterated_kfold", "k": 2, "repeats": 2}
-    run_dir, results = _run(tmp_path, evaluation=evaluation, train={"epochs": 2, "batch_size": 32, "progress": "none"})
+    run_dir, results = _run(
+        tmp_path, evaluation=evaluation, train={"epochs": 2, "batch_size": 32, "progress": "none"}
+    )
     assert len(results["cross_validation"]["metrics"]["accuracy"]["values"]) == 4
     assert sorted(p.relative_to(run_dir).as_posix() for p in run_dir.glob("repeat_*/fold_*")) == [
-        "repeat_01/fold_01", "repeat_01/fold_02", "repeat_02/fold_01", "repeat_02/fold_02"]
+        "repeat_01/fold_01",
+        "repeat_01/fold_02",
+        "repeat_02/fold_01",
+        "repeat_02/fold_02",
+    ]
 
 
 # --- time split -----------------------------------------------------------------------------
@@ -200,7 +253,9 @@ def test_time_split_carves_ordered_ranges_and_adds_the_last_value_baseline(tmp_p
     series = np.cumsum(np.random.default_rng(0).normal(size=200)).astype(np.float32)
     x = np.stack([series[:-1], np.arange(199, dtype=np.float32) / 199], axis=1)
     path = tmp_path / "series.csv"
-    np.savetxt(path, np.column_stack([x, series[1:]]), delimiter=",", header="prev,t,next", comments="")
+    np.savetxt(
+        path, np.column_stack([x, series[1:]]), delimiter=",", header="prev,t,next", comments=""
+    )
     _, results = _run(
         tmp_path, task="regression", loss="mse", metrics=["mae"], preprocess=["standardize"],
         data={"dataset": "csv", "path": str(path), "target": "next", "test_fraction": 0},
@@ -212,7 +267,9 @@ def test_time_split_carves_ordered_ranges_and_adds_the_last_value_baseline(tmp_p
     assert "last value (common sense)" in names
     last = next(b for b in results["baselines"] if b["name"].startswith("last value"))
     test_targets = series[1:][159:]
-    expected = np.abs(test_targets - np.concatenate([series[1:][158:159], test_targets[:-1]])).mean()
+    expected = np.abs(
+        test_targets - np.concatenate([series[1:][158:159], test_targets[:-1]])
+    ).mean()
     assert last["mae"] == pytest.approx(expected, rel=1e-5)
 
 
@@ -227,7 +284,14 @@ def test_duplicate_rows_across_splits_are_counted_and_warned(tmp_path: Path) -> 
     rows[45] = rows[10]  # one test row copies a training row
     labels = (rows[:, 0] > 0).astype(int)
     path = tmp_path / "dup.csv"
-    np.savetxt(path, np.column_stack([rows, labels]), delimiter=",", header="a,b,c,y", comments="", fmt="%.3f")
+    np.savetxt(
+        path,
+        np.column_stack([rows, labels]),
+        delimiter=",",
+        header="a,b,c,y",
+        comments="",
+        fmt="%.3f",
+    )
     run_dir, results = _run(
         tmp_path, task="binary", loss="binary_crossentropy", preprocess=[],
         data={"dataset": "csv", "path": str(path), "target": "y", "test_fraction": 0},
@@ -236,11 +300,16 @@ def test_duplicate_rows_across_splits_are_counted_and_warned(tmp_path: Path) -> 
     )  # fmt: skip
     assert results["leaks"]["duplicate_rows"] == {"train_validation": 2, "train_test": 1}
     assert any("2 validation rows are exact duplicates" in w for w in results["warnings"])
-    assert "exact duplicate rows across splits: train/validation 2, train/test 1" in (run_dir / "report.md").read_text()
+    assert (
+        "exact duplicate rows across splits: train/validation 2, train/test 1"
+        in (run_dir / "report.md").read_text()
+    )
 
 
 def test_test_rows_are_sealed_until_the_final_evaluation() -> None:
-    data = LoadedData(Arrays(np.zeros((4, 2)), np.zeros(4)), Arrays(np.ones((2, 2)), np.ones(2)), "toy")
+    data = LoadedData(
+        Arrays(np.zeros((4, 2)), np.zeros(4)), Arrays(np.ones((2, 2)), np.ones(2)), "toy"
+    )
     assert data.test_split is not None and len(data.test_split) == 2
     with pytest.raises(SealedSplitError):
         _ = data.test_split.x
@@ -261,7 +330,17 @@ def test_training_code_cannot_open_the_test_split() -> None:
             except SealedSplitError as exc:
                 caught.append(exc)
 
-    train_fold(cfg, data.train, np.arange(len(data.train)), None, 2, torch.device("cpu"), FitHooks(Peek()), [], 0)
+    train_fold(
+        cfg,
+        data.train,
+        np.arange(len(data.train)),
+        None,
+        2,
+        torch.device("cpu"),
+        FitHooks(Peek()),
+        [],
+        0,
+    )
     assert len(caught) == 2 and data.test_split.reads == 0  # type: ignore[union-attr]
 
 
@@ -271,16 +350,31 @@ def test_training_code_cannot_open_the_test_split() -> None:
 def test_classification_baselines() -> None:
     y_train = np.array([0] * 70 + [1] * 30)
     y_eval = np.array([0] * 60 + [1] * 40)
-    rows = {r["name"]: r for r in score_baselines(TASKS.get("binary").baselines, Targets(y_train, y_eval, seed=0))}
+    rows = {
+        r["name"]: r
+        for r in score_baselines(TASKS.get("binary").baselines, Targets(y_train, y_eval, seed=0))
+    }
     assert rows["majority class"]["accuracy"] == pytest.approx(0.6)
     assert rows["random guessing"]["accuracy"] == pytest.approx(0.5)
     assert rows["shuffled labels"]["accuracy"] == pytest.approx(0.6**2 + 0.4**2, abs=0.04)
     judged = verdict({"accuracy": 0.55}, list(rows.values()))
-    assert judged == {"metric": "accuracy", "model": 0.55, "baseline": "majority class", "baseline_value": pytest.approx(0.6), "beats": False}
+    assert judged == {
+        "metric": "accuracy",
+        "model": 0.55,
+        "baseline": "majority class",
+        "baseline_value": pytest.approx(0.6),
+        "beats": False,
+    }
 
 
 def test_regression_baselines_use_training_targets_only() -> None:
-    rows = {r["name"]: r for r in score_baselines(TASKS.get("regression").baselines, Targets(np.array([1.0, 2.0, 9.0]), np.array([2.0, 4.0]), 0))}
+    rows = {
+        r["name"]: r
+        for r in score_baselines(
+            TASKS.get("regression").baselines,
+            Targets(np.array([1.0, 2.0, 9.0]), np.array([2.0, 4.0]), 0),
+        )
+    }
     assert rows["mean predictor"]["mae"] == pytest.approx(1.0)  # mean 4 -> |2-4|, |4-4|
     assert rows["median predictor"]["mse"] == pytest.approx(2.0)  # median 2 -> 0, 4
     assert "last value (common sense)" not in rows  # only for time-ordered data
@@ -303,7 +397,9 @@ def test_report_flags_a_model_that_does_not_beat_its_baseline() -> None:
                "baseline_verdict": {"metric": "accuracy", "model": 0.5, "baseline": "majority class",
                                     "baseline_value": 0.6, "beats": False}}  # fmt: skip
     text = render_report(results, [], "", ["report.md"])
-    assert "**The model (accuracy 0.5000) does not beat the majority class baseline (0.6000)" in text
+    assert (
+        "**The model (accuracy 0.5000) does not beat the majority class baseline (0.6000)" in text
+    )
     assert "no statistical power" in text
 
 
@@ -311,6 +407,6 @@ def test_time_split_test_range_conflicts_with_a_dataset_test_split(tmp_path: Pat
     from dlrun.errors import DataError
 
     evaluation = {"protocol": "time_split", "train": 0.5, "validation": 0.2, "test": 0.3}
-    with pytest.raises(DataError, match="already has a test split; set data.test_fraction: 0"):
+    with pytest.raises(DataError, match=r"already has a test split; set data\.test_fraction: 0"):
         _run(tmp_path, evaluation=evaluation)
     assert not (tmp_path / "runs").exists()  # refused before any run directory was made

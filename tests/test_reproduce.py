@@ -15,7 +15,9 @@ SHARED = REPO.parent / "shared" / "data"
 
 
 @pytest.mark.slow
-def test_dlwp_ch2_mnist_dense_reaches_the_book_accuracy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_dlwp_ch2_mnist_dense_reaches_the_book_accuracy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     if not (SHARED / "mnist").is_dir():
         pytest.skip("MNIST is not in ../shared/data")
     monkeypatch.setenv("DLRUN_DATA_PATH", str(SHARED))
@@ -24,11 +26,13 @@ def test_dlwp_ch2_mnist_dense_reaches_the_book_accuracy(tmp_path: Path, monkeypa
     assert result.results["test"]["accuracy"] == pytest.approx(0.9785, abs=0.006)  # book: 0.9785
 
 
-def _boston(tmp_path: Path, config: str, *overrides: str) -> dict:  # type: ignore[type-arg]
+def _boston(tmp_path: Path, config: str, *overrides: str) -> dict:
     data = SHARED / "boston_housing" / "boston_housing.npz"
     if not data.is_file():
         pytest.skip("Boston housing is not in ../shared/data")
-    cfg = load_config(REPO / "configs/dlwp" / config, [f"data.path={data}", "train.progress=none", *overrides])
+    cfg = load_config(
+        REPO / "configs/dlwp" / config, [f"data.path={data}", "train.progress=none", *overrides]
+    )
     return run_experiment(cfg, tmp_path).results
 
 

@@ -44,7 +44,11 @@ RESUMABLE = tiny_config(
 
 
 def _rows(run_dir: Path) -> list[dict[str, Any]]:
-    lines = (run_dir / "metrics.jsonl").read_text().splitlines() if (run_dir / "metrics.jsonl").exists() else []
+    lines = (
+        (run_dir / "metrics.jsonl").read_text().splitlines()
+        if (run_dir / "metrics.jsonl").exists()
+        else []
+    )
     return [json.loads(line) for line in lines]
 
 
@@ -65,7 +69,15 @@ def test_a_run_killed_with_sigkill_resumes_bit_for_bit(
     uninterrupted: Path, write_config: Any, tmp_path: Path, phase: str, rows: int
 ) -> None:
     runs = tmp_path / "runs"
-    command = [sys.executable, "-m", "dlrun", "train", str(write_config(RESUMABLE)), "--runs-dir", str(runs)]
+    command = [
+        sys.executable,
+        "-m",
+        "dlrun",
+        "train",
+        str(write_config(RESUMABLE)),
+        "--runs-dir",
+        str(runs),
+    ]
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env={**os.environ, "PYTHONPATH": str(REPO)})  # fmt: skip
     deadline = time.time() + 180
@@ -77,7 +89,9 @@ def test_a_run_killed_with_sigkill_resumes_bit_for_bit(
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     (run_dir,) = list(runs.iterdir())
-    assert json.loads((run_dir / "status.json").read_text())["status"] == "running", "killed too late"
+    assert json.loads((run_dir / "status.json").read_text())["status"] == "running", (
+        "killed too late"
+    )
     result = runner.invoke(app, ["train", "--resume", str(run_dir)])
     assert result.exit_code == 0, result.output
     assert (run_dir / "metrics.csv").read_text() == (uninterrupted / "metrics.csv").read_text()
@@ -86,7 +100,10 @@ def test_a_run_killed_with_sigkill_resumes_bit_for_bit(
     results = json.loads((run_dir / "results.json").read_text())
     expected = json.loads((uninterrupted / "results.json").read_text())
     assert results["test"] == expected["test"] and results["status"] == "completed"
-    assert phase in {"fit": ["fit"], "final": ["fit", "final"]}[phase] and results["resumed_from_epoch"]
+    assert (
+        phase in {"fit": ["fit"], "final": ["fit", "final"]}[phase]
+        and results["resumed_from_epoch"]
+    )
     assert "resumes" in json.loads((run_dir / "env.json").read_text())
 
 
@@ -100,11 +117,16 @@ def _safe_rows(run_dir: Path) -> list[dict[str, Any]]:
 def test_resume_refuses_changes_to_what_was_learned(uninterrupted: Path) -> None:
     result = runner.invoke(app, ["train", "--resume", str(uninterrupted), "optimizer.lr=0.1"])
     assert result.exit_code == 2
-    assert "optimizer.lr: cannot change when resuming (the run was trained with 0.01)" in result.output
+    assert (
+        "optimizer.lr: cannot change when resuming (the run was trained with 0.01)"
+        in result.output
+    )
     assert "Traceback" not in result.output
-    with pytest.raises(ConfigError, match="model.layers.0.dense.units"):
+    with pytest.raises(ConfigError, match=r"model\.layers\.0\.dense\.units"):
         resume_experiment(uninterrupted, ["model.layers.0.dense.units=64"])
-    result = runner.invoke(app, ["train", "--resume", str(uninterrupted), "configs/quickstart.yaml"])
+    result = runner.invoke(
+        app, ["train", "--resume", str(uninterrupted), "configs/quickstart.yaml"]
+    )
     assert result.exit_code == 2 and "give only key=value overrides" in result.output
 
 
@@ -134,7 +156,9 @@ def test_an_interrupted_kfold_run_keeps_its_finished_folds(tmp_path: Path, paral
     )  # fmt: skip
     cfg = config_from_data(config)
     full = run_experiment(cfg, tmp_path / "full")
-    stopped = run_experiment(cfg, tmp_path / "stopped", extra_callbacks=[InterruptOnce(fit=2, epoch=3)])
+    stopped = run_experiment(
+        cfg, tmp_path / "stopped", extra_callbacks=[InterruptOnce(fit=2, epoch=3)]
+    )
     assert stopped.status is RunStatus.INTERRUPTED
     assert stopped.results["test_split_reads"] == 0 and stopped.results["final_epochs"] is None
     resumed = resume_experiment(stopped.run_dir)
@@ -151,7 +175,10 @@ def test_an_interrupted_kfold_run_keeps_its_finished_folds(tmp_path: Path, paral
 
 
 def test_a_diverged_run_is_not_resumed(tmp_path: Path) -> None:
-    config = tiny_config(optimizer={"name": "sgd", "lr": 1e9}, train={"epochs": 5, "batch_size": 16, "progress": "none"})
+    config = tiny_config(
+        optimizer={"name": "sgd", "lr": 1e9},
+        train={"epochs": 5, "batch_size": 16, "progress": "none"},
+    )
     result = run_experiment(config_from_data(config), tmp_path)
     assert result.status is RunStatus.DIVERGED
     with pytest.raises(RunError, match="diverged; resuming would repeat it"):

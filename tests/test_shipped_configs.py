@@ -13,13 +13,28 @@ CONFIGS = sorted((REPO / "configs").rglob("*.yaml"))
 
 def test_configs_exist() -> None:
     names = {p.relative_to(REPO / "configs").as_posix() for p in CONFIGS}
-    assert {"quickstart.yaml", "course/pima.yaml", "dlwp/ch2_mnist_dense.yaml", "beginners/ch6_spirals.yaml",
-            "dlwp/ch3_boston_kfold.yaml", "dlwp/ch3_boston_curves.yaml", "dlwp/ch3_boston_final.yaml",
-            "dlwp/ch4_imdb_original.yaml", "dlwp/ch4_imdb_smaller.yaml", "dlwp/ch4_imdb_bigger.yaml",
-            "dlwp/ch4_imdb_l2.yaml", "dlwp/ch4_imdb_dropout.yaml", "beginners/ch4_cv_regression.yaml",
-            "beginners/ch4_layers_cv.yaml", "dlwp/ch3_imdb.yaml", "dlwp/ch3_imdb_final.yaml",
-            "dlwp/ch3_reuters.yaml", "dlwp/ch3_reuters_final.yaml", "dlwp/ch3_reuters_bottleneck.yaml",
-            "dlwp/ch3_reuters_sparse_labels.yaml"} <= names
+    assert {
+        "quickstart.yaml",
+        "course/pima.yaml",
+        "dlwp/ch2_mnist_dense.yaml",
+        "beginners/ch6_spirals.yaml",
+        "dlwp/ch3_boston_kfold.yaml",
+        "dlwp/ch3_boston_curves.yaml",
+        "dlwp/ch3_boston_final.yaml",
+        "dlwp/ch4_imdb_original.yaml",
+        "dlwp/ch4_imdb_smaller.yaml",
+        "dlwp/ch4_imdb_bigger.yaml",
+        "dlwp/ch4_imdb_l2.yaml",
+        "dlwp/ch4_imdb_dropout.yaml",
+        "beginners/ch4_cv_regression.yaml",
+        "beginners/ch4_layers_cv.yaml",
+        "dlwp/ch3_imdb.yaml",
+        "dlwp/ch3_imdb_final.yaml",
+        "dlwp/ch3_reuters.yaml",
+        "dlwp/ch3_reuters_final.yaml",
+        "dlwp/ch3_reuters_bottleneck.yaml",
+        "dlwp/ch3_reuters_sparse_labels.yaml",
+    } <= names
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.relative_to(REPO).as_posix())
@@ -30,14 +45,26 @@ def test_every_shipped_config_validates(path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("config", "params"),
-    [("dlwp/ch2_mnist_dense.yaml", 407_050), ("course/pima.yaml", 221), ("quickstart.yaml", 8_970),
-     ("dlwp/ch3_boston_kfold.yaml", 5_121), ("dlwp/ch4_imdb_original.yaml", 160_305),
-     ("dlwp/ch4_imdb_smaller.yaml", 40_029), ("dlwp/ch4_imdb_bigger.yaml", 5_383_681),
-     ("dlwp/ch3_reuters.yaml", 647_214), ("dlwp/ch3_reuters_bottleneck.yaml", 640_554)],
+    [
+        ("dlwp/ch2_mnist_dense.yaml", 407_050),
+        ("course/pima.yaml", 221),
+        ("quickstart.yaml", 8_970),
+        ("dlwp/ch3_boston_kfold.yaml", 5_121),
+        ("dlwp/ch4_imdb_original.yaml", 160_305),
+        ("dlwp/ch4_imdb_smaller.yaml", 40_029),
+        ("dlwp/ch4_imdb_bigger.yaml", 5_383_681),
+        ("dlwp/ch3_reuters.yaml", 647_214),
+        ("dlwp/ch3_reuters_bottleneck.yaml", 640_554),
+    ],
 )
-def test_parameter_counts_equal_keras(config: str, params: int, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_parameter_counts_equal_keras(
+    config: str, params: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(REPO)
-    if config == "course/pima.yaml" and not (REPO.parent / "shared/data/pima_indians_diabetes.csv").exists():
+    if (
+        config == "course/pima.yaml"
+        and not (REPO.parent / "shared/data/pima_indians_diabetes.csv").exists()
+    ):
         pytest.skip("the shared Pima CSV is not beside this checkout")
     (model,) = models_for_summary(load_config(REPO / "configs" / config))
     assert model.total_params == params
@@ -45,8 +72,12 @@ def test_parameter_counts_equal_keras(config: str, params: int, monkeypatch: pyt
 
 @pytest.mark.parametrize(
     ("config", "points"),
-    [("beginners/ch6_spirals_search.yaml", 9), ("beginners/ch4_layers_search.yaml", 7),
-     ("beginners/ch11_widenet_grid.yaml", 24), ("dlwp/ch3_imdb_sweep.yaml", 12)],
+    [
+        ("beginners/ch6_spirals_search.yaml", 9),
+        ("beginners/ch4_layers_search.yaml", 7),
+        ("beginners/ch11_widenet_grid.yaml", 24),
+        ("dlwp/ch3_imdb_sweep.yaml", 12),
+    ],
 )
 def test_sweep_configs_check_every_value(config: str, points: int) -> None:
     from dlrun.sweep.trials import check_space

@@ -47,7 +47,11 @@ def test_invalid_paths_and_values_fail_before_any_trial(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"value -1"):
         run_sweep(config_from_data(_sweep_config(bad_value)), tmp_path)
     with pytest.raises(ConfigError, match="grid sweeps need choice or int ranges"):
-        config_from_data(_sweep_config({**GRID, "parameters": {"optimizer.lr": {"float": {"low": 0.001, "high": 0.1}}}}))
+        config_from_data(
+            _sweep_config(
+                {**GRID, "parameters": {"optimizer.lr": {"float": {"low": 0.001, "high": 0.1}}}}
+            )
+        )
     assert not list(tmp_path.iterdir())
 
 
@@ -71,25 +75,40 @@ def test_trials_are_normal_runs_with_hparams(grid_sweep: Path) -> None:
     trials = sorted(p for p in grid_sweep.iterdir() if p.name.startswith("trial-"))
     assert [p.name for p in trials] == ["trial-0001", "trial-0002", "trial-0003", "trial-0004"]
     for trial in trials:
-        assert {"config.yaml", "results.json", "checkpoint.pt", "report.md"} <= {p.name for p in trial.iterdir()}
+        assert {"config.yaml", "results.json", "checkpoint.pt", "report.md"} <= {
+            p.name for p in trial.iterdir()
+        }
         events = EventAccumulator(str(trial))
         events.Reload()
-        assert "hparams" in events.PluginTagToContent("hparams") or events.PluginTagToContent("hparams")
-    units = {yaml.safe_load((t / "config.yaml").read_text())["model"]["layers"][0]["dense"]["units"] for t in trials}
+        assert "hparams" in events.PluginTagToContent("hparams") or events.PluginTagToContent(
+            "hparams"
+        )
+    units = {
+        yaml.safe_load((t / "config.yaml").read_text())["model"]["layers"][0]["dense"]["units"]
+        for t in trials
+    }
     assert units == {4, 8}
 
 
 def test_sweep_directory_holds_leaderboard_plots_best_config_and_report(grid_sweep: Path) -> None:
     files = {p.name for p in grid_sweep.iterdir()}
-    assert {"leaderboard.csv", "best_config.yaml", "report.md", "optimization_history.png", "journal.log"} <= files
+    assert {
+        "leaderboard.csv",
+        "best_config.yaml",
+        "report.md",
+        "optimization_history.png",
+        "journal.log",
+    } <= files
     best = load_config(grid_sweep / "best_config.yaml")
     top = _rows(grid_sweep)[0]
-    assert best.sweep is None and best.optimizer.lr == float(top["optimizer.lr"])  # type: ignore[attr-defined]
+    assert best.sweep is None and best.optimizer.lr == float(top["optimizer.lr"])
     assert "| 1 |" in (grid_sweep / "report.md").read_text()
 
 
 def test_existing_sweep_needs_resume(tmp_path: Path) -> None:
-    cfg = config_from_data(_sweep_config({**GRID, "parameters": {"optimizer.lr": {"choice": [0.01]}}}))
+    cfg = config_from_data(
+        _sweep_config({**GRID, "parameters": {"optimizer.lr": {"choice": [0.01]}}})
+    )
     run_sweep(cfg, tmp_path)
     with pytest.raises(RunError, match="add --resume"):
         run_sweep(cfg, tmp_path)
@@ -111,21 +130,31 @@ def test_pruned_trial_stops_its_run_and_never_reads_the_test_split(tmp_path: Pat
     cfg = config_from_data(_sweep_config({"method": "random", "pruner": "median", "objective": {"metric": "loss"},
                                           "parameters": {"optimizer.lr": {"choice": [0.01]}}},
                                          evaluation=evaluation))  # fmt: skip
-    study = optuna.create_study(pruner=optuna.pruners.ThresholdPruner(upper=0.0))  # any loss > 0 prunes
+    study = optuna.create_study(
+        pruner=optuna.pruners.ThresholdPruner(upper=0.0)
+    )  # any loss > 0 prunes
     trial = study.ask()
     with pytest.raises(optuna.TrialPruned):
         run_trial(cfg, trial, tmp_path)
     status = json.loads((tmp_path / "trial-0001" / "status.json").read_text())
     assert status["status"] == "pruned" and "pruned after epoch 1" in status["reason"]
     results = json.loads((tmp_path / "trial-0001" / "results.json").read_text())
-    assert results["final_epochs"] is None and results["test_split_reads"] == 0 and results["test"] is None
+    assert (
+        results["final_epochs"] is None
+        and results["test_split_reads"] == 0
+        and results["test"] is None
+    )
     rows = list(csv.DictReader((tmp_path / "trial-0001" / "metrics.csv").open()))
     assert [r["phase"] for r in rows] == ["fit"]  # no final retrain after the pruning
 
 
-def test_killed_sweep_resumes_without_redoing_finished_trials(tmp_path: Path, write_config: Any) -> None:
+def test_killed_sweep_resumes_without_redoing_finished_trials(
+    tmp_path: Path, write_config: Any
+) -> None:
     sweep = {**GRID, "parameters": {"optimizer.lr": {"choice": [0.01, 0.02, 0.03]}}}
-    config = write_config(_sweep_config(sweep, train={"epochs": 200, "batch_size": 8, "progress": "none"}))
+    config = write_config(
+        _sweep_config(sweep, train={"epochs": 200, "batch_size": 8, "progress": "none"})
+    )
     command = [sys.executable, "-m", "dlrun", "sweep", str(config), "--runs-dir", str(tmp_path)]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(command, env=env, start_new_session=True,
@@ -168,6 +197,10 @@ def test_sweep_file_merges_over_a_plain_config(tmp_path: Path, write_config: Any
                                  str(tmp_path / "runs")], terminal_width=200)  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "leaderboard: merged" in result.output and len(_rows(tmp_path / "runs" / "merged")) == 2
-    sweep_file.write_text(yaml.safe_dump({"method": "grdi", "parameters": {"optimizer.lr": {"choice": [1]}}}))
-    bad = runner.invoke(app, ["sweep", str(config), "--sweep-file", str(sweep_file)], terminal_width=200)
+    sweep_file.write_text(
+        yaml.safe_dump({"method": "grdi", "parameters": {"optimizer.lr": {"choice": [1]}}})
+    )
+    bad = runner.invoke(
+        app, ["sweep", str(config), "--sweep-file", str(sweep_file)], terminal_width=200
+    )
     assert bad.exit_code == 2 and "sweep.method" in bad.output

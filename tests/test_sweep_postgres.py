@@ -84,7 +84,9 @@ def test_two_workers_share_one_postgresql_study(postgres: str, tmp_path: Path) -
     study = optuna.load_study(study_name="shared", storage=postgres)
     trials = study.get_trials()
     assert [t.state for t in trials].count(optuna.trial.TrialState.COMPLETE) == 6
-    points = sorted((t.params["optimizer.lr"], t.params["model.layers.0.dense.units"]) for t in trials)
+    points = sorted(
+        (t.params["optimizer.lr"], t.params["model.layers.0.dense.units"]) for t in trials
+    )
     assert points == sorted((lr, u) for lr in (0.005, 0.01, 0.02) for u in (4, 8))  # each once
     hosts = {t.user_attrs["pid"] for t in trials}
     assert len(hosts) == 2, "both workers should have taken trials"

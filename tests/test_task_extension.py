@@ -146,7 +146,9 @@ def test_eval_and_predict_use_the_tasks_own_steps(autoencoder_run: Path, tmp_pat
     inputs = tmp_path / "x.npz"
     np.savez(inputs, x=np.array([[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]], dtype=np.float32))
     out = tmp_path / "recon.csv"
-    result = runner.invoke(app, ["predict", str(autoencoder_run), "-i", str(inputs), "-o", str(out)])
+    result = runner.invoke(
+        app, ["predict", str(autoencoder_run), "-i", str(inputs), "-o", str(out)]
+    )
     assert result.exit_code == 0, result.output
     rows = list(csv.reader(out.open()))
     assert rows[0] == ["output_0", "output_1", "output_2", "output_3"] and len(rows) == 3
@@ -172,7 +174,9 @@ def test_resume_extends_the_tasks_run(autoencoder_run: Path, tmp_path: Path) -> 
      ({"task": {"name": "denoising_autoencoder", "nois": 0.1}}, "task.nois: unknown key; did you mean 'noise'"),
      ({"metrics": ["accuracy"]}, "accuracy does not apply to task denoising_autoencoder")],
 )  # fmt: skip
-def test_a_registered_task_gets_the_usual_config_errors(changes: dict[str, Any], message: str) -> None:
+def test_a_registered_task_gets_the_usual_config_errors(
+    changes: dict[str, Any], message: str
+) -> None:
     with pytest.raises(ConfigError, match=message):
         config_from_data(autoencoder_config(**changes))
 

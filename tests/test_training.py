@@ -10,6 +10,7 @@ import torch
 from dlrun.api import run_experiment
 from dlrun.config.load import config_from_data
 from dlrun.tasks.classic import Binary
+from dlrun.training.callbacks import Callback
 from dlrun.training.callbacks import EarlyStopping
 from dlrun.training.callbacks import ReduceLROnPlateau
 from dlrun.training.losses import LOSSES
@@ -39,7 +40,7 @@ class ScriptedTask:
         self.weights = state
 
 
-def drive(callback, values: list[float], key: str = "val_loss") -> TrainState:
+def drive(callback: Callback, values: list[float], key: str = "val_loss") -> TrainState:
     step = ScriptedTask()
     state = TrainState(step, epochs=len(values), batches_per_epoch=1)  # type: ignore[arg-type]
     callback.on_fit_start(state)
@@ -77,7 +78,9 @@ def test_fused_cross_entropy_equals_keras_probability_form() -> None:
     logits = torch.randn(6, 4)
     onehot = torch.eye(4)[torch.tensor([0, 1, 2, 3, 0, 1])]
     cce = LOSSES.get("categorical_crossentropy")(None)  # type: ignore[arg-type]
-    assert torch.allclose(cce(logits, onehot, True), cce(logits.softmax(1), onehot, False), atol=1e-5)
+    assert torch.allclose(
+        cce(logits, onehot, True), cce(logits.softmax(1), onehot, False), atol=1e-5
+    )
     bce = LOSSES.get("binary_crossentropy")(None)  # type: ignore[arg-type]
     targets = torch.tensor([[1.0], [0.0], [1.0]])
     z = torch.tensor([[0.3], [-1.2], [2.0]])
@@ -88,7 +91,10 @@ def test_metrics_match_scikit_learn_definitions() -> None:
     y = torch.tensor([[1.0], [0.0], [1.0], [1.0], [0.0]])
     p = torch.tensor([[0.9], [0.6], [0.4], [0.8], [0.1]])
     pred = Binary.label(y, p)
-    values = {name: METRICS.get(name).compute(pred) for name in ("accuracy", "precision", "recall", "f1", "roc_auc", "ber")}
+    values = {
+        name: METRICS.get(name).compute(pred)
+        for name in ("accuracy", "precision", "recall", "f1", "roc_auc", "ber")
+    }
     assert values["accuracy"] == pytest.approx(0.6)
     assert values["precision"] == pytest.approx(2 / 3)
     assert values["recall"] == pytest.approx(2 / 3)
@@ -112,11 +118,17 @@ def test_cpu_runs_repeat_bit_for_bit(tmp_path: Path) -> None:
 
 def test_nan_loss_stops_the_run_cleanly(tmp_path: Path) -> None:
     cfg = config_from_data(
-        tiny_config(task="regression", data={"dataset": "diabetes"}, preprocess=[], loss="mse",
-                    metrics=["mae"], optimizer={"name": "sgd", "lr": 1e6},
-                    model={"layers": [{"dense": 16}, {"dense": 1}]},
-                    train={"epochs": 20, "batch_size": 32, "progress": "none"},
-                    evaluation={"validation": {"fraction": 0.2}})  # fmt: skip
+        tiny_config(
+            task="regression",
+            data={"dataset": "diabetes"},
+            preprocess=[],
+            loss="mse",
+            metrics=["mae"],
+            optimizer={"name": "sgd", "lr": 1e6},
+            model={"layers": [{"dense": 16}, {"dense": 1}]},
+            train={"epochs": 20, "batch_size": 32, "progress": "none"},
+            evaluation={"validation": {"fraction": 0.2}},
+        )
     )
     result = run_experiment(cfg, tmp_path)
     assert result.status == "diverged"
@@ -126,7 +138,9 @@ def test_nan_loss_stops_the_run_cleanly(tmp_path: Path) -> None:
 
 
 def test_final_retrain_uses_train_plus_validation(tmp_path: Path) -> None:
-    cfg = config_from_data(tiny_config(evaluation={"validation": {"first": 30}, "final": {"epochs": 2}}))
+    cfg = config_from_data(
+        tiny_config(evaluation={"validation": {"first": 30}, "final": {"epochs": 2}})
+    )
     result = run_experiment(cfg, tmp_path)
     rows = (result.run_dir / "metrics.csv").read_text().splitlines()
     assert rows[0].startswith("phase,epoch,loss")
@@ -137,11 +151,17 @@ def test_final_retrain_uses_train_plus_validation(tmp_path: Path) -> None:
 
 def test_regression_run_writes_predictions_plot_and_residuals(tmp_path: Path) -> None:
     cfg = config_from_data(
-        tiny_config(task="regression", data={"dataset": "diabetes"}, preprocess=["standardize"],
-                    loss="mse", metrics=["mae", "r2"], model={"layers": [{"dense": 16}, {"dense": 1}]},
-                    optimizer={"name": "rmsprop", "lr": 0.05},
-                    train={"epochs": 5, "batch_size": 16, "progress": "none"},
-                    evaluation={"validation": {"count": 60}})  # fmt: skip
+        tiny_config(
+            task="regression",
+            data={"dataset": "diabetes"},
+            preprocess=["standardize"],
+            loss="mse",
+            metrics=["mae", "r2"],
+            model={"layers": [{"dense": 16}, {"dense": 1}]},
+            optimizer={"name": "rmsprop", "lr": 0.05},
+            train={"epochs": 5, "batch_size": 16, "progress": "none"},
+            evaluation={"validation": {"count": 60}},
+        )
     )
     result = run_experiment(cfg, tmp_path)
     residuals = json.loads((result.run_dir / "residuals.json").read_text())

@@ -40,7 +40,8 @@ class ValidationConfig(StrictModel):
 
     @model_validator(mode="after")
     def _one_size(self) -> ValidationConfig:
-        given = [n for n in ("fraction", "count", "first") if getattr(self, n) is not None]
+        sizes = {"fraction": self.fraction, "count": self.count, "first": self.first}
+        given = [name for name, size in sizes.items() if size is not None]
         if len(given) != 1:
             raise ValueError("give exactly one of fraction, count or first")
         if self.first is not None and self.stratify:
