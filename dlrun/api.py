@@ -132,11 +132,14 @@ def resume_experiment(
     bit for bit what an uninterrupted run gives.
     """
     run = RunDirectory.open(path)
-    if run.status().get("status") == RunStatus.DIVERGED.value:
+    status = run.status().get("status")
+    if status == RunStatus.DIVERGED.value:
         raise RunError(
             f"{path} diverged; resuming would repeat it. Start a new run (a lower learning "
             "rate usually helps)"
         )
+    if status == RunStatus.PRUNED.value:
+        raise RunError(f"{path} was pruned by its sweep; its trial is over")
     source = str(run.file("config.yaml"))
     text = run.file("config.yaml").read_text(encoding="utf-8")
     saved = config_from_text(text, source, [])

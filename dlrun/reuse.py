@@ -58,13 +58,23 @@ def load_run(path: str | Path, checkpoint: str = "checkpoint.pt") -> LoadedRun:
     task.load_state_dict(payload[ckpt.TASK_KEY])
     sources = Sources(pipeline, task, cfg.train.batch_size, device, streaming=False)
     state = TrainState(task, epochs=0, batches_per_epoch=0, epoch=payload[ckpt.EPOCH_KEY],
-                       status=RunStatus.COMPLETED)  # fmt: skip
+                       status=RunStatus(payload[ckpt.STATUS_KEY]))  # fmt: skip
     fitted = FittedModel(sources, fields, state)
     return LoadedRun(cfg, fitted, payload[ckpt.CLASS_NAMES_KEY], payload[ckpt.FEATURE_NAMES_KEY])
 
 
 def evaluate_run(path: str | Path) -> Evaluation:
-    """Score the run's model on its dataset's test split again (same seed, same split)."""
+    """Score the run's model on its dataset's test split again (same seed, same split).
+
+    Only a run that ended normally is scored: a halted or unfinished run never read its test
+    split, and ``eval`` must not read it for it either.
+    """
+    status = RunDirectory.open(path).status().get("status")
+    if status not in (RunStatus.COMPLETED.value, RunStatus.STOPPED_EARLY.value):
+        raise RunError(
+            f"{path} ended as {status}, so its test split stays sealed; continue it with "
+            "dlrun train --resume first"
+        )
     loaded = load_run(path)
     cfg = loaded.config
     data = PROTOCOLS.get(cfg.evaluation.protocol)(cfg.evaluation).prepare(load_data(cfg))

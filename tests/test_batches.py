@@ -144,11 +144,13 @@ def _metrics(run_dir: Path) -> list[dict[str, str]]:
 
 
 def test_a_streamed_run_equals_the_in_memory_run(tmp_path: Path) -> None:
+    """Dropout draws from torch's global generator: streaming must not draw from it too."""
+    model = {"layers": [{"dense": {"units": 8, "activation": "relu"}}, {"dropout": 0.5},
+                        {"dense": {"units": 3, "activation": "softmax"}}]}  # fmt: skip
     runs = {}
     for in_memory in (True, False):
-        config = tiny_config(
-            data={"dataset": "iris", "test_fraction": 0.2, "in_memory": in_memory}
-        )
+        data = {"dataset": "iris", "test_fraction": 0.2, "in_memory": in_memory}
+        config = tiny_config(data=data, model=model)
         runs[in_memory] = run_experiment(config_from_data(config), tmp_path / str(in_memory))
     assert _metrics(runs[True].run_dir) == _metrics(runs[False].run_dir)
     assert runs[True].results["test"] == runs[False].results["test"]

@@ -24,9 +24,9 @@ from dlrun.data.load import load_data
 from dlrun.errors import DataError
 from dlrun.evaluation.fitting import prepare_fold
 from dlrun.evaluation.protocols import PROTOCOLS
-from dlrun.evaluation.stacking import StackedNetwork
 from dlrun.models.build import build_model
 from dlrun.models.layers import LAYERS
+from dlrun.models.stacked import StackedNetwork
 from dlrun.preprocess.pipeline import build_pipeline
 from dlrun.preprocess.steps import STEPS
 from dlrun.tasks.base import TASKS
@@ -209,7 +209,7 @@ def test_callback_contract_state_dict_continues_exactly(name: str, tmp_path: Pat
         folder.mkdir()
         state = TrainState(_Weights(), epochs=len(values), batches_per_epoch=1)  # type: ignore[arg-type]
 
-        def save(file: str) -> None:
+        def save(file: str, state: TrainState) -> None:
             (folder / file).write_text("x")
 
         state.save_checkpoint = save
@@ -294,7 +294,7 @@ def test_task_contract_trains_a_step_and_restores_its_state(name: str) -> None:
     assert set(logs) == {"loss", *cfg.metrics} and all(math.isfinite(v) for v in logs.values())
     again = prepare_fold(cfg, data.train, index, None, torch.device("cpu"), data.implied_steps, 1)
     again.task.load_state_dict(task.state_dict())
-    batch = next(fold.sources(data.train).epoch())
+    batch = next(fold.sources(data.train, index).epoch())
     assert torch.equal(task.predict_step(batch), again.task.predict_step(batch))
     header, rows = task.prediction_table(task.predict_step(batch), data.class_names)
     assert len(rows) == len(batch["x"]) and all(len(row) == len(header) for row in rows)
@@ -350,11 +350,10 @@ def test_dataset_contract_loads_equal_length_arrays_or_says_where_files_go(
         assert all(r.url.startswith("https://") and (r.sha256 is None or len(r.sha256) == 64)
                    for r in source_cls.resources)  # fmt: skip
         with pytest.raises(DataError, match=name):  # offline and not cached: one clear error
-            source.load(LoadContext(seed=0, class_labels=True))
+            source.load(LoadContext(seed=0, class_labels=True, single_label=True))
         return
-    data = source.load(
-        LoadContext(seed=0, class_labels=name not in ("diabetes", "regression", "linear"))
-    )
+    classes = name not in ("diabetes", "regression", "linear")
+    data = source.load(LoadContext(seed=0, class_labels=classes, single_label=classes))
     assert len(data.train.x) == len(data.train.y) > 0
     if data.test_split is not None:
         assert len(data.test_split) > 0 and data.test_split.reads == 0

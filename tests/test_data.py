@@ -8,6 +8,9 @@ import numpy as np
 import pytest
 
 from dlrun.config.load import config_from_data
+from dlrun.data.base import LoadContext
+from dlrun.data.base import SplitConfig
+from dlrun.data.base import split_off_test
 from dlrun.data.idx import read_idx
 from dlrun.data.load import load_data
 from dlrun.data.synthetic import two_spirals
@@ -155,3 +158,14 @@ def test_bundled_datasets_load_offline_with_a_stratified_test_split(name: str) -
     data = load_data(config_from_data(tiny_config(task=task, data={"dataset": name}, **extra)))
     total = len(data.train) + len(data.test_split or [])
     assert len(data.test_split or []) == pytest.approx(0.2 * total, abs=1)
+
+
+def test_test_splits_are_stratified_only_for_one_label_per_sample() -> None:
+    x, y = np.zeros((10, 2)), np.array([0] * 9 + [1])  # a class with one member cannot stratify
+    split = SplitConfig(test_fraction=0.2)
+    with pytest.raises(DataError, match="cannot split off a test set"):
+        split_off_test(x, y, split, LoadContext(0, class_labels=True, single_label=True))
+    train, test = split_off_test(
+        x, y, split, LoadContext(0, class_labels=True, single_label=False)
+    )
+    assert test is not None and len(train) == 8 and len(test) == 2

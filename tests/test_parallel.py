@@ -20,6 +20,10 @@ from dlrun.evaluation.folds import train_stacked
 from dlrun.evaluation.outcome import FoldOutcome
 from dlrun.evaluation.protocols import Fold
 from dlrun.evaluation.runner import plan_protocol
+from dlrun.tasks.base import StackedTask
+from dlrun.tasks.base import Task
+from dlrun.tasks.stacked import StackedSupervised
+from dlrun.tasks.supervised import SupervisedTask
 from dlrun.training.callbacks import Callback
 from dlrun.training.callbacks import CallbackList
 from dlrun.training.snapshots import Snapshots
@@ -89,11 +93,13 @@ def test_parallel_folds_fall_back_when_folds_need_different_batch_counts(tmp_pat
     assert len(result.results["cross_validation"]["metrics"]["mae"]["values"]) == 4
 
 
-def test_parallel_folds_name_the_layer_they_cannot_stack(tmp_path: Path) -> None:
+def test_parallel_folds_name_the_layer_they_cannot_stack() -> None:
     config = _regression(100, 8, True)
     config["model"] = {"layers": [{"dense": 8}, {"batchnorm": {}}, {"dense": 1}]}
-    with pytest.raises(ConfigError, match=r"cannot stack batchnorm \(model.layers\[1\]\)"):
-        run_experiment(config_from_data(config), tmp_path)
+    with pytest.raises(
+        ConfigError, match=r"model\.layers\[1\]\.batchnorm: parallel folds cannot stack batchnorm"
+    ):
+        config_from_data(config)  # refused before any data is read
 
 
 class QuietRecording:
@@ -117,7 +123,13 @@ def _stacked_histories(
 ) -> list[list[dict[str, float]]]:
     cfg = config_from_data(config)
     data = load_data(cfg)
-    fitted = train_stacked(cfg, data, folds, torch.device("cpu"), QuietRecording(), use_vmap)
+
+    def stack(members: list[Task]) -> StackedTask:
+        return StackedSupervised([m for m in members if isinstance(m, SupervisedTask)], use_vmap)
+
+    stacked = train_stacked(cfg, data, folds, torch.device("cpu"), QuietRecording(), stack)
+    assert not isinstance(stacked, str)
+    fitted, _ = stacked
     return [f.state.history for f in fitted]
 
 
@@ -164,3 +176,37 @@ def test_vmap_and_batched_matmul_stacks_train_like_the_folds_alone(
                 assert [r[key] for r in fold_stacked] == pytest.approx(
                     [r[key] for r in fold_alone], rel=1e-5
                 )
+
+
+def test_a_fold_whose_last_validation_batch_is_empty_scores_like_alone(tmp_path: Path) -> None:
+    """k=3 over 80 rows: validation parts of 27, 27 and 26 rows at batch size 2, so the third
+    fold has nothing in the stack's last validation batch."""
+    runs = {}
+    for parallel in (False, True):
+        config = _regression(
+            100, 2, parallel, evaluation={"protocol": "kfold", "k": 3, "parallel_folds": parallel}
+        )
+        config["train"]["epochs"] = 2
+        runs[parallel] = run_experiment(config_from_data(config), tmp_path / str(parallel))
+    assert runs[True].results["parallel_folds"] is True
+    stacked = runs[True].results["cross_validation"]["metrics"]
+    assert all(np.isfinite(stacked["loss"]["values"]))
+    assert stacked["loss"]["values"] == pytest.approx(
+        runs[False].results["cross_validation"]["metrics"]["loss"]["values"], rel=1e-4
+    )
+
+
+def test_a_fold_that_diverges_halts_the_stack_and_the_others_say_why(tmp_path: Path) -> None:
+    x = np.random.default_rng(0).normal(size=(60, 3)).astype(np.float32)
+    y = x.sum(axis=1)
+    y[5] = 1e30  # in fold 1's validation part: folds 2 and 3 train on it and overflow
+    np.savez(tmp_path / "data.npz", x=x, y=y)
+    config = _regression(100, 4, True, evaluation={"protocol": "kfold", "k": 3, "shuffle": False, "contiguous": True, "parallel_folds": True},
+                         data={"dataset": "npz", "path": str(tmp_path / "data.npz"), "test_fraction": 0}, preprocess=[])  # fmt: skip
+    result = run_experiment(config_from_data(config), tmp_path / "runs")
+    assert result.status.value == "diverged" and result.results["parallel_folds"] is True
+    statuses = [
+        json.loads((result.run_dir / f"fold_0{i}" / "status.json").read_text()) for i in (1, 2, 3)
+    ]
+    assert [s["status"] for s in statuses] == ["interrupted", "diverged", "diverged"]
+    assert statuses[0]["reason"] == "stopped because fold 2 diverged; stacked folds train together"

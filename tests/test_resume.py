@@ -64,7 +64,7 @@ def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return run_experiment(config_from_data(RESUMABLE), runs).run_dir
 
 
-@pytest.mark.parametrize(("phase", "rows"), [("fit", 3), ("final", 1)])
+@pytest.mark.parametrize(("phase", "rows"), [("fit", 3), ("final", 2)])
 def test_a_run_killed_with_sigkill_resumes_bit_for_bit(
     uninterrupted: Path, write_config: Any, tmp_path: Path, phase: str, rows: int
 ) -> None:
@@ -100,10 +100,12 @@ def test_a_run_killed_with_sigkill_resumes_bit_for_bit(
     results = json.loads((run_dir / "results.json").read_text())
     expected = json.loads((uninterrupted / "results.json").read_text())
     assert results["test"] == expected["test"] and results["status"] == "completed"
-    assert (
-        phase in {"fit": ["fit"], "final": ["fit", "final"]}[phase]
-        and results["resumed_from_epoch"]
-    )
+    resumed_from = results["resumed_from_epoch"]  # each fit continued from its saved epoch
+    fit_epochs = sum(r["phase"] == "fit" for r in _rows(uninterrupted))
+    if phase == "fit":
+        assert list(resumed_from) == ["fit"] and rows - 1 <= resumed_from["fit"] < fit_epochs
+    else:  # the fit had finished: it was only restored; the final retrain continued
+        assert resumed_from["fit"] == fit_epochs and resumed_from["final"] >= rows - 1
     assert "resumes" in json.loads((run_dir / "env.json").read_text())
 
 
@@ -183,3 +185,27 @@ def test_a_diverged_run_is_not_resumed(tmp_path: Path) -> None:
     assert result.status is RunStatus.DIVERGED
     with pytest.raises(RunError, match="diverged; resuming would repeat it"):
         resume_experiment(result.run_dir)
+
+
+def test_a_finished_run_cannot_be_shortened(uninterrupted: Path) -> None:
+    with pytest.raises(
+        RunError, match=r"holds 12 trained epochs; train\.epochs=5 cannot take them back"
+    ):
+        resume_experiment(uninterrupted, ["train.epochs=5"])
+
+
+def test_halted_runs_keep_their_test_split_sealed_from_eval(tmp_path: Path) -> None:
+    config = tiny_config(
+        optimizer={"name": "sgd", "lr": 1e9},
+        train={"epochs": 5, "batch_size": 16, "progress": "none"},
+    )
+    run_dir = run_experiment(config_from_data(config), tmp_path).run_dir
+    result = runner.invoke(app, ["eval", str(run_dir)])
+    assert (
+        result.exit_code == 2
+        and "ended as diverged, so its test split stays sealed" in result.output
+    )
+    status = json.loads((run_dir / "status.json").read_text())
+    (run_dir / "status.json").write_text(json.dumps({**status, "status": "pruned"}))
+    with pytest.raises(RunError, match="was pruned by its sweep"):
+        resume_experiment(run_dir)

@@ -13,6 +13,7 @@ from dlrun.config.schema import ExperimentConfig
 from dlrun.errors import ConfigIssue
 from dlrun.evaluation.protocols import PROTOCOLS
 from dlrun.models.build import last_activation
+from dlrun.models.layers import LAYERS
 from dlrun.tasks.base import TASKS
 from dlrun.training.callbacks import MonitorConfig
 from dlrun.training.losses import LOSSES
@@ -164,14 +165,25 @@ def check_protocol_monitor(cfg: ExperimentConfig) -> list[ConfigIssue]:
 
 @check
 def check_parallel_folds(cfg: ExperimentConfig) -> list[ConfigIssue]:
-    """Stacked fold models share one optimizer, so per-tensor gradient norms would mix folds."""
+    """Stacked fold models share one optimizer, so per-tensor gradient norms would mix folds;
+    layers that update buffers in place (batch norm) cannot be stacked at all."""
     if not PROTOCOLS.get(cfg.evaluation.protocol)(cfg.evaluation).parallel_folds:
         return []
+    layers = [entry.selected()[0] for entry in cfg.model.layers]
+    unstackable = [
+        ConfigIssue(
+            f"model.layers[{index}].{name}",
+            f"parallel folds cannot stack {name} (it updates its statistics in place); set "
+            "evaluation.parallel_folds: false",
+        )
+        for index, name in enumerate(layers)
+        if not LAYERS.get(name).vmappable
+    ]
     clipping = {
         "clipnorm": cfg.optimizer.clipnorm,
         "global_clipnorm": cfg.optimizer.global_clipnorm,
     }
-    return [
+    return unstackable + [
         ConfigIssue(
             f"optimizer.{name}",
             "norm clipping would mix the folds' gradients under parallel_folds; "

@@ -169,11 +169,13 @@ class LoadedData:
 
 @dataclass(frozen=True)
 class LoadContext:
-    """What a source may know of the experiment: its seed, and whether the targets are classes
-    (labels are encoded and test splits stratified only then)."""
+    """What a source may know of the experiment: its seed, whether the targets are classes
+    (labels are encoded only then) and whether each sample has one (test splits are stratified
+    only then)."""
 
     seed: int
     class_labels: bool
+    single_label: bool = False
 
 
 class DatasetConfig(StrictModel):
@@ -183,6 +185,9 @@ class DatasetConfig(StrictModel):
         default="auto",
         description="keep the preprocessed data in (device) memory, or stream batches from a "
         "DataLoader; auto streams when the estimated size exceeds a quarter of the memory",
+    )
+    workers: int = Field(
+        default=2, ge=0, description="DataLoader worker processes when the data is streamed"
     )
 
 
@@ -221,7 +226,7 @@ def split_off_test(
     """Seeded test split; stratified on the labels for classification tasks when asked."""
     if split.test_fraction == 0:
         return Arrays(x, y), None
-    stratify = y if split.stratify and context.class_labels else None
+    stratify = y if split.stratify and context.single_label else None
     try:
         index = np.arange(len(x))
         train_idx, test_idx = train_test_split(

@@ -11,5 +11,6 @@ from dlrun.tasks.base import TASKS
 
 def load_data(cfg: ExperimentConfig) -> LoadedData:
     source = DATASETS.get(cfg.data.dataset)(cfg.data)
-    context = LoadContext(seed=cfg.seed, class_labels=TASKS.get(cfg.task.name).class_labels)
+    task = TASKS.get(cfg.task.name)
+    context = LoadContext(cfg.seed, task.class_labels, task.single_label)
     return source.load(context)

@@ -34,9 +34,9 @@ from dlrun.training.loop import fit
 from dlrun.training.snapshots import Snapshots
 from dlrun.training.state import TrainState
 
-SaverFactory = Callable[[Pipeline, Task, Fields], Callable[[str], None]]
-"""Given the fitted pipeline, task and input shapes, returns a function that writes a named
-checkpoint."""
+SaverFactory = Callable[[Pipeline, Fields], Callable[[str, TrainState], None]]
+"""Given the fitted pipeline and input shapes, returns a function that writes a named
+checkpoint of a fit's state."""
 
 SAMPLE_ROWS = 64  # rows preprocessed to estimate the size of the whole split
 
@@ -52,12 +52,18 @@ def preprocess_entries(cfg: ExperimentConfig, implied: list[dict[str, Any]]) -> 
 
 @dataclass(frozen=True)
 class PreparedRows:
-    """Raw rows to what the task's steps read: the pipeline, then the task's array form."""
+    """Raw rows to what the task's steps read: the pipeline, then the task's array form.
+
+    ``deferring`` leaves a uint8 array's elementwise steps to the device (the batch crosses
+    from the worker as uint8, 4x smaller)."""
 
     pipeline: Pipeline
     form: Callable[[Arrays], Arrays]
+    deferring: bool = False
 
     def __call__(self, raw: Arrays) -> Arrays:
+        if self.deferring:
+            return self.form(self.pipeline.transform_deferring(raw)[0])
         return self.form(self.pipeline.transform(raw))
 
 
@@ -70,28 +76,39 @@ class Sources:
     batch_size: int
     device: torch.device
     streaming: bool
+    workers: int = 2
 
-    def __call__(self, raw: Arrays, shuffle: bool = False, seed: int = 0) -> BatchSource:
+    def __call__(
+        self, raw: Arrays, rows: np.ndarray | None = None, shuffle: bool = False, seed: int = 0
+    ) -> BatchSource:
+        """A source over ``raw`` (or its ``rows``), shuffled with ``seed`` when asked."""
         options: dict[str, Any] = {"shuffle": shuffle, "seed": seed}
         form = self.task.array_form()
         if self.streaming:
-            reader = BatchReader(raw, PreparedRows(self.pipeline, form))
-            return StreamingSource(reader, self.batch_size, self.device, **options)
-        arrays, device_steps = self.pipeline.transform_deferring(raw)
+            _, device_steps = self.pipeline.transform_deferring(
+                raw.subset(np.arange(min(len(raw), 1)))
+            )
+            reader = BatchReader(raw, PreparedRows(self.pipeline, form, deferring=True), rows)
+            return StreamingSource(reader, self.batch_size, self.device, self.workers,
+                                   device_steps=device_steps, **options)  # fmt: skip
+        arrays, device_steps = self.pipeline.transform_deferring(
+            raw if rows is None else raw.subset(rows)
+        )
         tensors = host_tensors(form(arrays))
         return InMemorySource(tensors, self.batch_size, self.device,
                               device_steps=device_steps, **options)  # fmt: skip
 
 
-def streams(cfg: ExperimentConfig, sources: Sources, raw: Arrays, rows: int) -> bool:
-    """``data.in_memory``: as configured, or by the estimated size of the preprocessed data."""
+def streams(cfg: ExperimentConfig, sources: Sources, sample: Arrays, rows: int) -> bool:
+    """``data.in_memory``: as configured, or by the estimated size of ``rows`` rows
+    preprocessed like the ``sample`` rows."""
     setting = cfg.data.in_memory
     if isinstance(setting, bool):
         return not setting
-    sample, _ = sources.pipeline.transform_deferring(
-        raw.subset(np.arange(min(len(raw), SAMPLE_ROWS)))
+    prepared, _ = sources.pipeline.transform_deferring(sample)
+    return estimated_bytes(sources.task.array_form()(prepared), rows) > memory_budget(
+        sources.device
     )
-    return estimated_bytes(sources.task.array_form()(sample), rows) > memory_budget(sources.device)
 
 
 @dataclass
@@ -119,11 +136,12 @@ def prepare_fold(
 ) -> PreparedFold:
     """Fit preprocessing on ``train_idx`` only and build the task's models from ``seed``."""
     pipeline = fit_pipeline(preprocess_entries(cfg, implied_steps), data, train_idx)
-    sources = Sources(pipeline, task_for(cfg), cfg.train.batch_size, device, streaming=False)
+    task = task_for(cfg)
+    sources = Sources(pipeline, task, cfg.train.batch_size, device, False, cfg.data.workers)
     rows = len(train_idx) + (0 if val_idx is None else len(val_idx))
-    sources.streaming = streams(cfg, sources, data.subset(train_idx), rows)
-    train = sources(data.subset(train_idx), shuffle=cfg.train.shuffle, seed=seed)
-    val = sources(data.subset(val_idx)) if val_idx is not None and len(val_idx) else None
+    sources.streaming = streams(cfg, sources, data.subset(train_idx[:SAMPLE_ROWS]), rows)
+    train = sources(data, train_idx, shuffle=cfg.train.shuffle, seed=seed)
+    val = sources(data, val_idx) if val_idx is not None and len(val_idx) else None
     fields = train.fields()
     torch.manual_seed(seed)
     sources.task.build(fields, device)
@@ -169,6 +187,6 @@ def train_fold(
     """Prepare the split, then train for ``epochs``; ``seed`` fixes initialisation and order."""
     fold = prepare_fold(cfg, data, train_idx, val_idx, device, implied_steps, seed)
     saver = hooks.saver
-    save = saver(fold.sources.pipeline, fold.task, fold.fields) if saver is not None else None
+    save = saver(fold.sources.pipeline, fold.fields) if saver is not None else None
     state = fit(fold.task, fold.train, fold.val, epochs, hooks.callbacks, hooks.snapshots, save)
     return FittedModel(fold.sources, fold.fields, state)

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from collections.abc import Iterator
 
 import torch
 
 from dlrun.config.schema import ExperimentConfig
 from dlrun.data.base import LoadedData
-from dlrun.errors import ConfigError
-from dlrun.errors import ConfigIssue
-from dlrun.errors import DataError
 from dlrun.evaluation.fitting import FittedModel
 from dlrun.evaluation.fitting import prepare_fold
 from dlrun.evaluation.fitting import train_fold
@@ -21,10 +19,9 @@ from dlrun.evaluation.protocols import Fold
 from dlrun.evaluation.protocols import Protocol
 from dlrun.evaluation.stacking import FoldFanOut
 from dlrun.evaluation.stacking import StackedSource
-from dlrun.evaluation.stacking import StackedTask
-from dlrun.evaluation.stacking import unstackable_layer
 from dlrun.tasks.base import TASKS
-from dlrun.tasks.supervised import SupervisedTask
+from dlrun.tasks.base import StackedTask
+from dlrun.tasks.base import Task
 from dlrun.training.batches import InMemorySource
 from dlrun.training.callbacks import CallbackList
 from dlrun.training.loop import fit
@@ -61,12 +58,19 @@ def fold_models(
     """Fitted models fold by fold: all at once when parallel folds apply, else one at a time."""
     wants_stacking = protocol.parallel_folds and len(folds) > 1
     blocker = stacking_blocker(cfg, folds) if wants_stacking else None
+    if wants_stacking and blocker is None:
+        stacked = train_stacked(cfg, data, folds, device, recording)
+        if isinstance(stacked, str):
+            blocker = stacked
+        else:
+            fitted, group = stacked
+            outcome.parallel = True
+            if group.status.halted:  # the cause (a fold that diverged), not its siblings' stop
+                outcome.stop(group.status, group.stop_reason)
+            yield from zip(folds, fitted, strict=True)
+            return
     if wants_stacking and blocker is not None:
         outcome.warnings.append(f"parallel_folds: {blocker}; training folds one after another")
-    if wants_stacking and blocker is None:
-        outcome.parallel = True
-        yield from zip(folds, train_stacked(cfg, data, folds, device, recording), strict=True)
-        return
     for fold in folds:
         yield fold, train_fold(
             cfg, data.train, fold.train_idx, fold.val_idx, cfg.train.epochs, device,
@@ -80,33 +84,28 @@ def train_stacked(
     folds: list[Fold],
     device: torch.device,
     recording: Recording,
-    use_vmap: bool = False,
-) -> list[FittedModel]:
-    """Every fold prepared as for sequential training, then trained by the loop as one task."""
+    stack: Callable[[list[Task]], StackedTask] | None = None,
+) -> tuple[list[FittedModel], TrainState] | str:
+    """Every fold prepared as for sequential training, then stacked by its task
+    (``stack``, by default the task's own :meth:`~dlrun.tasks.base.Task.stacked`) and trained
+    by the loop as one. Returns each fold's model and the stack's own state (its status names
+    a halting fold), or why these prepared folds cannot stack after all."""
     prepared = [
         prepare_fold(cfg, data.train, f.train_idx, f.val_idx, device, data.implied_steps, f.seed)
         for f in folds
     ]
-    members = [p.task for p in prepared if isinstance(p.task, SupervisedTask)]
     trains = [p.train for p in prepared if isinstance(p.train, InMemorySource)]
     vals = [p.val for p in prepared if isinstance(p.val, InMemorySource)]
-    if len(members) != len(folds):
-        raise ConfigError(
-            [ConfigIssue("evaluation.parallel_folds", "this task cannot be stacked")]
-        )
-    layer = unstackable_layer(members[0].model)
-    if layer is not None:
-        raise ConfigError([ConfigIssue(
-            "evaluation.parallel_folds",
-            f"parallel folds cannot stack {layer}; set parallel_folds: false",
-        )])  # fmt: skip
     if len(trains) != len(folds):
-        raise DataError("parallel folds need the data in memory; set data.in_memory: true")
-    task = StackedTask(members, use_vmap)
+        return "the data is streamed (too large to hold in memory), and stacking gathers it"
+    if any(t.train_transforms for t in trains):
+        return "training transforms draw per fold"
+    task = (stack or TASKS.get(cfg.task.name).stacked)([p.task for p in prepared])
     train = StackedSource(trains)
     val = StackedSource(vals) if len(vals) == len(folds) else None
-    states = [TrainState(m, cfg.train.epochs, train.batches_per_epoch) for m in members]
+    states = [TrainState(m, cfg.train.epochs, train.batches_per_epoch) for m in task.members]
     fan_out = FoldFanOut(task, states, [recording.hooks(f, "fit", False).callbacks for f in folds])
     callbacks = CallbackList([fan_out, recording.progress(f"folds 1-{len(folds)} together: ")])
-    fit(task, train, val, cfg.train.epochs, callbacks, recording.snapshots(None, "folds"))
-    return [FittedModel(p.sources, p.fields, s) for p, s in zip(prepared, states, strict=True)]
+    group = fit(task, train, val, cfg.train.epochs, callbacks, recording.snapshots(None, "folds"))
+    fitted = [FittedModel(p.sources, p.fields, s) for p, s in zip(prepared, states, strict=True)]
+    return fitted, group

@@ -141,10 +141,13 @@ def run_protocol(
         scored_fold = _score_fold(task, train, fold, fitted, protocol)
         outcome.folds.append(scored_fold)
         recording.fold_finished(scored_fold)
-        if fitted.state.status.halted or len(folds) == 1:
+        halted = fitted.state.status.halted
+        if (halted and not outcome.status.halted) or len(folds) == 1:
             outcome.stop(fitted.state.status, fitted.state.stop_reason)
-        if fitted.state.status.halted:
-            return outcome
+        if halted and not outcome.parallel:
+            return outcome  # no later fold is trained
+    if outcome.status.halted:
+        return outcome  # stacked folds halted together: all are recorded, none goes further
     if len(folds) > 1:
         _aggregate_folds(cfg, protocol, outcome)
     else:

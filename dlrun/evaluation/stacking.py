@@ -1,17 +1,12 @@
 """Parallel folds: K fold models trained at once as one stacked task, by the one training loop.
 
 Small K-fold models are dominated by per-step overhead (Boston trains 4 x 100 epochs at batch
-size 1). Here the K models' parameters are stacked on a leading fold axis
-(``torch.func.stack_module_state``) and every batch carries K fold batches, so a step costs
-about what one fold's step costs. Layers with a direct stacked form (dense: one batched matmul)
-use it; any other network runs under ``torch.func.vmap`` over ``functional_call``.
-
-Each fold keeps its own initialisation (built from its seed exactly as sequential training
-does), its own preprocessing, its own data order, history, status, metric files and TensorBoard
-run: :class:`FoldFanOut` hands every fold its share of each epoch. The optimizers dlrun offers
-update each element independently, so one optimizer over the stacked parameters is K
-independent optimizers (norm clipping, which would mix folds, is refused by the config check).
-Results match sequential training within float tolerance; dropout masks are drawn differently.
+size 1). The task stacks its K fold copies into one (:meth:`dlrun.tasks.base.Task.stacked`),
+:class:`StackedSource` hands out K fold batches at once, and :class:`FoldFanOut` gives every
+fold its own share of each epoch, so a step costs about what one fold's step costs while each
+fold keeps its own initialisation, preprocessing, data order, history, status, metric files
+and TensorBoard run. Results match sequential training within float tolerance; dropout masks
+are drawn differently.
 """
 
 from __future__ import annotations
@@ -19,160 +14,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
 import torch
-from torch.func import functional_call
-from torch.func import stack_module_state
-from torch.func import vmap
 
-from dlrun.models.build import BuiltModel
-from dlrun.models.build import weight_penalty
-from dlrun.tasks.base import StepResult
-from dlrun.tasks.base import Task
-from dlrun.tasks.supervised import SupervisedTask
+from dlrun.tasks.base import StackedTask
+from dlrun.training.batches import MASK
 from dlrun.training.batches import Batch
 from dlrun.training.batches import BatchSource
 from dlrun.training.batches import Chunk
-from dlrun.training.batches import Fields
 from dlrun.training.batches import InMemorySource
 from dlrun.training.callbacks import Callback
 from dlrun.training.loop import end_epoch
-from dlrun.training.metrics import compute_metrics
 from dlrun.training.state import TrainState
 from dlrun.training.status import RunStatus
-
-MASK = "_mask"  # (K, batch): 1 for real rows, 0 for padding that evens out unequal folds
-
-
-def unstackable_layer(model: BuiltModel) -> str | None:
-    """The first layer that cannot run for K models at once, as the user wrote it."""
-    for index, (name, layer) in enumerate(model.layers):
-        if not layer.vmappable:
-            return f"{name} (model.layers[{index}])"
-    return None
-
-
-class StackedNetwork:
-    """The K members' parameters with a leading fold axis, and a forward pass over them."""
-
-    def __init__(self, members: list[BuiltModel], use_vmap: bool = False) -> None:
-        self.members = members
-        self.base = members[0].network  # structure (and dropout modules) for the forward pass
-        params, buffers = stack_module_state([m.network for m in members])
-        self.params: dict[str, torch.Tensor] = params
-        self.buffers: dict[str, torch.Tensor] = buffers
-        direct = [
-            layer.stacked_forward(module, f"{index}.")
-            for index, ((_, layer), module) in enumerate(zip(members[0].layers, self.base, strict=True))
-        ]  # fmt: skip
-        self.direct = None if use_vmap or any(f is None for f in direct) else direct
-        self.vmapped = vmap(self._member_forward, randomness="different")
-
-    def _member_forward(
-        self, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], x: torch.Tensor
-    ) -> torch.Tensor:
-        out: torch.Tensor = functional_call(self.base, (params, buffers), (x,))
-        return out
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """``x``: (K, batch, ...) -> (K, batch, ...)."""
-        if self.direct is None:
-            return self.vmapped(self.params, self.buffers, x)
-        for forward in self.direct:
-            assert forward is not None
-            x = forward(x, self.params)
-        return x
-
-    def train(self, mode: bool = True) -> None:
-        if self.base.training is not mode:  # setting it walks every module
-            self.base.train(mode)
-
-    def write_back(self) -> None:
-        """Copy each fold's slice into its own model (for evaluation, checkpoints, reports)."""
-        with torch.no_grad():
-            for k, member in enumerate(self.members):
-                state = {name: t[k] for name, t in {**self.params, **self.buffers}.items()}
-                member.network.load_state_dict(state)
-
-
-class StackedTask(Task):
-    """K supervised fold tasks as one: one loss per fold, summed, so each gets its own gradient."""
-
-    def __init__(self, members: list[SupervisedTask], use_vmap: bool = False) -> None:
-        super().__init__(members[0].cfg)
-        self.members = members
-        first = members[0]
-        self.network = StackedNetwork([m.model for m in members], use_vmap)
-        self.loss, self.fused, self.spec = first.loss, first.fused, first.optimizer_spec
-        self.penalties = first.model.penalties
-        self.params = list(self.network.params.values())
-        self.optimizer = self.spec.create(self.params)
-        self.optimizers = {"model": self.optimizer}
-        self.pending: list[dict[str, float]] = [{} for _ in members]
-
-    def build(self, fields: Fields, device: torch.device) -> None:
-        raise TypeError("a stacked task is built from built fold tasks")
-
-    def _fold_losses(self, batch: Batch, outputs: torch.Tensor) -> torch.Tensor:
-        k = len(self.members)
-        per_sample = self.loss.per_sample(
-            outputs.flatten(0, 1), batch["y"].flatten(0, 1), self.fused
-        ).reshape(k, -1)
-        mask = batch[MASK]
-        return (per_sample * mask).sum(dim=1) / mask.sum(dim=1)
-
-    def train_step(self, batch: Batch) -> StepResult:
-        self.network.train()
-        outputs = self.network(batch["x"])
-        fold_loss = self._fold_losses(batch, outputs)
-        penalty = weight_penalty(self.network.params, self.penalties, per_fold=True)
-        if penalty is not None:
-            fold_loss = fold_loss + penalty  # Keras adds it to the training loss
-        self.spec.step(self.optimizer, self.params, fold_loss.sum())
-        return self._result(batch, outputs.detach(), fold_loss.detach())
-
-    def eval_step(self, batch: Batch) -> StepResult:
-        self.network.train(False)
-        with torch.no_grad():
-            outputs = self.network(batch["x"])
-            return self._result(batch, outputs, self._fold_losses(batch, outputs))
-
-    def _result(self, batch: Batch, outputs: torch.Tensor, fold_loss: torch.Tensor) -> StepResult:
-        kept = {"y_pred": outputs, "y_true": batch["y"], MASK: batch[MASK], "loss": fold_loss}
-        return StepResult(fold_loss.mean(), outputs.shape[1], kept)
-
-    def predict_step(self, batch: Batch) -> torch.Tensor:
-        raise TypeError("predict with a fold's own model")
-
-    def epoch_logs(self, results: list[StepResult], prefix: str = "") -> dict[str, float]:
-        """Each fold's loss and metrics (kept for :class:`FoldFanOut`); returns their mean."""
-        per_fold = []
-        for k, member in enumerate(self.members):
-            mask = torch.cat([r.outputs[MASK][k] for r in results]).bool()
-            rows = torch.stack([r.outputs[MASK][k].sum() for r in results])
-            losses = torch.stack([r.outputs["loss"][k] for r in results])
-            logs = {"loss": float((losses * rows).sum() / rows.sum())}
-            if self.cfg.metrics:
-                y_true = torch.cat([r.outputs["y_true"][k] for r in results])[mask]
-                logits = torch.cat([r.outputs["y_pred"][k] for r in results])[mask]
-                predictions = member.label(y_true, member.model.probabilities(logits))
-                logs.update(compute_metrics(list(self.cfg.metrics), predictions))
-            prefixed = {f"{prefix}{key}": value for key, value in logs.items()}
-            self.pending[k].update(prefixed)
-            per_fold.append(prefixed)
-        return {key: float(np.mean([logs[key] for logs in per_fold])) for key in per_fold[0]}
-
-    def take_fold_logs(self) -> list[dict[str, float]]:
-        taken, self.pending = self.pending, [{} for _ in self.members]
-        return taken
-
-    def model_state(self) -> dict[str, Any]:
-        return {"stack": {**self.network.params, **self.network.buffers}}
-
-    def load_model_state(self, state: dict[str, Any]) -> None:
-        with torch.no_grad():
-            for name, tensor in {**self.network.params, **self.network.buffers}.items():
-                tensor.copy_(state["stack"][name])
 
 
 class StackedSource(BatchSource):
@@ -254,21 +107,28 @@ class FoldFanOut(Callback):
             callback.on_epoch_start(fold)
 
     def on_epoch_end(self, state: TrainState, logs: dict[str, float]) -> None:
-        self.task.network.write_back()
+        self.task.write_back()
         fold_logs = self.task.take_fold_logs()
-        for member, fold, callback, own in zip(
-            self.task.members, self.states, self.callbacks, fold_logs, strict=True
+        for index, (member, fold, callback, own) in enumerate(
+            zip(self.task.members, self.states, self.callbacks, fold_logs, strict=True)
         ):
             end_epoch(member, fold, own, callback)
-            if fold.should_stop:
-                state.stop(fold.status, fold.stop_reason or "")
+            if fold.should_stop and not state.should_stop:
+                state.stop(fold.status, f"fold {index + 1}: {fold.stop_reason}")
 
     def on_fit_end(self, state: TrainState) -> None:
-        self.task.network.write_back()
+        """Each fold ends with its own status; a fold that was fine when another one halted
+        the stack says so, instead of taking that fold's status."""
+        self.task.write_back()
+        halted = [f"fold {i + 1} {s.status}" for i, s in enumerate(self.states) if s.should_stop]
         for callback, fold in zip(self.callbacks, self.states, strict=True):
-            if fold.status is RunStatus.RUNNING:
-                fold.status = state.status if state.status.halted else RunStatus.COMPLETED
-                fold.stop_reason = fold.stop_reason or state.stop_reason
+            if fold.status is RunStatus.RUNNING and not state.status.halted:
+                fold.status = RunStatus.COMPLETED
+            elif fold.status is RunStatus.RUNNING and not halted:  # interrupted or pruned
+                fold.stop(state.status, state.stop_reason or "")
+            elif fold.status is RunStatus.RUNNING:
+                reason = f"stopped because {halted[0]}; stacked folds train together"
+                fold.stop(RunStatus.INTERRUPTED, reason)
             callback.on_fit_end(fold)
 
     def state_dict(self) -> dict[str, Any]:

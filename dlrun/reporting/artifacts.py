@@ -72,7 +72,7 @@ def write_run_files(
     if fitted is not None:
         names = DataNames(data.class_names, data.feature_names)
         save_checkpoint(run.file("checkpoint.pt"), fitted.task, fitted.pipeline, files.config_yaml,
-                        fitted.state.epoch, fitted.fields, names)  # fmt: skip
+                        fitted.state, fitted.fields, names)  # fmt: skip
     write_json(run.file("results.json"), results)
     if files.rows:
         plots.learning_curves(files.rows, run.file("learning_curves.png"))

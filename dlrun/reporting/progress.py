@@ -12,6 +12,7 @@ from rich.progress import TaskID
 from rich.progress import TextColumn
 from rich.progress import TimeElapsedColumn
 
+from dlrun.tasks.base import mean_loss
 from dlrun.training.callbacks import Callback
 from dlrun.training.state import TrainState
 
@@ -54,8 +55,8 @@ class ProgressReporter(Callback):
             return
         now = time.perf_counter()
         live = None
-        if now - self.last_refresh > REFRESH_SECONDS and state.loss_sum is not None:
-            live = f"loss {float(state.loss_sum) / state.batch:.4f}"  # reads the device rarely
+        if now - self.last_refresh > REFRESH_SECONDS and state.results:
+            live = f"loss {mean_loss(state.results):.4f}"  # reads the device rarely
             self.last_refresh = now
         if live is None:
             self.progress.advance(self.task)

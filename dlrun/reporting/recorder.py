@@ -27,7 +27,6 @@ from dlrun.reporting.loggers import TensorBoardLogger
 from dlrun.reporting.progress import ProgressReporter
 from dlrun.reporting.results import fold_results
 from dlrun.reporting.rundir import RunDirectory
-from dlrun.tasks.base import Task
 from dlrun.training.batches import Fields
 from dlrun.training.callbacks import CALLBACKS
 from dlrun.training.callbacks import Callback
@@ -35,6 +34,7 @@ from dlrun.training.callbacks import CallbackList
 from dlrun.training.checkpoint import DataNames
 from dlrun.training.checkpoint import save_checkpoint
 from dlrun.training.snapshots import Snapshots
+from dlrun.training.state import TrainState
 
 RESUME_FILE = "resume-{phase}.pt"
 
@@ -111,10 +111,10 @@ class RunRecording:
         return Snapshots(path, self.cfg.train.checkpoint_every)
 
     def saver(self, log: DirectoryLog) -> SaverFactory:
-        def factory(pipeline: Pipeline, task: Task, fields: Fields) -> Callable[[str], None]:
-            def save(name: str) -> None:
-                save_checkpoint(log.run.file(name), task, pipeline, self.config_yaml,
-                                len(log.metrics.rows), fields, self.names)  # fmt: skip
+        def factory(pipeline: Pipeline, fields: Fields) -> Callable[[str, TrainState], None]:
+            def save(name: str, state: TrainState) -> None:
+                save_checkpoint(log.run.file(name), state.task, pipeline, self.config_yaml,
+                                state, fields, self.names)  # fmt: skip
 
             return save
 

@@ -19,8 +19,10 @@ from rich.console import Console
 
 from dlrun.config.load import SHORTHAND_TAGS
 from dlrun.config.load import config_from_data
+from dlrun.config.load import config_from_text
 from dlrun.config.overrides import dotted
 from dlrun.config.overrides import set_path
+from dlrun.config.resume import check_resume_changes
 from dlrun.config.schema import ExperimentConfig
 from dlrun.errors import ConfigError
 from dlrun.errors import ConfigIssue
@@ -153,6 +155,21 @@ class TrialReporter(Callback):
             )
 
 
+def resumable(run_dir: Path, config: ExperimentConfig) -> bool:
+    """Whether ``run_dir`` holds a run of ``config`` that may continue (the sweep's base
+    config may have been edited since the worker died: then the trial starts over)."""
+    saved = run_dir / "config.yaml"
+    if not saved.is_file():
+        return False
+    try:
+        check_resume_changes(
+            config_from_text(saved.read_text(), str(saved), []), config, str(saved)
+        )
+    except ConfigError:
+        return False
+    return True
+
+
 def run_trial(cfg: ExperimentConfig, trial: optuna.Trial, sweep_dir: Path) -> float:
     """Train the trial's config as a normal run in ``sweep_dir/trial-NNNN``.
 
@@ -170,12 +187,13 @@ def run_trial(cfg: ExperimentConfig, trial: optuna.Trial, sweep_dir: Path) -> fl
     single_split = PROTOCOLS.get(cfg.evaluation.protocol).single_split
     reporter = TrialReporter(trial, f"val_{sweep.objective.metric}",
                              sweep.pruner != "none" and single_split)  # fmt: skip
+    config = trial_config(cfg, values)
     resume_dir = trial.user_attrs.get("resume_dir")
-    resume = isinstance(resume_dir, str) and (sweep_dir / resume_dir / "config.yaml").is_file()
+    resume = isinstance(resume_dir, str) and resumable(sweep_dir / resume_dir, config)
     name = resume_dir if resume else f"trial-{trial.number + 1:04d}"
     trial.set_user_attr("run_dir", name)  # set first, so a dead worker's trial can be resumed
-    result = run_experiment(trial_config(cfg, values), sweep_dir, Console(quiet=True),
-                            run_name=name, extra_callbacks=[reporter], resume=resume)  # fmt: skip
+    result = run_experiment(config, sweep_dir, Console(quiet=True), run_name=name,
+                            extra_callbacks=[reporter], resume=resume)  # fmt: skip
     cv = result.results.get("cross_validation") or {}
     spread = cv.get("metrics", {}).get(sweep.objective.metric, {}).get("std")
     if spread is not None:

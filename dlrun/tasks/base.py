@@ -91,7 +91,7 @@ class Task(ABC):
     metric_kinds: ClassVar[frozenset[MetricKind]] = frozenset()
     baselines: ClassVar[tuple[str, ...]] = ()  # names in evaluation.baselines.BASELINES
     analyses: ClassVar[tuple[str, ...]] = ()  # names in reporting.analyses.ANALYSES
-    stackable: ClassVar[bool] = False  # parallel folds may run K of it as one (see stacking)
+    stackable: ClassVar[bool] = False  # ``stacked`` can train K built copies as one
 
     def __init__(self, cfg: ExperimentConfig) -> None:
         self.cfg = cfg
@@ -102,6 +102,12 @@ class Task(ABC):
     def check_config(cls, cfg: ExperimentConfig) -> list[ConfigIssue]:
         """Problems with ``cfg`` that only this task can see (run with the other checks)."""
         return []
+
+    @classmethod
+    def stacked(cls, members: list[Task]) -> StackedTask:
+        """K built copies of this task (one per fold) as one task the loop trains at once
+        (``evaluation.parallel_folds``); only for ``stackable`` tasks."""
+        raise TypeError(f"{cls.__name__} cannot be stacked")
 
     @classmethod
     def supports_metric(cls, name: str) -> bool:
@@ -186,6 +192,24 @@ class Task(ABC):
     @property
     def total_params(self) -> int:
         return sum(model.total_params for model in self.models.values())
+
+
+class StackedTask(Task):
+    """K fold tasks as one: batches of shape ``(K, batch, ...)`` with a ``MASK`` of real rows.
+
+    ``epoch_logs`` computes every fold's own logs and keeps them for :meth:`take_fold_logs`;
+    it returns their mean (what a progress bar for the whole stack shows).
+    """
+
+    members: list[Task]
+
+    @abstractmethod
+    def take_fold_logs(self) -> list[dict[str, float]]:
+        """Each fold's logs since the last call (training and validation)."""
+
+    @abstractmethod
+    def write_back(self) -> None:
+        """Copy each fold's slice of the stacked weights into its own models."""
 
 
 def mean_loss(results: list[StepResult]) -> float:

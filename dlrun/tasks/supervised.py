@@ -20,6 +20,7 @@ from dlrun.errors import ConfigIssue
 from dlrun.errors import DataError
 from dlrun.models.build import build_model
 from dlrun.models.build import last_activation
+from dlrun.tasks.base import StackedTask
 from dlrun.tasks.base import StepResult
 from dlrun.tasks.base import Task
 from dlrun.training.losses import LOSSES
@@ -65,6 +66,15 @@ class SupervisedTask(Task):
         super().__init__(cfg)
         self.loss = make_loss(cfg)
         self.optimizer_spec = OPTIMIZERS.get(cfg.optimizer.name)(cfg.optimizer)
+
+    @classmethod
+    def stacked(cls, members: list[Task]) -> StackedTask:
+        from dlrun.tasks.stacked import StackedSupervised  # it builds on this module
+
+        folds = [m for m in members if isinstance(m, SupervisedTask)]
+        if len(folds) != len(members):
+            raise TypeError("only supervised fold tasks stack together")
+        return StackedSupervised(folds)
 
     @classmethod
     def check_config(cls, cfg: ExperimentConfig) -> list[ConfigIssue]:

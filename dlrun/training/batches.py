@@ -34,6 +34,7 @@ from dlrun.preprocess.base import Step
 
 Batch = dict[str, torch.Tensor]
 Chunk = torch.Tensor | slice  # the sample indices of one batch
+MASK = "_mask"  # a stacked batch's (K, batch) rows: 1 real, 0 padding evening out unequal folds
 BatchTransform = Callable[[Batch, torch.Generator], Batch]
 """A training-only change to a batch (augmentation), drawing randomness from the generator."""
 
@@ -211,24 +212,45 @@ class InMemorySource(BatchSource):
 
 
 class BatchReader(torch.utils.data.Dataset[Batch]):
-    """Reads one batch of raw rows and preprocesses it (runs inside DataLoader workers)."""
+    """Reads one batch of raw rows and preprocesses it (runs inside DataLoader workers).
 
-    def __init__(self, raw: Arrays, prepare: Callable[[Arrays], Arrays]) -> None:
+    ``rows`` picks the split's rows out of ``raw`` by index, so the split is never copied.
+    """
+
+    def __init__(
+        self, raw: Arrays, prepare: Callable[[Arrays], Arrays], rows: np.ndarray | None = None
+    ) -> None:
         self.raw = raw
         self.prepare = prepare
+        self.rows = np.arange(len(raw)) if rows is None else rows
 
     def __len__(self) -> int:
-        return len(self.raw)
+        return len(self.rows)
 
     def __getitem__(self, index: torch.Tensor) -> Batch:
-        return host_tensors(self.prepare(self.raw.subset(index.numpy())))
+        return host_tensors(self.prepare(self.raw.subset(self.rows[index.numpy()])))
+
+
+class _EpochChunks:
+    """The sampler of a persistent DataLoader: this epoch's index chunks, replaced each epoch."""
+
+    def __init__(self) -> None:
+        self.chunks: list[torch.Tensor] = []
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        return iter(self.chunks)
+
+    def __len__(self) -> int:
+        return len(self.chunks)
 
 
 class StreamingSource(BatchSource):
     """Batches read and preprocessed by DataLoader workers, moved to the device one at a time.
 
     The main process draws the order (so it is seeded and resumable like the in-memory one);
-    workers receive whole index chunks, so preprocessing stays vectorized per batch.
+    workers receive whole index chunks, so preprocessing stays vectorized per batch. The workers
+    start once and serve every epoch; their seeds come from the source's own generator, never
+    from the global one that dropout draws from, so streaming changes no result.
     """
 
     def __init__(
@@ -238,18 +260,24 @@ class StreamingSource(BatchSource):
         super().__init__(len(reader), batch_size, device, **options)
         self.reader = reader
         self.workers = workers
+        self._chunks = _EpochChunks()
+        self._loader: torch.utils.data.DataLoader[Batch] | None = None
 
     def _fetch(self, chunks: list[Chunk]) -> Iterator[Batch]:
-        indices = [torch.arange(self.size)[c] if isinstance(c, slice) else c for c in chunks]
-        loader = torch.utils.data.DataLoader(
-            self.reader,
-            batch_size=None,  # each item already is a batch
-            sampler=indices,
-            num_workers=self.workers if len(indices) > 1 else 0,
-            pin_memory=self.device.type == "cuda",
-            worker_init_fn=_one_thread,
-        )
-        for batch in loader:
+        every = torch.arange(self.size)
+        self._chunks.chunks = [every[c] if isinstance(c, slice) else c for c in chunks]
+        if self._loader is None:
+            self._loader = torch.utils.data.DataLoader(
+                self.reader,
+                batch_size=None,  # each item already is a batch
+                sampler=self._chunks,
+                num_workers=self.workers,
+                persistent_workers=self.workers > 0,
+                pin_memory=self.device.type == "cuda",
+                worker_init_fn=_one_thread,
+                generator=torch.Generator().manual_seed(self.seed),
+            )
+        for batch in self._loader:
             yield {name: t.to(self.device, non_blocking=True) for name, t in batch.items()}
 
 

@@ -229,7 +229,7 @@ class Checkpoint(Callback):
         if state.save_checkpoint is None:
             return
         if self.config.save == "last" or self.tracker.improved(logs):
-            state.save_checkpoint(f"checkpoint_{self.config.save}.pt")
+            state.save_checkpoint(f"checkpoint_{self.config.save}.pt", state)
 
     def state_dict(self) -> dict[str, Any]:
         return {"best": self.tracker.best}

@@ -18,6 +18,7 @@ from dlrun.preprocess.pipeline import Pipeline
 from dlrun.reporting.files import atomic_path
 from dlrun.tasks.base import Task
 from dlrun.training.batches import Fields
+from dlrun.training.state import TrainState
 
 FORMAT_KEY = "format"
 FORMAT_VERSION = 2
@@ -27,6 +28,7 @@ PIPELINE_SPEC_KEY = "pipeline_spec"
 CONFIG_KEY = "config_yaml"
 FIELDS_KEY = "fields"
 EPOCH_KEY = "epoch"
+STATUS_KEY = "status"
 CLASS_NAMES_KEY = "class_names"
 FEATURE_NAMES_KEY = "feature_names"
 
@@ -44,7 +46,7 @@ def save_checkpoint(
     task: Task,
     pipeline: Pipeline,
     config_yaml: str,
-    epoch: int,
+    state: TrainState,
     fields: Fields,
     names: DataNames,
 ) -> None:
@@ -55,7 +57,8 @@ def save_checkpoint(
         PIPELINE_SPEC_KEY: pipeline.spec(),
         CONFIG_KEY: config_yaml,
         FIELDS_KEY: {name: spec.to_dict() for name, spec in fields.items()},
-        EPOCH_KEY: epoch,
+        EPOCH_KEY: state.epoch,
+        STATUS_KEY: state.status.value,
         CLASS_NAMES_KEY: names.class_names,
         FEATURE_NAMES_KEY: names.feature_names,
     }

@@ -31,7 +31,7 @@ def fit(
     epochs: int,
     callbacks: Callback,
     snapshots: Snapshots | None = None,
-    save_checkpoint: Callable[[str], None] | None = None,
+    save_checkpoint: Callable[[str, TrainState], None] | None = None,
 ) -> TrainState:
     """Train ``task`` for up to ``epochs`` epochs; returns the final state with its history."""
     state = TrainState(task, epochs, train.batches_per_epoch, save_checkpoint=save_checkpoint)
@@ -63,13 +63,10 @@ def train_epoch(
 ) -> dict[str, float]:
     """One pass over the training batches; returns the epoch's loss and metrics."""
     results: list[StepResult] = []
-    state.batch = 0
-    state.loss_sum = None
+    state.batch, state.results = 0, results
     for batch in source.epoch():
-        result = task.train_step(batch)
+        results.append(task.train_step(batch))
         del batch  # free it before the next one is gathered
-        results.append(result)
-        state.loss_sum = result.loss if state.loss_sum is None else state.loss_sum + result.loss
         state.batch += 1
         callbacks.on_batch_end(state)
     return task.epoch_logs(results)

@@ -48,6 +48,24 @@ class Loss(ABC):
         return self.per_sample(outputs, targets, fused).mean()
 
 
+class ElementwiseLoss(Loss):
+    """A loss computed element by element and averaged: the batch mean is one fused torch
+    reduction (every row has as many elements, so the mean of row means is the plain mean)."""
+
+    @abstractmethod
+    def elements(
+        self, outputs: torch.Tensor, targets: torch.Tensor, fused: bool, reduction: str
+    ) -> torch.Tensor: ...
+
+    def per_sample(
+        self, outputs: torch.Tensor, targets: torch.Tensor, fused: bool
+    ) -> torch.Tensor:
+        return _per_row(self.elements(outputs, targets, fused, "none"))
+
+    def __call__(self, outputs: torch.Tensor, targets: torch.Tensor, fused: bool) -> torch.Tensor:
+        return self.elements(outputs, targets, fused, "mean")
+
+
 def _per_row(values: torch.Tensor) -> torch.Tensor:
     """Average elementwise losses over every axis but the first (Keras's mean over the last)."""
     return values.reshape(len(values), -1).mean(dim=1)
@@ -57,17 +75,17 @@ LOSSES: Registry[type[Loss]] = Registry("loss")
 
 
 @LOSSES.register("binary_crossentropy")
-class BinaryCrossentropy(Loss):
+class BinaryCrossentropy(ElementwiseLoss):
     fuses = frozenset({"sigmoid"})
     classification = True
 
-    def per_sample(
-        self, outputs: torch.Tensor, targets: torch.Tensor, fused: bool
+    def elements(
+        self, outputs: torch.Tensor, targets: torch.Tensor, fused: bool, reduction: str
     ) -> torch.Tensor:
         if fused:
-            return _per_row(F.binary_cross_entropy_with_logits(outputs, targets, reduction="none"))
+            return F.binary_cross_entropy_with_logits(outputs, targets, reduction=reduction)
         probs = outputs.clamp(_EPSILON, 1 - _EPSILON)
-        return _per_row(F.binary_cross_entropy(probs, targets, reduction="none"))
+        return F.binary_cross_entropy(probs, targets, reduction=reduction)
 
 
 @LOSSES.register("categorical_crossentropy")
@@ -85,6 +103,11 @@ class CategoricalCrossentropy(Loss):
             log_probs = probs.clamp(_EPSILON, 1 - _EPSILON).log()
         return -(targets * log_probs).sum(dim=-1)
 
+    def __call__(self, outputs: torch.Tensor, targets: torch.Tensor, fused: bool) -> torch.Tensor:
+        if fused:  # one fused kernel; class-probability targets give the same sum
+            return F.cross_entropy(outputs, targets)
+        return super().__call__(outputs, targets, fused)
+
 
 @LOSSES.register("sparse_categorical_crossentropy")
 class SparseCategoricalCrossentropy(Loss):
@@ -101,31 +124,36 @@ class SparseCategoricalCrossentropy(Loss):
         log_probs = outputs.clamp(_EPSILON, 1 - _EPSILON).log()
         return F.nll_loss(log_probs, labels, reduction="none")
 
+    def __call__(self, outputs: torch.Tensor, targets: torch.Tensor, fused: bool) -> torch.Tensor:
+        if fused:
+            return F.cross_entropy(outputs, targets.reshape(-1).long())
+        return super().__call__(outputs, targets, fused)
+
 
 @LOSSES.register("mse")
-class MeanSquaredError(Loss):
-    def per_sample(
-        self, outputs: torch.Tensor, targets: torch.Tensor, fused: bool
+class MeanSquaredError(ElementwiseLoss):
+    def elements(
+        self, outputs: torch.Tensor, targets: torch.Tensor, fused: bool, reduction: str
     ) -> torch.Tensor:
-        return _per_row(F.mse_loss(outputs, targets, reduction="none"))
+        return F.mse_loss(outputs, targets, reduction=reduction)
 
 
 @LOSSES.register("mae")
-class MeanAbsoluteError(Loss):
-    def per_sample(
-        self, outputs: torch.Tensor, targets: torch.Tensor, fused: bool
+class MeanAbsoluteError(ElementwiseLoss):
+    def elements(
+        self, outputs: torch.Tensor, targets: torch.Tensor, fused: bool, reduction: str
     ) -> torch.Tensor:
-        return _per_row(F.l1_loss(outputs, targets, reduction="none"))
+        return F.l1_loss(outputs, targets, reduction=reduction)
 
 
 @LOSSES.register("huber")
-class Huber(Loss):
+class Huber(ElementwiseLoss):
     class Config(StrictModel):
         delta: Number = Field(default=1.0, gt=0)
 
     config: Config
 
-    def per_sample(
-        self, outputs: torch.Tensor, targets: torch.Tensor, fused: bool
+    def elements(
+        self, outputs: torch.Tensor, targets: torch.Tensor, fused: bool, reduction: str
     ) -> torch.Tensor:
-        return _per_row(F.huber_loss(outputs, targets, delta=self.config.delta, reduction="none"))
+        return F.huber_loss(outputs, targets, delta=self.config.delta, reduction=reduction)

@@ -87,6 +87,11 @@ class Snapshots:
             raise RunError(f"cannot read the resume state {self.path}: {exc}") from None
         if saved.get("format") != FORMAT:
             raise RunError(f"{self.path} was written by another dlrun version; start a new run")
+        if int(saved["epoch"]) > state.epochs:
+            raise RunError(
+                f"{self.path} holds {saved['epoch']} trained epochs; train.epochs={state.epochs} "
+                "cannot take them back (start a new run instead)"
+            )
         state.task.load_state_dict(saved["task"])
         callbacks.load_state_dict(saved["callbacks"])
         source.load_state_dict(saved["source"])

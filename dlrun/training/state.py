@@ -7,11 +7,10 @@ from dataclasses import dataclass
 from dataclasses import field
 from typing import TYPE_CHECKING
 
-import torch
-
 from dlrun.training.status import RunStatus
 
 if TYPE_CHECKING:
+    from dlrun.tasks.base import StepResult
     from dlrun.tasks.base import Task
 
 
@@ -22,12 +21,12 @@ class TrainState:
     batches_per_epoch: int
     epoch: int = 0  # epochs completed
     batch: int = 0  # batches completed in the current epoch
-    loss_sum: torch.Tensor | None = None  # running sum of batch losses, kept on the device
+    results: list[StepResult] = field(default_factory=list)  # the current epoch's batches
     history: list[dict[str, float]] = field(default_factory=list)
     should_stop: bool = False
     stop_reason: str | None = None
     status: RunStatus = RunStatus.RUNNING
-    save_checkpoint: Callable[[str], None] | None = None
+    save_checkpoint: Callable[[str, TrainState], None] | None = None  # (file name, this state)
     resumed_from: int | None = None  # the epoch a resumed fit continued from
 
     def stop(self, status: RunStatus, reason: str) -> None:

@@ -1,0 +1,113 @@
+"""K supervised fold tasks trained at once as one task (``evaluation.parallel_folds``).
+
+Every batch carries K fold batches, shape ``(K, batch, ...)``, with a mask of real rows (folds
+of unequal size are padded). Each fold's loss is its own masked mean plus its own weight
+penalty; their sum is minimised, so each fold's parameters get exactly their own gradient, and
+since dlrun's optimizers update element by element, one optimizer over the stacked parameters
+is K independent ones.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from dlrun.models.build import weight_penalty
+from dlrun.models.stacked import StackedNetwork
+from dlrun.tasks.base import StackedTask
+from dlrun.tasks.base import StepResult
+from dlrun.tasks.supervised import SupervisedTask
+from dlrun.training.batches import MASK
+from dlrun.training.batches import Batch
+from dlrun.training.batches import Fields
+
+
+class StackedSupervised(StackedTask):
+    """K supervised fold tasks as one: one loss per fold, summed, so each gets its own gradient."""
+
+    def __init__(self, members: list[SupervisedTask], use_vmap: bool = False) -> None:
+        super().__init__(members[0].cfg)
+        self.folds = members
+        self.members = list(members)
+        first = members[0]
+        self.network = StackedNetwork([m.model for m in members], use_vmap)
+        self.loss, self.fused, self.spec = first.loss, first.fused, first.optimizer_spec
+        self.penalties = first.model.penalties
+        self.params = list(self.network.params.values())
+        self.optimizer = self.spec.create(self.params)
+        self.optimizers = {"model": self.optimizer}
+        self.pending: list[dict[str, float]] = [{} for _ in members]
+
+    def build(self, fields: Fields, device: torch.device) -> None:
+        raise TypeError("a stacked task is built from built fold tasks")
+
+    def _fold_losses(self, batch: Batch, outputs: torch.Tensor) -> torch.Tensor:
+        k = len(self.members)
+        per_sample = self.loss.per_sample(
+            outputs.flatten(0, 1), batch["y"].flatten(0, 1), self.fused
+        ).reshape(k, -1)
+        mask = batch[MASK]
+        # a fold's last validation batch may hold no rows when folds differ in size: its
+        # loss is 0 there and weighs nothing in the epoch's mean
+        return (per_sample * mask).sum(dim=1) / mask.sum(dim=1).clamp_min(1)
+
+    def train_step(self, batch: Batch) -> StepResult:
+        self.network.train()
+        outputs = self.network(batch["x"])
+        fold_loss = self._fold_losses(batch, outputs)
+        penalty = weight_penalty(self.network.params, self.penalties, per_fold=True)
+        if penalty is not None:
+            fold_loss = fold_loss + penalty  # Keras adds it to the training loss
+        self.spec.step(self.optimizer, self.params, fold_loss.sum())
+        return self._result(batch, outputs.detach(), fold_loss.detach())
+
+    def eval_step(self, batch: Batch) -> StepResult:
+        self.network.train(False)
+        with torch.no_grad():
+            outputs = self.network(batch["x"])
+            return self._result(batch, outputs, self._fold_losses(batch, outputs))
+
+    def _result(self, batch: Batch, outputs: torch.Tensor, fold_loss: torch.Tensor) -> StepResult:
+        kept = {"y_pred": outputs, "y_true": batch["y"], MASK: batch[MASK], "loss": fold_loss}
+        return StepResult(fold_loss.mean(), outputs.shape[1], kept)
+
+    def predict_step(self, batch: Batch) -> torch.Tensor:
+        raise TypeError("predict with a fold's own model")
+
+    def epoch_logs(self, results: list[StepResult], prefix: str = "") -> dict[str, float]:
+        """Each fold's logs, computed by the fold's own task from its real rows (kept for
+        :meth:`take_fold_logs`); returns their mean."""
+        per_fold = []
+        for k, fold in enumerate(self.folds):
+            logs = fold.epoch_logs([self._fold_epoch(results, k)], prefix)
+            self.pending[k].update(logs)
+            per_fold.append(logs)
+        return {key: float(np.mean([logs[key] for logs in per_fold])) for key in per_fold[0]}
+
+    @staticmethod
+    def _fold_epoch(results: list[StepResult], k: int) -> StepResult:
+        """Fold ``k``'s whole epoch as one result: its row-weighted loss, its real rows."""
+        real = torch.cat([r.outputs[MASK][k] for r in results]).bool()
+        rows = torch.stack([r.outputs[MASK][k].sum() for r in results])
+        losses = torch.stack([r.outputs["loss"][k] for r in results])
+        loss = (losses * rows).sum() / rows.sum()
+        outputs = {key: torch.cat([r.outputs[key][k] for r in results])[real]
+                   for key in ("y_pred", "y_true")}  # fmt: skip
+        return StepResult(loss, int(real.sum()), outputs)
+
+    def take_fold_logs(self) -> list[dict[str, float]]:
+        taken, self.pending = self.pending, [{} for _ in self.members]
+        return taken
+
+    def write_back(self) -> None:
+        self.network.write_back()
+
+    def model_state(self) -> dict[str, Any]:
+        return {"stack": {**self.network.params, **self.network.buffers}}
+
+    def load_model_state(self, state: dict[str, Any]) -> None:
+        with torch.no_grad():
+            for name, tensor in {**self.network.params, **self.network.buffers}.items():
+                tensor.copy_(state["stack"][name])
