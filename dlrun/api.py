@@ -152,7 +152,7 @@ def models_for_summary(cfg: ExperimentConfig) -> list[BuiltModel]:
     """The task's models for ``dlrun validate``, from ``model.input_shape`` or the data itself."""
     task = task_for(cfg)
     if cfg.model.input_shape is not None:
-        fields = {"x": FieldSpec(tuple(cfg.model.input_shape), torch.float32)}
+        fields = {task.inputs[0]: FieldSpec(tuple(cfg.model.input_shape), torch.float32)}
     else:
         data = load_data(cfg)
         sample = np.arange(min(len(data.train), 256))

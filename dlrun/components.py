@@ -23,3 +23,6 @@ import dlrun.training.callbacks
 import dlrun.training.losses
 import dlrun.training.metrics
 import dlrun.training.optimizers  # noqa: F401
+from dlrun.plugins import load_plugins
+
+load_plugins()  # user modules register their own components next to these

@@ -109,10 +109,13 @@ def predict_file(run_path: str | Path, input_path: Path, output_path: Path) -> i
     """Write one row of predictions per input row; returns the row count."""
     loaded = load_run(run_path)
     fitted = loaded.fitted
-    raw = Arrays(read_inputs(input_path, loaded.feature_names))
-    expected = fitted.fields["x"].shape
+    if len(fitted.task.inputs) != 1:
+        raise RunError(f"predict reads one input array; this model takes {fitted.task.inputs}")
+    name = fitted.task.inputs[0]
+    raw = Arrays(**{name: read_inputs(input_path, loaded.feature_names)})
+    expected = fitted.fields[name].shape
     source = fitted.sources(raw)
-    got = source.fields()["x"].shape
+    got = source.fields()[name].shape
     if got != expected:
         raise DataError(
             f"{input_path}: inputs become shape {list(got)} after preprocessing; the model "

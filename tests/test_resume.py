@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from typer.testing import CliRunner
 
 from dlrun.api import resume_experiment
@@ -107,6 +108,14 @@ def test_a_run_killed_with_sigkill_resumes_bit_for_bit(
     else:  # the fit had finished: it was only restored; the final retrain continued
         assert resumed_from["fit"] == fit_epochs and resumed_from["final"] >= rows - 1
     assert "resumes" in json.loads((run_dir / "env.json").read_text())
+    assert _scalars(run_dir) == _scalars(uninterrupted)  # TensorBoard shows each epoch once
+
+
+def _scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    tags = [t for t in events.Tags()["scalars"] if not t.startswith("hparams/")]
+    return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in tags}
 
 
 def _safe_rows(run_dir: Path) -> list[dict[str, Any]]:
@@ -124,7 +133,7 @@ def test_resume_refuses_changes_to_what_was_learned(uninterrupted: Path) -> None
         in result.output
     )
     assert "Traceback" not in result.output
-    with pytest.raises(ConfigError, match=r"model\.layers\.0\.dense\.units"):
+    with pytest.raises(ConfigError, match=r"model\.layers\[0\]\.dense\.units: cannot change"):
         resume_experiment(uninterrupted, ["model.layers.0.dense.units=64"])
     result = runner.invoke(
         app, ["train", "--resume", str(uninterrupted), "configs/quickstart.yaml"]

@@ -2,13 +2,19 @@
 
 A denoising dense autoencoder: no labels, its own loss (reconstruction error against the clean
 input), noise on training batches only. Nothing in dlrun knows it exists, yet the config is
-checked, the loop trains it, the run directory is complete, and eval, predict and resume work.
+checked, the loop trains it, the run directory is complete, and eval, predict and resume work,
+in this process and, loaded as a plugin (``DLRUN_PLUGINS``), from the ``dlrun`` command itself.
+This module is importable as a plugin: at import time it touches only the registries, not
+``dlrun.config`` (which the plugin loader runs inside of).
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +27,6 @@ from typer.testing import CliRunner
 
 from dlrun.cli import app
 from dlrun.config.base import StrictModel
-from dlrun.config.load import config_from_data
 from dlrun.data.base import Arrays
 from dlrun.errors import ConfigError
 from dlrun.errors import DataError
@@ -34,6 +39,7 @@ from dlrun.training.batches import Fields
 from dlrun.training.metrics import MetricKind
 from dlrun.training.metrics import Predictions
 from dlrun.training.optimizers import OPTIMIZERS
+from tests.conftest import REPO
 
 runner = CliRunner()
 
@@ -49,6 +55,7 @@ class DenoisingAutoencoder(Task):
     class Config(StrictModel):
         noise: float = Field(default=0.1, ge=0)
 
+    config: Config
     metric_kinds = frozenset({MetricKind.ERRORS})
 
     def array_form(self) -> Any:
@@ -68,7 +75,7 @@ class DenoisingAutoencoder(Task):
     def train_step(self, batch: Batch) -> StepResult:
         self.net.network.train()
         clean = batch["x"]
-        noise = self.cfg.task.noise * torch.randn_like(clean)  # type: ignore[attr-defined]
+        noise = self.config.noise * torch.randn_like(clean)
         out = self.net.network(clean + noise)
         loss = (out - clean).square().mean()
         self.spec.step(self.optimizer, self.params, loss)
@@ -177,11 +184,45 @@ def test_resume_extends_the_tasks_run(autoencoder_run: Path, tmp_path: Path) -> 
 def test_a_registered_task_gets_the_usual_config_errors(
     changes: dict[str, Any], message: str
 ) -> None:
+    from dlrun.config.load import config_from_data  # not at import: this module is a plugin
+
     with pytest.raises(ConfigError, match=message):
         config_from_data(autoencoder_config(**changes))
 
 
 def test_supervised_tasks_still_need_a_loss() -> None:
+    from dlrun.config.load import config_from_data
+
     config = autoencoder_config(task="regression")
     with pytest.raises(ConfigError, match="loss: task regression needs a loss"):
         config_from_data(config)
+
+
+def test_the_dlrun_command_loads_the_task_as_a_plugin(tmp_path: Path) -> None:
+    config = tmp_path / "ae.yaml"
+    config.write_text(yaml.safe_dump(autoencoder_config(), sort_keys=False))
+    command = [
+        sys.executable,
+        "-m",
+        "dlrun",
+        "train",
+        str(config),
+        "--runs-dir",
+        str(tmp_path / "runs"),
+    ]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "DLRUN_PLUGINS": "tests.test_task_extension"}
+    done = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    run_dir = Path(done.stdout.strip().splitlines()[-1])
+    assert json.loads((run_dir / "results.json").read_text())["task"] == "denoising_autoencoder"
+    missing = {**env, "DLRUN_PLUGINS": "no_such_plugin_module"}
+    done = subprocess.run(
+        command, env=missing, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert (
+        done.returncode == 2
+        and "cannot import the plugin module 'no_such_plugin_module'" in done.stderr
+    )
+    assert "Traceback" not in done.stderr

@@ -14,6 +14,7 @@ from dlrun.errors import ConfigIssue
 from dlrun.evaluation.protocols import PROTOCOLS
 from dlrun.models.build import last_activation
 from dlrun.models.layers import LAYERS
+from dlrun.preprocess.steps import STEPS
 from dlrun.tasks.base import TASKS
 from dlrun.training.callbacks import MonitorConfig
 from dlrun.training.losses import LOSSES
@@ -59,8 +60,8 @@ def check_loss_matches_output(cfg: ExperimentConfig) -> list[ConfigIssue]:
 
 @check
 def check_target_encoding(cfg: ExperimentConfig) -> list[ConfigIssue]:
-    """categorical_crossentropy wants one-hot targets; the sparse variant wants integer labels."""
-    one_hot = any(entry.selected()[0] == "one_hot" for entry in cfg.preprocess)
+    """A one-hot loss wants one-hot targets; an integer-label loss wants them left alone."""
+    one_hot = any(STEPS.get(entry.selected()[0]).encodes_labels for entry in cfg.preprocess)
     if one_hot and not TASKS.get(cfg.task.name).single_label:
         return [
             ConfigIssue(
@@ -68,21 +69,23 @@ def check_target_encoding(cfg: ExperimentConfig) -> list[ConfigIssue]:
                 f"one_hot encodes class labels; it does not apply to task {cfg.task.name}",
             )
         ]
-    name = cfg.loss.name if cfg.loss is not None else None
-    if name == "categorical_crossentropy" and not one_hot:
+    if cfg.loss is None:
+        return []
+    loss = LOSSES.get(cfg.loss.name)
+    if loss.one_hot_targets and not one_hot:
         return [
             ConfigIssue(
                 "loss",
-                "categorical_crossentropy needs one-hot targets: add '- one_hot' to preprocess, "
+                f"{cfg.loss.name} needs one-hot targets: add '- one_hot' to preprocess, "
                 "or use sparse_categorical_crossentropy with integer labels",
             )
         ]
-    if name == "sparse_categorical_crossentropy" and one_hot:
+    if loss.integer_targets and one_hot:
         return [
             ConfigIssue(
                 "loss",
-                "sparse_categorical_crossentropy takes integer labels: remove one_hot from "
-                "preprocess, or use categorical_crossentropy",
+                f"{cfg.loss.name} takes integer labels: remove one_hot from preprocess, or use "
+                "categorical_crossentropy",
             )
         ]
     return []

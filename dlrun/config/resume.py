@@ -7,7 +7,9 @@ preprocessing, loss, optimizer, seed, protocol, batch size, callbacks) is refuse
 
 from __future__ import annotations
 
+from dlrun.config.overrides import dotted
 from dlrun.config.schema import ExperimentConfig
+from dlrun.config.yaml_io import format_path
 from dlrun.errors import ConfigError
 from dlrun.errors import ConfigIssue
 from dlrun.reporting.hparams import flatten
@@ -28,7 +30,7 @@ def check_resume_changes(saved: ExperimentConfig, new: ExperimentConfig, source:
     after = flatten(new.model_dump(mode="json"))
     issues = [
         ConfigIssue(
-            key,
+            format_path(dotted(key)),
             f"cannot change when resuming (the run was trained with {before.get(key)!r}); "
             "start a new run instead",
         )

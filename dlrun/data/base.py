@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from abc import ABC
 from abc import abstractmethod
+from collections.abc import Sequence
 from dataclasses import InitVar
 from dataclasses import dataclass
 from dataclasses import field
@@ -86,18 +87,21 @@ class Arrays:
         return Arrays(**{k: v for k, v in fields.items() if v is not None})
 
 
-def row_hashes(x: np.ndarray) -> np.ndarray:
-    """A 64-bit fingerprint per sample, for finding exact duplicate rows across splits."""
+def _row_bytes(x: np.ndarray) -> list[bytes]:
     if x.dtype == object:
-        rows = (np.asarray(row).tobytes() for row in x)
-    else:
-        flat = np.ascontiguousarray(x).reshape(len(x), -1)
-        rows = (row.tobytes() for row in flat)
+        return [np.asarray(row).tobytes() for row in x]
+    return [row.tobytes() for row in np.ascontiguousarray(x).reshape(len(x), -1)]
+
+
+def row_hashes(arrays: Arrays, names: Sequence[str]) -> np.ndarray:
+    """A 64-bit fingerprint per sample of the ``names`` arrays (a model's inputs), for finding
+    exact duplicate samples across splits."""
+    columns = [_row_bytes(arrays[name]) for name in names]
     return np.fromiter(
-        (int.from_bytes(hashlib.blake2b(r, digest_size=8).digest(), "little", signed=True)
-         for r in rows),
+        (int.from_bytes(hashlib.blake2b(b"".join(parts), digest_size=8).digest(), "little",
+                        signed=True) for parts in zip(*columns, strict=True)),
         dtype=np.int64,
-        count=len(x),
+        count=len(arrays),
     )  # fmt: skip
 
 
@@ -121,8 +125,8 @@ class SealedSplit:
     def __len__(self) -> int:
         return len(self._arrays)
 
-    def row_hashes(self) -> np.ndarray:
-        return row_hashes(self._arrays.x)
+    def row_hashes(self, names: Sequence[str]) -> np.ndarray:
+        return row_hashes(self._arrays, names)
 
     def unseal(self) -> Arrays:
         if is_training():

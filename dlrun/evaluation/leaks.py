@@ -22,11 +22,12 @@ def straddling(train_hashes: np.ndarray, eval_hashes: np.ndarray) -> int:
 
 
 def duplicate_counts(
-    train: Arrays, folds: Sequence[Fold], test: SealedSplit | None
+    train: Arrays, folds: Sequence[Fold], test: SealedSplit | None, inputs: Sequence[str]
 ) -> dict[str, int]:
     """``train_validation``: validation rows duplicated in their fold's training part (summed
-    over folds); ``train_test``: test rows duplicated anywhere in the non-test data."""
-    hashes = row_hashes(train.x)
+    over folds); ``train_test``: test rows duplicated anywhere in the non-test data. A row is
+    its ``inputs`` arrays (a model's inputs), as the task names them."""
+    hashes = row_hashes(train, inputs)
     counts = {
         "train_validation": sum(
             straddling(hashes[f.train_idx], hashes[f.val_idx])
@@ -35,7 +36,7 @@ def duplicate_counts(
         )
     }
     if test is not None:
-        counts["train_test"] = straddling(hashes, test.row_hashes())
+        counts["train_test"] = straddling(hashes, test.row_hashes(inputs))
     return counts
 
 

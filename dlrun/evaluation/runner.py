@@ -76,9 +76,9 @@ def _score_fold(
         return FoldOutcome(fold, fitted, None, [], None)
     evaluation = evaluate_split(fitted, train.subset(fold.val_idx), "validation")
     baselines = []
-    if task.baselines:
-        targets = Targets(train.y[fold.train_idx], train.y[fold.val_idx], fold.seed,
-                          protocol.time_ordered)  # fmt: skip
+    if task.baselines and task.target is not None:
+        y = train[task.target]
+        targets = Targets(y[fold.train_idx], y[fold.val_idx], fold.seed, protocol.time_ordered)
         baselines = score_baselines(task.baselines, targets)
     return FoldOutcome(fold, fitted, evaluation, baselines, verdict(evaluation.metrics, baselines))
 
@@ -133,7 +133,7 @@ def run_protocol(
     protocol, data, folds = plan.protocol, plan.data, plan.folds
     task = TASKS.get(cfg.task.name)
     train = data.train
-    duplicates = duplicate_counts(train, folds, data.test_split)
+    duplicates = duplicate_counts(train, folds, data.test_split, task.inputs)
     outcome = ProtocolOutcome(
         plan.name, _sizes(folds, train, data), duplicates, duplicate_warnings(duplicates)
     )
@@ -153,7 +153,8 @@ def run_protocol(
     else:
         outcome.validation = _holdout_validation(cfg, outcome.folds[0].fitted)
         outcome.scored = outcome.folds[0].fitted
-    y_train = train["y"][folds[0].train_idx] if task.baselines else None
+    targets_of = task.target if task.baselines else None  # the array baselines score
+    y_train = train[targets_of][folds[0].train_idx] if targets_of else None
     if cfg.evaluation.final is not None:
         epochs = _final_epochs(cfg, outcome)
         outcome.final_epochs = epochs
@@ -165,7 +166,7 @@ def run_protocol(
             recording.hooks(None, "final"), data.implied_steps, cfg.seed + len(folds),
         )  # fmt: skip
         outcome.scored = final
-        y_train = train["y"] if task.baselines else None
+        y_train = train[targets_of] if targets_of else None
         if final.state.status.halted:
             outcome.stop(final.state.status, final.state.stop_reason)
             return outcome
@@ -175,8 +176,9 @@ def run_protocol(
         test = data.test_split.unseal()
         outcome.evaluation = evaluate_split(outcome.scored, test, "test")
         outcome.test_reads = data.test_split.reads
-        if y_train is not None:
-            targets = Targets(y_train, test.y, cfg.seed, protocol.time_ordered, preceding=train.y)
+        if targets_of and y_train is not None:
+            targets = Targets(y_train, test[targets_of], cfg.seed, protocol.time_ordered,
+                              preceding=train[targets_of])  # fmt: skip
             outcome.baselines = score_baselines(task.baselines, targets)
     elif cfg.evaluation.final is None and outcome.folds[0].evaluation is not None:
         outcome.evaluation = outcome.folds[0].evaluation

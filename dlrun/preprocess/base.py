@@ -34,6 +34,7 @@ class Step:
     # Acts element by element and has a torch version: a uint8 array (images) may then stay
     # uint8 in memory and go through this step on the device, one batch at a time.
     elementwise: ClassVar[bool] = False
+    encodes_labels: ClassVar[bool] = False  # turns class labels into one-hot rows
 
     def __init__(self, config: StepConfig) -> None:
         self.config = config

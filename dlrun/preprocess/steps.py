@@ -170,6 +170,7 @@ class OneHot(Step):
 
     config: Config
     applies_to = "y"
+    encodes_labels = True
     fitted_attributes = ("num_classes_",)
     num_classes_: np.ndarray
 

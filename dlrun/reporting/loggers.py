@@ -79,18 +79,22 @@ def tensorboard_tag(key: str, phase: str) -> str:
 class TensorBoardLogger(Callback):
     """Scalars per epoch, plus one HParams record in the same directory (no sub-runs).
 
-    A resumed fit replays what its state recorded into a fresh events file (the directory's old
-    ones are removed first), so TensorBoard shows each epoch once, as in an uninterrupted run.
+    A resumed fit replays the rows its directory's :class:`MetricsFileLogger` restored into a
+    fresh events file (the directory's old ones are removed first), so TensorBoard shows each
+    epoch once, as in an uninterrupted run; the rows themselves are saved only once, there.
     """
 
-    def __init__(self, directory: Path, fresh: bool = False) -> None:
+    def __init__(
+        self, directory: Path, fresh: bool = False, rows: MetricsFileLogger | None = None
+    ) -> None:
         super().__init__()
         if fresh:
             for old in directory.glob("events.out.tfevents.*"):
                 old.unlink()
         self.writer = SummaryWriter(log_dir=str(directory), flush_secs=FLUSH_SECONDS)
         self.phase = "fit"
-        self.written: list[tuple[str, int, dict[str, float]]] = []
+        self.rows = rows
+        self.written = 0  # rows of ``rows`` already in the events file
 
     def on_epoch_end(self, state: TrainState, logs: dict[str, float]) -> None:
         self._write(self.phase, state.epoch, logs)
@@ -98,19 +102,19 @@ class TensorBoardLogger(Callback):
     def _write(self, phase: str, epoch: int, logs: dict[str, float]) -> None:
         for key, value in logs.items():
             self.writer.add_scalar(tensorboard_tag(key, phase), value, epoch)
-        self.written.append((phase, epoch, logs))
+        self.written += 1
 
     def state_dict(self) -> dict[str, Any]:
         return {"written": self.written}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Write what the saved fit had written and this writer has not (a directory's second
-        phase, such as a final retrain, carries the first phase's rows too)."""
-        saved = [(phase, int(epoch), dict(logs)) for phase, epoch, logs in state["written"]]
-        done = [(phase, epoch) for phase, epoch, _ in self.written]
-        start = len(done) if [(p, e) for p, e, _ in saved[: len(done)]] == done else 0
-        for phase, epoch, logs in saved[start:]:
-            self._write(phase, epoch, logs)
+        """Write the restored rows this writer has not written yet (a directory's second phase,
+        such as a final retrain, restores the first phase's rows too)."""
+        if self.rows is None:
+            return
+        for row in self.rows.rows[self.written : int(state["written"])]:
+            logs = {k: v for k, v in row.items() if k not in ("phase", "epoch")}
+            self._write(str(row["phase"]), int(row["epoch"]), logs)
 
     def write_hparams(self, params: dict[str, Any], results: dict[str, float]) -> None:
         clean = {

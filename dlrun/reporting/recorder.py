@@ -49,7 +49,8 @@ class DirectoryLog:
 
     @classmethod
     def at(cls, run: RunDirectory, resuming: bool) -> DirectoryLog:
-        return cls(run, MetricsFileLogger(run.path), TensorBoardLogger(run.path, fresh=resuming))
+        metrics = MetricsFileLogger(run.path)
+        return cls(run, metrics, TensorBoardLogger(run.path, fresh=resuming, rows=metrics))
 
     def set_phase(self, phase: str) -> None:
         self.metrics.phase = self.tensorboard.phase = phase

@@ -86,6 +86,8 @@ class Task(ABC):
     """A kind of model. Capabilities are class attributes, read before anything is built."""
 
     Config: ClassVar[type[StrictModel]] = StrictModel  # parameters under ``task:``
+    inputs: ClassVar[tuple[str, ...]] = ("x",)  # arrays the models read (predict, leak checks)
+    target: ClassVar[str | None] = None  # the array of targets baselines are scored on
     class_labels: ClassVar[bool] = False  # targets are classes: labels encoded, class analyses
     single_label: ClassVar[bool] = False  # one class per sample: stratified splits, one_hot
     metric_kinds: ClassVar[frozenset[MetricKind]] = frozenset()
@@ -95,6 +97,8 @@ class Task(ABC):
 
     def __init__(self, cfg: ExperimentConfig) -> None:
         self.cfg = cfg
+        # The task's own parameters; a subclass declares ``config: Config`` for its type.
+        self.config: StrictModel = cfg.task
         self.models: dict[str, BuiltModel] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
 

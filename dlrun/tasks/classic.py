@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 
 SINGLE_LABEL_METRICS = frozenset({MetricKind.LABELS, MetricKind.SINGLE_LABEL, MetricKind.ERRORS})
 CLASS_BASELINES = ("majority class", "random guessing", "shuffled labels")
-CROSS_ENTROPIES = ("categorical_crossentropy", "sparse_categorical_crossentropy")
 
 
 def output_path(cfg: ExperimentConfig) -> str:
@@ -135,7 +134,7 @@ class Multilabel(SupervisedTask):
             return [ConfigIssue(output_path(cfg),
                 "task multilabel needs independent per-output probabilities: use activation: "
                 "sigmoid with binary_crossentropy (softmax is for task: multiclass)")]  # fmt: skip
-        if cfg.loss is not None and cfg.loss.name in CROSS_ENTROPIES:
+        if loss.one_hot_targets or loss.integer_targets:  # one class per sample
             return [ConfigIssue("loss", "multilabel targets need binary_crossentropy")]
         return []
 

@@ -51,9 +51,13 @@ class TargetForm:
         return arrays.replace(y=y.astype(np.float32).reshape(len(y), -1))
 
 
+def needs_a_loss(cfg: ExperimentConfig) -> ConfigIssue:
+    return ConfigIssue("loss", f"task {cfg.task.name} needs a loss (see DLwP table 4.1)")
+
+
 def make_loss(cfg: ExperimentConfig) -> Loss:
     if cfg.loss is None:
-        raise ConfigError([ConfigIssue("loss", f"task {cfg.task.name} needs a loss")])
+        raise ConfigError([needs_a_loss(cfg)])
     return LOSSES.get(cfg.loss.name)(cfg.loss)
 
 
@@ -61,6 +65,7 @@ class SupervisedTask(Task):
     """The shared machinery; subclasses declare labels, checks and capabilities."""
 
     stackable = True
+    target = "y"
 
     def __init__(self, cfg: ExperimentConfig) -> None:
         super().__init__(cfg)
@@ -79,7 +84,7 @@ class SupervisedTask(Task):
     @classmethod
     def check_config(cls, cfg: ExperimentConfig) -> list[ConfigIssue]:
         if cfg.loss is None:
-            return [ConfigIssue("loss", f"task {cfg.task.name} needs a loss (see DLwP table 4.1)")]
+            return [needs_a_loss(cfg)]
         return cls.check_model(cfg, LOSSES.get(cfg.loss.name), last_activation(cfg.model.layers))
 
     @classmethod
@@ -140,8 +145,8 @@ class SupervisedTask(Task):
         penalty = self.model.penalty()
         total = loss if penalty is None else loss + penalty  # Keras adds it to the training loss
         self.optimizer_spec.step(self.optimizer, self.params, total)
-        return StepResult(total.detach(), len(outputs),
-                          {"y_pred": outputs.detach(), "y_true": batch["y"]})  # fmt: skip
+        kept = {"y_pred": outputs.detach(), "y_true": batch["y"]} if self.cfg.metrics else {}
+        return StepResult(total.detach(), len(outputs), kept)  # outputs only for epoch metrics
 
     @torch.no_grad()
     def eval_step(self, batch: Batch) -> StepResult:

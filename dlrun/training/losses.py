@@ -33,6 +33,7 @@ class Loss(ABC):
     fuses: ClassVar[frozenset[str]] = frozenset()
     classification: ClassVar[bool] = False
     integer_targets: ClassVar[bool] = False  # class indices instead of float target rows
+    one_hot_targets: ClassVar[bool] = False  # one-hot rows of class labels
 
     def __init__(self, config: StrictModel) -> None:
         self.config = config
@@ -92,6 +93,7 @@ class BinaryCrossentropy(ElementwiseLoss):
 class CategoricalCrossentropy(Loss):
     fuses = frozenset({"softmax"})
     classification = True
+    one_hot_targets = True
 
     def per_sample(
         self, outputs: torch.Tensor, targets: torch.Tensor, fused: bool
