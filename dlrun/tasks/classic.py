@@ -21,8 +21,6 @@ from dlrun.training.metrics import Predictions
 if TYPE_CHECKING:
     from dlrun.config.schema import ExperimentConfig
 
-SINGLE_LABEL_METRICS = frozenset({MetricKind.LABELS, MetricKind.SINGLE_LABEL, MetricKind.ERRORS})
-CLASS_BASELINES = ("majority class", "random guessing", "shuffled labels")
 
 
 def output_path(cfg: ExperimentConfig) -> str:
@@ -42,15 +40,19 @@ def names_for(class_names: list[str] | None, count: int) -> list[str]:
     return names + [str(i) for i in range(len(names), count)]
 
 
-@TASKS.register("binary")
-class Binary(SupervisedTask):
-    """Two classes: one sigmoid output with binary cross-entropy."""
+class SingleLabel(SupervisedTask):
+    """What binary and multiclass share: one class per sample, class metrics and baselines."""
 
     class_labels = True
     single_label = True
-    metric_kinds = SINGLE_LABEL_METRICS
-    baselines = CLASS_BASELINES
+    metric_kinds = frozenset({MetricKind.LABELS, MetricKind.SINGLE_LABEL, MetricKind.ERRORS})
+    baselines = ("majority class", "random guessing", "shuffled labels")
     analyses = ("confusion_matrix",)
+
+
+@TASKS.register("binary")
+class Binary(SingleLabel):
+    """Two classes: one sigmoid output with binary cross-entropy."""
 
     @classmethod
     def check_model(
@@ -79,14 +81,8 @@ class Binary(SupervisedTask):
 
 
 @TASKS.register("multiclass")
-class Multiclass(SupervisedTask):
+class Multiclass(SingleLabel):
     """One of several classes: softmax with (sparse) categorical cross-entropy."""
-
-    class_labels = True
-    single_label = True
-    metric_kinds = SINGLE_LABEL_METRICS
-    baselines = CLASS_BASELINES
-    analyses = ("confusion_matrix",)
 
     @classmethod
     def check_model(
