@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from dlrun.config.schema import ExperimentConfig
 
 
-
 def output_path(cfg: ExperimentConfig) -> str:
     return f"model.layers[{len(cfg.model.layers) - 1}]"
 
