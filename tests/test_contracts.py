@@ -141,6 +141,12 @@ def test_loss_contract(name: str) -> None:
     assert (
         values.shape == (6,) and bool(torch.isfinite(values).all()) and bool((values >= 0).all())
     )
+    stacked = loss.per_member(
+        logits.reshape(2, 3, 3), targets.reshape(2, 3, *targets.shape[1:]), True
+    )
+    assert torch.allclose(
+        stacked, loss.per_sample(logits, targets, True).reshape(2, 3).mean(dim=1)
+    )
     for activation in loss_cls.fuses:  # the fused logit form equals the probability form
         probs = logits.softmax(-1) if activation == "softmax" else logits.sigmoid()
         assert torch.allclose(loss(logits, targets, True), loss(probs, targets, False), atol=1e-5)

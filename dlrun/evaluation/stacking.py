@@ -33,7 +33,8 @@ class StackedSource(BatchSource):
 
     Each fold draws its own order from its own generator, exactly as it would alone; the K
     orders are gathered once per epoch and sliced into batches, so padding (repeating row 0 of a
-    shorter fold, masked out of every loss and metric) only ever fills the last batch.
+    shorter fold, masked out of every loss and metric) only ever fills the last batch, and only
+    batches that hold padding carry the mask.
     """
 
     def __init__(self, members: list[InMemorySource]) -> None:
@@ -61,11 +62,13 @@ class StackedSource(BatchSource):
         mask = torch.stack(masks).to(self.device, torch.float32)
         rows = torch.arange(len(self.members), device=self.device).unsqueeze(1)
         gathered = {name: t[rows, order] for name, t in self.tensors.items()}
+        smallest = min(m.size for m in self.members)
         for start in range(0, n_max, self.batch_size):
             stop = start + self.batch_size
             batch = {name: t[:, start:stop] for name, t in gathered.items()}
             batch = self._finish(batch, None)
-            batch[MASK] = mask[:, start:stop]
+            if stop > smallest:  # some fold has run out of rows here
+                batch[MASK] = mask[:, start:stop]
             yield batch
 
     def _fetch(self, chunks: list[Chunk]) -> Iterator[Batch]:

@@ -174,9 +174,9 @@ class Dense(Layer):
 
         def forward(x: torch.Tensor, params: Mapping[str, torch.Tensor]) -> torch.Tensor:
             w = params[weight_name].transpose(1, 2)
-            rows = x.reshape(x.shape[0], -1, x.shape[-1])  # (K, batch * steps, in)
+            rows = x if x.dim() == 3 else x.reshape(x.shape[0], -1, x.shape[-1])  # (K, n, in)
             y = torch.baddbmm(params[bias_name].unsqueeze(1), rows, w) if has_bias else rows.bmm(w)
-            y = y.reshape(*x.shape[:-1], y.shape[-1])
+            y = y if x.dim() == 3 else y.reshape(*x.shape[:-1], y.shape[-1])
             return y if activation is None else activation(y)
 
         return forward

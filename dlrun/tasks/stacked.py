@@ -44,6 +44,8 @@ class StackedSupervised(StackedTask):
         raise TypeError("a stacked task is built from built fold tasks")
 
     def _fold_losses(self, batch: Batch, outputs: torch.Tensor) -> torch.Tensor:
+        if MASK not in batch:  # no padding in this batch
+            return self.loss.per_member(outputs, batch["y"], self.fused)
         k = len(self.members)
         per_sample = self.loss.per_sample(
             outputs.flatten(0, 1), batch["y"].flatten(0, 1), self.fused
@@ -70,7 +72,9 @@ class StackedSupervised(StackedTask):
             return self._result(batch, outputs, self._fold_losses(batch, outputs))
 
     def _result(self, batch: Batch, outputs: torch.Tensor, fold_loss: torch.Tensor) -> StepResult:
-        kept = {"y_pred": outputs, "y_true": batch["y"], MASK: batch[MASK], "loss": fold_loss}
+        kept = {"y_pred": outputs, "y_true": batch["y"], "loss": fold_loss}
+        if MASK in batch:
+            kept[MASK] = batch[MASK]
         return StepResult(fold_loss.mean(), outputs.shape[1], kept)
 
     def predict_step(self, batch: Batch) -> torch.Tensor:
@@ -80,22 +84,11 @@ class StackedSupervised(StackedTask):
         """Each fold's logs, computed by the fold's own task from its real rows (kept for
         :meth:`take_fold_logs`); returns their mean."""
         per_fold = []
-        for k, fold in enumerate(self.folds):
-            logs = fold.epoch_logs([self._fold_epoch(results, k)], prefix)
+        for k, (fold, own) in enumerate(zip(self.folds, _fold_epochs(results), strict=True)):
+            logs = fold.epoch_logs([own], prefix)
             self.pending[k].update(logs)
             per_fold.append(logs)
         return {key: float(np.mean([logs[key] for logs in per_fold])) for key in per_fold[0]}
-
-    @staticmethod
-    def _fold_epoch(results: list[StepResult], k: int) -> StepResult:
-        """Fold ``k``'s whole epoch as one result: its row-weighted loss, its real rows."""
-        real = torch.cat([r.outputs[MASK][k] for r in results]).bool()
-        rows = torch.stack([r.outputs[MASK][k].sum() for r in results])
-        losses = torch.stack([r.outputs["loss"][k] for r in results])
-        loss = (losses * rows).sum() / rows.sum()
-        outputs = {key: torch.cat([r.outputs[key][k] for r in results])[real]
-                   for key in ("y_pred", "y_true")}  # fmt: skip
-        return StepResult(loss, int(real.sum()), outputs)
 
     def take_fold_logs(self) -> list[dict[str, float]]:
         taken, self.pending = self.pending, [{} for _ in self.members]
@@ -111,3 +104,26 @@ class StackedSupervised(StackedTask):
         with torch.no_grad():
             for name, tensor in {**self.network.params, **self.network.buffers}.items():
                 tensor.copy_(state["stack"][name])
+
+
+def _fold_epochs(results: list[StepResult]) -> list[StepResult]:
+    """Each fold's whole epoch as one result: its row-weighted loss and its real rows."""
+    losses = torch.stack([r.outputs["loss"] for r in results])  # (batches, K)
+    k = losses.shape[1]
+    outputs = {key: torch.cat([r.outputs[key] for r in results], dim=1)
+               for key in ("y_pred", "y_true")}  # fmt: skip
+    if not any(MASK in r.outputs for r in results):  # equal folds: every row is real
+        sizes = torch.tensor([float(r.size) for r in results], device=losses.device)
+        loss = (losses * sizes.unsqueeze(1)).sum(dim=0) / sizes.sum()
+        n = int(sizes.sum())
+        return [
+            StepResult(loss[i], n, {key: v[i] for key, v in outputs.items()}) for i in range(k)
+        ]
+    masks = [r.outputs.get(MASK, torch.ones(k, r.size, device=losses.device)) for r in results]
+    rows = torch.stack([mask.sum(dim=1) for mask in masks])  # (batches, K)
+    loss = (losses * rows).sum(dim=0) / rows.sum(dim=0)
+    real = torch.cat(masks, dim=1).bool()  # (K, rows)
+    return [
+        StepResult(loss[i], int(real[i].sum()), {key: v[i][real[i]] for key, v in outputs.items()})
+        for i in range(k)
+    ]

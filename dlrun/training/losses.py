@@ -48,6 +48,13 @@ class Loss(ABC):
         """Mean loss over the batch, as Keras reports it."""
         return self.per_sample(outputs, targets, fused).mean()
 
+    def per_member(
+        self, outputs: torch.Tensor, targets: torch.Tensor, fused: bool
+    ) -> torch.Tensor:
+        """Mean loss of each of K stacked batches, shape ``(K, batch, ...)`` -> ``(K,)``."""
+        per_sample = self.per_sample(outputs.flatten(0, 1), targets.flatten(0, 1), fused)
+        return per_sample.reshape(len(outputs), -1).mean(dim=1)
+
 
 class ElementwiseLoss(Loss):
     """A loss computed element by element and averaged: the batch mean is one fused torch
@@ -65,6 +72,11 @@ class ElementwiseLoss(Loss):
 
     def __call__(self, outputs: torch.Tensor, targets: torch.Tensor, fused: bool) -> torch.Tensor:
         return self.elements(outputs, targets, fused, "mean")
+
+    def per_member(
+        self, outputs: torch.Tensor, targets: torch.Tensor, fused: bool
+    ) -> torch.Tensor:
+        return self.elements(outputs, targets, fused, "none").flatten(1).mean(dim=1)
 
 
 def _per_row(values: torch.Tensor) -> torch.Tensor:
