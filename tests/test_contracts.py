@@ -261,7 +261,8 @@ def test_step_contract_fits_transforms_and_restores(name: str) -> None:
     restored = build_pipeline([entry]).steps[0][1]
     restored.load_state_dict(step.state_dict())
     np.testing.assert_array_equal(restored.transform(data), out)
-    if step.elementwise:  # the device form computes the same float32 values
+    if step.elementwise:  # the device form computes the same float32 values, from no state
+        assert not step.fitted_attributes
         assert torch.equal(step.torch_transform(torch.from_numpy(data)), torch.from_numpy(out))
 
 

@@ -31,8 +31,9 @@ class Step:
     Config: ClassVar[type[StepConfig]] = StepConfig
     applies_to: ClassVar[str] = "x"  # the array a step transforms when ``array`` is not set
     fitted_attributes: ClassVar[tuple[str, ...]] = ()
-    # Acts element by element and has a torch version: a uint8 array (images) may then stay
-    # uint8 in memory and go through this step on the device, one batch at a time.
+    # Acts element by element, holds no fitted state and has a torch version: a uint8 array
+    # (images) may then stay uint8 in memory and go through this step on the device, one batch
+    # at a time (stacked folds share one copy of such steps).
     elementwise: ClassVar[bool] = False
     encodes_labels: ClassVar[bool] = False  # turns class labels into one-hot rows
 
