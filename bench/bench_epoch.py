@@ -38,6 +38,7 @@ from dlrun.reporting.loggers import TensorBoardLogger
 from dlrun.reporting.progress import ProgressReporter
 from dlrun.tasks.base import Task
 from dlrun.training.batches import InMemorySource
+from dlrun.training.batches import evaluation_batch_size
 from dlrun.training.callbacks import Callback
 from dlrun.training.callbacks import CallbackList
 from dlrun.training.loop import fit
@@ -83,9 +84,11 @@ def make_data(case: dict[str, Any], n: int, gen: torch.Generator) -> TensorData:
 
 
 def make_sources(case: dict[str, Any], train: TensorData, val: TensorData) -> list[InMemorySource]:
+    """As dlrun makes them: the training one shuffled, the validation one in larger batches."""
+    batch, cpu = case["batch"], torch.device("cpu")
     return [
-        InMemorySource({"x": d.x, "y": d.y}, case["batch"], torch.device("cpu"), shuffle=shuffle)
-        for d, shuffle in ((train, True), (val, False))
+        InMemorySource({"x": train.x, "y": train.y}, batch, cpu, shuffle=True),
+        InMemorySource({"x": val.x, "y": val.y}, evaluation_batch_size(batch), cpu),
     ]
 
 

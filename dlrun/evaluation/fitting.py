@@ -27,6 +27,7 @@ from dlrun.training.batches import Fields
 from dlrun.training.batches import InMemorySource
 from dlrun.training.batches import StreamingSource
 from dlrun.training.batches import estimated_bytes
+from dlrun.training.batches import evaluation_batch_size
 from dlrun.training.batches import host_tensors
 from dlrun.training.batches import memory_budget
 from dlrun.training.callbacks import Callback
@@ -76,23 +77,26 @@ class Sources:
     workers: int = 2
 
     def __call__(
-        self, raw: Arrays, rows: np.ndarray | None = None, shuffle: bool = False, seed: int = 0
-    ) -> BatchSource:
-        """A source over ``raw`` (or its ``rows``), shuffled with ``seed`` when asked."""
+        self, raw: Arrays, rows: np.ndarray | None = None, training: bool = False,
+        shuffle: bool = False, seed: int = 0,
+    ) -> BatchSource:  # fmt: skip
+        """A source over ``raw`` (or its ``rows``), shuffled with ``seed`` when asked; sources
+        that only score take larger batches (:func:`evaluation_batch_size`)."""
         options: dict[str, Any] = {"shuffle": shuffle, "seed": seed}
+        batch_size = self.batch_size if training else evaluation_batch_size(self.batch_size)
         form = self.task.array_form()
         if self.streaming:
             _, device_steps = self.pipeline.transform_deferring(
                 raw.subset(np.arange(min(len(raw), 1)))
             )
             reader = BatchReader(raw, PreparedRows(self.pipeline, form), rows)
-            return StreamingSource(reader, self.batch_size, self.device, self.workers,
+            return StreamingSource(reader, batch_size, self.device, self.workers,
                                    device_steps=device_steps, **options)  # fmt: skip
         arrays, device_steps = self.pipeline.transform_deferring(
             raw if rows is None else raw.subset(rows)
         )
         tensors = host_tensors(form(arrays))
-        return InMemorySource(tensors, self.batch_size, self.device,
+        return InMemorySource(tensors, batch_size, self.device,
                               device_steps=device_steps, **options)  # fmt: skip
 
 
@@ -137,7 +141,7 @@ def prepare_fold(
     sources = Sources(pipeline, task, cfg.train.batch_size, device, False, cfg.data.workers)
     rows = len(train_idx) + (0 if val_idx is None else len(val_idx))
     sources.streaming = streams(cfg, sources, data.subset(train_idx[:SAMPLE_ROWS]), rows)
-    train = sources(data, train_idx, shuffle=cfg.train.shuffle, seed=seed)
+    train = sources(data, train_idx, training=True, shuffle=cfg.train.shuffle, seed=seed)
     val = sources(data, val_idx) if val_idx is not None and len(val_idx) else None
     fields = train.fields()
     torch.manual_seed(seed)

@@ -49,8 +49,8 @@ def atomic_path(target: Path, durable: bool = True) -> Iterator[Path]:
         tmp_path.unlink(missing_ok=True)
 
 
-def write_text(target: Path, text: str) -> None:
-    with atomic_path(target) as tmp:
+def write_text(target: Path, text: str, durable: bool = True) -> None:
+    with atomic_path(target, durable) as tmp:
         tmp.write_text(text, encoding="utf-8")
 
 
@@ -66,9 +66,11 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
-def write_csv(target: Path, header: list[str], rows: list[list[Any]]) -> None:
+def write_csv(
+    target: Path, header: list[str], rows: list[list[Any]], durable: bool = True
+) -> None:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
     writer.writerows(rows)
-    write_text(target, buffer.getvalue())
+    write_text(target, buffer.getvalue(), durable)

@@ -35,6 +35,20 @@ from dlrun.preprocess.base import Step
 Batch = dict[str, torch.Tensor]
 Chunk = torch.Tensor | slice  # the sample indices of one batch
 MASK = "_mask"  # a stacked batch's (K, batch) rows: 1 real, 0 padding evening out unequal folds
+EVALUATION_BATCHES = 4  # an evaluation batch holds this many training batches' rows
+
+
+def evaluation_batch_size(batch_size: int) -> int:
+    """Rows per batch when only scoring (validation, test, predict).
+
+    Without gradients a forward pass keeps one layer's activations at a time where training
+    keeps every layer's and their gradients, so a few training batches fit in the same memory;
+    larger products run faster (an IMDB validation pass: 39 ms in batches of 512, 32 ms in
+    2048). Scores are unchanged but for the order of float additions in the mean loss.
+    """
+    return batch_size * EVALUATION_BATCHES
+
+
 BatchTransform = Callable[[Batch, torch.Generator], Batch]
 """A training-only change to a batch (augmentation), drawing randomness from the generator."""
 
