@@ -47,17 +47,13 @@ EXPERIMENTS = [
                "boston_housing", "", "test", "mae", 2.55, 0.2, 3),
     Experiment("DLwP 3.6.4 Boston 4-fold validation (E10)", "dlwp/ch3_boston_kfold.yaml",
                "boston_housing", "", "cv", "mae", 2.99, 0.65, 1),
-    Experiment("Course module II Pima 12-8-1", "course/pima.yaml", "csv", "", "test",
-               "accuracy", None, 0.0, 3,
-               overrides=(f"data.path={REPO.parent / 'shared/data/pima_indians_diabetes.csv'}",)),
+    Experiment("Course module II Pima 12-8-1", "course/pima.yaml", "pima", "", "test",
+               "accuracy", None, 0.0, 3),
 ]  # fmt: skip
 
 
 def available(experiment: Experiment) -> bool:
     from dlrun.data.catalog import source_class
-
-    if experiment.dataset == "csv":  # a plain file named by the config's data.path override
-        return all(Path(o.split("=", 1)[1]).is_file() for o in experiment.overrides)
     from dlrun.data.locate import local_copy
 
     needed = [

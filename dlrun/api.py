@@ -6,14 +6,16 @@ Tests call these functions directly; ``cli.py`` only parses arguments and prints
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
+from collections.abc import Iterator
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from rich.console import Console
 
@@ -21,15 +23,17 @@ from dlrun.config.load import config_from_text
 from dlrun.config.load import resolved_yaml
 from dlrun.config.resume import check_resume_changes
 from dlrun.config.schema import ExperimentConfig
+from dlrun.data.checksums import collect_notes
 from dlrun.data.load import load_data
+from dlrun.errors import DataError
+from dlrun.errors import DlrunError
+from dlrun.errors import Interrupted
 from dlrun.errors import RunError
-from dlrun.evaluation.fitting import Sources
-from dlrun.evaluation.fitting import preprocess_entries
-from dlrun.evaluation.fitting import task_for
+from dlrun.evaluation.preflight import check_with_data
+from dlrun.evaluation.preflight import check_with_shape
 from dlrun.evaluation.runner import plan_protocol
 from dlrun.evaluation.runner import run_protocol
 from dlrun.models.build import BuiltModel
-from dlrun.preprocess.pipeline import fit_pipeline
 from dlrun.reporting.artifacts import RunFiles
 from dlrun.reporting.artifacts import write_run_files
 from dlrun.reporting.files import write_json
@@ -39,11 +43,12 @@ from dlrun.reporting.recorder import RunRecording
 from dlrun.reporting.results import build_results
 from dlrun.reporting.rundir import RunDirectory
 from dlrun.reporting.rundir import environment
-from dlrun.training.batches import FieldSpec
 from dlrun.training.callbacks import Callback
 from dlrun.training.status import RunStatus
 from dlrun.utils import resolve_device
 from dlrun.utils import seed_everything
+
+OFFLINE = "DLRUN_OFFLINE"  # the switch dlrun.data.locate reads
 
 
 @dataclass
@@ -71,8 +76,12 @@ def run_experiment(
     console = console or Console()
     seed_everything(cfg.seed)
     device = resolve_device(cfg.train.device)
-    data = load_data(cfg)  # before the run directory exists: bad data leaves nothing behind
+    with collect_notes() as data_notes:  # e.g. a mirror file that is not the registered one
+        data = load_data(cfg)  # before the run directory exists: bad data leaves nothing behind
+    for note in data_notes:
+        console.print(note, highlight=False, markup=False, soft_wrap=True)
     plan = plan_protocol(cfg, data)
+    check_with_data(cfg, plan.data, device)  # outputs and memory: a mistake leaves no run behind
     run = _run_directory(runs_dir, cfg.name, run_name, resume)
     config_yaml = resolved_yaml(cfg)
     write_text(run.file("config.yaml"), config_yaml)
@@ -82,16 +91,23 @@ def run_experiment(
     started = time.perf_counter()
     try:
         outcome = run_protocol(cfg, plan, device, recording)
+        results = build_results(cfg, outcome, data.description, str(device),
+                                time.perf_counter() - started)  # fmt: skip
+        results["data"]["notes"] = data_notes
+        top = recording.top
+        files = RunFiles(run, top.metrics.rows, top.tensorboard, config_yaml)
+        write_run_files(files, cfg, data, results, outcome.top_model, outcome.evaluation,
+                        outcome.cv, outcome.folds, summary_model=outcome.model)  # fmt: skip
+    except KeyboardInterrupt:  # outside an epoch (an epoch stops cleanly by itself)
+        run.set_status(RunStatus.INTERRUPTED, "interrupted by the user outside training")
+        recording.close()
+        raise Interrupted(
+            f"stopped by the user; continue with dlrun train --resume {run.path}"
+        ) from None
     except BaseException as exc:
         run.set_status(RunStatus.FAILED, f"{type(exc).__name__}: {exc}")
         recording.close()
         raise
-    results = build_results(cfg, outcome, data.description, str(device),
-                            time.perf_counter() - started)  # fmt: skip
-    top = recording.top
-    files = RunFiles(run, top.metrics.rows, top.tensorboard, config_yaml)
-    write_run_files(files, cfg, data, results, outcome.top_model, outcome.evaluation,
-                    outcome.cv, outcome.folds, summary_model=outcome.model)  # fmt: skip
     recording.close()
     run.set_status(outcome.status, outcome.stop_reason)
     return RunResult(run.path, outcome.status, results)
@@ -148,17 +164,58 @@ def resume_experiment(
     return run_experiment(cfg, run.path.parent, console, command, run.path.name, resume=True)
 
 
+@dataclass
+class Validation:
+    """What ``dlrun validate`` found: the task's models, and why the data was not used, if not."""
+
+    models: list[BuiltModel]
+    skipped_data: str | None = None
+
+
+def validate_experiment(cfg: ExperimentConfig, use_data: bool = True) -> Validation:
+    """Build the task's models without allocating them and check them against the data.
+
+    With the data (the default, when it can be read) the outputs are checked against every
+    training target and the protocol's splits are planned, as ``train`` does before it creates
+    a run directory. With a ``model.input_shape`` only data already here (``data.path``, a
+    mirror, the cache) is read, never downloaded; without it (``use_data=False``, or data that
+    is not here) the models are built for ``model.input_shape`` alone.
+    """
+    try:
+        device = resolve_device(cfg.train.device)
+    except DlrunError:
+        device = torch.device("meta")  # a device this machine lacks: its memory is unknown
+    if not use_data:
+        task = check_with_shape(cfg, device)
+        return Validation(list(task.models.values()), "--no-data")
+    try:
+        with _no_downloads(cfg.model.input_shape is not None):
+            data = load_data(cfg)
+    except DataError as exc:
+        if cfg.model.input_shape is None:
+            raise
+        task = check_with_shape(cfg, device)
+        return Validation(list(task.models.values()), f"it could not be read here: {exc}")
+    task = check_with_data(cfg, plan_protocol(cfg, data).data, device)
+    return Validation(list(task.models.values()))
+
+
+@contextmanager
+def _no_downloads(active: bool) -> Iterator[None]:
+    """Read only local copies (validate with an input shape must not fetch gigabytes)."""
+    saved = os.environ.get(OFFLINE)
+    if active:
+        os.environ[OFFLINE] = "1"
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(OFFLINE, None)
+        else:
+            os.environ[OFFLINE] = saved
+
+
 def models_for_summary(cfg: ExperimentConfig) -> list[BuiltModel]:
-    """The task's models for ``dlrun validate``, from ``model.input_shape`` or the data itself."""
-    task = task_for(cfg)
-    if cfg.model.input_shape is not None:
-        fields = {task.inputs[0]: FieldSpec(tuple(cfg.model.input_shape), torch.float32)}
-    else:
-        data = load_data(cfg)
-        sample = np.arange(min(len(data.train), 256))
-        entries = preprocess_entries(cfg, data.implied_steps)
-        pipeline = fit_pipeline(entries, data.train, sample)
-        sources = Sources(pipeline, task, cfg.train.batch_size, resolve_device("cpu"), False)
-        fields = sources(data.train.subset(sample)).fields()
-    task.build(fields, resolve_device("cpu"))
-    return list(task.models.values())
+    """The task's models for a summary: from ``model.input_shape`` when it is given (no data
+    is read), else from the data."""
+    return validate_experiment(cfg, use_data=cfg.model.input_shape is None).models

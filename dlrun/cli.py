@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 from typing import Any
 
 import typer
@@ -21,6 +22,9 @@ from dlrun.cli_common import user_errors
 from dlrun.cli_datasets import datasets_app
 from dlrun.errors import RunError
 from dlrun.training.status import RunStatus
+
+if TYPE_CHECKING:
+    from dlrun.evaluation.scoring import Evaluation
 
 app = typer.Typer(
     name="dlrun",
@@ -108,6 +112,8 @@ def cv_table(cv: dict[str, Any]) -> Table:
 
 def print_outcome(results: dict[str, Any]) -> None:
     """Cross-validation summary, the once-scored split, and every warning worth reading."""
+    from dlrun.reporting.markdown import verdict_sentence
+
     cv = results.get("cross_validation")
     if cv and cv["metrics"]:
         console.print(cv_table(cv))
@@ -118,10 +124,7 @@ def print_outcome(results: dict[str, Any]) -> None:
         console.print(metrics_table(f"{scored['split']} metrics", scored["metrics"]))
     verdict = results.get("baseline_verdict")
     if verdict and not verdict["beats"]:
-        console.print(
-            f"[yellow]warning:[/] the model does not beat the {verdict['baseline']} baseline "
-            f"({verdict['metric']} {verdict['baseline_value']:.4f})"
-        )
+        console.print(f"[yellow]warning:[/] {verdict_sentence(verdict)}", highlight=False)
     for warning in results.get("warnings") or []:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False)
 
@@ -176,17 +179,28 @@ def sweep(
 def validate(
     config: Path = typer.Argument(..., help="experiment YAML file"),
     overrides: list[str] = typer.Argument(None, help="dotted overrides"),
+    no_data: bool = typer.Option(
+        False, "--no-data", help="build from model.input_shape only; skip checking the data"
+    ),
 ) -> None:
-    """Check a config and print the model summary without training."""
-    from dlrun.api import models_for_summary
+    """Check a config and print the model summary without training.
+
+    When the data can be read, the model's outputs are checked against its targets.
+    """
+    from dlrun.api import validate_experiment
     from dlrun.config.load import load_config
     from dlrun.models.summary import summary_table
 
     cfg = load_config(config, overrides or [])
-    models = models_for_summary(cfg)
-    for model in models:
+    validation = validate_experiment(cfg, use_data=not no_data)
+    for model in validation.models:
         console.print(summary_table(model, title=cfg.name))
-    console.print(f"Total params: {sum(m.total_params for m in models):,}")
+    console.print(f"Total params: {sum(m.total_params for m in validation.models):,}")
+    if validation.skipped_data is not None:
+        console.print(
+            f"not checked against the data ({validation.skipped_data})",
+            highlight=False, markup=False, soft_wrap=True,
+        )  # fmt: skip
     console.print(f"{config}: config OK")
 
 
@@ -201,11 +215,30 @@ def schema() -> None:
 @app.command("eval")
 @user_errors
 def eval_(run: Path = typer.Argument(..., help="run directory")) -> None:
-    """Re-evaluate a run's checkpoint on its dataset's test split."""
+    """Re-score a finished run: each K-fold model on its validation fold, the run's model on
+    the test split."""
     from dlrun.reuse import evaluate_run
 
     evaluation = evaluate_run(run)
-    console.print(metrics_table(f"{run}: test metrics", evaluation.metrics))
+    if evaluation.folds:
+        console.print(fold_table(f"{run}: validation metrics per fold", evaluation.folds))
+    if evaluation.test is not None:
+        console.print(metrics_table(f"{run}: test metrics", evaluation.test.metrics))
+    for note in evaluation.notes:
+        console.print(note, highlight=False, soft_wrap=True)
+
+
+def fold_table(title: str, folds: list[tuple[str, Evaluation]]) -> Table:
+    """One row per fold (name, then each metric) and their mean."""
+    keys = list(folds[0][1].metrics)
+    table = Table(title=title)
+    for column in ("fold", *keys):
+        table.add_column(column, justify="left" if column == "fold" else "right")
+    for name, scored in folds:
+        table.add_row(name, *(f"{scored.metrics[k]:.4f}" for k in keys))
+    means = [sum(s.metrics[k] for _, s in folds) / len(folds) for k in keys]
+    table.add_row("mean", *(f"{m:.4f}" for m in means))
+    return table
 
 
 @app.command()
@@ -214,12 +247,18 @@ def predict(
     run: Path = typer.Argument(..., help="run directory"),
     input: Path = typer.Option(..., "--input", "-i", help="CSV or .npz file of raw inputs"),
     output: Path = typer.Option(..., "--output", "-o", help="CSV file to write"),
+    header: bool = typer.Option(
+        True,
+        "--header/--no-header",
+        help="the CSV's first row names the training features (matched by name); "
+        "--no-header reads the columns by position",
+    ),
 ) -> None:
     """Predict with a run's model, applying its saved preprocessing."""
     from dlrun.reuse import predict_file
 
-    count = predict_file(run, input, output)
-    console.print(f"wrote {count} predictions to {output}")
+    count = predict_file(run, input, output, header)
+    console.print(f"wrote {count} predictions to {output}", highlight=False, soft_wrap=True)
 
 
 @runs_app.command("list")

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from dlrun.errors import DlrunError
+from dlrun.errors import Interrupted
 
 console = Console()
 errors = Console(stderr=True)
@@ -21,15 +22,19 @@ EXIT_INTERRUPTED = 130
 
 
 def user_errors(fn: F) -> F:
-    """Turn a DlrunError into one line on stderr and exit code 2, without a traceback."""
+    """Turn a DlrunError into one line on stderr and its exit code (2 for a mistake), and
+    Ctrl-C anywhere into one line and exit code 130, without a traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return fn(*args, **kwargs)
+            try:
+                return fn(*args, **kwargs)
+            except KeyboardInterrupt:
+                raise Interrupted("stopped by the user; nothing was left half-written") from None
         except DlrunError as exc:
             errors.print(
-                f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True
+                f"[bold red]{exc.label}:[/] {exc}", highlight=False, markup=True, soft_wrap=True
             )
             raise typer.Exit(exc.exit_code) from None
 

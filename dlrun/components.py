@@ -17,6 +17,7 @@ import dlrun.data.tables
 import dlrun.data.text
 import dlrun.data.word_sequences
 import dlrun.models.layers
+import dlrun.preprocess.categorical
 import dlrun.preprocess.steps
 import dlrun.tasks.classic
 import dlrun.training.callbacks

@@ -13,6 +13,7 @@ class DlrunError(Exception):
     """A problem the user can fix (bad config, missing file, unreadable data)."""
 
     exit_code = 2
+    label = "error"  # how the CLI's one line starts
 
 
 @dataclass(frozen=True)
@@ -62,3 +63,10 @@ class DataError(DlrunError):
 
 class RunError(DlrunError):
     """A run directory is missing, incomplete or unreadable."""
+
+
+class Interrupted(DlrunError):
+    """The user pressed Ctrl-C outside the training loop (which stops cleanly by itself)."""
+
+    exit_code = 130
+    label = "interrupted"

@@ -18,9 +18,15 @@ T = TypeVar("T")
 
 
 def did_you_mean(name: str, options: list[str] | tuple[str, ...]) -> str:
-    """Return "; did you mean 'x'?" for the closest option, or an empty string."""
+    """Return "; did you mean 'x'?" for the closest option, or an empty string.
+
+    An abbreviation (``acc`` for ``accuracy``) is too short for a close match, so a single
+    option that starts with ``name`` is suggested too.
+    """
     close = difflib.get_close_matches(name, list(options), n=1, cutoff=0.6)
-    return f"; did you mean '{close[0]}'?" if close else ""
+    if not close and len(name) >= 2:
+        close = [o for o in options if o.startswith(name)]
+    return f"; did you mean '{close[0]}'?" if len(close) == 1 else ""
 
 
 class Registry(Generic[T]):

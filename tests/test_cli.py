@@ -276,3 +276,46 @@ def test_kfold_cli_prints_the_cross_validation_table(tmp_path: Path, write_confi
     run_dir = Path(result.output.strip().splitlines()[-1])
     listed = runner.invoke(app, ["runs", "list", str(tmp_path)], terminal_width=200)
     assert run_dir.name in listed.output and "cv accuracy (mean)" in listed.output
+
+
+def test_ctrl_c_before_the_run_starts_is_one_line(
+    write_config: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def pressed(*args: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("dlrun.api.load_data", pressed)
+    runs = tmp_path / "runs"
+    result = runner.invoke(
+        app, ["train", str(write_config(tiny_config())), "--runs-dir", str(runs)]
+    )
+    assert result.exit_code == 130
+    assert (
+        result.output.strip() == "interrupted: stopped by the user; nothing was left half-written"
+    )
+    assert not runs.exists()
+
+
+def test_ctrl_c_between_epochs_and_setup_marks_the_run_interrupted(
+    write_config: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def pressed(*args: Any) -> None:
+        raise KeyboardInterrupt
+
+    runs = tmp_path / "runs"
+    with monkeypatch.context() as patch:
+        patch.setattr("dlrun.api.run_protocol", pressed)
+        result = runner.invoke(
+            app, ["train", str(write_config(tiny_config())), "--runs-dir", str(runs)]
+        )
+    (run_dir,) = list(runs.iterdir())
+    assert result.exit_code == 130
+    assert result.output.strip() == (
+        f"interrupted: stopped by the user; continue with dlrun train --resume {run_dir}"
+    )
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["status"] == "interrupted"
+    assert status["reason"] == "interrupted by the user outside training"
+    resumed = runner.invoke(app, ["train", "--resume", str(run_dir)])
+    assert resumed.exit_code == 0, resumed.output
+    assert json.loads((run_dir / "status.json").read_text())["status"] == "completed"

@@ -70,6 +70,10 @@ STEP_EXAMPLES: dict[str, tuple[dict[str, Any], np.ndarray]] = {
     "multi_hot": ({"dim": 5}, np.array([[1, 3], [4]], dtype=object)),
     "one_hot": ({"num_classes": 4}, np.array([0, 3, 1])),
     "impute": ({"strategy": "median"}, np.array([[1.0, np.nan], [3.0, 4.0], [np.nan, 8.0]])),
+    "categorical": (
+        {"columns": [1], "categories": [["f", "m"]]},
+        np.array([[1.0, 0.0], [3.0, 1.0], [2.0, -1.0]]),
+    ),
 }
 LAYER_EXAMPLES: dict[str, dict[str, Any]] = {
     "dense": {"units": 5, "activation": "relu", "kernel_regularizer": "l2"},

@@ -9,7 +9,6 @@ from dlrun.errors import NotFittedError
 from dlrun.preprocess.base import Step
 from dlrun.preprocess.pipeline import build_pipeline
 from dlrun.preprocess.pipeline import fit_pipeline
-from dlrun.preprocess.steps import STEPS
 
 EXAMPLES = {
     "standardize": ({}, np.arange(12.0).reshape(6, 2)),
@@ -29,19 +28,7 @@ def make(name: str) -> Step:
     return build_pipeline([entry]).steps[0][1]
 
 
-def test_every_registered_step_has_an_example() -> None:
-    assert set(EXAMPLES) == set(STEPS.names())
-
-
-@pytest.mark.parametrize("name", sorted(EXAMPLES))
-def test_step_contract_fit_transform_and_state_round_trip(name: str) -> None:
-    data = EXAMPLES[name][1]
-    step = make(name)
-    out = step.fit(data).transform(data)
-    assert len(out) == len(data)
-    restored = make(name)
-    restored.load_state_dict(step.state_dict())
-    np.testing.assert_array_equal(restored.transform(data), out)
+# Every registered step's fit/transform/state contract: tests/test_contracts.py.
 
 
 def test_fitted_steps_refuse_transform_before_fit() -> None:

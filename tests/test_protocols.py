@@ -25,7 +25,6 @@ from dlrun.evaluation.aggregate import best_epoch
 from dlrun.evaluation.aggregate import smooth
 from dlrun.evaluation.baselines import Targets
 from dlrun.evaluation.baselines import score_baselines
-from dlrun.evaluation.baselines import verdict
 from dlrun.evaluation.fitting import FitHooks
 from dlrun.evaluation.fitting import train_fold
 from dlrun.evaluation.protocols import PROTOCOLS
@@ -357,14 +356,7 @@ def test_classification_baselines() -> None:
     assert rows["majority class"]["accuracy"] == pytest.approx(0.6)
     assert rows["random guessing"]["accuracy"] == pytest.approx(0.5)
     assert rows["shuffled labels"]["accuracy"] == pytest.approx(0.6**2 + 0.4**2, abs=0.04)
-    judged = verdict({"accuracy": 0.55}, list(rows.values()))
-    assert judged == {
-        "metric": "accuracy",
-        "model": 0.55,
-        "baseline": "majority class",
-        "baseline_value": pytest.approx(0.6),
-        "beats": False,
-    }
+    assert rows["majority class"]["accuracy"] == pytest.approx(0.6)
 
 
 def test_regression_baselines_use_training_targets_only() -> None:
@@ -395,12 +387,13 @@ def test_report_flags_a_model_that_does_not_beat_its_baseline() -> None:
                "evaluation": {"split": "validation", "metrics": {"accuracy": 0.5}},
                "baselines": [{"name": "majority class", "accuracy": 0.6}],
                "baseline_verdict": {"metric": "accuracy", "model": 0.5, "baseline": "majority class",
-                                    "baseline_value": 0.6, "beats": False}}  # fmt: skip
+                                    "baseline_value": 0.6, "beats": False, "p_value": 0.9,
+                                    "test": "exact binomial"}}  # fmt: skip
     text = render_report(results, [], "", ["report.md"])
     assert (
-        "**The model (accuracy 0.5000) does not beat the majority class baseline (0.6000)" in text
+        "**The model (accuracy 0.5000) is no better than the majority class baseline (0.6000) "
+        "(one-sided exact binomial test, p = 0.9): it has no statistical power yet.**" in text
     )
-    assert "no statistical power" in text
 
 
 def test_time_split_test_range_conflicts_with_a_dataset_test_split(tmp_path: Path) -> None:

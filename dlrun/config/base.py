@@ -8,13 +8,16 @@ defaults live in one place and unknown keys are rejected.
 from __future__ import annotations
 
 from fractions import Fraction
+from pathlib import Path
 from typing import Annotated
 from typing import Any
 from typing import ClassVar
 
+from pydantic import AfterValidator
 from pydantic import BaseModel
 from pydantic import BeforeValidator
 from pydantic import ConfigDict
+from pydantic import ValidationInfo
 
 
 class StrictModel(BaseModel):
@@ -37,3 +40,19 @@ def _parse_number(value: Any) -> Any:
 
 Number = Annotated[float, BeforeValidator(_parse_number)]
 """A float that may be written as a fraction such as ``1/255``."""
+
+
+CONFIG_DIR = "config_dir"  # the validation context key holding the config file's folder
+
+
+def _against_config_dir(value: str, info: ValidationInfo) -> str:
+    """A relative path in a config file means relative to that file, wherever dlrun runs."""
+    folder = (info.context or {}).get(CONFIG_DIR)
+    if folder is None or Path(value).expanduser().is_absolute():
+        return value
+    return str((Path(folder) / value).resolve())
+
+
+FilePath = Annotated[str, AfterValidator(_against_config_dir)]
+"""A file or folder named in a config: relative to the config file (absolute in the saved
+copy of the config, so a run's files are found again from any working directory)."""

@@ -195,3 +195,39 @@ def check_parallel_folds(cfg: ExperimentConfig) -> list[ConfigIssue]:
         for name, value in clipping.items()
         if value is not None
     ]
+
+
+@check
+def check_sweep(cfg: ExperimentConfig) -> list[ConfigIssue]:
+    """A sweep's objective is a validation value its trials record; pruning needs one curve."""
+    if cfg.sweep is None:
+        return []
+    issues = []
+    metric = cfg.sweep.objective.metric
+    if metric != "loss" and metric not in cfg.metrics:
+        listed = ", ".join(cfg.metrics) or "none"
+        issues.append(
+            ConfigIssue(
+                "sweep.objective.metric",
+                f"'{metric}' is not recorded by the trials (metrics: {listed}); add it to "
+                "metrics, or optimise loss",
+            )
+        )
+    if not cfg.evaluation.has_validation:
+        issues.append(
+            ConfigIssue(
+                "sweep.objective.metric",
+                "the objective is scored on validation data, and this protocol has none; set "
+                "evaluation.validation",
+            )
+        )
+    protocol = cfg.evaluation.protocol
+    if cfg.sweep.pruner != "none" and not PROTOCOLS.get(protocol).single_split:
+        issues.append(
+            ConfigIssue(
+                "sweep.pruner",
+                f"pruning judges one validation curve per trial, and protocol {protocol} "
+                "trains several models; set pruner: none or use a single split",
+            )
+        )
+    return issues

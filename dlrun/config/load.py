@@ -7,7 +7,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from dlrun.config.base import CONFIG_DIR
 from dlrun.config.checks import run_checks
+from dlrun.config.messages import ConfigOrigin
 from dlrun.config.messages import issues_from_validation
 from dlrun.config.overrides import apply_overrides
 from dlrun.config.schema import ExperimentConfig
@@ -30,10 +32,13 @@ def load_config(path: str | FsPath, overrides: list[str] | None = None) -> Exper
         raise ConfigError(
             [ConfigIssue("", f"cannot read the config file: {exc}")], source
         ) from None
-    return config_from_text(text, source, overrides or [])
+    return config_from_text(text, source, overrides or [], FsPath(path).parent)
 
 
-def config_from_text(text: str, source: str, overrides: list[str]) -> ExperimentConfig:
+def config_from_text(
+    text: str, source: str, overrides: list[str], folder: FsPath | None = None
+) -> ExperimentConfig:
+    """``folder``: where relative paths in the text start (the config file's folder)."""
     data, lines = parse_yaml(text, source)
     if data is None:
         data = {}
@@ -41,7 +46,7 @@ def config_from_text(text: str, source: str, overrides: list[str]) -> Experiment
         raise ConfigError(
             [ConfigIssue("", "the config must be a YAML mapping of keys to values")], source
         )
-    return config_from_data(data, source, overrides, lines)
+    return config_from_data(data, source, overrides, lines, folder)
 
 
 def config_from_data(
@@ -49,19 +54,22 @@ def config_from_data(
     source: str = "<config>",
     overrides: list[str] | None = None,
     lines: dict[Any, int] | None = None,
+    folder: FsPath | None = None,
 ) -> ExperimentConfig:
     try:
         overridden = apply_overrides(data, overrides or [], SHORTHAND_TAGS)
     except ConfigError as exc:
         raise ConfigError(exc.issues, source) from None
     try:
-        config = ExperimentConfig.model_validate(data)
+        context = {CONFIG_DIR: str(folder)} if folder is not None else None
+        config = ExperimentConfig.model_validate(data, context=context)
     except ValidationError as exc:
         issues = issues_from_validation(exc, ExperimentConfig, data, lines or {}, overridden)
         raise ConfigError(issues, source) from None
+    config._origin = ConfigOrigin(source, lines or {}, overridden)
     issues = run_checks(config)
     if issues:
-        raise ConfigError(issues, source)
+        raise config.origin.error(issues)
     return config
 
 

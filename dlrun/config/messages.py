@@ -8,6 +8,11 @@ from __future__ import annotations
 
 import types
 import typing
+from collections.abc import Mapping
+from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
+from dataclasses import replace
 from typing import Any
 from typing import Union
 
@@ -17,8 +22,11 @@ from pydantic_core import ErrorDetails
 
 from dlrun.config.yaml_io import Path
 from dlrun.config.yaml_io import format_path
+from dlrun.errors import ConfigError
 from dlrun.errors import ConfigIssue
 from dlrun.registry import did_you_mean
+
+OVERRIDE_NOTE = " (set by a command-line override)"
 
 
 def issues_from_validation(
@@ -33,9 +41,65 @@ def issues_from_validation(
         path = _yaml_path(data, error["loc"])
         message = _message(error, root, data)
         if any(path[: len(o)] == o or o[: len(path)] == path for o in overridden):
-            message += " (set by a command-line override)"
+            message += OVERRIDE_NOTE
         issues.append(ConfigIssue(format_path(path), message, _line(path, lines)))
     return issues
+
+
+def locate(
+    issues: list[ConfigIssue], lines: Mapping[Path, int], overridden: Sequence[Path] = ()
+) -> list[ConfigIssue]:
+    """``issues`` with the YAML line of their key path filled in where they have none.
+
+    Checks that run on the validated config name paths as text (``model.layers[1].dense``);
+    the nearest written key on that path gives the line. A path a command-line override set
+    says so, since the file's line then shows the value before the override.
+    """
+    by_text = {format_path(path): line for path, line in lines.items()}
+    overrides = [format_path(path) for path in overridden]
+    located = []
+    for issue in issues:
+        text = issue.path
+        while issue.line is None and text and text not in by_text:
+            cut = max(text.rfind("."), text.rfind("["))
+            text = text[:cut] if cut > 0 else ""
+        line = issue.line if issue.line is not None else by_text.get(text)
+        message = issue.message
+        if issue.line is None and any(_nested(issue.path, o) for o in overrides):
+            message += OVERRIDE_NOTE
+        located.append(replace(issue, message=message, line=line))
+    return located
+
+
+def _nested(path: str, other: str) -> bool:
+    """Whether one of two text paths is the other or lies inside it."""
+    inner, outer = (path, other) if len(path) >= len(other) else (other, path)
+    return inner == outer or inner.startswith((f"{outer}.", f"{outer}["))
+
+
+@dataclass(frozen=True, eq=False)
+class ConfigOrigin:
+    """Where a config was read: its file, the line of every key and the keys overrides set, so
+    problems found after loading (a model too big for memory, outputs that do not match the
+    data) point there too.
+
+    Not part of what a config says: every origin compares equal, so the same settings read
+    from two files make equal configs.
+    """
+
+    source: str | None = None
+    lines: Mapping[Path, int] = dataclass_field(default_factory=dict)
+    overridden: Sequence[Path] = ()
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ConfigOrigin)
+
+    def __hash__(self) -> int:
+        return 0
+
+    def error(self, issues: list[ConfigIssue]) -> ConfigError:
+        """A :class:`ConfigError` naming this file and the line of each issue's key."""
+        return ConfigError(locate(issues, self.lines, self.overridden), self.source)
 
 
 def _yaml_path(data: Any, loc: tuple[int | str, ...]) -> Path:

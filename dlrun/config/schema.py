@@ -18,6 +18,8 @@ from typing import Literal
 
 from pydantic import Field
 from pydantic import GetJsonSchemaHandler
+from pydantic import PositiveInt
+from pydantic import PrivateAttr
 from pydantic import SerializeAsAny
 from pydantic import ValidatorFunctionWrapHandler
 from pydantic import WrapValidator
@@ -30,6 +32,7 @@ from dlrun.config.base import StrictModel
 from dlrun.config.entries import OneOfEntry
 from dlrun.config.entries import one_of_entry
 from dlrun.config.entries import tagged_union
+from dlrun.config.messages import ConfigOrigin
 from dlrun.data.base import DATASETS
 from dlrun.data.base import DataSection
 from dlrun.errors import RegistryError
@@ -100,8 +103,10 @@ TaskConfig = Annotated[
 
 class ModelConfig(StrictModel):
     layers: list[LayerEntry] = Field(min_length=1)
-    input_shape: list[int] | None = Field(
-        default=None, description="per-sample input shape; lets `dlrun validate` skip the data"
+    input_shape: list[PositiveInt] | None = Field(
+        default=None,
+        min_length=1,
+        description="per-sample input shape; lets `dlrun validate --no-data` skip the data",
     )
     init: Literal["keras", "torch"] = "keras"
 
@@ -141,6 +146,12 @@ class ExperimentConfig(StrictModel):
     train: TrainConfig = TrainConfig()
     evaluation: EvaluationConfig = Field(default="holdout", validate_default=True)
     sweep: SweepConfig | None = Field(default=None, description="used by dlrun sweep only")
+    _origin: ConfigOrigin = PrivateAttr(default_factory=ConfigOrigin)
+
+    @property
+    def origin(self) -> ConfigOrigin:
+        """The file and lines this config was read from (for errors found after loading)."""
+        return self._origin
 
     @field_validator("metrics")
     @classmethod

@@ -246,6 +246,8 @@ def split_off_test(
 def existing_file(path: str, what: str) -> Path:
     """``path`` as a Path, or a one-line error naming the missing file."""
     resolved = Path(path).expanduser()
+    if resolved.is_dir():
+        raise DataError(f"{what} path {path} is a directory; give the file inside it")
     if not resolved.is_file():
         raise DataError(f"{what} file not found: {path} (looked in {resolved.resolve().parent})")
     return resolved

@@ -31,6 +31,7 @@ def _bundled(name: str, loader: Callable[[], Any], description: str, classes: bo
             return LoadedData(train, test, description, features, class_names)
 
     Bundled.__name__ = Bundled.__qualname__ = f"Bundled_{name}"
+    Bundled.__doc__ = f"{description} (bundled with scikit-learn, no download)."
     DATASETS.register(name)(Bundled)
 
 

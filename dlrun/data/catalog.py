@@ -9,13 +9,14 @@ from pathlib import Path
 import dlrun.components  # noqa: F401  (fills the dataset registry)
 from dlrun.data.base import DATASETS
 from dlrun.data.base import DataSource
+from dlrun.data.checksums import Match
+from dlrun.data.checksums import compare
 from dlrun.data.download import Resource
 from dlrun.data.download import cached_path
-from dlrun.data.download import fetch
-from dlrun.data.download import sha256_of
 from dlrun.data.glove import GLOVE
 from dlrun.data.locate import local_copy
 from dlrun.data.locate import mirror_copies
+from dlrun.data.locate import obtain
 from dlrun.errors import DataError
 
 
@@ -45,10 +46,20 @@ class DatasetInfo:
 
     @property
     def local(self) -> str:
+        """Where the default files are, then each variant that has a local copy, e.g.
+        ``missing; raw: mirror`` for IMDB with only the review tarball in a mirror."""
         if not self.files:
             return "-"
-        wheres = {f.where for f in self.files if f.resource.variant == ""} or {"missing"}
-        return "/".join(sorted(wheres))
+        wheres: dict[str, set[str]] = {}
+        for f in self.files:
+            wheres.setdefault(f.resource.variant, set()).add(f.where)
+        default = "/".join(sorted(wheres.pop("", {"missing"})))
+        variants = [
+            f"{v}: {'/'.join(sorted(w - {'missing'}))}"
+            for v, w in sorted(wheres.items())
+            if w != {"missing"}
+        ]
+        return "; ".join([default, *variants])
 
 
 def _status(name: str, resource: Resource) -> FileStatus:
@@ -81,8 +92,16 @@ def info(name: str) -> DatasetInfo:
         resource, summary = EMBEDDINGS[name]
         return DatasetInfo(name, summary, [_status(name, resource)])
     source = source_class(name)
-    summary = (inspect.getdoc(source) or "").split("\n\n")[0].replace("\n", " ")
-    return DatasetInfo(name, summary, [_status(name, r) for r in source.resources])
+    return DatasetInfo(name, summary_of(source), [_status(name, r) for r in source.resources])
+
+
+def summary_of(source: type[DataSource]) -> str:
+    """The first paragraph of the class's *own* docstring (an inherited one, such as ABC's,
+    would describe the base class, not the data)."""
+    own = vars(source).get("__doc__")
+    if not own:
+        return "(no description: give the dataset class a docstring)"
+    return inspect.cleandoc(own).split("\n\n")[0].replace("\n", " ")
 
 
 def catalog() -> list[DatasetInfo]:
@@ -98,34 +117,48 @@ def download(name: str, variant: str | None = None) -> list[Path]:
     if not wanted:
         variants = sorted({r.variant for r in resources if r.variant})
         raise DataError(f"dataset {name} has no variant '{variant}'; variants: {variants}")
-    return [local_copy(name, r) or fetch(name, r) for r in wanted]
+    return [local_copy(name, r) or obtain(name, r) for r in wanted]
 
 
 @dataclass(frozen=True)
 class Verification:
     dataset: str
     path: Path
-    verdict: str  # ok | mismatch (deleted) | differs from the canonical file | no checksum
+    verdict: str
+    corrupt: bool = False  # differs from the registered file and from every known repackaging
 
 
 def verify() -> list[Verification]:
-    """Re-hash every local copy. A corrupt cached file is deleted (the cache is dlrun's);
-    a mirror file that differs is reported only, since it belongs to the user."""
+    """Re-hash every local copy. A corrupt cached file is deleted (the cache is dlrun's); a
+    mirror file that differs is reported only, since it belongs to the user."""
     checked = []
     for name in [*DATASETS.names(), *EMBEDDINGS]:
         for resource in resources_of(name):
             for path, in_cache in _copies(name, resource):
-                if resource.sha256 is None:
-                    verdict = "no published checksum"
-                elif sha256_of(path) == resource.sha256:
-                    verdict = "ok"
-                elif in_cache:
-                    path.unlink()
-                    verdict = "MISMATCH: deleted from the cache"
-                else:
-                    verdict = "differs from the canonical file (mirror copy kept)"
-                checked.append(Verification(name, path, verdict))
+                checked.append(_verdict(name, resource, path, in_cache))
     return checked
+
+
+def _verdict(name: str, resource: Resource, path: Path, in_cache: bool) -> Verification:
+    result = compare(resource, path)
+    if result.match is Match.CANONICAL:
+        return Verification(name, path, "ok")
+    if result.match is Match.UNPUBLISHED:
+        return Verification(name, path, "no published checksum; accepted as it is")
+    if result.match is Match.REPACKAGED:
+        verdict = f"ok: a known different packaging of the same data ({result.repackaging})"
+        return Verification(name, path, verdict)
+    found = f"SHA-256 {result.digest}, registered {resource.sha256}"
+    if in_cache:
+        path.unlink()
+        again = f"dlrun datasets download {name}" + (
+            f" --variant {resource.variant}" if resource.variant else ""
+        )
+        verdict = f"CORRUPT ({found}): deleted from the cache; {again} fetches it again"
+    else:
+        verdict = (f"CORRUPT or a different file ({found}, and no known repackaging of it): the "
+                   f"mirror copy is kept; replace it with {resource.url}")  # fmt: skip
+    return Verification(name, path, verdict, corrupt=True)
 
 
 def _copies(name: str, resource: Resource) -> list[tuple[Path, bool]]:

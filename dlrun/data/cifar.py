@@ -1,19 +1,19 @@
 """CIFAR-10 and CIFAR-100 from the python-pickle tarballs, channels-last uint8 images.
 
-The batches are pickles; they are read with an unpickler that only rebuilds plain containers and
-numpy arrays, so a planted file cannot run code.
+The batches are pickles; they are read with :mod:`dlrun.data.safe_pickle`, which only rebuilds
+plain containers and numpy arrays, so a planted file cannot run code.
 """
 
 from __future__ import annotations
 
 import pickle
 from pathlib import Path
-from typing import Any
 from typing import ClassVar
 from typing import Literal
 
 import numpy as np
 
+from dlrun.config.base import FilePath
 from dlrun.data.archives import safe_extract
 from dlrun.data.base import DATASETS
 from dlrun.data.base import Arrays
@@ -24,28 +24,18 @@ from dlrun.data.base import LoadedData
 from dlrun.data.download import Resource
 from dlrun.data.download import cache_root
 from dlrun.data.locate import locate
+from dlrun.data.safe_pickle import load_restricted
 from dlrun.errors import DataError
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
                    "ship", "truck"]  # fmt: skip
-_ALLOWED = {
-    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy", "ndarray"), ("numpy", "dtype"),
-}  # fmt: skip
-
-
-class _ArraysOnly(pickle.Unpickler):
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) not in _ALLOWED:
-            raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
-        return super().find_class(module, name)
 
 
 def read_batch(path: Path, label_key: str) -> tuple[np.ndarray, np.ndarray]:
     """Images (N, 32, 32, 3) and labels from one pickled batch."""
     try:
         with path.open("rb") as handle:
-            batch = _ArraysOnly(handle, encoding="bytes").load()
+            batch = load_restricted(handle, encoding="bytes")
         data = np.asarray(batch[b"data"], dtype=np.uint8)
         labels = np.asarray(batch[label_key.encode()], dtype=np.int64)
     except (OSError, pickle.UnpicklingError, KeyError, EOFError, ValueError) as exc:
@@ -60,7 +50,7 @@ class _Cifar(DataSource):
     test_batch: ClassVar[str]
 
     class Config(DatasetConfig):
-        path: str | None = None
+        path: FilePath | None = None
 
     config: Config
 
@@ -109,7 +99,7 @@ class Cifar100(_Cifar):
     """60,000 32x32 colour images in 100 fine (or 20 coarse) classes: 50,000 / 10,000."""
 
     class Config(DatasetConfig):
-        path: str | None = None
+        path: FilePath | None = None
         label_mode: Literal["fine", "coarse"] = "fine"
 
     config: Config  # type: ignore[assignment]

@@ -44,6 +44,13 @@ class Resource:
     sha256: str | None = None
     size: int | None = None  # bytes, informational
     variant: str = ""  # e.g. "raw" for IMDB's review tarball; "" = the default files
+    # Other files known to hold the same data (a re-saved or repacked copy): (SHA-256, how it
+    # differs). ``verify`` accepts them as such and a run says it used one.
+    repackagings: tuple[tuple[str, str], ...] = ()
+
+    def repackaging(self, digest: str) -> str | None:
+        """How the file with SHA-256 ``digest`` repackages this data, if it is a known one."""
+        return dict(self.repackagings).get(digest)
 
 
 def cache_root() -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import zipfile
 from typing import Any
@@ -9,7 +10,9 @@ from typing import Literal
 
 import numpy as np
 from pydantic import Field
+from pydantic import field_validator
 
+from dlrun.config.base import FilePath
 from dlrun.data.base import DATASETS
 from dlrun.data.base import Arrays
 from dlrun.data.base import DataSource
@@ -19,26 +22,52 @@ from dlrun.data.base import SplitConfig
 from dlrun.data.base import existing_file
 from dlrun.data.base import split_off_test
 from dlrun.errors import DataError
+from dlrun.preprocess.categorical import category_codes
 
 Column = str | int
 MISSING_MARKERS = ("", "?", "NA", "NaN", "nan")
 
 
 class CsvConfig(SplitConfig):
-    path: str
+    path: FilePath
     target: Column
     features: list[Column] | None = None
     delimiter: str = Field(default=",", min_length=1, max_length=1)
     header: bool = True
     missing_values: list[str] = list(MISSING_MARKERS)
     missing: Literal["error", "drop", "mean", "median", "constant"] = "error"
+    missing_target: Literal["error", "drop"] = "error"
+    categorical: list[Column] | Literal["auto"] | None = Field(
+        default=None, description="text-valued feature columns to encode, or auto (every one)"
+    )
+    categorical_encoding: Literal["one_hot", "ordinal"] = "one_hot"
     fill_value: float = 0.0
+    encoding: str = "utf-8"
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            raise ValueError(
+                f"unknown text encoding '{value}' (for example utf-8, latin-1, cp1252)"
+            ) from None
+        return value
 
 
-def read_table(path: str, delimiter: str, header: bool) -> tuple[list[str], list[list[str]]]:
+def read_table(
+    path: str, delimiter: str, header: bool, encoding: str = "utf-8"
+) -> tuple[list[str], list[list[str]]]:
     """Column names (``col0``... without a header) and the rows as strings."""
-    with existing_file(path, "CSV").open(newline="", encoding="utf-8-sig") as handle:
-        rows = [row for row in csv.reader(handle, delimiter=delimiter) if row]
+    opened = existing_file(path, "CSV")
+    # utf-8-sig also drops the byte-order mark some spreadsheet programs write first
+    text_encoding = "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
+    try:
+        with opened.open(newline="", encoding=text_encoding) as handle:
+            rows = [row for row in csv.reader(handle, delimiter=delimiter) if row]
+    except UnicodeDecodeError:
+        raise DataError(_decoding_error(path, opened.read_bytes(), encoding)) from None
     if not rows:
         raise DataError(f"CSV file is empty: {path}")
     names = (
@@ -49,6 +78,19 @@ def read_table(path: str, delimiter: str, header: bool) -> tuple[list[str], list
         if len(row) != len(names):
             raise DataError(f"{path}, line {number}: {len(row)} fields, expected {len(names)}")
     return names, body
+
+
+def _decoding_error(path: str, raw: bytes, encoding: str) -> str:
+    """Where a file stops being ``encoding`` text, and the setting that fixes it."""
+    try:
+        raw.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        return (
+            f"{path}, line {line}: not valid {encoding} text (byte 0x{raw[exc.start]:02x}); "
+            "set data.encoding to the file's encoding, for example latin-1"
+        )
+    return f"{path}: not valid {encoding} text; set data.encoding to the file's encoding"
 
 
 def _column_index(names: list[str], column: Column, path: str) -> int:
@@ -69,15 +111,25 @@ def to_numeric(values: np.ndarray, missing: list[str], name: str, path: str) -> 
     try:
         out[present] = stripped[present].astype(np.float64)
     except ValueError:
-        bad = next(v for v in stripped[present] if not _is_float(v))
+        bad = next(v for v in stripped[present] if not is_number(v))
         raise DataError(
-            f"{path}: column '{name}' is not numeric (value '{bad}'); leave it out with "
-            "data.features or encode it first"
+            f"{path}: column '{name}' is not numeric (value '{bad}'); encode it with "
+            "data.categorical (a list of columns, or auto) or leave it out with data.features"
         ) from None
     return out
 
 
-def _is_float(text: str) -> bool:
+def _number_name(value: float, whole: bool) -> str:
+    """A numeric class label as its name: ``3`` rather than ``3.0`` for whole numbers."""
+    return str(int(value)) if whole else str(value)
+
+
+def _numeric_column(values: np.ndarray, missing: list[str]) -> bool:
+    cells = np.char.strip(values.astype(str))
+    return all(is_number(cell) for cell in cells if cell not in missing)
+
+
+def is_number(text: str) -> bool:
     try:
         float(text)
     except ValueError:
@@ -94,24 +146,35 @@ class CsvSource(DataSource):
 
     def load(self, context: LoadContext) -> LoadedData:
         cfg = self.config
-        names, rows = read_table(cfg.path, cfg.delimiter, cfg.header)
+        names, rows = read_table(cfg.path, cfg.delimiter, cfg.header, cfg.encoding)
         table = np.array(rows, dtype=object)
         target = _column_index(names, cfg.target, cfg.path)
+        table = self._rows_with_targets(table, target, names[target])
         columns = (
             [_column_index(names, c, cfg.path) for c in cfg.features]
             if cfg.features is not None
             else [i for i in range(len(names)) if i != target]
         )
+        vocabularies = self._vocabularies(table, names, columns)
         x = np.stack(
-            [to_numeric(table[:, i], cfg.missing_values, names[i], cfg.path) for i in columns],
+            [
+                category_codes(table[:, i], vocabularies[i], cfg.missing_values)
+                if i in vocabularies
+                else to_numeric(table[:, i], cfg.missing_values, names[i], cfg.path)
+                for i in columns
+            ],
             axis=1,
         )
         y, class_names = self._targets(table[:, target], names[target], context)
         x, y, steps = self._handle_missing(x, y)
-        train, test = split_off_test(x.astype(np.float32), y, cfg, context)
         description = (
             f"{cfg.path}: {len(x)} rows, {len(columns)} features, target '{names[target]}'"
         )
+        if vocabularies:
+            steps = [self._encoding_step(columns, vocabularies), *steps]
+            coded = ", ".join(f"{names[i]} ({len(v)} values)" for i, v in vocabularies.items())
+            description += f"; {cfg.categorical_encoding} encoded from the training rows: {coded}"
+        train, test = split_off_test(x.astype(np.float32), y, cfg, context)
         return LoadedData(
             train, test, description, [names[i] for i in columns], class_names, steps
         )
@@ -119,16 +182,66 @@ class CsvSource(DataSource):
     def _targets(
         self, column: np.ndarray, name: str, context: LoadContext
     ) -> tuple[np.ndarray, list[str] | None]:
+        """Numbers for regression; for classification, labels 0..K-1 with the class names.
+
+        Labels that already are 0..K-1 stay as they are; any others (1/2/3, "yes"/"no", 0/5)
+        are encoded in sorted order (numeric order for numbers) and keep their names.
+        """
         values = np.char.strip(column.astype(str))
         if not context.class_labels:
             return to_numeric(values, [], name, self.config.path).astype(np.float32), None
-        if all(_is_float(v) for v in values):
+        if all(is_number(v) for v in values):
             numbers = values.astype(np.float64)
-            if np.all(numbers == np.round(numbers)) and numbers.min() >= 0:
-                labels = numbers.astype(np.int64)
-                return labels, [str(c) for c in range(int(labels.max()) + 1)]
+            classes, labels = np.unique(numbers, return_inverse=True)
+            whole = bool(np.all(classes == np.round(classes)))
+            return labels.astype(np.int64), [_number_name(c, whole) for c in classes]
         classes, labels = np.unique(values, return_inverse=True)
         return labels.astype(np.int64), [str(c) for c in classes]
+
+    def _vocabularies(
+        self, table: np.ndarray, names: list[str], columns: list[int]
+    ) -> dict[int, list[str]]:
+        """Each categorical feature column's distinct values (sorted), by column index."""
+        cfg = self.config
+        if cfg.categorical is None:
+            return {}
+        if cfg.categorical == "auto":
+            chosen = [i for i in columns if not _numeric_column(table[:, i], cfg.missing_values)]
+        else:
+            chosen = [_column_index(names, c, cfg.path) for c in cfg.categorical]
+            outside = [names[i] for i in chosen if i not in columns]
+            if outside:
+                raise DataError(
+                    f"{cfg.path}: categorical column(s) {', '.join(outside)} are not features"
+                )
+        vocabularies = {}
+        for i in chosen:
+            cells = np.char.strip(table[:, i].astype(str))
+            vocabularies[i] = sorted(set(cells.tolist()) - set(cfg.missing_values))
+        return vocabularies
+
+    def _encoding_step(
+        self, columns: list[int], vocabularies: dict[int, list[str]]
+    ) -> dict[str, Any]:
+        """The implied step that encodes the coded columns (fitted on training rows only)."""
+        coded = [position for position, i in enumerate(columns) if i in vocabularies]
+        return {"categorical": {"columns": coded,
+                                "categories": [vocabularies[i] for i in columns if i in vocabularies],
+                                "encoding": self.config.categorical_encoding}}  # fmt: skip
+
+    def _rows_with_targets(self, table: np.ndarray, target: int, name: str) -> np.ndarray:
+        """The rows that have a target value; rows without one are an error unless dropped."""
+        cfg = self.config
+        missing = np.isin(np.char.strip(table[:, target].astype(str)), cfg.missing_values)
+        if not missing.any():
+            return table
+        if cfg.missing_target == "drop":
+            return table[~missing]
+        first = int(np.argmax(missing)) + (2 if cfg.header else 1)
+        raise DataError(
+            f"{cfg.path}: {int(missing.sum())} rows have no value in the target column '{name}' "
+            f"(first on line {first}); fix them or set data.missing_target: drop"
+        )
 
     def _handle_missing(
         self, x: np.ndarray, y: np.ndarray
@@ -153,7 +266,7 @@ class CsvSource(DataSource):
 
 
 class NpzConfig(SplitConfig):
-    path: str
+    path: FilePath
     x_key: str = "x"
     y_key: str = "y"
 

@@ -14,6 +14,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from dlrun.config.base import FilePath
 from dlrun.data.base import DATASETS
 from dlrun.data.base import Arrays
 from dlrun.data.base import DatasetConfig
@@ -57,7 +58,7 @@ def read_idx(path: Path) -> np.ndarray:
 
 
 class IdxConfig(DatasetConfig):
-    path: str | None = None
+    path: FilePath | None = None
 
 
 class _IdxDataset(DataSource):
@@ -77,6 +78,8 @@ class _IdxDataset(DataSource):
 
 @DATASETS.register("mnist")
 class Mnist(_IdxDataset):
+    """70,000 28x28 grey handwritten digits in 10 classes: 60,000 train / 10,000 test (DLwP 2.1)."""
+
     name = "mnist"
     resources = tuple(
         Resource(f, f"https://storage.googleapis.com/cvdf-datasets/mnist/{f}", sha, size)
@@ -97,6 +100,8 @@ class Mnist(_IdxDataset):
 
 @DATASETS.register("fashion_mnist")
 class FashionMnist(_IdxDataset):
+    """70,000 28x28 grey Zalando clothing images in 10 classes: 60,000 train / 10,000 test."""
+
     name = "fashion_mnist"
     resources = tuple(
         Resource(f, f"https://storage.googleapis.com/tensorflow/tf-keras-datasets/{f}", sha)

@@ -17,6 +17,7 @@ import numpy as np
 from pydantic import Field
 from pydantic import field_validator
 
+from dlrun.config.base import FilePath
 from dlrun.data.base import DATASETS
 from dlrun.data.base import Arrays
 from dlrun.data.base import DataSource
@@ -69,7 +70,7 @@ class ImageFolder(DataSource):
     """Images sorted into one sub-directory per class (optionally under train/validation/test)."""
 
     class Config(SplitConfig):
-        path: str
+        path: FilePath
         target_size: list[int] = Field(default=[150, 150], min_length=2, max_length=2)
         color: Literal["rgb", "grayscale"] = "rgb"
 

@@ -2,8 +2,9 @@
 
 Order: ``data.path`` (the file itself, or a directory holding it); each ``DLRUN_DATA_PATH``
 directory under ``<dataset>/``; the download cache; a download (skipped when ``DLRUN_OFFLINE``
-is set). Without a copy and without network the error names the file, where to put it and the
-URL to fetch it from.
+is set). A ``data.path`` or mirror file is used as given, with a note when it differs from the
+registered checksum (:mod:`dlrun.data.checksums`). Without a copy and without network the error
+names the file, where to put it and the URL to fetch it from.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from dlrun.data.checksums import check_local_file
 from dlrun.data.download import Resource
 from dlrun.data.download import cached_path
 from dlrun.data.download import fetch
@@ -47,14 +49,23 @@ def locate(dataset: str, resource: Resource, explicit: str | None = None) -> Pat
     if explicit is not None:
         path = Path(explicit).expanduser()
         if path.is_file():
-            return path
+            return check_local_file(dataset, resource, path)
         if (path / resource.name).is_file():
-            return path / resource.name
+            return check_local_file(dataset, resource, path / resource.name)
         raise DataError(f"dataset {dataset}: data.path {explicit} is not {resource.name} "
                         "or a directory holding it")  # fmt: skip
-    found = local_copy(dataset, resource)
-    if found is not None:
-        return found
+    copies = mirror_copies(dataset, resource)
+    if copies:
+        return check_local_file(dataset, resource, copies[0])
+    return obtain(dataset, resource)
+
+
+def obtain(dataset: str, resource: Resource) -> Path:
+    """The cached copy, downloading it first unless ``DLRUN_OFFLINE`` is set; no network and
+    offline give the same one-line error naming the file, where to put it and its URL."""
+    cached = cached_path(dataset, resource)
+    if cached.is_file():
+        return cached
     if offline():
         raise missing(dataset, resource, "DLRUN_OFFLINE is set")
     try:

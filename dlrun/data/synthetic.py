@@ -34,6 +34,9 @@ class _Generator(DataSource):
 
 @DATASETS.register("classification")
 class Classification(_Generator):
+    """Gaussian clusters per class with informative, redundant and noise features
+    (scikit-learn's ``make_classification``)."""
+
     class Config(GeneratorConfig):
         n_features: int = Field(default=20, gt=0)
         n_informative: int = Field(default=2, gt=0)
@@ -58,6 +61,9 @@ class Classification(_Generator):
 
 @DATASETS.register("regression")
 class Regression(_Generator):
+    """A random linear target of the features, plus optional Gaussian noise (scikit-learn's
+    ``make_regression``)."""
+
     class Config(GeneratorConfig):
         n_features: int = Field(default=10, gt=0)
         n_informative: int = Field(default=10, gt=0)
@@ -98,6 +104,8 @@ class Linear(_Generator):
 
 @DATASETS.register("moons")
 class Moons(_Generator):
+    """Two interleaving half circles in 2-D, two classes (scikit-learn's ``make_moons``)."""
+
     class Config(GeneratorConfig):
         noise: float = Field(default=0.1, ge=0)
 
@@ -129,6 +137,9 @@ def two_spirals(n_points: int, noise: float, seed: int) -> tuple[np.ndarray, np.
 
 @DATASETS.register("spirals")
 class Spirals(_Generator):
+    """Two interleaved 2-D spirals, one per class, ``n_points`` each (Deep Learning for
+    Beginners ch. 6)."""
+
     class Config(SplitConfig):
         n_points: int = Field(default=300, gt=0, description="points per class")
         noise: float = Field(default=0.5, ge=0)

@@ -15,6 +15,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
+from dlrun.config.base import FilePath
 from dlrun.data.base import DATASETS
 from dlrun.data.base import Arrays
 from dlrun.data.base import DataSource
@@ -45,7 +46,7 @@ def has_header(path: Path) -> bool:
 
 
 class TableConfig(SplitConfig):
-    path: str | None = None
+    path: FilePath | None = None
     missing: Literal["error", "drop", "mean", "median"] = "mean"
 
 
@@ -128,7 +129,7 @@ class JenaClimate(DataSource):
     """
 
     class Config(SplitConfig):
-        path: str | None = None
+        path: FilePath | None = None
         target: str = "T (degC)"
         features: list[str] | None = None
         test_fraction: float = Field(default=0.0, ge=0, lt=1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field
 
+from dlrun.config.base import FilePath
 from dlrun.data.base import DATASETS
 from dlrun.data.base import Arrays
 from dlrun.data.base import DatasetConfig
@@ -34,7 +35,7 @@ class Nietzsche(DataSource):
     (taken every ``step``) is a sample whose label is the character that follows."""
 
     class Config(DatasetConfig):
-        path: str | None = None
+        path: FilePath | None = None
         maxlen: int = Field(default=60, gt=0)
         step: int = Field(default=3, gt=0)
 

@@ -19,6 +19,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
+from dlrun.config.base import FilePath
 from dlrun.data.base import DATASETS
 from dlrun.data.base import Arrays
 from dlrun.data.base import DatasetConfig
@@ -27,6 +28,7 @@ from dlrun.data.base import LoadContext
 from dlrun.data.base import LoadedData
 from dlrun.data.download import Resource
 from dlrun.data.keras_npz import KERAS_ORIGIN
+from dlrun.data.keras_npz import read_npz
 from dlrun.data.locate import locate
 from dlrun.errors import DataError
 
@@ -34,6 +36,12 @@ RAW_ARCHIVE = "aclImdb_v1.tar.gz"
 _REVIEW = re.compile(r"aclImdb/(train|test)/(pos|neg)/[^/]+\.txt$")
 _TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 SHUFFLE_SEED = 113
+# The labeled reviews of the original tarball repacked without unsup/ and the .feat files: all
+# that the raw source reads (the dlrun development mirror holds this copy).
+ACLIMDB_LABELED_ONLY = (
+    "fb9e98def6f32a036a2e322097f73d164ce865e60dabdf4b4547ecc62679aae1",
+    "the labeled reviews only, repacked without unsup/ and the .feat files",
+)
 
 
 def tokenize(text: str) -> list[str]:
@@ -90,7 +98,7 @@ def read_raw(path: Path) -> tuple[list[list[int]], np.ndarray, list[list[int]], 
 class WordIndexConfig(DatasetConfig):
     """Keras's word-index options, shared by IMDB and Reuters."""
 
-    path: str | None = None
+    path: FilePath | None = None
     num_words: int | None = Field(default=None, gt=0)
     skip_top: int = Field(default=0, ge=0)
     maxlen: int | None = Field(default=None, gt=0)
@@ -139,7 +147,7 @@ class Imdb(DataSource):
         Resource("imdb_word_index.json", KERAS_ORIGIN + "imdb_word_index.json", None, 1641221),
         Resource(RAW_ARCHIVE, "https://ai.stanford.edu/~amaas/data/sentiment/" + RAW_ARCHIVE,
                  "c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe", 84125825,
-                 variant="raw"),
+                 variant="raw", repackagings=(ACLIMDB_LABELED_ONLY,)),
     )  # fmt: skip
 
     def load(self, context: LoadContext) -> LoadedData:
@@ -175,15 +183,10 @@ def _drop_longer(
 
 
 def read_object_npz(path: str, names: tuple[str, ...]) -> list[np.ndarray]:
-    """Arrays of index lists (Keras stores them as pickled object arrays)."""
-    try:
-        with np.load(path, allow_pickle=True) as archive:
-            missing = [n for n in names if n not in archive.files]
-            if missing:
-                raise DataError(f"{path} lacks the arrays {missing} (has {archive.files})")
-            return [archive[n] for n in names]
-    except (OSError, ValueError, EOFError) as exc:
-        raise DataError(f"cannot read {path}: {exc}") from None
+    """Arrays of index lists (Keras stores them as pickled object arrays, read without
+    running code: see :func:`dlrun.data.keras_npz.read_npz`)."""
+    arrays = read_npz(path, names)
+    return [arrays[n] for n in names]
 
 
 def read_npz_pickled(path: str) -> tuple[list[list[int]], np.ndarray, list[list[int]], np.ndarray]:

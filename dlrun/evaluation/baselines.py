@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 
 from dlrun.registry import Registry
-from dlrun.training.metrics import higher_is_better
 
 SHUFFLES = 20  # averaged shuffled-label draws; one draw is what DLwP 3.5 reports
 
@@ -49,6 +48,9 @@ class Targets:
 class Baseline:
     score: Callable[[Targets], dict[str, float]]
     time_series_only: bool = False  # only meaningful when rows follow each other in time
+    # Per-row predictions for the evaluation targets, ``(N, outputs)``, where a baseline has them
+    # (the value predictors): the significance test compares errors row by row.
+    predict: Callable[[Targets], np.ndarray] | None = None
 
 
 BASELINES: Registry[Baseline] = Registry("baseline")
@@ -94,33 +96,41 @@ def most_frequent_per_label(t: Targets) -> dict[str, float]:
     return {"accuracy": float((t.eval == rate).mean())}
 
 
-def _errors(target: np.ndarray, prediction: np.ndarray) -> dict[str, float]:
-    return {
-        "mae": float(np.abs(target - prediction).mean()),
-        "mse": float(np.square(target - prediction).mean()),
-    }
+def value_baseline(
+    name: str, time_series_only: bool = False
+) -> Callable[[Callable[[Targets], np.ndarray]], Callable[[Targets], np.ndarray]]:
+    """Register a predictor of values, scored by its MAE and MSE on the evaluation targets."""
+
+    def decorator(predict: Callable[[Targets], np.ndarray]) -> Callable[[Targets], np.ndarray]:
+        def score(t: Targets) -> dict[str, float]:
+            errors = predict(t) - t.values()[1]
+            return {"mae": float(np.abs(errors).mean()), "mse": float(np.square(errors).mean())}
+
+        BASELINES.register(name)(Baseline(score, time_series_only, predict))
+        return predict
+
+    return decorator
 
 
-@baseline("mean predictor")
-def mean_predictor(t: Targets) -> dict[str, float]:
+@value_baseline("mean predictor")
+def mean_predictor(t: Targets) -> np.ndarray:
     train, target = t.values()
-    return _errors(target, train.mean(axis=0))
+    return np.broadcast_to(train.mean(axis=0), target.shape)
 
 
-@baseline("median predictor")
-def median_predictor(t: Targets) -> dict[str, float]:
+@value_baseline("median predictor")
+def median_predictor(t: Targets) -> np.ndarray:
     train, target = t.values()
-    return _errors(target, np.median(train, axis=0))
+    return np.broadcast_to(np.median(train, axis=0), target.shape)
 
 
-@baseline("last value (common sense)", time_series_only=True)
-def last_value(t: Targets) -> dict[str, float]:
+@value_baseline("last value (common sense)", time_series_only=True)
+def last_value(t: Targets) -> np.ndarray:
     """Predict each target as the one before it in time (DLwP 6.3.3)."""
     train, target = t.values()
     if t.preceding is not None and len(t.preceding):
         train = t.preceding.astype(np.float64).reshape(len(t.preceding), -1)
-    previous = np.concatenate([train[-1:], target[:-1]])
-    return _errors(target, previous)
+    return np.concatenate([train[-1:], target[:-1]])
 
 
 def score_baselines(names: Sequence[str], targets: Targets) -> list[dict[str, Any]]:
@@ -133,20 +143,6 @@ def score_baselines(names: Sequence[str], targets: Targets) -> list[dict[str, An
         for name, spec in specs
         if targets.time_ordered or not spec.time_series_only
     ]
-
-
-def verdict(metrics: dict[str, float], baselines: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """Compare the model with the strongest baseline on the first shared key metric."""
-    for key in ("accuracy", "mae", "mse"):
-        rows = [row for row in baselines if key in row]
-        if key not in metrics or not rows:
-            continue
-        higher = higher_is_better(key)
-        best = max(rows, key=lambda r: r[key]) if higher else min(rows, key=lambda r: r[key])
-        beats = metrics[key] > best[key] if higher else metrics[key] < best[key]
-        return {"metric": key, "model": metrics[key], "baseline": best["name"],
-                "baseline_value": best[key], "beats": bool(beats)}  # fmt: skip
-    return None
 
 
 def average_baselines(per_fold: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:

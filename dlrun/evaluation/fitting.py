@@ -100,6 +100,13 @@ class Sources:
                               device_steps=device_steps, **options)  # fmt: skip
 
 
+def sample_fields(sources: Sources, sample: Arrays) -> Fields:
+    """The named fields (shape, dtype per sample) the task sees for these raw rows."""
+    arrays, device_steps = sources.pipeline.transform_deferring(sample)
+    tensors = host_tensors(sources.task.array_form()(arrays))
+    return InMemorySource(tensors, 1, torch.device("cpu"), device_steps=device_steps).fields()
+
+
 def streams(cfg: ExperimentConfig, sources: Sources, sample: Arrays, rows: int) -> bool:
     """``data.in_memory``: as configured, or by the estimated size of ``rows`` rows
     preprocessed like the ``sample`` rows."""

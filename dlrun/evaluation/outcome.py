@@ -8,10 +8,12 @@ from typing import Any
 from typing import Protocol
 
 from dlrun.evaluation.aggregate import CrossValidation
+from dlrun.evaluation.baselines import Targets
 from dlrun.evaluation.fitting import FitHooks
 from dlrun.evaluation.fitting import FittedModel
 from dlrun.evaluation.protocols import Fold
 from dlrun.evaluation.scoring import Evaluation
+from dlrun.evaluation.significance import Evidence
 from dlrun.training.callbacks import Callback
 from dlrun.training.snapshots import Snapshots
 from dlrun.training.status import RunStatus
@@ -24,6 +26,13 @@ class FoldOutcome:
     evaluation: Evaluation | None  # the fold's validation part, scored after training
     baselines: list[dict[str, Any]]
     verdict: dict[str, Any] | None
+    targets: Targets | None = None  # the fold's raw targets, behind its baselines
+
+    def evidence(self) -> list[Evidence]:
+        """What the significance test of this fold's verdict reads."""
+        if self.evaluation is None:
+            return []
+        return [Evidence(self.evaluation, self.baselines, self.targets)]
 
 
 @dataclass

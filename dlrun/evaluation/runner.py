@@ -22,7 +22,6 @@ from dlrun.evaluation.aggregate import cross_validate
 from dlrun.evaluation.baselines import Targets
 from dlrun.evaluation.baselines import average_baselines
 from dlrun.evaluation.baselines import score_baselines
-from dlrun.evaluation.baselines import verdict
 from dlrun.evaluation.fitting import FittedModel
 from dlrun.evaluation.fitting import train_fold
 from dlrun.evaluation.folds import fold_models
@@ -35,6 +34,8 @@ from dlrun.evaluation.protocols import PROTOCOLS
 from dlrun.evaluation.protocols import Fold
 from dlrun.evaluation.protocols import Protocol
 from dlrun.evaluation.scoring import evaluate_split
+from dlrun.evaluation.significance import Evidence
+from dlrun.evaluation.significance import verdict
 from dlrun.tasks.base import TASKS
 from dlrun.tasks.base import Task
 from dlrun.training.metrics import higher_is_better
@@ -75,12 +76,14 @@ def _score_fold(
     if fold.val_idx is None or not len(fold.val_idx) or fitted.state.status.halted:
         return FoldOutcome(fold, fitted, None, [], None)
     evaluation = evaluate_split(fitted, train.subset(fold.val_idx), "validation")
-    baselines = []
+    baselines: list[dict[str, Any]] = []
+    targets = None
     if task.baselines and task.target is not None:
         y = train[task.target]
         targets = Targets(y[fold.train_idx], y[fold.val_idx], fold.seed, protocol.time_ordered)
         baselines = score_baselines(task.baselines, targets)
-    return FoldOutcome(fold, fitted, evaluation, baselines, verdict(evaluation.metrics, baselines))
+    judged = verdict([Evidence(evaluation, baselines, targets)])
+    return FoldOutcome(fold, fitted, evaluation, baselines, judged, targets)
 
 
 def _holdout_validation(cfg: ExperimentConfig, fitted: FittedModel) -> dict[str, Any]:
@@ -106,7 +109,8 @@ def _aggregate_folds(cfg: ExperimentConfig, protocol: Protocol, outcome: Protoco
     )
     outcome.validation = {k: v.mean for k, v in outcome.cv.metrics.items()}
     outcome.cv_baselines = average_baselines([f.baselines for f in outcome.folds])
-    outcome.cv_verdict = verdict(outcome.validation, outcome.cv_baselines)
+    pooled = [part for f in outcome.folds for part in f.evidence()]
+    outcome.cv_verdict = verdict(pooled, outcome.validation, outcome.cv_baselines)
     outcome.baselines, outcome.verdict = outcome.cv_baselines, outcome.cv_verdict
 
 
@@ -172,6 +176,7 @@ def run_protocol(
             return outcome
     if outcome.scored is None:
         return outcome  # K-fold without a final model: validation only, the test stays sealed
+    targets = None
     if data.test_split is not None:
         test = data.test_split.unseal()
         outcome.evaluation = evaluate_split(outcome.scored, test, "test")
@@ -183,6 +188,7 @@ def run_protocol(
     elif cfg.evaluation.final is None and outcome.folds[0].evaluation is not None:
         outcome.evaluation = outcome.folds[0].evaluation
         outcome.baselines = outcome.folds[0].baselines
+        targets = outcome.folds[0].targets
     if outcome.evaluation is not None:
-        outcome.verdict = verdict(outcome.evaluation.metrics, outcome.baselines)
+        outcome.verdict = verdict([Evidence(outcome.evaluation, outcome.baselines, targets)])
     return outcome

@@ -14,9 +14,13 @@ from dlrun.errors import ConfigError
 from dlrun.errors import ConfigIssue
 from dlrun.models.activations import make_activation
 from dlrun.models.layers import LAYERS
+from dlrun.models.layers import BuiltLayer
 from dlrun.models.layers import Layer
 from dlrun.models.layers import RegularizerConfig
 from dlrun.models.layers import Shape
+from dlrun.models.size import largest
+from dlrun.models.size import too_big
+from dlrun.models.size import weight_bytes
 
 
 @dataclass(frozen=True)
@@ -120,24 +124,26 @@ def build_model(
     """Build every layer in order, inferring each input shape from the previous output.
 
     The final activation is stripped (and reported as ``output_activation``) when it is one the
-    loss fuses, e.g. sigmoid with binary cross-entropy.
+    loss fuses, e.g. sigmoid with binary cross-entropy. The layers are first planned on the
+    meta device, so a model whose weights cannot fit in memory is refused with its size before
+    anything is allocated (under a ``meta`` default device the plan is the build).
     """
     layers = instantiate_layers(entries)
     output_index = _output_activation_index(layers)
     final = None if output_index is None else layers[output_index][1].activation()
     fuse = final if final in fused_activations else None
     strip_at = output_index if fuse else None
+    shape = tuple(input_shape)
+    if torch.empty(0).device.type != "meta":
+        with torch.device("meta"):
+            planned = _build_layers(layers, shape, keras_init, strip_at)
+        _check_host_memory(layers, planned)
+    built_layers = _build_layers(layers, shape, keras_init, strip_at)
     modules: list[nn.Module] = []
     rows: list[SummaryRow] = []
     penalties: list[tuple[str, RegularizerConfig]] = []
     counts: dict[str, int] = {}
-    shape = tuple(input_shape)
-    for index, (name, layer) in enumerate(layers):
-        try:
-            built = layer.build(shape, keras_init, strip_activation=index == strip_at)
-        except ValueError as exc:
-            issue = ConfigIssue(f"model.layers[{index}].{name}", f"{exc} (input shape {shape})")
-            raise ConfigError([issue]) from None
+    for index, ((name, layer), built) in enumerate(zip(layers, built_layers, strict=True)):
         modules.append(built.module)
         penalties.extend((f"{index}.{param}", reg) for param, reg in built.penalties)
         trainable = sum(p.numel() for p in built.module.parameters() if p.requires_grad)
@@ -148,3 +154,39 @@ def build_model(
         shape = built.output_shape
     network = nn.Sequential(*modules)
     return BuiltModel(network, tuple(input_shape), shape, fuse, rows, penalties, layers)
+
+
+def _build_layers(
+    layers: list[tuple[str, Layer]], shape: Shape, keras_init: bool, strip_at: int | None
+) -> list[BuiltLayer]:
+    """Each layer built for the previous one's output; shape errors name the layer."""
+    built_layers = []
+    for index, (name, layer) in enumerate(layers):
+        try:
+            built = layer.build(shape, keras_init, strip_activation=index == strip_at)
+        except ValueError as exc:
+            issue = ConfigIssue(f"model.layers[{index}].{name}", f"{exc} (input shape {shape})")
+            raise ConfigError([issue]) from None
+        except (RuntimeError, TypeError, OverflowError) as exc:
+            if "overflow" not in str(exc).lower():
+                raise
+            issue = ConfigIssue(
+                f"model.layers[{index}].{name}",
+                f"the layer is too large to exist: its size overflows 64 bits "
+                f"(input shape {shape}); make it smaller",
+            )
+            raise ConfigError([issue]) from None
+        built_layers.append(built)
+        shape = built.output_shape
+    return built_layers
+
+
+def _check_host_memory(layers: list[tuple[str, Layer]], planned: list[BuiltLayer]) -> None:
+    """Refuse weights that the host (where modules are created) cannot hold."""
+    sizes = [weight_bytes(built.module) for built in planned]
+    params = sum(p.numel() for built in planned for p in built.module.parameters())
+    index = largest(sizes)
+    path = f"model.layers[{index}].{layers[index][0]}"
+    issues = too_big(params, sum(sizes), sum(sizes), torch.device("cpu"), path)
+    if issues:
+        raise ConfigError(issues)

@@ -14,11 +14,14 @@ from collections.abc import Callable
 from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
+from typing import Annotated
 from typing import Any
 from typing import ClassVar
 
 import torch
+from pydantic import AfterValidator
 from pydantic import Field
+from pydantic import PositiveInt
 from pydantic import model_validator
 from torch import nn
 
@@ -28,6 +31,7 @@ from dlrun.models.activations import ACTIVATIONS
 from dlrun.models.activations import make_activation
 from dlrun.models.initializers import INITIALIZERS
 from dlrun.registry import Registry
+from dlrun.registry import did_you_mean
 
 Shape = tuple[int, ...]
 
@@ -102,15 +106,24 @@ def elementwise_stacked(module: nn.Module, prefix: str) -> StackedForward:
 LAYERS: Registry[type[Layer]] = Registry("layer")
 
 
-def _check_activation(name: str | None) -> str | None:
-    if name is not None and name != "linear":
-        ACTIVATIONS.get(name)
-    return name
+def _known(registry: Registry[Any]) -> Callable[[str], str]:
+    """A field validator: the name must be registered. A ``ValueError`` (not the registry's
+    own error) lets the config report it with its key path and line, beside every other
+    problem in the file."""
+
+    def check(name: str) -> str:
+        if name not in registry:
+            hint = did_you_mean(name, registry.names())
+            raise ValueError(
+                f"unknown {registry.kind} '{name}'{hint}; known: {', '.join(registry.names())}"
+            )
+        return name
+
+    return check
 
 
-def _check_initializer(name: str) -> str:
-    INITIALIZERS.get(name)
-    return name
+ActivationName = Annotated[str, AfterValidator(_known(ACTIVATIONS))]
+InitializerName = Annotated[str, AfterValidator(_known(INITIALIZERS))]
 
 
 class _DenseModule(nn.Module):
@@ -131,19 +144,12 @@ class Dense(Layer):
     class Config(StrictModel):
         positional: ClassVar[str] = "units"
         units: int = Field(gt=0)
-        activation: str | None = None
+        activation: ActivationName | None = None
         use_bias: bool = True
-        kernel_initializer: str = "glorot_uniform"
-        bias_initializer: str = "zeros"
+        kernel_initializer: InitializerName = "glorot_uniform"
+        bias_initializer: InitializerName = "zeros"
         kernel_regularizer: RegularizerConfig | None = None
         bias_regularizer: RegularizerConfig | None = None
-
-        @model_validator(mode="after")
-        def _known_names(self) -> Dense.Config:
-            _check_activation(self.activation)
-            _check_initializer(self.kernel_initializer)
-            _check_initializer(self.bias_initializer)
-            return self
 
     config: Config
 
@@ -243,12 +249,7 @@ class Activation(Layer):
 
     class Config(StrictModel):
         positional: ClassVar[str] = "activation"
-        activation: str
-
-        @model_validator(mode="after")
-        def _known(self) -> Activation.Config:
-            _check_activation(self.activation)
-            return self
+        activation: ActivationName
 
     config: Config
 
@@ -291,7 +292,7 @@ class Reshape(Layer):
 
     class Config(StrictModel):
         positional: ClassVar[str] = "target_shape"
-        target_shape: list[int] = Field(min_length=1)
+        target_shape: list[PositiveInt] = Field(min_length=1)
 
     config: Config
 

@@ -33,12 +33,30 @@ def _setup(results: dict[str, Any]) -> list[str]:
         f"- task: {results['task']}; protocol: {results['protocol']}{parallel}; "
         f"seed: {results['seed']}",
         f"- data: {results['data']['description']}",
+        # a data file that differs from its registered checksum ("note: ..." or "warning: ...")
+        *(f"- {note}" for note in results["data"].get("notes", [])),
         "- sizes: " + ", ".join(f"{k} {v}" for k, v in results["data"]["sizes"].items()),
         f"- loss: {results['loss'] or 'defined by the task'}; optimizer: {results['optimizer']}; "
         f"epochs: {results['epochs']}; batch size: {results['batch_size']}{final}",
         f"- device: {results['device']}; duration: {results['duration_s']:.1f} s",
         "",
     ]
+
+
+def verdict_sentence(verdict: dict[str, Any], markdown: bool = False) -> str:
+    """The model against its strongest baseline, with the test behind "beats"."""
+    model = f"{verdict['metric']} {_fmt(verdict['model'])}"
+    baseline = f"{verdict['baseline']} baseline ({_fmt(verdict['baseline_value'])})"
+    p_value = verdict.get("p_value")
+    test = (
+        f"one-sided {verdict['test']} test, p = {p_value:.3g}"
+        if p_value is not None
+        else "no test possible on these rows"
+    )
+    if verdict["beats"]:
+        return f"The model ({model}) beats the strongest {baseline} ({test})."
+    text = f"The model ({model}) is no better than the {baseline} ({test})"
+    return f"**{text}: it has no statistical power yet.**" if markdown else text
 
 
 def _baselines(results: dict[str, Any]) -> list[str]:
@@ -53,15 +71,7 @@ def _baselines(results: dict[str, Any]) -> list[str]:
     ]
     verdict = results.get("baseline_verdict")
     if verdict:
-        line = (
-            f"The model ({verdict['metric']} {_fmt(verdict['model'])}) beats the strongest "
-            f"baseline ({verdict['baseline']}, {_fmt(verdict['baseline_value'])})."
-            if verdict["beats"]
-            else f"**The model ({verdict['metric']} {_fmt(verdict['model'])}) does not beat the "
-            f"{verdict['baseline']} baseline ({_fmt(verdict['baseline_value'])}): it has no "
-            "statistical power yet.**"
-        )
-        lines += ["", line]
+        lines += ["", verdict_sentence(verdict, markdown=True)]
     return [*lines, ""]
 
 

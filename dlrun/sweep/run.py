@@ -39,7 +39,7 @@ def run_sweep(
         raise ConfigError([ConfigIssue("sweep", "this config has no sweep section")])
     if workers < 1:
         raise RunError("--workers must be at least 1")
-    check_space(cfg)  # every path and value valid before any trial starts
+    check_space(cfg, with_data=True)  # every setting and value, before anything is created
     sweep_dir = runs_dir / cfg.name
     journal_exists = (sweep_dir / JOURNAL).exists()
     if storage is None and journal_exists and not resume:

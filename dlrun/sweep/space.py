@@ -9,18 +9,22 @@ stepped integer ranges.
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from typing import Literal
 
 from pydantic import Field
 from pydantic import ValidationError
+from pydantic import field_validator
 from pydantic import model_validator
 
 from dlrun.config.base import Number
 from dlrun.config.base import StrictModel
 from dlrun.errors import ConfigError
 from dlrun.errors import ConfigIssue
+from dlrun.registry import did_you_mean
+from dlrun.training.metrics import METRICS
 
 
 class IntRange(StrictModel):
@@ -90,6 +94,15 @@ class Objective(StrictModel):
     metric: str = Field(default="loss", description="validation metric, e.g. accuracy or loss")
     direction: Literal["maximize", "minimize", "auto"] = "auto"
 
+    @field_validator("metric")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        known = ["loss", *METRICS.names()]
+        if name not in known:
+            hint = did_you_mean(name, known)
+            raise ValueError(f"unknown metric '{name}'{hint}; known: {', '.join(known)}")
+        return name
+
 
 class SweepConfig(StrictModel):
     parameters: dict[str, ParameterSpace] = Field(min_length=1)
@@ -122,20 +135,25 @@ class SweepConfig(StrictModel):
 
 
 def load_sweep_file(path: Path) -> SweepConfig:
-    """A separate sweep file: a ``sweep:`` section, or the sweep mapping itself."""
+    """A separate sweep file: a ``sweep:`` section, or the sweep mapping itself.
+
+    Problems are reported as for a config file: key path (``sweep.method``), line, did-you-mean.
+    """
+    from dlrun.config.messages import issues_from_validation
     from dlrun.config.yaml_io import parse_yaml
 
     try:
-        data, _ = parse_yaml(path.read_text(encoding="utf-8"), str(path))
+        data, lines = parse_yaml(path.read_text(encoding="utf-8"), str(path))
     except OSError as exc:
         raise ConfigError(
             [ConfigIssue("", f"cannot read the sweep file: {exc}")], str(path)
         ) from None
     if isinstance(data, dict) and "sweep" in data:
         data = data["sweep"]
+        lines = {key[1:]: line for key, line in lines.items() if key[:1] == ("sweep",)}
     try:
         return SweepConfig.model_validate(data)
     except ValidationError as exc:
-        issues = [ConfigIssue("sweep." + ".".join(str(p) for p in e["loc"]), e["msg"])
-                  for e in exc.errors()]  # fmt: skip
+        found = issues_from_validation(exc, SweepConfig, data, lines, [])
+        issues = [replace(i, path=f"sweep.{i.path}" if i.path else "sweep") for i in found]
         raise ConfigError(issues, str(path)) from None

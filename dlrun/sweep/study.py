@@ -31,6 +31,7 @@ from dlrun.config.load import config_from_text
 from dlrun.config.load import resolved_yaml
 from dlrun.config.schema import ExperimentConfig
 from dlrun.errors import DlrunError
+from dlrun.errors import Interrupted
 from dlrun.sweep.space import SweepConfig
 from dlrun.sweep.trials import direction
 from dlrun.sweep.trials import grid_points
@@ -173,9 +174,9 @@ def work(cfg: ExperimentConfig, study: optuna.Study, sweep_dir: Path) -> None:
         except optuna.TrialPruned:
             study.tell(trial, state=TrialState.PRUNED)
             continue
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, Interrupted):  # Ctrl-C stops the sweep, not just a trial
             study.tell(trial, state=TrialState.FAIL)
-            raise
+            raise KeyboardInterrupt from None
         except DlrunError as exc:
             trial.set_user_attr("error", str(exc))
             study.tell(trial, state=TrialState.FAIL)

@@ -17,6 +17,7 @@ from typing import Literal
 import optuna
 from rich.console import Console
 
+from dlrun.config.checks import check_sweep
 from dlrun.config.load import SHORTHAND_TAGS
 from dlrun.config.load import config_from_data
 from dlrun.config.load import config_from_text
@@ -24,17 +25,24 @@ from dlrun.config.overrides import dotted
 from dlrun.config.overrides import set_path
 from dlrun.config.resume import check_resume_changes
 from dlrun.config.schema import ExperimentConfig
+from dlrun.data.base import LoadedData
+from dlrun.data.load import load_data
 from dlrun.errors import ConfigError
 from dlrun.errors import ConfigIssue
+from dlrun.evaluation.preflight import check_with_data
 from dlrun.evaluation.protocols import PROTOCOLS
+from dlrun.evaluation.runner import plan_protocol
 from dlrun.sweep.space import ParameterSpace
 from dlrun.sweep.space import SweepConfig
 from dlrun.training.callbacks import Callback
 from dlrun.training.metrics import higher_is_better
 from dlrun.training.state import TrainState
 from dlrun.training.status import RunStatus
+from dlrun.utils import resolve_device
 
 SCALARS = (str, int, float, bool, type(None))
+# What decides a trial's model and the data it is checked against (not the optimizer, say).
+MODEL_SECTIONS = {"seed", "task", "data", "preprocess", "model", "loss", "evaluation"}
 HEARTBEAT_SECONDS = 30  # stale-trial detection (study.STALE_SECONDS) allows 20 missed beats
 
 
@@ -96,21 +104,52 @@ def trial_config(cfg: ExperimentConfig, values: dict[str, Any]) -> ExperimentCon
     return config_from_data(data, f"sweep values {values}")
 
 
-def check_space(cfg: ExperimentConfig) -> None:
-    """Every choice and both ends of every range must give a valid config, before any trial."""
+def check_space(cfg: ExperimentConfig, with_data: bool = False) -> None:
+    """The sweep's own settings, and every choice and both ends of every range, must give a
+    valid config, and (``with_data``) a model that fits the data, before anything is created."""
     assert cfg.sweep is not None
-    issues = []
+    issues = check_sweep(cfg)  # already checked when read, unless the sweep came from a file
+    examples = []
     for path, space in cfg.sweep.parameters.items():
         for value in space.examples():
             try:
-                trial_config(cfg, {path: value})
+                examples.append((path, value, trial_config(cfg, {path: value})))
             except ConfigError as exc:
-                problems = "; ".join(f"{i.path}: {i.message}" for i in exc.issues)
-                issues.append(
-                    ConfigIssue(f"sweep.parameters.{path}", f"value {value!r}: {problems}")
-                )
+                issues.append(_value_issue(path, value, exc))
+    if not issues and with_data:
+        issues = _check_models_with_data(examples)
     if issues:
-        raise ConfigError(issues)
+        raise cfg.origin.error(issues)
+
+
+def _value_issue(path: str, value: Any, exc: ConfigError) -> ConfigIssue:
+    problems = "; ".join(f"{i.path}: {i.message}" for i in exc.issues)
+    return ConfigIssue(f"sweep.parameters.{path}", f"value {value!r}: {problems}")
+
+
+def _check_models_with_data(
+    examples: list[tuple[str, Any, ExperimentConfig]],
+) -> list[ConfigIssue]:
+    """Each distinct model the examples give, built for the data (on the meta device, so
+    nothing is allocated) and checked against its targets and the memory; each dataset is
+    read once."""
+    issues = []
+    seen: set[str] = set()
+    datasets: dict[str, LoadedData] = {}
+    for path, value, config in examples:
+        key = config.model_dump_json(include=MODEL_SECTIONS)
+        if key in seen:
+            continue
+        seen.add(key)
+        source = config.model_dump_json(include={"data", "task", "seed"})
+        if source not in datasets:
+            datasets[source] = load_data(config)
+        try:
+            plan = plan_protocol(config, datasets[source])
+            check_with_data(config, plan.data, resolve_device(config.train.device))
+        except ConfigError as exc:
+            issues.append(_value_issue(path, value, exc))
+    return issues
 
 
 def direction(sweep: SweepConfig) -> Literal["maximize", "minimize"]:

@@ -17,7 +17,6 @@ import torch
 from dlrun.data.base import Arrays
 from dlrun.errors import ConfigError
 from dlrun.errors import ConfigIssue
-from dlrun.errors import DataError
 from dlrun.models.build import build_model
 from dlrun.models.build import last_activation
 from dlrun.tasks.base import StackedTask
@@ -101,10 +100,12 @@ class SupervisedTask(Task):
         input_shape = fields["x"].shape
         wanted = self.cfg.model.input_shape
         if wanted is not None and tuple(wanted) != input_shape:
-            raise DataError(
-                f"model.input_shape is {wanted} but the preprocessed data has shape "
-                f"{list(input_shape)} per sample"
+            issue = ConfigIssue(
+                "model.input_shape",
+                f"is {wanted} but the preprocessed data has shape {list(input_shape)} per "
+                f"sample; set input_shape: {list(input_shape)}",
             )
+            raise ConfigError([issue])
         keras_init = self.cfg.model.init == "keras"
         self.model = build_model(self.cfg.model.layers, input_shape, keras_init, self.loss.fuses)
         self.model.network.to(device)
@@ -119,19 +120,29 @@ class SupervisedTask(Task):
     def check_target_width(self, target_shape: tuple[int, ...]) -> None:
         units = self.model.output_shape[-1]
         if len(target_shape) == 1 and target_shape[0] != units:
-            raise DataError(
+            raise self._output_error(
                 f"the model outputs {units} values per sample but the targets have "
-                f"{target_shape[0]}; set units: {target_shape[0]} on the last dense layer"
+                f"{target_shape[0]}; set units: {target_shape[0]}"
             )
 
     def check_batch(self, batch: Batch) -> None:
         units = self.model.output_shape[-1]
         y = batch.get("y")
         if self.loss.integer_targets and y is not None and len(y) and int(y.max()) >= units:
-            raise DataError(
-                f"label {int(y.max())} needs at least {int(y.max()) + 1} output units; "
-                f"the last dense layer has {units}"
+            raise self._output_error(
+                f"the model outputs {units} values per sample but the targets hold label "
+                f"{int(y.max())}, which needs {int(y.max()) + 1}; set units: {int(y.max()) + 1}"
             )
+
+    def _output_error(self, message: str) -> ConfigError:
+        """A problem with the output width, pointed at the last layer that sets ``units``."""
+        path = f"model.layers[{len(self.model.layers) - 1}]"
+        for index in range(len(self.model.layers) - 1, -1, -1):
+            name, layer = self.model.layers[index]
+            if "units" in type(layer.config).model_fields:
+                path = f"model.layers[{index}].{name}.units"
+                break
+        return ConfigError([ConfigIssue(path, message)])
 
     def _mode(self, training: bool) -> None:
         """Switch train/eval mode only when it changes (setting it walks every module)."""

@@ -1,0 +1,111 @@
+"""Check the configured models against the data before anything is trained or written.
+
+``dlrun validate`` and ``dlrun train`` (before the run directory exists) build the task's models
+on torch's ``meta`` device, which gives every shape and size but allocates nothing, so a model
+whose outputs do not match the targets, or that cannot fit in memory, is refused at once with
+the key to change and its line in the file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+
+from dlrun.config.schema import ExperimentConfig
+from dlrun.data.base import Arrays
+from dlrun.data.base import LoadedData
+from dlrun.errors import ConfigError
+from dlrun.errors import ConfigIssue
+from dlrun.evaluation.fitting import SAMPLE_ROWS
+from dlrun.evaluation.fitting import Sources
+from dlrun.evaluation.fitting import preprocess_entries
+from dlrun.evaluation.fitting import sample_fields
+from dlrun.evaluation.fitting import task_for
+from dlrun.models.size import largest
+from dlrun.models.size import too_big
+from dlrun.models.size import training_bytes
+from dlrun.models.size import weight_bytes
+from dlrun.preprocess.pipeline import fit_pipeline
+from dlrun.tasks.base import Task
+from dlrun.training.batches import Fields
+from dlrun.training.batches import FieldSpec
+
+META = torch.device("meta")
+
+
+def check_with_data(cfg: ExperimentConfig, data: LoadedData, device: torch.device) -> Task:
+    """The task built for the data's shapes, its outputs checked against every training target.
+
+    Preprocessing is fitted on the whole training part, so steps that learn the number of
+    classes (``one_hot``) see every class, as the final model will.
+    """
+    task = task_for(cfg)
+    train = data.train
+    rows = np.arange(len(train))
+    with _streams_untouched(), _located(cfg):
+        pipeline = fit_pipeline(preprocess_entries(cfg, data.implied_steps), train, rows)
+        sources = Sources(pipeline, task, cfg.train.batch_size, torch.device("cpu"), False)
+        fields = sample_fields(sources, train.subset(rows[:SAMPLE_ROWS]))
+        _build_on_meta(task, fields, device)
+        if task.target is not None and task.target in train:
+            targets = task.array_form()(
+                pipeline.transform(Arrays(**{task.target: train[task.target]}))
+            )
+            task.check_batch({task.target: torch.as_tensor(targets[task.target])})
+    return task
+
+
+def check_with_shape(cfg: ExperimentConfig, device: torch.device) -> Task:
+    """The task built for ``model.input_shape`` alone (``dlrun validate --no-data``)."""
+    if cfg.model.input_shape is None:
+        issue = ConfigIssue(
+            "model.input_shape",
+            "checking without the data needs model.input_shape (the per-sample input shape, "
+            "e.g. [784]); set it, or let validate read the data",
+        )
+        raise cfg.origin.error([issue])
+    task = task_for(cfg)
+    fields = {task.inputs[0]: FieldSpec(tuple(cfg.model.input_shape), torch.float32)}
+    with _located(cfg):
+        _build_on_meta(task, fields, device)
+    return task
+
+
+def _build_on_meta(task: Task, fields: Fields, device: torch.device) -> None:
+    """Build without allocating, then refuse models that cannot train on ``device``."""
+    with META:
+        task.build(fields, META)
+    issues = []
+    for model in task.models.values():
+        sizes = [weight_bytes(module) for module in model.network]
+        index = largest(sizes)
+        path = f"model.layers[{index}].{model.layers[index][0]}" if model.layers else "model"
+        needed = training_bytes(model.network)
+        issues += too_big(model.total_params, sum(sizes), needed, device, path)
+    if issues:
+        raise ConfigError(issues)
+
+
+@contextmanager
+def _located(cfg: ExperimentConfig) -> Iterator[None]:
+    """Re-raise a config problem found while building with the file's name and lines."""
+    try:
+        yield
+    except ConfigError as exc:
+        if exc.source is not None:
+            raise
+        raise cfg.origin.error(exc.issues) from None
+
+
+@contextmanager
+def _streams_untouched() -> Iterator[None]:
+    """Whatever the check draws, the run's random streams continue as if it had not run."""
+    state = np.random.get_state()
+    try:
+        with torch.random.fork_rng(devices=[]):
+            yield
+    finally:
+        np.random.set_state(state)

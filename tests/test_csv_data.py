@@ -1,0 +1,155 @@
+"""A user's own CSV: missing targets, labels to encode, text encodings, wrong paths."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from dlrun.cli import app
+from dlrun.config.load import config_from_data
+from dlrun.config.load import load_config
+from dlrun.data.load import load_data
+from dlrun.errors import ConfigError
+from dlrun.errors import DataError
+from tests.conftest import tiny_config
+
+runner = CliRunner()
+
+
+def table(tmp_path: Path, labels: list[str], header: str = "a,b,label", **kw: Any) -> Path:
+    path = tmp_path / "table.csv"
+    rows = [f"{i},{(i * 7) % 5},{label}" for i, label in enumerate(labels)]
+    path.write_text(header + "\n" + "\n".join(rows) + "\n", **kw)
+    return path
+
+
+def config(path: Path, task: str = "binary", units: int = 1, **data: Any) -> dict[str, Any]:
+    activation = {"binary": "sigmoid", "multiclass": "softmax", "regression": None}[task]
+    loss = {"binary": "binary_crossentropy", "multiclass": "sparse_categorical_crossentropy",
+            "regression": "mse"}[task]  # fmt: skip
+    return tiny_config(
+        task=task, data={"dataset": "csv", "path": str(path), "target": "label", **data},
+        preprocess=["standardize"], loss=loss, metrics=["mae"] if task == "regression" else [],
+        model={"layers": [{"dense": 4}, {"dense": {"units": units, "activation": activation}}]},
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("marker", ["NaN", "", "?"])
+def test_rows_without_a_target_are_an_error_naming_count_and_line(
+    tmp_path: Path, marker: str
+) -> None:
+    labels = ["0", "1"] * 10
+    labels[3] = labels[8] = marker
+    with pytest.raises(DataError) as caught:
+        load_data(config_from_data(config(table(tmp_path, labels))))
+    assert str(caught.value) == (
+        f"{tmp_path / 'table.csv'}: 2 rows have no value in the target column 'label' "
+        "(first on line 5); fix them or set data.missing_target: drop"
+    )
+
+
+def test_missing_targets_are_dropped_when_asked(tmp_path: Path) -> None:
+    labels = ["0", "1"] * 10
+    labels[3] = labels[8] = "NaN"
+    cfg = config(table(tmp_path, labels), missing_target="drop", test_fraction=0)
+    data = load_data(config_from_data(cfg))
+    assert data.class_names == ["0", "1"] and len(data.train) == 18
+    assert set(data.train.y.tolist()) == {0, 1}
+
+
+def test_a_regression_target_with_a_gap_is_an_error_not_a_divergence(tmp_path: Path) -> None:
+    labels = [str(0.5 * i) for i in range(20)]
+    labels[0] = "NA"
+    with pytest.raises(DataError, match=r"1 rows have no value .* \(first on line 2\)"):
+        cfg = config(table(tmp_path, labels), "regression", stratify=False)
+        cfg["evaluation"] = {"validation": {"fraction": 0.2}}
+        load_data(config_from_data(cfg))
+
+
+def test_class_labels_are_encoded_from_the_labels_present(tmp_path: Path) -> None:
+    data = load_data(
+        config_from_data(
+            config(table(tmp_path, ["1", "2", "3"] * 10), "multiclass", 3, test_fraction=0)
+        )
+    )
+    assert data.class_names == ["1", "2", "3"]
+    assert sorted(set(data.train.y.tolist())) == [0, 1, 2]
+    numeric_order = ["10", "2", "2", "10", "9"] * 4  # by value, not as text
+    data = load_data(
+        config_from_data(config(table(tmp_path, numeric_order), "multiclass", 3, test_fraction=0))
+    )
+    assert data.class_names == ["2", "9", "10"] and data.train.y[:2].tolist() == [2, 0]
+
+
+def test_labels_already_zero_based_stay_as_they_are(tmp_path: Path) -> None:
+    cfg = config(table(tmp_path, ["2", "0", "1"] * 10), "multiclass", 3, test_fraction=0)
+    data = load_data(config_from_data(cfg))
+    assert data.class_names == ["0", "1", "2"] and data.train.y[:3].tolist() == [2, 0, 1]
+
+
+def test_one_two_three_labels_train_with_three_units(tmp_path: Path, write_config: Any) -> None:
+    cfg = config(table(tmp_path, ["1", "2", "3"] * 20), "multiclass", 3)
+    result = runner.invoke(app, ["train", str(write_config(cfg)), "--runs-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+
+
+def test_a_latin1_file_names_the_line_and_the_setting(tmp_path: Path, write_config: Any) -> None:
+    path = table(tmp_path, ["0", "1"] * 10, header="âge,b,label", encoding="latin-1")
+    cfg = config(path)
+    result = runner.invoke(app, ["train", str(write_config(cfg)), "--runs-dir", str(tmp_path)])
+    assert result.exit_code == 2
+    assert (
+        result.output.strip()
+        .splitlines()[-1]
+        .endswith(
+            "table.csv, line 1: not valid utf-8 text (byte 0xe2); set data.encoding to the file's "
+            "encoding, for example latin-1"
+        )
+    )
+    assert "Traceback" not in result.output
+    data = load_data(config_from_data(config(path, encoding="latin-1")))
+    assert data.feature_names == ["âge", "b"]
+
+
+def test_an_unknown_encoding_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="unknown text encoding 'utf-9'"):
+        config_from_data(config(table(tmp_path, ["0", "1"]), encoding="utf-9"))
+
+
+def test_a_directory_as_the_csv_path_is_named_a_directory(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=rf"CSV path {tmp_path} is a directory; give the file"):
+        load_data(config_from_data(config(tmp_path)))
+
+
+def test_integer_labels_stay_int64(tmp_path: Path) -> None:
+    data = load_data(config_from_data(config(table(tmp_path, ["0", "1"] * 10), test_fraction=0)))
+    assert data.train.y.dtype == np.int64
+
+
+def test_a_relative_data_path_is_read_from_the_config_files_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = tmp_path / "project"
+    (project / "data").mkdir(parents=True)
+    table(project / "data", ["0", "1"] * 10)
+    cfg = config(Path("data/table.csv"))
+    (project / "exp.yaml").write_text(yaml.safe_dump(cfg))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    loaded = load_config(project / "exp.yaml")
+    assert loaded.data.path == str(project / "data" / "table.csv")  # type: ignore[attr-defined]
+    assert len(load_data(loaded).train) == 16
+    runs = tmp_path / "runs"
+    result = runner.invoke(app, ["train", "../project/exp.yaml", "--runs-dir", str(runs)])
+    assert result.exit_code == 0, result.output
+    (run_dir,) = list(runs.iterdir())
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert saved["data"]["path"] == str(project / "data" / "table.csv")
+    absolute = config(project / "data" / "table.csv")  # absolute paths stay as written
+    assert config_from_data(absolute).data.path == str(project / "data" / "table.csv")  # type: ignore[attr-defined]

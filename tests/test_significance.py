@@ -1,0 +1,99 @@
+"""'Beats the baseline' needs a one-sided test at 5% on the scored rows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from dlrun.evaluation.baselines import Targets
+from dlrun.evaluation.baselines import score_baselines
+from dlrun.evaluation.scoring import Evaluation
+from dlrun.evaluation.significance import Evidence
+from dlrun.evaluation.significance import verdict
+from dlrun.tasks.base import TASKS
+from dlrun.training.metrics import Predictions
+
+
+def classification(true: np.ndarray, pred: np.ndarray, train: np.ndarray) -> Evidence:
+    labels = Predictions(torch.tensor(true), torch.tensor(pred).float(),
+                         torch.tensor(true), torch.tensor(pred))  # fmt: skip
+    evaluation = Evaluation("test", {"accuracy": float((true == pred).mean())}, labels, len(true))
+    targets = Targets(train, true, seed=0)
+    return Evidence(
+        evaluation, score_baselines(TASKS.get("multiclass").baselines, targets), targets
+    )
+
+
+def test_a_model_a_hair_above_the_majority_class_does_not_beat_it() -> None:
+    """The lr=1e9 case: accuracy 0.1028 against a majority class at 0.1000 on 10,000 rows."""
+    true = np.repeat(np.arange(10), 1000)
+    right = np.random.default_rng(0).permutation(10000) < 1028  # 1028 rows right, spread out
+    pred = np.where(right, true, (true + 1) % 10)
+    train = np.repeat(np.arange(10), 50)
+    judged = verdict([classification(true, pred, train)])
+    assert judged is not None and judged["baseline"] in {"majority class", "random guessing"}
+    assert judged["model"] > judged["baseline_value"]  # higher, but not convincingly
+    assert judged["beats"] is False and judged["test"] == "exact binomial"
+    hits = int((true == pred).sum())
+    expected = stats.binomtest(hits, 10000, judged["baseline_value"], alternative="greater")
+    assert judged["p_value"] == pytest.approx(expected.pvalue)
+    assert 0.05 < judged["p_value"] < 0.5
+
+
+def test_a_clearly_better_model_beats_it_with_a_tiny_p_value() -> None:
+    true = np.repeat(np.arange(3), 20)
+    pred = true.copy()
+    pred[:6] = (pred[:6] + 1) % 3  # 0.9 accuracy against a third
+    judged = verdict([classification(true, pred, np.repeat(np.arange(3), 10))])
+    assert judged is not None and judged["beats"] is True and judged["p_value"] < 1e-15
+
+
+def regression(prediction: np.ndarray, target: np.ndarray, train: np.ndarray) -> Evidence:
+    predictions = Predictions(torch.tensor(target[:, None]), torch.tensor(prediction[:, None]))
+    metrics = {"mae": float(np.abs(prediction - target).mean())}
+    evaluation = Evaluation("test", metrics, predictions, len(target))
+    targets = Targets(train, target, seed=0)
+    return Evidence(
+        evaluation, score_baselines(TASKS.get("regression").baselines, targets), targets
+    )
+
+
+def test_regression_errors_are_compared_row_by_row_with_a_paired_test() -> None:
+    rng = np.random.default_rng(1)
+    train = rng.normal(10, 3, 200)
+    target = rng.normal(10, 3, 100)
+    good = target + rng.normal(0, 0.5, 100)
+    judged = verdict([regression(good, target, train)])
+    assert judged is not None and judged["metric"] == "mae" and judged["test"] == "paired t"
+    assert judged["beats"] is True and judged["p_value"] < 1e-10
+    mean = np.full(100, train.mean())  # a model no better than the mean predictor
+    lucky = mean - (0.01 - 0.1 * (-1) ** np.arange(100)) * np.sign(mean - target)
+    judged = verdict([regression(lucky, target, train)])
+    assert judged is not None and judged["model"] < judged["baseline_value"]
+    our = np.abs(lucky - target)
+    their = np.abs(np.median(train) - target)
+    if judged["baseline"] == "mean predictor":
+        their = np.abs(mean - target)
+    assert judged["p_value"] == pytest.approx(
+        stats.ttest_rel(our, their, alternative="less").pvalue
+    )
+    assert judged["p_value"] > 0.05 and judged["beats"] is False
+
+
+def test_folds_pool_their_rows() -> None:
+    """Each fold alone is too small to tell; five folds together are not."""
+    parts = []
+    for fold in range(5):
+        true = np.repeat(np.arange(2), 6)
+        pred = true.copy()
+        pred[fold] = 1 - pred[fold]  # 11 of 12 right against 0.5
+        parts.append(classification(true, pred, np.repeat(np.arange(2), 20)))
+    alone = verdict(parts[:1])
+    pooled = verdict(parts, {"accuracy": 11 / 12}, parts[0].baselines)
+    assert alone is not None and pooled is not None
+    rates = [r["accuracy"] for p in parts for r in p.baselines if r["name"] == pooled["baseline"]]
+    expected = stats.binomtest(55, 60, float(np.mean(rates)), alternative="greater")
+    assert pooled["p_value"] == pytest.approx(expected.pvalue)
+    assert pooled["p_value"] < alone["p_value"]
