@@ -61,8 +61,9 @@ def test_a_raw_table_with_text_columns_trains_with_stratified_kfold(
     (run_dir,) = list(runs.iterdir())
     results = json.loads((run_dir / "results.json").read_text())
     assert results["cross_validation"]["metrics"]["accuracy"]["mean"] > 0.8  # chest pain decides
-    assert "one_hot encoded from the training rows: sex (2 values), chest pain (4 values), " \
-        "thal (3 values)" in (run_dir / "report.md").read_text()  # fmt: skip
+    assert "one_hot encoded from the training rows: sex (2 values: female, male); chest pain " \
+        "(4 values: asymptomatic, atypical, non-anginal, typical); thal (3 values: fixed, " \
+        "normal, reversible)" in (run_dir / "report.md").read_text()  # fmt: skip
     new = tmp_path / "new.csv"
     new.write_text("disease,thal,chol,chest pain,sex,age\n"
                    "?,normal,200,asymptomatic,male,50\n"

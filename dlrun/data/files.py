@@ -124,6 +124,12 @@ def _number_name(value: float, whole: bool) -> str:
     return str(int(value)) if whole else str(value)
 
 
+def _category_listing(name: str, vocabulary: list[str], shown: int = 8) -> str:
+    """``sex (2 values: female, male)``: the encoded features a report names."""
+    values = ", ".join(vocabulary[:shown]) + (", ..." if len(vocabulary) > shown else "")
+    return f"{name} ({len(vocabulary)} values: {values})"
+
+
 def _numeric_column(values: np.ndarray, missing: list[str]) -> bool:
     cells = np.char.strip(values.astype(str))
     return all(is_number(cell) for cell in cells if cell not in missing)
@@ -172,7 +178,7 @@ class CsvSource(DataSource):
         )
         if vocabularies:
             steps = [self._encoding_step(columns, vocabularies), *steps]
-            coded = ", ".join(f"{names[i]} ({len(v)} values)" for i, v in vocabularies.items())
+            coded = "; ".join(_category_listing(names[i], v) for i, v in vocabularies.items())
             description += f"; {cfg.categorical_encoding} encoded from the training rows: {coded}"
         train, test = split_off_test(x.astype(np.float32), y, cfg, context)
         return LoadedData(
