@@ -391,8 +391,8 @@ def test_report_flags_a_model_that_does_not_beat_its_baseline() -> None:
                                     "test": "exact binomial"}}  # fmt: skip
     text = render_report(results, [], "", ["report.md"])
     assert (
-        "**The model (accuracy 0.5000) is no better than the majority class baseline (0.6000) "
-        "(one-sided exact binomial test, p = 0.9): it has no statistical power yet.**" in text
+        "**The model (accuracy 0.5000) is no better than the majority class baseline at 0.6000: "
+        "one-sided exact binomial test, p = 0.9; it has no statistical power yet.**" in text
     )
 
 

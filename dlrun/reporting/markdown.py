@@ -45,18 +45,19 @@ def _setup(results: dict[str, Any]) -> list[str]:
 
 def verdict_sentence(verdict: dict[str, Any], markdown: bool = False) -> str:
     """The model against its strongest baseline, with the test behind "beats"."""
-    model = f"{verdict['metric']} {_fmt(verdict['model'])}"
-    baseline = f"{verdict['baseline']} baseline ({_fmt(verdict['baseline_value'])})"
+    model = f"The model ({verdict['metric']} {_fmt(verdict['model'])})"
+    baseline = f"{verdict['baseline']} baseline at {_fmt(verdict['baseline_value'])}"
     p_value = verdict.get("p_value")
-    test = (
-        f"one-sided {verdict['test']} test, p = {p_value:.3g}"
-        if p_value is not None
-        else "no test possible on these rows"
-    )
+    if p_value is None:
+        test = "no test was possible on these rows"
+    else:
+        shown = "p < 1e-16" if p_value < 1e-16 else f"p = {p_value:.2g}"
+        test = f"one-sided {verdict['test']} test, {shown}"
     if verdict["beats"]:
-        return f"The model ({model}) beats the strongest {baseline} ({test})."
-    text = f"The model ({model}) is no better than the {baseline} ({test})"
-    return f"**{text}: it has no statistical power yet.**" if markdown else text
+        strongest = f"{verdict['baseline']} at {_fmt(verdict['baseline_value'])}"
+        return f"{model} beats the strongest baseline ({strongest}): {test}."
+    text = f"{model} is no better than the {baseline}: {test}"
+    return f"**{text}; it has no statistical power yet.**" if markdown else text
 
 
 def _baselines(results: dict[str, Any]) -> list[str]:
