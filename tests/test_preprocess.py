@@ -5,6 +5,7 @@ import pytest
 
 from dlrun.config.schema import StepEntry
 from dlrun.data.base import Arrays
+from dlrun.data.sparse import IndexRows
 from dlrun.errors import NotFittedError
 from dlrun.preprocess.base import Step
 from dlrun.preprocess.pipeline import build_pipeline
@@ -51,7 +52,9 @@ def test_standardize_statistics_come_from_training_rows_only() -> None:
 
 def test_values_of_the_simple_steps() -> None:
     np.testing.assert_allclose(make("rescale").transform(np.array([[255.0]])), [[1.0]])
-    multi = make("multi_hot").transform(EXAMPLES["multi_hot"][1])
+    hot = make("multi_hot").transform(EXAMPLES["multi_hot"][1])
+    assert isinstance(hot, IndexRows)  # kept sparse: each row's indices
+    multi = hot.dense()
     np.testing.assert_array_equal(multi[0], [0, 1, 0, 1, 0])
     np.testing.assert_array_equal(multi[3], [0, 0, 0, 0, 1])  # 9 is outside dim 5
     assert multi[2].sum() == 0

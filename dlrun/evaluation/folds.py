@@ -100,6 +100,8 @@ def train_stacked(
         return "the data is streamed (too large to hold in memory), and stacking gathers it"
     if any(t.train_transforms for t in trains):
         return "training transforms draw per fold"
+    if any(t.layout != torch.strided for source in trains for t in source.tensors.values()):
+        return "sparse multi-hot inputs have a different number of ones in every row"
     task = (stack or TASKS.get(cfg.task.name).stacked)([p.task for p in prepared])
     train = StackedSource(trains)
     val = StackedSource(vals) if len(vals) == len(folds) else None

@@ -27,6 +27,7 @@ from torch import nn
 
 from dlrun.config.base import Number
 from dlrun.config.base import StrictModel
+from dlrun.data.sparse import sparse_linear
 from dlrun.models.activations import ACTIVATIONS
 from dlrun.models.activations import make_activation
 from dlrun.models.initializers import INITIALIZERS
@@ -133,7 +134,10 @@ class _DenseModule(nn.Module):
         self.activation = activation
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.linear(x)
+        if x.layout == torch.sparse_csr:  # multi-hot rows: sum the weight columns they pick
+            y = sparse_linear(x, self.linear.weight, self.linear.bias)
+        else:
+            y = self.linear(x)
         return y if self.activation is None else self.activation(y)
 
 

@@ -11,6 +11,7 @@ from pydantic import Field
 from pydantic import model_validator
 
 from dlrun.config.base import Number
+from dlrun.data.sparse import IndexRows
 from dlrun.errors import DataError
 from dlrun.preprocess.base import Step
 from dlrun.preprocess.base import StepConfig
@@ -20,6 +21,8 @@ STEPS: Registry[type[Step]] = Registry("preprocessing step")
 
 
 def _as_float(data: np.ndarray) -> np.ndarray:
+    if isinstance(data, IndexRows):  # a numeric step after a sparse multi_hot sees the matrix
+        return data.dense()
     if data.dtype == object:
         raise DataError("this step needs numeric arrays; ragged sequences need multi_hot first")
     return data.astype(np.float32, copy=False)
@@ -137,25 +140,26 @@ class MultiHot(Step):
     """Index sequences to ``dim``-wide 0/1 vectors (DLwP 3.4 ``vectorize_sequences``).
 
     Indices at or above ``dim`` are ignored, as words outside a ``num_words`` vocabulary are.
+    The vectors are kept sparse by default (each row's indices, a CSR tensor on the device):
+    a dense layer reading them computes the same product 60x lighter in memory for IMDB
+    (:mod:`dlrun.data.sparse`); ``sparse: false`` stores the 0/1 matrix itself.
     """
 
     class Config(StepConfig):
         positional: ClassVar[str] = "dim"
         dim: int = Field(gt=0)
+        sparse: bool = True
 
     config: Config
 
     def _transform(self, data: np.ndarray) -> np.ndarray:
-        sequences = list(data)
-        out = np.zeros((len(sequences), self.config.dim), dtype=np.float32)
-        lengths = [len(seq) for seq in sequences]
-        if sum(lengths) == 0:
-            return out
-        rows = np.repeat(np.arange(len(sequences)), lengths)
-        cols = np.concatenate([np.asarray(seq, dtype=np.int64) for seq in sequences if len(seq)])
-        keep = (cols >= 0) & (cols < self.config.dim)
-        out[rows[keep], cols[keep]] = 1.0
-        return out
+        dim = self.config.dim
+        rows = []
+        for sequence in data:
+            indices = np.unique(np.asarray(sequence, dtype=np.int64))
+            rows.append(indices[(indices >= 0) & (indices < dim)])
+        hot = IndexRows(rows, dim)
+        return hot if self.config.sparse else hot.dense()
 
 
 @STEPS.register("one_hot")

@@ -29,6 +29,9 @@ import numpy as np
 import torch
 
 from dlrun.data.base import Arrays
+from dlrun.data.sparse import IndexRows
+from dlrun.data.sparse import csr_tensor
+from dlrun.data.sparse import gather_rows
 from dlrun.errors import DataError
 from dlrun.preprocess.base import Step
 
@@ -76,6 +79,9 @@ def host_tensors(arrays: Arrays) -> Batch:
     uint8 kept as it is (images, made float per batch), booleans as float32."""
     tensors = {}
     for name, array in arrays.fields.items():
+        if isinstance(array, IndexRows):  # sparse multi-hot rows: one CSR tensor
+            tensors[name] = csr_tensor(array)
+            continue
         if array.dtype == object:
             raise DataError(
                 f"the '{name}' arrays are ragged sequences; add a multi_hot (or padding) step "
@@ -213,16 +219,26 @@ class InMemorySource(BatchSource):
 
     def __init__(self, tensors: Batch, batch_size: int, device: torch.device, **options: Any):
         self.tensors = {name: t.to(device) for name, t in tensors.items()}
-        size = len(next(iter(self.tensors.values()))) if self.tensors else 0
+        size = next(iter(self.tensors.values())).shape[0] if self.tensors else 0
         super().__init__(size, batch_size, device, **options)
 
     def _fetch(self, chunks: list[Chunk]) -> Iterator[Batch]:
         for chunk in chunks:
             index = chunk if isinstance(chunk, slice) else chunk.to(self.device)
-            yield {name: t[index] for name, t in self.tensors.items()}
+            yield {name: _rows(t, index) for name, t in self.tensors.items()}
 
     def check_view(self) -> Batch:
         return dict(self.tensors)
+
+
+def _rows(tensor: torch.Tensor, index: Chunk) -> torch.Tensor:
+    """One batch's rows of a dense tensor (a view for a slice) or of a sparse CSR one."""
+    if tensor.layout != torch.sparse_csr:
+        return tensor[index]
+    if isinstance(index, slice):
+        start, stop, _ = index.indices(tensor.shape[0])
+        index = torch.arange(start, stop, device=tensor.device)
+    return gather_rows(tensor, index)
 
 
 class BatchReader(torch.utils.data.Dataset[Batch]):

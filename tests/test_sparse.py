@@ -1,0 +1,135 @@
+"""Sparse multi-hot rows: the same numbers as the dense 0/1 matrix, far less memory."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dlrun.api import run_experiment
+from dlrun.config.load import config_from_data
+from dlrun.config.schema import StepEntry
+from dlrun.data.sparse import IndexRows
+from dlrun.data.sparse import csr_tensor
+from dlrun.data.sparse import gather_rows
+from dlrun.models.build import build_model
+from dlrun.preprocess.pipeline import build_pipeline
+from tests.conftest import tiny_config
+
+WIDTH = 50
+
+
+def sequences(rows: int, seed: int) -> list[list[int]]:
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, WIDTH + 10, rng.integers(0, 30)).tolist() for _ in range(rows)]
+
+
+def multi_hot(sparse: bool) -> object:
+    entry = StepEntry.model_validate({"multi_hot": {"dim": WIDTH, "sparse": sparse}})
+    return build_pipeline([entry]).steps[0][1]
+
+
+def test_sparse_rows_are_the_dense_matrix_and_subset_like_arrays() -> None:
+    data = np.empty(40, dtype=object)
+    data[:] = sequences(40, 0)
+    hot = multi_hot(True).transform(data)  # type: ignore[attr-defined]
+    dense = multi_hot(False).transform(data)  # type: ignore[attr-defined]
+    assert isinstance(hot, IndexRows) and dense.shape == (40, WIDTH)
+    np.testing.assert_array_equal(hot.dense(), dense)
+    picked = hot[np.array([7, 3, 3])]
+    assert isinstance(picked, IndexRows) and picked.width == WIDTH
+    np.testing.assert_array_equal(picked.dense(), dense[[7, 3, 3]])
+    matrix = csr_tensor(hot)
+    index = torch.tensor([5, 0, 39, 5])
+    assert torch.equal(gather_rows(matrix, index).to_dense(), torch.from_numpy(dense)[index])
+
+
+def test_a_dense_layer_reads_sparse_rows_with_the_same_outputs_and_gradients() -> None:
+    data = np.empty(64, dtype=object)
+    data[:] = sequences(64, 1)
+    hot = multi_hot(True).transform(data)  # type: ignore[attr-defined]
+    layers = [{"dense": {"units": 8, "activation": "relu"}}, {"dense": 1}]
+    from dlrun.config.schema import LayerEntry
+
+    torch.manual_seed(0)
+    model = build_model([LayerEntry.model_validate(e) for e in layers], (WIDTH,)).network
+    sparse_out = model(csr_tensor(hot))
+    sparse_grads = torch.autograd.grad(sparse_out.square().sum(), list(model.parameters()))
+    dense_out = model(torch.from_numpy(hot.dense()))
+    dense_grads = torch.autograd.grad(dense_out.square().sum(), list(model.parameters()))
+    torch.testing.assert_close(sparse_out, dense_out, rtol=1e-5, atol=1e-6)
+    for ours, theirs in zip(sparse_grads, dense_grads, strict=True):
+        torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
+
+
+def reviews(path: Path) -> Path:
+    """A Keras-format imdb.npz whose labels follow two 'sentiment' words."""
+
+    def ragged(rows: list[list[int]]) -> np.ndarray:
+        array = np.empty(len(rows), dtype=object)
+        array[:] = rows
+        return array
+
+    def labels(rows: list[list[int]]) -> np.ndarray:
+        return np.array([int(row.count(7) > row.count(8)) for row in rows])
+
+    train, test = sequences(300, 2), sequences(100, 3)
+    np.savez(path / "imdb.npz", x_train=ragged(train), y_train=labels(train),
+             x_test=ragged(test), y_test=labels(test))  # fmt: skip
+    return path
+
+
+@pytest.mark.parametrize("protocol", ["holdout", "kfold"])
+def test_training_on_sparse_rows_gives_the_dense_runs_numbers(
+    tmp_path: Path, protocol: str
+) -> None:
+    folder = reviews(tmp_path)
+    runs = {}
+    for sparse in (True, False):
+        evaluation = (
+            {"protocol": "kfold", "k": 2, "parallel_folds": True}
+            if protocol == "kfold"
+            else {"validation": {"fraction": 0.3}}
+        )
+        cfg = tiny_config(
+            task="binary", data={"dataset": "imdb", "path": str(folder), "num_words": WIDTH},
+            preprocess=[{"multi_hot": {"dim": WIDTH, "sparse": sparse}}],
+            model={"layers": [{"dense": {"units": 8, "activation": "relu"}},
+                              {"dense": {"units": 1, "activation": "sigmoid"}}]},
+            loss="binary_crossentropy", optimizer="rmsprop", evaluation=evaluation,
+            train={"epochs": 4, "batch_size": 32, "progress": "none"},
+        )  # fmt: skip
+        runs[sparse] = run_experiment(config_from_data(cfg), tmp_path / str(sparse))
+    ours, theirs = runs[True].results, runs[False].results
+    if protocol == "kfold":  # sparse inputs train fold by fold, the dense ones stacked
+        a, b = ours["cross_validation"]["metrics"], theirs["cross_validation"]["metrics"]
+        assert a["accuracy"]["values"] == pytest.approx(b["accuracy"]["values"], abs=1e-6)
+        return
+    assert ours["test"] == pytest.approx(theirs["test"], rel=1e-5)
+    rows = [
+        [json.loads(line) for line in (run.run_dir / "metrics.jsonl").read_text().splitlines()]
+        for run in (runs[True], runs[False])
+    ]
+    for mine, dense in zip(*rows, strict=True):
+        assert mine["loss"] == pytest.approx(dense["loss"], rel=1e-5)
+        assert mine["val_loss"] == pytest.approx(dense["val_loss"], rel=1e-5)
+
+
+def test_sparse_rows_stream_through_worker_processes(tmp_path: Path) -> None:
+    folder = reviews(tmp_path)
+    tests = []
+    for in_memory in (True, False):
+        cfg = tiny_config(
+            task="binary",
+            data={"dataset": "imdb", "path": str(folder), "num_words": WIDTH, "in_memory": in_memory},
+            preprocess=[{"multi_hot": WIDTH}],
+            model={"layers": [{"dense": 8}, {"dense": {"units": 1, "activation": "sigmoid"}}]},
+            loss="binary_crossentropy", train={"epochs": 2, "batch_size": 32, "progress": "none"},
+        )  # fmt: skip
+        tests.append(
+            run_experiment(config_from_data(cfg), tmp_path / str(in_memory)).results["test"]
+        )
+    assert tests[0] == tests[1]
