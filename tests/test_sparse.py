@@ -133,3 +133,17 @@ def test_sparse_rows_stream_through_worker_processes(tmp_path: Path) -> None:
             run_experiment(config_from_data(cfg), tmp_path / str(in_memory)).results["test"]
         )
     assert tests[0] == tests[1]
+
+
+def test_a_first_layer_that_cannot_read_sparse_rows_is_named(tmp_path: Path) -> None:
+    from dlrun.errors import DataError
+
+    cfg = tiny_config(
+        task="binary",
+        data={"dataset": "imdb", "path": str(reviews(tmp_path)), "num_words": WIDTH},
+        preprocess=[{"multi_hot": WIDTH}], loss="binary_crossentropy",
+        model={"layers": [{"dropout": 0.5}, {"dense": {"units": 1, "activation": "sigmoid"}}]},
+    )  # fmt: skip
+    with pytest.raises(DataError, match="sparse multi-hot rows, which a dropout layer cannot"):
+        run_experiment(config_from_data(cfg), tmp_path / "runs")
+    assert not (tmp_path / "runs").exists()

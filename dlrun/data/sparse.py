@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 import torch
 
-
 # dlrun builds its CSR tensors itself, valid by construction; opting out of the invariant
 # checks explicitly also keeps DataLoader workers handing them over from warning each time.
 torch.sparse.check_sparse_tensor_invariants.disable()

@@ -100,11 +100,11 @@ class Sources:
                               device_steps=device_steps, **options)  # fmt: skip
 
 
-def sample_fields(sources: Sources, sample: Arrays) -> Fields:
-    """The named fields (shape, dtype per sample) the task sees for these raw rows."""
+def sample_source(sources: Sources, sample: Arrays) -> InMemorySource:
+    """These raw rows as the task would see them (for their fields and a batch to check)."""
     arrays, device_steps = sources.pipeline.transform_deferring(sample)
     tensors = host_tensors(sources.task.array_form()(arrays))
-    return InMemorySource(tensors, 1, torch.device("cpu"), device_steps=device_steps).fields()
+    return InMemorySource(tensors, 1, torch.device("cpu"), device_steps=device_steps)
 
 
 def streams(cfg: ExperimentConfig, sources: Sources, sample: Arrays, rows: int) -> bool:

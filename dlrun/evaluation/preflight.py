@@ -22,7 +22,7 @@ from dlrun.errors import ConfigIssue
 from dlrun.evaluation.fitting import SAMPLE_ROWS
 from dlrun.evaluation.fitting import Sources
 from dlrun.evaluation.fitting import preprocess_entries
-from dlrun.evaluation.fitting import sample_fields
+from dlrun.evaluation.fitting import sample_source
 from dlrun.evaluation.fitting import task_for
 from dlrun.models.size import largest
 from dlrun.models.size import too_big
@@ -48,8 +48,9 @@ def check_with_data(cfg: ExperimentConfig, data: LoadedData, device: torch.devic
     with _streams_untouched(), _located(cfg):
         pipeline = fit_pipeline(preprocess_entries(cfg, data.implied_steps), train, rows)
         sources = Sources(pipeline, task, cfg.train.batch_size, torch.device("cpu"), False)
-        fields = sample_fields(sources, train.subset(rows[:SAMPLE_ROWS]))
-        _build_on_meta(task, fields, device)
+        sample = sample_source(sources, train.subset(rows[:SAMPLE_ROWS]))
+        _build_on_meta(task, sample.fields(), device)
+        task.check_batch(sample.check_view())
         if task.target is not None and task.target in train:
             targets = task.array_form()(
                 pipeline.transform(Arrays(**{task.target: train[task.target]}))

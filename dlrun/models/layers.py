@@ -73,6 +73,8 @@ class Layer(ABC):
     keras_name: ClassVar[str]
     # Dropout, flatten and reshape leave the previous layer's activation as the output's one.
     passes_activation_through: ClassVar[bool] = False
+    # Can be the first layer on sparse multi-hot rows (a CSR batch); dense only, so far.
+    reads_sparse: ClassVar[bool] = False
 
     def __init__(self, config: StrictModel) -> None:
         self.config = config
@@ -144,6 +146,7 @@ class _DenseModule(nn.Module):
 @LAYERS.register("dense")
 class Dense(Layer):
     keras_name = "Dense"
+    reads_sparse = True
 
     class Config(StrictModel):
         positional: ClassVar[str] = "units"

@@ -17,6 +17,7 @@ import torch
 from dlrun.data.base import Arrays
 from dlrun.errors import ConfigError
 from dlrun.errors import ConfigIssue
+from dlrun.errors import DataError
 from dlrun.models.build import build_model
 from dlrun.models.build import last_activation
 from dlrun.tasks.base import StackedTask
@@ -112,9 +113,11 @@ class SupervisedTask(Task):
         if "y" in fields and not self.loss.integer_targets:
             self.check_target_width(fields["y"].shape)
         self.params = [p for p in self.model.network.parameters() if p.requires_grad]
-        self.optimizer = self.optimizer_spec.create(self.params)
         self.fused = self.model.output_activation is not None
         self.models = {"model": self.model}
+        if device.type == "meta":
+            return  # a plan, never trained: an optimizer would only import torch's compiler (~1 s)
+        self.optimizer = self.optimizer_spec.create(self.params)
         self.optimizers = {"model": self.optimizer}
 
     def check_target_width(self, target_shape: tuple[int, ...]) -> None:
@@ -126,6 +129,15 @@ class SupervisedTask(Task):
             )
 
     def check_batch(self, batch: Batch) -> None:
+        first = self.model.layers[0] if self.model.layers else None
+        x = batch.get("x")
+        sparse = x is not None and x.layout == torch.sparse_csr
+        if sparse and first is not None and not first[1].reads_sparse:
+            raise DataError(
+                f"the inputs are sparse multi-hot rows, which a {first[0]} layer cannot read "
+                "first; start the model with a dense layer, or set multi_hot: {dim: ..., "
+                "sparse: false} to keep the 0/1 matrix"
+            )
         units = self.model.output_shape[-1]
         y = batch.get("y")
         if self.loss.integer_targets and y is not None and len(y) and int(y.max()) >= units:
