@@ -18,3 +18,4 @@ bench:
 	python bench/bench_epoch.py
 	python bench/bench_folds.py
 	python bench/bench_sweep.py
+	python bench/bench_process.py

@@ -24,6 +24,7 @@ from dlrun.errors import RunError
 from dlrun.training.status import RunStatus
 
 if TYPE_CHECKING:
+    from dlrun.api import RunResult
     from dlrun.evaluation.scoring import Evaluation
 
 app = typer.Typer(
@@ -64,22 +65,33 @@ def train(
     from dlrun.api import resume_experiment
     from dlrun.api import run_experiment
     from dlrun.config.load import load_config
+    from dlrun.reporting.drawing import drawn_last
 
     extra = list(overrides or [])
-    if resume is not None:
-        overrides = [config, *extra] if config is not None else extra
-        if any("=" not in o for o in overrides):
-            raise RunError(
-                "with --resume, give only key=value overrides (the config is the run's)"
-            )
-        command = ["dlrun", "train", "--resume", str(resume), *overrides]
-        result = resume_experiment(resume, overrides, console, command)
-    else:
-        if config is None:
-            raise RunError("give a config file, or --resume RUN_DIR")
-        cfg = load_config(config, extra)
-        command = ["dlrun", "train", config, *extra, "--runs-dir", str(runs_dir)]
-        result = run_experiment(cfg, runs_dir, console, command=command)
+    with drawn_last():  # the figures are drawn once the result is printed
+        if resume is not None:
+            overrides = [config, *extra] if config is not None else extra
+            if any("=" not in o for o in overrides):
+                raise RunError(
+                    "with --resume, give only key=value overrides (the config is the run's)"
+                )
+            command = ["dlrun", "train", "--resume", str(resume), *overrides]
+            result = resume_experiment(resume, overrides, console, command)
+        else:
+            if config is None:
+                raise RunError("give a config file, or --resume RUN_DIR")
+            cfg = load_config(config, extra)
+            command = ["dlrun", "train", config, *extra, "--runs-dir", str(runs_dir)]
+            result = run_experiment(cfg, runs_dir, console, command=command)
+        print_result(result)
+    if result.status is RunStatus.DIVERGED:
+        raise typer.Exit(EXIT_DIVERGED)
+    if result.status is RunStatus.INTERRUPTED:
+        raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def print_result(result: RunResult) -> None:
+    """The outcome, what to do about a diverged or interrupted run, and the run directory."""
     print_outcome(result.results)
     if result.status is RunStatus.DIVERGED:
         errors.print(
@@ -91,11 +103,7 @@ def train(
             f"dlrun train --resume {result.run_dir}",
             highlight=False,
         )
-    print(result.run_dir)
-    if result.status is RunStatus.DIVERGED:
-        raise typer.Exit(EXIT_DIVERGED)
-    if result.status is RunStatus.INTERRUPTED:
-        raise typer.Exit(EXIT_INTERRUPTED)
+    print(result.run_dir, flush=True)
 
 
 def cv_table(cv: dict[str, Any]) -> Table:

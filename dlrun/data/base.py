@@ -21,7 +21,6 @@ from typing import Literal
 
 import numpy as np
 from pydantic import Field
-from sklearn.model_selection import train_test_split
 
 from dlrun.config.base import StrictModel
 from dlrun.data.download import Resource
@@ -230,6 +229,8 @@ def split_off_test(
     """Seeded test split; stratified on the labels for classification tasks when asked."""
     if split.test_fraction == 0:
         return Arrays(x, y), None
+    from sklearn.model_selection import train_test_split  # only where a split is made
+
     stratify = y if split.stratify and context.single_label else None
     try:
         index = np.arange(len(x))

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+import importlib
 
 import numpy as np
-from sklearn import datasets as skd
 
 from dlrun.data.base import DATASETS
 from dlrun.data.base import DataSource
@@ -16,13 +14,16 @@ from dlrun.data.base import SplitConfig
 from dlrun.data.base import split_off_test
 
 
-def _bundled(name: str, loader: Callable[[], Any], description: str, classes: bool) -> None:
+def _bundled(name: str, loader: str, description: str, classes: bool) -> None:
+    """Register ``sklearn.datasets.<loader>`` as ``name`` (scikit-learn is imported on load:
+    its import takes about a second that validating a config need not pay)."""
+
     class Bundled(DataSource):
         Config = SplitConfig
         config: SplitConfig
 
         def load(self, context: LoadContext) -> LoadedData:
-            bunch = loader()
+            bunch = getattr(importlib.import_module("sklearn.datasets"), loader)()
             x = np.asarray(bunch.data, dtype=np.float32)
             y = np.asarray(bunch.target, dtype=np.int64 if classes else np.float32)
             train, test = split_off_test(x, y, self.config, context)
@@ -35,13 +36,13 @@ def _bundled(name: str, loader: Callable[[], Any], description: str, classes: bo
     DATASETS.register(name)(Bundled)
 
 
-_bundled("digits", skd.load_digits, "8x8 handwritten digits, 1,797 samples, 10 classes", True)
-_bundled("iris", skd.load_iris, "Iris flowers, 150 samples, 4 features, 3 classes", True)
-_bundled("wine", skd.load_wine, "Wine cultivars, 178 samples, 13 features, 3 classes", True)
+_bundled("digits", "load_digits", "8x8 handwritten digits, 1,797 samples, 10 classes", True)
+_bundled("iris", "load_iris", "Iris flowers, 150 samples, 4 features, 3 classes", True)
+_bundled("wine", "load_wine", "Wine cultivars, 178 samples, 13 features, 3 classes", True)
 _bundled(
     "breast_cancer",
-    skd.load_breast_cancer,
+    "load_breast_cancer",
     "Wisconsin breast cancer, 569 samples, 30 features, 2 classes",
     True,
 )
-_bundled("diabetes", skd.load_diabetes, "Diabetes progression, 442 samples, 10 features", False)
+_bundled("diabetes", "load_diabetes", "Diabetes progression, 442 samples, 10 features", False)

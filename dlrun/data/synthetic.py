@@ -1,10 +1,13 @@
-"""Synthetic datasets generated from a seed (scikit-learn generators and the two spirals)."""
+"""Synthetic datasets generated from a seed (scikit-learn generators and the two spirals).
+
+scikit-learn's generators are imported when one runs: its import takes seconds, and the two
+spirals and the linear data do not need it.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 from pydantic import Field
-from sklearn import datasets as skd
 
 from dlrun.data.base import DATASETS
 from dlrun.data.base import DataSource
@@ -49,8 +52,10 @@ class Classification(_Generator):
     config: Config
 
     def generate(self, rng_seed: int) -> tuple[np.ndarray, np.ndarray]:
+        from sklearn.datasets import make_classification
+
         c = self.config
-        x, y = skd.make_classification(
+        x, y = make_classification(
             n_samples=c.n_samples, n_features=c.n_features, n_informative=c.n_informative,
             n_redundant=c.n_redundant, n_classes=c.n_classes,
             n_clusters_per_class=c.n_clusters_per_class, class_sep=c.class_sep,
@@ -72,8 +77,10 @@ class Regression(_Generator):
     config: Config
 
     def generate(self, rng_seed: int) -> tuple[np.ndarray, np.ndarray]:
+        from sklearn.datasets import make_regression
+
         c = self.config
-        x, y = skd.make_regression(
+        x, y = make_regression(
             n_samples=c.n_samples, n_features=c.n_features, n_informative=c.n_informative,
             noise=c.noise, random_state=rng_seed,
         )  # fmt: skip
@@ -112,9 +119,9 @@ class Moons(_Generator):
     config: Config
 
     def generate(self, rng_seed: int) -> tuple[np.ndarray, np.ndarray]:
-        x, y = skd.make_moons(
-            self.config.n_samples, noise=self.config.noise, random_state=rng_seed
-        )
+        from sklearn.datasets import make_moons
+
+        x, y = make_moons(self.config.n_samples, noise=self.config.noise, random_state=rng_seed)
         return x, y.astype(np.int64)
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn import metrics as skm
 
 from dlrun.training.metrics import Predictions
 
@@ -32,6 +31,8 @@ def analyse_classification(
 
     Several labels per sample are pooled into one 0/1 matrix over every (sample, label) pair.
     """
+    from sklearn import metrics as skm  # once per run, for its per-class text report
+
     true, pred = predictions.host_labels()
     several = predictions.several_labels
     if several:

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from dlrun.evaluation.baselines import BASELINES
 from dlrun.evaluation.baselines import Targets
@@ -83,6 +82,8 @@ def _binomial_p(baseline: str, evidence: Sequence[Evidence]) -> float | None:
         expected += float(rate) * true.numel()
     if total == 0:
         return None
+    from scipy import stats  # imported when a run is judged, not when a config is checked
+
     rate = min(max(expected / total, 0.0), 1.0)
     return float(stats.binomtest(hits, total, rate, alternative="greater").pvalue)
 
@@ -109,5 +110,7 @@ def _paired_p(key: str, baseline: str, evidence: Sequence[Evidence]) -> float | 
     model_errors, baseline_errors = np.concatenate(ours), np.concatenate(theirs)
     if len(model_errors) < 2 or np.all(model_errors == baseline_errors):
         return None
+    from scipy import stats
+
     result = stats.ttest_rel(model_errors, baseline_errors, alternative="less")
     return float(result.pvalue)

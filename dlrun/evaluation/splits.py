@@ -6,9 +6,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from sklearn.model_selection import KFold
-from sklearn.model_selection import StratifiedKFold
-from sklearn.model_selection import train_test_split
 
 from dlrun.errors import DataError
 
@@ -37,6 +34,8 @@ def holdout_indices(
     size: float | int = fraction if fraction is not None else int(count or 0)
     if isinstance(size, int) and size >= n:
         raise DataError(f"validation.count is {size} but there are only {n} training samples")
+    from sklearn.model_selection import train_test_split  # imported where a split is made
+
     try:
         train_idx, val_idx = train_test_split(
             index, test_size=size, random_state=seed, stratify=y if stratify else None
@@ -66,6 +65,9 @@ def kfold_indices(
     n: int, y: np.ndarray, k: int, shuffle: bool, stratify: bool, seed: int
 ) -> list[IndexPair]:
     """scikit-learn's (Stratified)KFold; ``seed`` only matters when shuffling."""
+    from sklearn.model_selection import KFold
+    from sklearn.model_selection import StratifiedKFold
+
     if k > n:
         raise DataError(f"cannot make {k} folds from {n} samples")
     splitter = (StratifiedKFold if stratify else KFold)(

@@ -13,6 +13,7 @@ from dlrun.evaluation.analysis import residual_statistics
 from dlrun.evaluation.scoring import Evaluation
 from dlrun.registry import Registry
 from dlrun.reporting import plots
+from dlrun.reporting.drawing import draw
 from dlrun.reporting.files import write_csv
 from dlrun.reporting.files import write_json
 from dlrun.reporting.files import write_text
@@ -33,9 +34,8 @@ def confusion_matrix(
         [label, *row.tolist()] for label, row in zip(analysis.labels, analysis.matrix, strict=True)
     ]
     write_csv(run.file("confusion_matrix.csv"), ["true \\ predicted", *analysis.labels], rows)
-    plots.confusion_matrix_plot(
-        analysis.matrix, analysis.labels, title, run.file("confusion_matrix.png")
-    )
+    draw(plots.confusion_matrix_plot, analysis.matrix, analysis.labels, title,
+         target=run.file("confusion_matrix.png"))  # fmt: skip
     header = f"Classification report, {scored.split} split ({scored.size} samples)\n\n"
     write_text(run.file("classification_report.txt"), header + analysis.report)
     return ["confusion_matrix.png", "confusion_matrix.csv", "classification_report.txt"]
@@ -49,6 +49,6 @@ def residuals(
     assert scored.predictions is not None
     y_true = scored.predictions.y_true.cpu().numpy().reshape(-1)
     y_pred = scored.predictions.y_pred.cpu().numpy().reshape(-1)
-    plots.predicted_vs_true(y_true, y_pred, title, run.file("predictions.png"))
+    draw(plots.predicted_vs_true, y_true, y_pred, title, target=run.file("predictions.png"))
     write_json(run.file("residuals.json"), residual_statistics(y_true, y_pred))
     return ["predictions.png", "residuals.json"]

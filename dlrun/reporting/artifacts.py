@@ -17,6 +17,8 @@ from dlrun.evaluation.scoring import Evaluation
 from dlrun.models.summary import summary_text
 from dlrun.reporting import plots
 from dlrun.reporting.analyses import ANALYSES
+from dlrun.reporting.drawing import draw
+from dlrun.reporting.drawing import pending_names
 from dlrun.reporting.files import write_csv
 from dlrun.reporting.files import write_json
 from dlrun.reporting.files import write_text
@@ -75,7 +77,7 @@ def write_run_files(
                         fitted.state, fitted.fields, names)  # fmt: skip
     write_json(run.file("results.json"), results)
     if files.rows:
-        plots.learning_curves(files.rows, run.file("learning_curves.png"))
+        draw(plots.learning_curves, list(files.rows), target=run.file("learning_curves.png"))
     if cv is not None and folds:
         write_cv_files(run, cv, folds, cfg.name)
     write_analysis(run, cfg, scored, data.class_names)
@@ -84,11 +86,8 @@ def write_run_files(
         metrics.update({f"cv_{k}_mean": s.mean for k, s in cv.metrics.items()})
     files.tensorboard.write_hparams(hparams_of(cfg), metrics)
     files.tensorboard.close()
-    listed = sorted(
-        p.name
-        for p in run.path.iterdir()
-        if p.is_file() and not p.name.startswith(".") and p.name != "report.md"
-    )
+    written = (p.name for p in run.path.iterdir() if p.is_file() and not p.name.startswith("."))
+    listed = sorted({*written, *pending_names(run.path)} - {"report.md"})
     summary = (
         "\n\n".join(summary_text(model) for model in described.task.models.values())
         if described is not None
@@ -111,4 +110,4 @@ def write_cv_files(
     rows.append(["mean", *(cv.metrics[k].mean for k in keys)])
     rows.append(["std", *(cv.metrics[k].std for k in keys)])
     write_csv(run.file("cv_summary.csv"), ["fold", *keys], rows)
-    plots.cv_curves(cv, f"{name}: {len(folds)} folds", run.file("cv_curves.png"))
+    draw(plots.cv_curves, cv, f"{name}: {len(folds)} folds", target=run.file("cv_curves.png"))

@@ -1,4 +1,8 @@
-"""Callbacks that record training: per-epoch metric files and TensorBoard events."""
+"""Callbacks that record training: per-epoch metric files and TensorBoard events.
+
+TensorBoard's writer is imported when a run creates one, not with this module, so commands
+that train nothing (``validate``, ``runs``, ``datasets``) do not pay for it.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,6 @@ import math
 import time
 from pathlib import Path
 from typing import Any
-
-from torch.utils.tensorboard import SummaryWriter
-from torch.utils.tensorboard.summary import hparams
 
 from dlrun.reporting.files import write_csv
 from dlrun.reporting.files import write_text
@@ -90,6 +91,8 @@ class TensorBoardLogger(Callback):
         if fresh:
             for old in directory.glob("events.out.tfevents.*"):
                 old.unlink()
+        from torch.utils.tensorboard import SummaryWriter
+
         self.writer = SummaryWriter(log_dir=str(directory), flush_secs=FLUSH_SECONDS)
         self.phase = "fit"
         self.rows = rows
@@ -116,6 +119,8 @@ class TensorBoardLogger(Callback):
             self._write(str(row["phase"]), int(row["epoch"]), logs)
 
     def write_hparams(self, params: dict[str, Any], results: dict[str, float]) -> None:
+        from torch.utils.tensorboard.summary import hparams
+
         clean = {
             k: v if isinstance(v, int | float | str | bool) else str(v) for k, v in params.items()
         }

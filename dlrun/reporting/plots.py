@@ -1,24 +1,37 @@
-"""Matplotlib figures saved as PNG: pure functions from results to files."""
+"""Matplotlib figures saved as PNG: pure functions from results to files.
+
+Matplotlib is imported by the first figure, not with this module: commands and runs that draw
+nothing (``validate``, a sweep's listing) do not pay its half second, and ``dlrun train`` draws
+after printing its result (:mod:`dlrun.reporting.drawing`). Figures are made without pyplot:
+a file needs no window manager or global figure list, and pyplot's import costs a fifth of a
+second more.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 
-from dlrun.evaluation.aggregate import CrossValidation
 from dlrun.reporting.files import atomic_path
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
-def _save(fig: Any, target: Path) -> None:
+    from dlrun.evaluation.aggregate import CrossValidation
+
+
+def _figure(width: float, height: float) -> Figure:
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height))
+
+
+def _save(fig: Figure, target: Path) -> None:
     with atomic_path(target) as tmp:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
 
 
 def learning_curves(rows: list[dict[str, Any]], target: Path) -> None:
@@ -31,7 +44,8 @@ def learning_curves(rows: list[dict[str, Any]], target: Path) -> None:
     keys = [
         k for k in fit_rows[0] if k not in ("phase", "epoch", "lr") and not k.startswith("val_")
     ]
-    fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 3.6), squeeze=False)
+    fig = _figure(5 * len(keys), 3.6)
+    axes = fig.subplots(1, len(keys), squeeze=False)
     epochs = [row["epoch"] for row in fit_rows]
     for ax, key in zip(axes[0], keys, strict=True):
         ax.plot(epochs, [row[key] for row in fit_rows], "o-", ms=3, label=f"training {key}")
@@ -52,7 +66,8 @@ def learning_curves(rows: list[dict[str, Any]], target: Path) -> None:
 
 def confusion_matrix_plot(matrix: np.ndarray, labels: list[str], title: str, target: Path) -> None:
     size = max(4.0, 0.5 * len(labels) + 2)
-    fig, ax = plt.subplots(figsize=(size, size))
+    fig = _figure(size, size)
+    ax = fig.subplots()
     ax.imshow(matrix, cmap="Blues")
     ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
     ax.set_yticks(range(len(labels)), labels)
@@ -67,7 +82,8 @@ def confusion_matrix_plot(matrix: np.ndarray, labels: list[str], title: str, tar
 
 
 def predicted_vs_true(y_true: np.ndarray, y_pred: np.ndarray, title: str, target: Path) -> None:
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig = _figure(5, 5)
+    ax = fig.subplots()
     ax.scatter(y_true, y_pred, s=10, alpha=0.6)
     low = float(min(y_true.min(), y_pred.min()))
     high = float(max(y_true.max(), y_pred.max()))
@@ -83,7 +99,8 @@ def cv_curves(cv: CrossValidation, title: str, target: Path) -> None:
     """The fold-averaged monitor per epoch, raw and smoothed, with the suggested best epoch."""
     raw = cv.curves.get(cv.monitor, [])
     train_key = cv.monitor.removeprefix("val_")
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
+    fig = _figure(11, 3.8)
+    left, right = fig.subplots(1, 2)
     epochs = list(range(1, len(raw) + 1))
     left.plot(epochs, raw, "-", label=f"validation {train_key} (mean over folds)")
     if train_key in cv.curves:
@@ -104,7 +121,8 @@ def cv_curves(cv: CrossValidation, title: str, target: Path) -> None:
 
 def compare_curves(runs: dict[str, list[dict[str, Any]]], keys: list[str], target: Path) -> None:
     """Overlay per-epoch curves of several runs, one panel per key (e.g. val_loss, loss)."""
-    fig, axes = plt.subplots(1, len(keys), figsize=(5.5 * len(keys), 3.8), squeeze=False)
+    fig = _figure(5.5 * len(keys), 3.8)
+    axes = fig.subplots(1, len(keys), squeeze=False)
     markers = "os^vD<>xP*"
     for ax, key in zip(axes[0], keys, strict=True):
         for index, (name, rows) in enumerate(runs.items()):

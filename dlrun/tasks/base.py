@@ -126,7 +126,9 @@ class Task(ABC):
     def build(self, fields: Fields, device: torch.device) -> None:
         """Create the sub-models and optimizers for inputs shaped like ``fields``.
 
-        Initialisation draws from torch's global generator, which the caller has seeded.
+        Initialisation draws from torch's global generator, which the caller has seeded. On
+        the ``meta`` device the task is only a plan (shapes and sizes for the checks before
+        training) and may leave out its optimizers.
         """
 
     def check_batch(self, batch: Batch) -> None:
