@@ -54,6 +54,14 @@ def test_contiguous_folds_are_the_slices_of_dlwp_listing_3_27() -> None:
     assert splits.contiguous_folds(10, 3)[2][1].tolist() == [6, 7, 8]  # row 9 always trains
 
 
+def test_last_fraction_is_the_tail_keras_validation_split_takes() -> None:
+    """Keras keeps rows [:int(n * (1 - split))] for training, in file order, before shuffling."""
+    train, val = splits.holdout_indices(600, np.zeros(600), 0, last_fraction=0.1)
+    assert train.tolist() == list(range(540)) and val.tolist() == list(range(540, 600))
+    train, val = splits.holdout_indices(7, np.zeros(7), 0, last_fraction=0.25)
+    assert val.tolist() == [5, 6]  # int(7 * 0.75) = 5
+
+
 def test_stratified_kfold_keeps_class_ratios_and_shuffling_follows_the_seed() -> None:
     y = np.array([0] * 30 + [1] * 15)
     folds = splits.kfold_indices(45, y, 3, shuffle=True, stratify=True, seed=0)
@@ -106,6 +114,11 @@ def test_time_ranges_from_fractions_and_rows_refuse_overlap() -> None:
             "'best' is chosen on validation data",
         ),
         ({"protocol": "kfold", "k": 1}, "greater than or equal to 2"),
+        (
+            {"validation": {"last_fraction": 0.1, "stratify": True}},
+            "last_fraction takes samples in file order; it cannot be stratified",
+        ),
+        ({"validation": {"last_fraction": 0.1, "first": 3}}, "give exactly one of fraction"),
         ({"protocol": "kfold", "monitor": "val_mae"}, "cannot monitor 'val_mae'"),
         ({"protocol": "kfoldd"}, "kfold"),
     ],

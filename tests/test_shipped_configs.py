@@ -86,3 +86,26 @@ def test_sweep_configs_check_every_value(config: str, points: int) -> None:
     assert cfg.sweep is not None
     check_space(cfg)  # every choice gives a valid config
     assert len(grid_points(cfg.sweep)) == points
+
+
+SPEC = REPO.parent / "shared" / "spec"
+SPEC_FILES = {
+    "dlwp": "dlwp_experiments.md",
+    "beginners": "beginners_experiments.md",
+    "course": "course_and_dlwr_experiments.md",
+}
+BOOK_CONFIGS = [p for p in CONFIGS if p.parent != REPO / "configs"]  # quickstart is dlrun's own
+
+
+@pytest.mark.parametrize("path", BOOK_CONFIGS, ids=lambda p: p.relative_to(REPO).as_posix())
+def test_every_book_config_names_its_experiment_row(path: Path) -> None:
+    """Each shipped book config says which spec row it reproduces, and that row exists."""
+    source = load_config(path).source
+    assert source is not None, f"{path.name} has no source: {{book: ..., experiment: ...}}"
+    assert path.parent.name == source.book.value  # configs/<book>/...
+    spec = SPEC / SPEC_FILES[source.book.value]
+    if not spec.exists():
+        pytest.skip(f"{spec} is not on this machine")
+    rows = {line.split("|")[1].strip() for line in spec.read_text().splitlines()
+            if line.startswith("| ")}  # fmt: skip
+    assert source.experiment in rows, f"{source.experiment} is not a row of {spec.name}"

@@ -14,7 +14,6 @@ from dlrun.errors import ConfigIssue
 from dlrun.evaluation.protocols import PROTOCOLS
 from dlrun.models.build import last_activation
 from dlrun.models.layers import LAYERS
-from dlrun.preprocess.steps import STEPS
 from dlrun.tasks.base import TASKS
 from dlrun.training.callbacks import MonitorConfig
 from dlrun.training.losses import LOSSES
@@ -61,7 +60,7 @@ def check_loss_matches_output(cfg: ExperimentConfig) -> list[ConfigIssue]:
 @check
 def check_target_encoding(cfg: ExperimentConfig) -> list[ConfigIssue]:
     """A one-hot loss wants one-hot targets; an integer-label loss wants them left alone."""
-    one_hot = any(STEPS.get(entry.selected()[0]).encodes_labels for entry in cfg.preprocess)
+    one_hot = cfg.one_hot_labels
     if one_hot and not TASKS.get(cfg.task.name).single_label:
         return [
             ConfigIssue(

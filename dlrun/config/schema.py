@@ -11,6 +11,7 @@ user code after import is configurable too.
 from __future__ import annotations
 
 import re
+from enum import Enum
 from typing import TYPE_CHECKING
 from typing import Annotated
 from typing import Any
@@ -132,9 +133,43 @@ class TrainConfig(StrictModel):
         return value
 
 
+class Book(Enum):
+    """The books and course whose experiments the shipped configs reproduce (``../shared/spec``)."""
+
+    DLWP = "dlwp"
+    BEGINNERS = "beginners"
+    COURSE = "course"
+
+    @property
+    def title(self) -> str:
+        return _BOOK_TITLES[self]
+
+
+_BOOK_TITLES = {
+    Book.DLWP: "Deep Learning with Python (1st ed.)",
+    Book.BEGINNERS: "Deep Learning for Beginners",
+    Book.COURSE: "Module II course slides",
+}
+
+
+class SourceConfig(StrictModel):
+    """The book experiment a config reproduces, so a result can be held against its number."""
+
+    book: Annotated[Book, Field(strict=False)]  # written as its value: ``book: dlwp``
+    experiment: str = Field(pattern=r"^[A-Za-z0-9-]+$", description="its row id in the spec")
+    section: str = Field(default="", description="where the book runs it, e.g. '3.4.4'")
+
+    def citation(self) -> str:
+        where = f", {self.section}" if self.section else ""
+        return f"{self.book.title}{where}, experiment {self.experiment}"
+
+
 class ExperimentConfig(StrictModel):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)
     description: str = ""
+    source: SourceConfig | None = Field(
+        default=None, description="the book experiment this config reproduces"
+    )
     seed: int = 0
     task: TaskConfig
     data: DataConfig
@@ -147,6 +182,11 @@ class ExperimentConfig(StrictModel):
     evaluation: EvaluationConfig = Field(default="holdout", validate_default=True)
     sweep: SweepConfig | None = Field(default=None, description="used by dlrun sweep only")
     _origin: ConfigOrigin = PrivateAttr(default_factory=ConfigOrigin)
+
+    @property
+    def one_hot_labels(self) -> bool:
+        """True when a preprocessing step turns the class labels into one-hot rows."""
+        return any(STEPS.get(entry.selected()[0]).encodes_labels for entry in self.preprocess)
 
     @property
     def origin(self) -> ConfigOrigin:

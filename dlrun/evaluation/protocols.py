@@ -31,21 +31,25 @@ if TYPE_CHECKING:
 
 class ValidationConfig(StrictModel):
     """Exactly one of: a ``fraction`` of the training data, a ``count`` of samples drawn at
-    random, or the ``first`` N samples in file order (as DLwP takes the first 10,000 reviews)."""
+    random, the ``first`` N samples in file order (as DLwP takes the first 10,000 reviews), or
+    the ``last_fraction`` of them in file order (what Keras's ``validation_split`` takes)."""
 
     fraction: Number | None = Field(default=None, gt=0, lt=1)
     count: int | None = Field(default=None, gt=0)
     first: int | None = Field(default=None, gt=0)
+    last_fraction: Number | None = Field(default=None, gt=0, lt=1)
     stratify: bool = False
 
     @model_validator(mode="after")
     def _one_size(self) -> ValidationConfig:
-        sizes = {"fraction": self.fraction, "count": self.count, "first": self.first}
+        sizes = {"fraction": self.fraction, "count": self.count, "first": self.first,
+                 "last_fraction": self.last_fraction}  # fmt: skip
         given = [name for name, size in sizes.items() if size is not None]
         if len(given) != 1:
-            raise ValueError("give exactly one of fraction, count or first")
-        if self.first is not None and self.stratify:
-            raise ValueError("first takes samples in file order; it cannot be stratified")
+            raise ValueError("give exactly one of fraction, count, first or last_fraction")
+        in_order = self.first is not None or self.last_fraction is not None
+        if in_order and self.stratify:
+            raise ValueError(f"{given[0]} takes samples in file order; it cannot be stratified")
         return self
 
 
@@ -158,7 +162,7 @@ class Holdout(Protocol):
             return [Fold("", "", np.arange(n), None, seed)]
         labels = train.y if v.stratify else np.zeros(n)
         train_idx, val_idx = splits.holdout_indices(
-            n, labels, seed, v.fraction, v.count, v.first, v.stratify
+            n, labels, seed, v.fraction, v.count, v.first, v.stratify, v.last_fraction
         )
         return [Fold("", "", train_idx, val_idx, seed)]
 

@@ -20,13 +20,22 @@ def holdout_indices(
     count: int | None = None,
     first: int | None = None,
     stratify: bool = False,
+    last_fraction: float | None = None,
 ) -> IndexPair:
     """``(train_idx, val_idx)`` for ``n`` samples.
 
     ``first`` takes the leading samples in file order (no shuffle), matching DLwP's
-    ``x_val = x_train[:10000]``; ``fraction`` and ``count`` draw a seeded random sample.
+    ``x_val = x_train[:10000]``; ``last_fraction`` the trailing ones as Keras's
+    ``validation_split`` does; ``fraction`` and ``count`` draw a seeded random sample.
     """
     index = np.arange(n)
+    if last_fraction is not None:
+        split_at = int(n * (1 - last_fraction))  # Keras's rounding
+        if split_at in (0, n):
+            raise DataError(
+                f"validation.last_fraction {last_fraction} of {n} samples leaves a side empty"
+            )
+        return index[:split_at], index[split_at:]
     if first is not None:
         if first >= n:
             raise DataError(f"validation.first is {first} but there are only {n} training samples")

@@ -30,6 +30,7 @@ def _setup(results: dict[str, Any]) -> list[str]:
     return [
         "## Setup",
         "",
+        *([f"- reproduces: {results['source']}"] if results.get("source") else []),
         f"- task: {results['task']}; protocol: {results['protocol']}{parallel}; "
         f"seed: {results['seed']}",
         f"- data: {results['data']['description']}",
@@ -96,6 +97,14 @@ def _cross_validation(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _metric_meanings(results: dict[str, Any]) -> list[str]:
+    meanings = results.get("metric_meanings") or {}
+    if not meanings:
+        return []
+    lines = ["### What the metrics are", ""]
+    return [*lines, *(f"- {name}: {text}" for name, text in meanings.items()), ""]
+
+
 def _leaks(results: dict[str, Any]) -> list[str]:
     duplicates = (results.get("leaks") or {}).get("duplicate_rows")
     if duplicates is None:
@@ -127,6 +136,7 @@ def render_report(
         lines += [_table([scored["metrics"]], list(scored["metrics"])), ""]
         lines += _baselines(results)
     lines += _cross_validation(results)
+    lines += _metric_meanings(results)
     if results.get("validation") and not results.get("cross_validation"):
         lines += [
             "## Validation",

@@ -7,6 +7,7 @@ from typing import Any
 from dlrun.config.schema import ExperimentConfig
 from dlrun.evaluation.outcome import FoldOutcome
 from dlrun.evaluation.outcome import ProtocolOutcome
+from dlrun.training.metrics import METRICS
 
 
 def _baseline_fields(
@@ -52,6 +53,8 @@ def build_results(
     results: dict[str, Any] = {
         "name": cfg.name,
         "description": cfg.description,
+        "source": cfg.source.citation() if cfg.source else None,
+        "metric_meanings": {name: METRICS.get(name).meaning for name in cfg.metrics},
         "status": outcome.status.value,
         "stop_reason": outcome.stop_reason,
         "task": cfg.task.name,

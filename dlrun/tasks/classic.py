@@ -87,10 +87,13 @@ class Multiclass(SingleLabel):
     def check_model(
         cls, cfg: ExperimentConfig, loss: type[Loss], final: str | None
     ) -> list[ConfigIssue]:
-        if final == "sigmoid" and loss.fuses == frozenset({"sigmoid"}):
-            return [ConfigIssue(output_path(cfg),
-                "sigmoid with binary_crossentropy scores each class independently; for one label "
-                "per sample use softmax with categorical_crossentropy, or set task: multilabel")]  # fmt: skip
+        if loss.fuses == frozenset({"sigmoid"}) and not cfg.one_hot_labels:
+            # Keras trains one sigmoid per class with binary cross-entropy on one-hot rows
+            # (Beginners ch. 6 and 11 do); on integer labels the shapes cannot match.
+            return [ConfigIssue("preprocess",
+                f"{cfg.loss.name if cfg.loss else 'the loss'} scores each class's output on its "
+                "own and needs one-hot targets: add '- one_hot' to preprocess, or use softmax "
+                "with categorical_crossentropy")]  # fmt: skip
         return []
 
     @classmethod

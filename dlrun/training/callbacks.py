@@ -126,11 +126,17 @@ class _Monitor:
 
 @CALLBACKS.register("early_stopping")
 class EarlyStopping(Callback):
-    """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs."""
+    """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs.
+
+    ``restore_best`` puts back the weights of the best epoch when the fit ends; with
+    ``restore_if: stopped`` only when this callback stopped it, as Keras 2 and tf.keras do
+    (the books' code), so a fit that runs all its epochs keeps its last weights.
+    """
 
     class Config(MonitorConfig):
         patience: int = Field(default=0, ge=0)
         restore_best: bool = False
+        restore_if: Literal["always", "stopped"] = "always"
 
     config: Config
 
@@ -139,6 +145,7 @@ class EarlyStopping(Callback):
         self.wait = 0
         self.best_epoch = 0
         self.best_weights: dict[str, torch.Tensor] | None = None
+        self.stopped = False
 
     def on_epoch_end(self, state: TrainState, logs: dict[str, float]) -> None:
         if self.tracker.improved(logs):
@@ -149,6 +156,7 @@ class EarlyStopping(Callback):
             return
         self.wait += 1
         if self.wait >= self.config.patience:
+            self.stopped = True
             state.stop(
                 RunStatus.STOPPED_EARLY,
                 f"early stopping: {self.config.monitor} did not improve for "
@@ -156,16 +164,18 @@ class EarlyStopping(Callback):
             )
 
     def on_fit_end(self, state: TrainState) -> None:
-        if self.best_weights is not None:
+        wanted = self.stopped or self.config.restore_if == "always"
+        if self.best_weights is not None and wanted:
             state.task.load_model_state(self.best_weights)
 
     def state_dict(self) -> dict[str, Any]:
         return {"wait": self.wait, "best": self.tracker.best, "best_epoch": self.best_epoch,
-                "best_weights": self.best_weights}  # fmt: skip
+                "best_weights": self.best_weights, "stopped": self.stopped}  # fmt: skip
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.wait, self.tracker.best = state["wait"], state["best"]
         self.best_epoch, self.best_weights = state["best_epoch"], state["best_weights"]
+        self.stopped = state.get("stopped", False)
 
 
 @CALLBACKS.register("reduce_lr_on_plateau")

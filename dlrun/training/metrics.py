@@ -71,6 +71,12 @@ class Metric:
     higher_is_better: bool
     kind: MetricKind
 
+    @property
+    def meaning(self) -> str:
+        """What the number is, in one sentence (its function's docstring), for reports."""
+        paragraph = (self.compute.__doc__ or "").strip().split("\n\n")[0]
+        return " ".join(paragraph.split()).rstrip(".").replace("``", "`")
+
 
 METRICS: Registry[Metric] = Registry("metric")
 
@@ -87,8 +93,21 @@ def metric(
 
 @metric("accuracy", True, MetricKind.LABELS)
 def accuracy(p: Predictions) -> float:
+    """Share of samples whose predicted class (the largest output, or one output above 0.5)
+    is the true class; for several labels per sample, the share of right 0/1 labels."""
     true, pred = p.labels()
     return float((true == pred).float().mean())
+
+
+@metric("binary_accuracy", True, MetricKind.LABELS)
+def binary_accuracy(p: Predictions) -> float:
+    """Share of output values on the right side of 0.5 against 0/1 (or one-hot) targets: what
+    Keras reports as ``accuracy`` when the loss is binary cross-entropy."""
+    outputs = p.y_pred.float()
+    targets = p.y_true
+    if targets.shape != outputs.shape and targets.numel() == len(outputs) < outputs.numel():
+        targets = F.one_hot(targets.reshape(-1).long(), outputs.shape[-1])  # class indices
+    return float(((outputs > 0.5) == (targets.reshape(outputs.shape) > 0.5)).float().mean())
 
 
 class ClassCounts(NamedTuple):
@@ -140,12 +159,14 @@ def _average(p: Predictions, per_class: torch.Tensor, counts: ClassCounts) -> fl
 
 @metric("precision", True, MetricKind.LABELS)
 def precision(p: Predictions) -> float:
+    """Of the samples predicted as a class, the share that belong to it (per class, averaged)."""
     counts = class_counts(p)
     return _average(p, _share(counts.hits, counts.predicted), counts)
 
 
 @metric("recall", True, MetricKind.LABELS)
 def recall(p: Predictions) -> float:
+    """Of the samples of a class, the share predicted as it (per class, averaged)."""
     counts = class_counts(p)
     return _average(p, _share(counts.hits, counts.actual), counts)
 
@@ -205,21 +226,25 @@ def _errors(p: Predictions) -> torch.Tensor:
 
 @metric("mae", False, MetricKind.ERRORS)
 def mae(p: Predictions) -> float:
+    """Mean absolute difference between outputs and targets."""
     return float(_errors(p).abs().mean())
 
 
 @metric("mse", False, MetricKind.ERRORS)
 def mse(p: Predictions) -> float:
+    """Mean squared difference between outputs and targets."""
     return float(_errors(p).square().mean())
 
 
 @metric("rmse", False, MetricKind.ERRORS)
 def rmse(p: Predictions) -> float:
+    """Square root of the mean squared difference between outputs and targets."""
     return float(_errors(p).square().mean().sqrt())
 
 
 @metric("r2", True, MetricKind.REGRESSION)
 def r2(p: Predictions) -> float:
+    """Coefficient of determination: 1 - residual / total sum of squares (1 is perfect)."""
     y = p.y_true.float().reshape(p.y_pred.shape)
     residual = (y - p.y_pred.float()).square().sum()
     total = (y - y.mean(dim=0)).square().sum()

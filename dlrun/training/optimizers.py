@@ -92,14 +92,26 @@ class SGD(Optimizer):
 
 @OPTIMIZERS.register("rmsprop")
 class RMSprop(Optimizer):
+    """Keras 2.0-2.2 (the books' Keras) and torch divide by ``sqrt(v) + epsilon``; Keras 3
+    by ``sqrt(v + epsilon)``, which ``epsilon_in_sqrt: true`` selects. With epsilon 1e-7 the
+    two differ wherever ``v`` is small: about 1e-3 in the loss after 60 steps of a small net."""
+
     class Config(OptimizerConfig):
         rho: Number = Field(default=0.9, gt=0, lt=1)
         momentum: Number = Field(default=0.0, ge=0)
         epsilon: Number = Field(default=1e-7, gt=0)
         centered: bool = False
+        epsilon_in_sqrt: bool = Field(
+            default=False,
+            description="divide by sqrt(v + epsilon) as Keras 3 does; false: sqrt(v) + epsilon "
+            "as Keras 2.0-2.2 (the books) and torch",
+        )
 
     config: Config
-    torch_class = torch.optim.RMSprop
+
+    @property
+    def torch_class(self) -> type[torch.optim.Optimizer]:  # type: ignore[override]
+        return EpsilonInSqrtRMSprop if self.config.epsilon_in_sqrt else torch.optim.RMSprop
 
     def torch_kwargs(self) -> dict[str, Any]:
         cfg = self.config
@@ -109,6 +121,52 @@ class RMSprop(Optimizer):
             "momentum": cfg.momentum,
             "centered": cfg.centered,
         }
+
+
+class EpsilonInSqrtRMSprop(torch.optim.Optimizer):
+    """RMSprop as Keras 3 computes it: ``p -= lr * g / sqrt(v - mean_g^2 [centered] + eps)``,
+    momentum accumulating the increments; weight decay is added to the gradient as in torch."""
+
+    def __init__(
+        self,
+        params: Iterable[torch.Tensor],
+        lr: float,
+        alpha: float,
+        eps: float,
+        momentum: float,
+        centered: bool,
+        weight_decay: float,
+    ) -> None:
+        defaults = {"lr": lr, "alpha": alpha, "eps": eps, "momentum": momentum,
+                    "centered": centered, "weight_decay": weight_decay}  # fmt: skip
+        super().__init__(params, defaults)
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> None:  # type: ignore[override]
+        for group in self.param_groups:
+            rho, eps = group["alpha"], group["eps"]
+            for param in group["params"]:
+                if param.grad is None:
+                    continue
+                grad = param.grad
+                if group["weight_decay"]:
+                    grad = grad.add(param, alpha=group["weight_decay"])
+                state = self.state[param]
+                if not state:
+                    state["square_avg"] = torch.zeros_like(param)
+                    state["grad_avg"] = torch.zeros_like(param)
+                    state["momentum_buffer"] = torch.zeros_like(param)
+                square_avg = state["square_avg"].mul_(rho).addcmul_(grad, grad, value=1 - rho)
+                denominator = square_avg.add(eps)
+                if group["centered"]:
+                    grad_avg = state["grad_avg"].mul_(rho).add_(grad, alpha=1 - rho)
+                    denominator.addcmul_(grad_avg, grad_avg, value=-1)
+                increment = grad.mul(group["lr"]).div_(denominator.sqrt_())
+                if group["momentum"] > 0:
+                    buffer = state["momentum_buffer"].mul_(group["momentum"]).add_(increment)
+                    param.sub_(buffer)
+                else:
+                    param.sub_(increment)
 
 
 class _AdamFamily(Optimizer):
