@@ -5,7 +5,8 @@ Runs each shipped config whose data is present (through ``DLRUN_DATA_PATH``; def
 
     python bench/reproduce.py [--seeds 3] [--quick] [--only "Beginners ch. 6"] [--output t.md]
 
-``--quick`` runs the subset CI checks (MNIST dense and the IMDB final model, one seed). The exit
+``--quick`` runs the subset CI checks (MNIST dense, IMDB final, Boston final and the ch. 6
+spirals network, one seed each). The exit
 status is 1 when a result falls outside its tolerance. A tolerance is the book's std where the
 book gives one, else set from the spread measured across seeds on a 2-core CPU (see the
 README). Books that only describe a curve ("starts overfitting after four epochs") are held to
@@ -71,7 +72,7 @@ EXPERIMENTS = [
     Experiment("DLwP 3.6.4 Boston 500-epoch curve (E11)", "dlwp/ch3_boston_curves.yaml",
                "boston_housing", "", "cv_best_epoch", "val_mae", 80, 40, 1),
     Experiment("DLwP 3.6.4 Boston final model (E12)", "dlwp/ch3_boston_final.yaml",
-               "boston_housing", "", "test", "mae", 2.55, 0.2, 3),
+               "boston_housing", "", "test", "mae", 2.55, 0.2, 3, quick=True),
     Experiment("DLwP 4.4.1 IMDB original, overfitting starts (E13)",
                "dlwp/ch4_imdb_original.yaml", "imdb", "raw", "best_epoch", "val_loss", 4, 1, 3),
     Experiment("DLwP 4.4.1 IMDB smaller, overfitting starts (E13)",
@@ -89,7 +90,7 @@ EXPERIMENTS = [
                "beginners/ch4_layers_cv.yaml", "classification", "", "cv", "ber", 0.067, 0.05,
                3, basis="book std"),
     Experiment("Beginners ch. 6 2-3-2 sigmoid net (E17)", "beginners/ch6_spirals.yaml",
-               "spirals", "", "train", "accuracy", 0.62, 0.04, 3),
+               "spirals", "", "train", "accuracy", 0.62, 0.04, 3, quick=True),
     Experiment("Beginners ch. 6 search, stack g (E18)", "beginners/ch6_spirals_search.yaml",
                "spirals", "", "cv", "binary_accuracy", 0.9175, 0.143, 3, overrides=(STACK_G,),
                basis="book std"),

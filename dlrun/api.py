@@ -33,12 +33,14 @@ from dlrun.evaluation.preflight import check_with_data
 from dlrun.evaluation.preflight import check_with_shape
 from dlrun.evaluation.runner import plan_protocol
 from dlrun.evaluation.runner import run_protocol
+from dlrun.evaluation.runner import split_sizes
 from dlrun.models.build import BuiltModel
 from dlrun.reporting.artifacts import RunFiles
 from dlrun.reporting.artifacts import write_run_files
 from dlrun.reporting.files import write_json
 from dlrun.reporting.files import write_text
 from dlrun.reporting.progress import ProgressReporter
+from dlrun.reporting.progress import start_line
 from dlrun.reporting.recorder import RunRecording
 from dlrun.reporting.results import build_results
 from dlrun.reporting.rundir import RunDirectory
@@ -81,12 +83,16 @@ def run_experiment(
     for note in data_notes:
         console.print(note, highlight=False, markup=False, soft_wrap=True)
     plan = plan_protocol(cfg, data)
-    check_with_data(cfg, plan.data, device)  # outputs and memory: a mistake leaves no run behind
+    task = check_with_data(cfg, plan.data, device)  # a mistake leaves no run directory behind
     run = _run_directory(runs_dir, cfg.name, run_name, resume)
     config_yaml = resolved_yaml(cfg)
     write_text(run.file("config.yaml"), config_yaml)
-    _record_environment(run, environment(device, command or sys.argv), resume)
+    env = environment(device, command or sys.argv)
+    _record_environment(run, env, resume)
     progress = ProgressReporter(cfg.train.progress, console)
+    shown = f"{device} ({env['device_name']})" if device.type == "cuda" else str(device)
+    sizes = split_sizes(plan.folds, plan.data.train, plan.data)
+    progress.announce(start_line(cfg.name, run.path, shown, task.total_params, sizes, resume))
     recording = RunRecording(run, cfg, config_yaml, data, progress, list(extra_callbacks), resume)
     started = time.perf_counter()
     try:
@@ -160,7 +166,15 @@ def resume_experiment(
     text = run.file("config.yaml").read_text(encoding="utf-8")
     saved = config_from_text(text, source, [])
     cfg = config_from_text(text, source, list(overrides))
-    check_resume_changes(saved, cfg, source)
+    changes = check_resume_changes(saved, cfg, source)
+    console = console or Console()
+    if changes:
+        changed = "; ".join(str(change) for change in changes)
+        console.print(f"resuming with changed settings: {changed}", highlight=False,
+                      markup=False, soft_wrap=True)  # fmt: skip
+    elif overrides:
+        console.print("the overrides match the run's saved config: nothing changes",
+                      highlight=False)  # fmt: skip
     return run_experiment(cfg, run.path.parent, console, command, run.path.name, resume=True)
 
 

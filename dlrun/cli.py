@@ -39,6 +39,41 @@ app.add_typer(runs_app, name="runs")
 app.add_typer(datasets_app, name="datasets")
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from dlrun import __version__
+
+        print(f"dlrun {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="print the version"
+    ),
+) -> None:
+    pass
+
+
+def print_rows(columns: tuple[str, ...], rows: list[list[str]], title: str = "") -> None:
+    """A table on a terminal; elsewhere (a pipe, a file) plain aligned rows, never truncated or
+    wrapped, so ``grep`` and ``awk`` see every name whole."""
+    if console.is_terminal:
+        table = Table(title=title or None)
+        for column in columns:
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+        return
+    if title:
+        print(title)
+    widths = [max(len(cell) for cell in cells) for cells in zip(columns, *rows, strict=True)]
+    for line in (list(columns), *rows):
+        print("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
+
+
 def metrics_table(title: str, metrics: dict[str, float]) -> Table:
     table = Table(title=title)
     for key in metrics:
@@ -155,6 +190,8 @@ def sweep(
 ) -> None:
     """Search hyperparameters; every trial is a normal run under runs/<name>/trial-NNNN."""
     from dlrun.config.load import load_config
+    from dlrun.sweep.report import LEADERBOARD_COLUMNS
+    from dlrun.sweep.report import leaderboard_cells
     from dlrun.sweep.run import run_sweep
     from dlrun.sweep.space import load_sweep_file
 
@@ -162,23 +199,15 @@ def sweep(
     if sweep_file is not None:
         cfg = cfg.model_copy(update={"sweep": load_sweep_file(sweep_file)})
     try:
-        result = run_sweep(cfg, runs_dir, workers, storage, study, resume)
+        result = run_sweep(cfg, runs_dir, workers, storage, study, resume, console)
     except KeyboardInterrupt:
         errors.print("interrupted: finished trials are kept; continue with --resume")
         raise typer.Exit(EXIT_INTERRUPTED) from None
     if result.requeued:
         console.print(f"re-queued {result.requeued} trial(s) whose worker had stopped")
     names = list(cfg.sweep.parameters) if cfg.sweep else []
-    table = Table(title=f"leaderboard: {cfg.name}")
-    for column in ("rank", "trial", "state", "objective", "std", *names, "seconds"):
-        table.add_column(column, justify="right")
-    for row in result.rows[:10]:
-        table.add_row(str(row.rank or ""), str(row.trial), row.state,
-                      "" if row.objective is None else f"{row.objective:.4f}",
-                      "" if row.std is None else f"{row.std:.4f}",
-                      *(str(row.params.get(n, "")) for n in names),
-                      "" if row.seconds is None else f"{row.seconds:.1f}")  # fmt: skip
-    console.print(table)
+    cells = [leaderboard_cells(row, names) for row in result.rows[:10]]
+    print_rows((*LEADERBOARD_COLUMNS, *names, "seconds"), cells, f"leaderboard: {cfg.name}")
     print(result.sweep_dir)
 
 
@@ -198,12 +227,16 @@ def validate(
     from dlrun.api import validate_experiment
     from dlrun.config.load import load_config
     from dlrun.models.summary import summary_table
+    from dlrun.models.summary import totals_line
 
     cfg = load_config(config, overrides or [])
     validation = validate_experiment(cfg, use_data=not no_data)
     for model in validation.models:
         console.print(summary_table(model, title=cfg.name))
-    console.print(f"Total params: {sum(m.total_params for m in validation.models):,}")
+        console.print(totals_line(model), highlight=False)
+    if len(validation.models) > 1:
+        total = sum(m.total_params for m in validation.models)
+        console.print(f"Total params of the {len(validation.models)} models: {total:,}")
     if validation.skipped_data is not None:
         console.print(
             f"not checked against the data ({validation.skipped_data})",
@@ -272,15 +305,11 @@ def predict(
 @runs_app.command("list")
 @user_errors
 def runs_list(directory: Path = typer.Argument(Path("runs"), help="runs directory")) -> None:
-    """Name, date, status, task and key metric of every run."""
+    """Name, date, status, task and key metric of every run, and each sweep directory."""
+    from dlrun.runs import RunRow
     from dlrun.runs import list_runs
 
-    table = Table()
-    for column in ("run", "status", "task", "metric", "value"):
-        table.add_column(column)
-    for row in list_runs(directory):
-        table.add_row(row.name, row.status, row.task, row.metric, row.value)
-    console.print(table)
+    print_rows(RunRow.COLUMNS, [row.cells() for row in list_runs(directory)])
 
 
 @app.command()
@@ -288,8 +317,17 @@ def runs_list(directory: Path = typer.Argument(Path("runs"), help="runs director
 def tensorboard(
     directory: Path = typer.Argument(Path("runs"), help="runs or sweep directory"),
     port: int = typer.Option(6006, "--port"),
+    host: str = typer.Option(
+        "127.0.0.1", "--host", help="address to listen on (0.0.0.0: every interface)"
+    ),
 ) -> None:
-    """Start TensorBoard on a runs directory (trials and folds appear as sibling runs)."""
+    """Start TensorBoard on a runs directory (trials and folds appear as sibling runs).
+
+    It listens on this machine only unless --host says otherwise (runs hold configs and data
+    paths). Ctrl-C or SIGTERM stops TensorBoard too, rather than leaving it serving, orphaned.
+    """
+    import signal
+    import socket
     import subprocess
     import sys
 
@@ -297,11 +335,32 @@ def tensorboard(
 
     if not directory.is_dir():
         raise RunError(f"no runs directory at {directory}")
-    console.print(f"TensorBoard on {directory}: http://localhost:{port}/ (Ctrl-C stops it)")
+    shown = socket.gethostname() if host in ("0.0.0.0", "::") else host
+    shown = f"[{shown}]" if ":" in shown else shown  # an IPv6 address in a URL
+    console.print(f"TensorBoard on {directory}: http://{shown}:{port}/ (Ctrl-C stops it)")
     command = [sys.executable, "-m", "tensorboard.main", "--logdir", str(directory),
-               "--port", str(port), "--bind_all"]  # fmt: skip
-    with contextlib.suppress(KeyboardInterrupt):
-        subprocess.run(command, check=False)
+               "--port", str(port), "--host", host]  # fmt: skip
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # SIGTERM ends the wait below as Ctrl-C does
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    child = subprocess.Popen(command)
+    code = 0
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            code = child.wait()
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not orphan it
+        child.terminate()
+        try:
+            child.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+        signal.signal(signal.SIGTERM, previous)
+    if code:  # TensorBoard ended by itself, e.g. the port was taken
+        raise typer.Exit(code)
 
 
 @runs_app.command("compare")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import csv
+import datetime as dt
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from typing import ClassVar
 
 import yaml
 
@@ -15,17 +18,27 @@ from dlrun.reporting import plots
 from dlrun.reporting.hparams import flatten
 from dlrun.reporting.rundir import INCOMPLETE
 from dlrun.reporting.rundir import RunDirectory
+from dlrun.sweep.names import JOURNAL
+from dlrun.sweep.names import LEADERBOARD
 
 IGNORED_IN_DIFF = ("name", "description")
 
 
 @dataclass(frozen=True)
 class RunRow:
+    """One line of ``dlrun runs list``: a run, or a sweep directory (``status`` ``sweep``)."""
+
     name: str
+    date: str  # when it started, ``YYYY-MM-DD HH:MM``
     status: str
     task: str
     metric: str
     value: str
+
+    COLUMNS: ClassVar[tuple[str, ...]] = ("run", "date", "status", "task", "metric", "value")
+
+    def cells(self) -> list[str]:
+        return [self.name, self.date, self.status, self.task, self.metric, self.value]
 
 
 def read_results(path: Path) -> dict[str, Any]:
@@ -51,18 +64,61 @@ def key_metric(results: dict[str, Any]) -> tuple[str, float] | None:
 
 
 def list_runs(directory: Path) -> list[RunRow]:
+    """Every run and sweep directory directly under ``directory``, by name."""
     if not directory.is_dir():
         raise RunError(f"no runs directory at {directory}")
     rows = []
-    for path in sorted(p for p in directory.iterdir() if (p / "config.yaml").is_file()):
-        status = RunDirectory(path).status().get("status", "unknown")
-        if status == INCOMPLETE:
-            status = "incomplete"
-        results = read_results(path)
-        headline = key_metric(results)
-        metric, value = (headline[0], f"{headline[1]:.4f}") if headline else ("", "")
-        rows.append(RunRow(path.name, status, results.get("task", ""), metric, value))
+    for path in sorted(p for p in directory.iterdir() if p.is_dir()):
+        if (path / "config.yaml").is_file():
+            rows.append(_run_row(path))
+        elif is_sweep(path):
+            rows.append(_sweep_row(path))
     return rows
+
+
+def is_sweep(path: Path) -> bool:
+    """A sweep directory: its journal or leaderboard, or trial runs (a database-backed sweep
+    still running has only those)."""
+    markers = (path / JOURNAL, path / LEADERBOARD)
+    return any(m.is_file() for m in markers) or any(path.glob("trial-*/config.yaml"))
+
+
+def _started(path: Path) -> dt.datetime:
+    """When the run started (env.json), else when its directory was last changed."""
+    try:
+        return dt.datetime.fromisoformat(json.loads((path / "env.json").read_text())["started"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return dt.datetime.fromtimestamp(path.stat().st_mtime)
+
+
+def _date(moment: dt.datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M")
+
+
+def _run_row(path: Path) -> RunRow:
+    status = RunDirectory(path).status().get("status", "unknown")
+    if status == INCOMPLETE:
+        status = "incomplete"
+    results = read_results(path)
+    headline = key_metric(results)
+    metric, value = (headline[0], f"{headline[1]:.4f}") if headline else ("", "")
+    return RunRow(path.name, _date(_started(path)), status, results.get("task", ""), metric, value)
+
+
+def _sweep_row(path: Path) -> RunRow:
+    """A sweep: its first trial's start and task, its trial count and best objective."""
+    trials = sorted(p.parent for p in path.glob("trial-*/config.yaml"))
+    started = min((_started(t) for t in trials), default=_started(path))
+    task = next((str(read_results(t).get("task", "")) for t in trials), "")
+    leaderboard = path / LEADERBOARD
+    best = ""
+    if leaderboard.is_file():
+        with leaderboard.open(newline="", encoding="utf-8") as handle:
+            top = next(csv.DictReader(handle), None)
+        if top and top.get("rank") == "1" and top.get("objective"):
+            best = f"{float(top['objective']):.4g}"
+    metric = f"best objective ({len(trials)} trials)" if best else f"{len(trials)} trials"
+    return RunRow(path.name, _date(started), "sweep", task, metric, best)
 
 
 def _read_rows(path: Path) -> list[dict[str, Any]]:

@@ -69,7 +69,9 @@ def test_multiclass_trains_one_sigmoid_per_class_on_one_hot_targets(tmp_path: Pa
 
 
 def test_one_sigmoid_per_class_needs_one_hot_targets() -> None:
-    data = tiny_config(model=SIGMOID_OUTPUTS, loss="binary_crossentropy", preprocess=["standardize"])
+    data = tiny_config(
+        model=SIGMOID_OUTPUTS, loss="binary_crossentropy", preprocess=["standardize"]
+    )
     with pytest.raises(ConfigError, match=r"preprocess: binary_crossentropy scores each class's "
                        r"output on its own and needs one-hot targets: add '- one_hot'"):  # fmt: skip
         config_from_data(data)
@@ -85,8 +87,8 @@ def test_early_stopping_restores_as_configured_when_the_fit_runs_out(
     restore_if: str, kept: float
 ) -> None:
     """Keras restores the best weights only when early stopping itself ends the fit."""
-    config = EarlyStopping.Config(
-        monitor="accuracy", patience=3, restore_best=True, restore_if=restore_if
+    config = EarlyStopping.Config.model_validate(
+        {"monitor": "accuracy", "patience": 3, "restore_best": True, "restore_if": restore_if}
     )
     state = drive(EarlyStopping(config), [0.25, 0.75, 0.625, 0.5], key="accuracy")
     assert not state.should_stop

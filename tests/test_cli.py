@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 from dlrun.cli import app
 from tests.conftest import REPO
 from tests.conftest import tiny_config
+from tests.test_tensorboard import read_scalars
 
 runner = CliRunner()
 
@@ -58,7 +59,7 @@ def test_run_directory_holds_every_artifact(quickstart_run: tuple[Path, str]) ->
     names = {p.name for p in run_dir.iterdir()}
     assert expected <= names
     assert not [n for n in names if n.endswith(".tmp")]
-    assert any(n.startswith("events.out.tfevents") for n in names)
+    assert any((run_dir / "train").glob("events.out.tfevents.*"))  # TensorBoard sub-runs
     for png in ("learning_curves.png", "confusion_matrix.png"):
         assert (run_dir / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -104,25 +105,23 @@ def test_checkpoint_loads_with_weights_only(quickstart_run: tuple[Path, str]) ->
     }
 
 
-def test_tensorboard_scalars_and_hparams_in_one_directory(
+def test_tensorboard_curves_in_sub_runs_and_hparams_in_results(
     quickstart_run: tuple[Path, str],
 ) -> None:
     run_dir, _ = quickstart_run
-    events = EventAccumulator(str(run_dir))
+    scalars = read_scalars(run_dir)
+    assert set(scalars) == {"train", "validation", "results"}  # nothing in the run itself
+    assert {"epoch/loss", "epoch/accuracy", "epoch/lr"} <= set(scalars["train"])
+    assert {"epoch/loss", "epoch/accuracy"} <= set(scalars["validation"])  # overlaid
+    assert [step for step, _ in scalars["validation"]["epoch/loss"]] == [1, 2, 3, 4]
+    accuracy = json.loads((run_dir / "results.json").read_text())["test"]["accuracy"]
+    ((step, value),) = scalars["results"]["results/test_accuracy"]
+    assert step == 0 and value == pytest.approx(accuracy)
+    events = EventAccumulator(str(run_dir / "results"))
     events.Reload()
-    tags = events.Tags()["scalars"]
-    assert {
-        "train/loss",
-        "val/loss",
-        "train/accuracy",
-        "val/accuracy",
-        "lr",
-        "hparams/test_accuracy",
-    } <= set(tags)
-    assert [e.step for e in events.Scalars("val/loss")] == [1, 2, 3, 4]
     plugins = events.PluginTagToContent("hparams")
-    assert "_hparams_/experiment" in plugins and "_hparams_/session_start_info" in plugins
-    assert not [p for p in run_dir.iterdir() if p.is_dir()]  # no extra sub-runs
+    assert set(plugins) == {"_hparams_/session_start_info", "_hparams_/session_end_info"}
+    assert {p.name for p in run_dir.iterdir() if p.is_dir()} == set(scalars)
 
 
 def test_eval_reproduces_the_test_metrics(quickstart_run: tuple[Path, str]) -> None:

@@ -108,17 +108,6 @@ def test_cross_field_contradictions_name_the_fix(changes: dict, expected: str) -
         config_from_data(tiny_config(**changes))
 
 
-def test_multiclass_sigmoid_with_binary_crossentropy_is_refused() -> None:
-    layers = [{"dense": {"units": 3, "activation": "sigmoid"}}]
-    data = tiny_config(
-        model={"layers": layers}, loss="binary_crossentropy", preprocess=["one_hot"]
-    )
-    with pytest.raises(
-        ConfigError, match="use softmax with categorical_crossentropy, or set task: multilabel"
-    ):
-        config_from_data(data)
-
-
 def test_overrides_are_typed_as_yaml_and_expand_shorthand() -> None:
     cfg = config_from_data(
         tiny_config(optimizer="adam"),

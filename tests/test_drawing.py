@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 import dlrun.cli
 from dlrun.cli import app
 from dlrun.reporting import plots
+from dlrun.reporting.curves import CurveMarks
 from dlrun.reporting.drawing import draw
 from dlrun.reporting.drawing import drawn_last
 from dlrun.reporting.drawing import pending_names
@@ -69,11 +70,11 @@ def test_train_prints_its_result_before_drawing(
         printed(result)
         events.append("result printed")
 
-    def learning_curves(rows: list[dict[str, Any]], target: Path) -> None:
+    def learning_curves(rows: list[dict[str, Any]], marks: CurveMarks, target: Path) -> None:
         events.append(
             f"drawn; report lists it: {target.name in (target.parent / 'report.md').read_text()}"
         )
-        curves(rows, target)
+        curves(rows, marks, target)
 
     monkeypatch.setattr(dlrun.cli, "print_result", print_result)
     monkeypatch.setattr(plots, "learning_curves", learning_curves)

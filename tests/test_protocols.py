@@ -156,7 +156,7 @@ def test_every_fold_is_a_full_run(kfold_run: tuple[Path, dict[str, Any]]) -> Non
         files = {p.name for p in fold.iterdir()}
         assert {"config.yaml", "metrics.csv", "checkpoint.pt", "results.json", "report.md",
                 "learning_curves.png", "confusion_matrix.csv", "status.json"} <= files  # fmt: skip
-        assert any(n.startswith("events.out.tfevents") for n in files)
+        assert any((fold / "validation").glob("events.out.tfevents.*"))  # its own curves
         fold_results = json.loads((fold / "results.json").read_text())
         assert (
             fold_results["evaluation"]["split"] == "validation"

@@ -53,9 +53,10 @@ def test_dlwp_ch3_boston_final_test_mae_is_near_the_book(tmp_path: Path) -> None
 
 
 def test_ci_reproduction_subset_is_within_tolerance(monkeypatch: pytest.MonkeyPatch) -> None:
-    """CI's quick subset: MNIST dense and the IMDB final model on the real data, one seed."""
-    if not (SHARED / "mnist").is_dir() or not (SHARED / "imdb").is_dir():
-        pytest.skip("MNIST or IMDB is not in ../shared/data")
+    """CI's quick subset: MNIST dense, the IMDB and Boston final models on the real data and
+    the ch. 6 spirals network, one seed each."""
+    if not all((SHARED / name).is_dir() for name in ("mnist", "imdb", "boston_housing")):
+        pytest.skip("MNIST, IMDB or Boston housing is not in ../shared/data")
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("reproduce", REPO / "bench" / "reproduce.py")
@@ -65,6 +66,6 @@ def test_ci_reproduction_subset_is_within_tolerance(monkeypatch: pytest.MonkeyPa
     spec.loader.exec_module(reproduce)
     monkeypatch.setenv("DLRUN_DATA_PATH", str(SHARED))
     rows, skipped = reproduce.reproduce(quick=True, seeds=None)
-    assert not skipped and len(rows) == 2
+    assert not skipped and len(rows) == 4
     for row in rows:
         assert row.within, row.markdown()

@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 import torch
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from typer.testing import CliRunner
 
 from dlrun.api import resume_experiment
@@ -27,6 +26,7 @@ from dlrun.training.state import TrainState
 from dlrun.training.status import RunStatus
 from tests.conftest import REPO
 from tests.conftest import tiny_config
+from tests.test_tensorboard import read_scalars
 
 runner = CliRunner()
 
@@ -108,14 +108,9 @@ def test_a_run_killed_with_sigkill_resumes_bit_for_bit(
     else:  # the fit had finished: it was only restored; the final retrain continued
         assert resumed_from["fit"] == fit_epochs and resumed_from["final"] >= rows - 1
     assert "resumes" in json.loads((run_dir / "env.json").read_text())
-    assert _scalars(run_dir) == _scalars(uninterrupted)  # TensorBoard shows each epoch once
-
-
-def _scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
-    events = EventAccumulator(str(run_dir))
-    events.Reload()
-    tags = [t for t in events.Tags()["scalars"] if not t.startswith("hparams/")]
-    return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in tags}
+    scalars = read_scalars(run_dir)  # TensorBoard shows each epoch once, in its sub-run
+    assert scalars == read_scalars(uninterrupted)
+    assert set(scalars) == {"train", "validation", "final", "results"}
 
 
 def _safe_rows(run_dir: Path) -> list[dict[str, Any]]:
@@ -179,6 +174,8 @@ def test_an_interrupted_kfold_run_keeps_its_finished_folds(tmp_path: Path, paral
     for fold in ("fold_01", "fold_02", "fold_03"):
         a, b = (run / fold / "metrics.csv" for run in (full.run_dir, stopped.run_dir))
         assert a.read_text() == b.read_text()
+        assert read_scalars(full.run_dir / fold) == read_scalars(stopped.run_dir / fold)
+    assert read_scalars(full.run_dir) == read_scalars(stopped.run_dir)  # final/, results/
     if parallel:  # all folds train together: they resume together from the last saved epoch
         assert resumed.results["resumed_from_epoch"] == {"fold_01": 2, "fold_02": 2, "fold_03": 2}
     else:  # fold 1 finished and is only rescored; fold 2 continues; fold 3 starts fresh

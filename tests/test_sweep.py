@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import signal
@@ -15,6 +16,7 @@ from typing import Any
 import optuna
 import pytest
 import yaml
+from rich.console import Console
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from dlrun.config.load import config_from_data
@@ -56,10 +58,27 @@ def test_invalid_paths_and_values_fail_before_any_trial(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def grid_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def grid_sweep_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     runs = tmp_path_factory.mktemp("sweeps")
-    result = run_sweep(config_from_data(_sweep_config(GRID)), runs, workers=2)
-    return result.sweep_dir
+    shown = io.StringIO()
+    result = run_sweep(config_from_data(_sweep_config(GRID)), runs, workers=2,
+                       console=Console(file=shown, width=300))  # fmt: skip
+    return result.sweep_dir, shown.getvalue()
+
+
+@pytest.fixture(scope="module")
+def grid_sweep(grid_sweep_run: tuple[Path, str]) -> Path:
+    return grid_sweep_run[0]
+
+
+def test_the_main_process_reports_what_the_workers_finish(
+    grid_sweep_run: tuple[Path, str],
+) -> None:
+    _, shown = grid_sweep_run
+    lines = shown.splitlines()
+    assert [line.split("  ")[0][:6] for line in lines] == ["[1/4] ", "[2/4] ", "[3/4] ", "[4/4] "]
+    numbers = sorted(int(line.split()[2]) for line in lines)  # "[n/4] trial N complete ..."
+    assert numbers == [1, 2, 3, 4] and all(" complete  objective " in line for line in lines)
 
 
 def test_grid_points_run_exactly_once_across_two_workers(grid_sweep: Path) -> None:
@@ -78,11 +97,9 @@ def test_trials_are_normal_runs_with_hparams(grid_sweep: Path) -> None:
         assert {"config.yaml", "results.json", "checkpoint.pt", "report.md"} <= {
             p.name for p in trial.iterdir()
         }
-        events = EventAccumulator(str(trial))
+        events = EventAccumulator(str(trial / "results"))  # the trial's HParams session
         events.Reload()
-        assert "hparams" in events.PluginTagToContent("hparams") or events.PluginTagToContent(
-            "hparams"
-        )
+        assert "_hparams_/session_start_info" in events.PluginTagToContent("hparams")
     units = {
         yaml.safe_load((t / "config.yaml").read_text())["model"]["layers"][0]["dense"]["units"]
         for t in trials
@@ -97,6 +114,7 @@ def test_sweep_directory_holds_leaderboard_plots_best_config_and_report(grid_swe
         "best_config.yaml",
         "report.md",
         "optimization_history.png",
+        "param_importances.png",  # two parameters varied
         "journal.log",
     } <= files
     best = load_config(grid_sweep / "best_config.yaml")

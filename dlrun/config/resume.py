@@ -7,6 +7,9 @@ preprocessing, loss, optimizer, seed, protocol, batch size, callbacks) is refuse
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from dlrun.config.overrides import dotted
 from dlrun.config.schema import ExperimentConfig
 from dlrun.config.yaml_io import format_path
@@ -20,22 +23,48 @@ SAFE_ON_RESUME = (
 )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class Change:
+    """One config key whose value a resume changes."""
+
+    key: str  # dotted, as flattened: ``train.epochs``
+    before: Any
+    after: Any
+
+    def __str__(self) -> str:
+        return f"{format_path(dotted(self.key))} {self.before!r} -> {self.after!r}"
+
+
 def _safe(key: str) -> bool:
     return any(key == safe or key.startswith(f"{safe}.") for safe in SAFE_ON_RESUME)
 
 
-def check_resume_changes(saved: ExperimentConfig, new: ExperimentConfig, source: str) -> None:
-    """Raise a :class:`ConfigError` naming every unsafe key whose value differs."""
+def resume_changes(saved: ExperimentConfig, new: ExperimentConfig) -> list[Change]:
+    """Every key whose value differs between the run's saved config and the resumed one."""
     before = flatten(saved.model_dump(mode="json"))
     after = flatten(new.model_dump(mode="json"))
+    return [
+        Change(key, before.get(key), after.get(key))
+        for key in sorted(before.keys() | after.keys())
+        if before.get(key) != after.get(key)
+    ]
+
+
+def check_resume_changes(
+    saved: ExperimentConfig, new: ExperimentConfig, source: str
+) -> list[Change]:
+    """The changes a resume may make (so the caller can say which); raises a
+    :class:`ConfigError` naming every unsafe key whose value differs."""
+    changes = resume_changes(saved, new)
     issues = [
         ConfigIssue(
-            format_path(dotted(key)),
-            f"cannot change when resuming (the run was trained with {before.get(key)!r}); "
+            format_path(dotted(change.key)),
+            f"cannot change when resuming (the run was trained with {change.before!r}); "
             "start a new run instead",
         )
-        for key in sorted(before.keys() | after.keys())
-        if before.get(key) != after.get(key) and not _safe(key)
+        for change in changes
+        if not _safe(change.key)
     ]
     if issues:
         raise ConfigError(issues, source)
+    return changes

@@ -72,7 +72,8 @@ class FinalConfig(StrictModel):
 
 
 class CurveConfig(StrictModel):
-    """How the fold-averaged validation curve is smoothed to suggest the best epoch (DLwP L3.31)."""
+    """How validation curves are smoothed (DLwP L3.31): for drawing long learning curves, and
+    for K-fold's best epoch on the fold-averaged curve."""
 
     smoothing: Number = Field(default=0.9, ge=0, lt=1, description="EMA factor; 0 = raw")
     skip_first: int = Field(default=0, ge=0, description="epochs left out of the smoothed curve")
@@ -81,6 +82,7 @@ class CurveConfig(StrictModel):
 class ProtocolConfig(StrictModel):
     final: FinalConfig | None = None
     monitor: str = Field(default="val_loss", description="chooses the best epoch")
+    curves: CurveConfig = CurveConfig()
 
     @property
     def has_validation(self) -> bool:
@@ -128,8 +130,9 @@ class Protocol:
 
     @property
     def curves(self) -> CurveConfig:
-        """How fold-averaged curves are smoothed to pick the best epoch."""
-        return CurveConfig()
+        """How validation curves are smoothed: long curves are drawn so, and K-fold picks its
+        best epoch on the smoothed fold average."""
+        return self.config.curves
 
     def stratify_key(self) -> str | None:
         """The config key that asks for stratified splits, if any (they need class labels)."""
@@ -179,7 +182,6 @@ class KFoldConfig(ProtocolConfig):
     parallel_folds: bool = Field(
         default=False, description="train all folds at once as one vectorized model"
     )
-    curves: CurveConfig = CurveConfig()
 
     @model_validator(mode="after")
     def _contiguous_alone(self) -> KFoldConfig:
@@ -211,10 +213,6 @@ class KFoldBase(Protocol):
     @property
     def parallel_folds(self) -> bool:
         return self.config.parallel_folds
-
-    @property
-    def curves(self) -> CurveConfig:
-        return self.config.curves
 
     def stratify_key(self) -> str | None:
         return "evaluation.stratify" if self.config.stratify else None

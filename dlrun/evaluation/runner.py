@@ -60,7 +60,8 @@ def plan_protocol(cfg: ExperimentConfig, data: LoadedData) -> Plan:
     return Plan(name, protocol, prepared, protocol.folds(prepared.train, task, cfg.seed))
 
 
-def _sizes(folds: list[Fold], train: Arrays, data: LoadedData) -> dict[str, int]:
+def split_sizes(folds: list[Fold], train: Arrays, data: LoadedData) -> dict[str, int]:
+    """Rows per split, as results.json and the start line state them."""
     test = len(data.test_split) if data.test_split is not None else 0
     first = folds[0]
     val = 0 if first.val_idx is None else len(first.val_idx)
@@ -139,7 +140,7 @@ def run_protocol(
     train = data.train
     duplicates = duplicate_counts(train, folds, data.test_split, task.inputs)
     outcome = ProtocolOutcome(
-        plan.name, _sizes(folds, train, data), duplicates, duplicate_warnings(duplicates)
+        plan.name, split_sizes(folds, train, data), duplicates, duplicate_warnings(duplicates)
     )
     for fold, fitted in fold_models(cfg, protocol, data, folds, device, recording, outcome):
         scored_fold = _score_fold(task, train, fold, fitted, protocol)

@@ -5,7 +5,9 @@ The same writer serves the top run and every fold's sub-run, so a fold is a comp
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from dlrun.config.schema import ExperimentConfig
@@ -17,6 +19,8 @@ from dlrun.evaluation.scoring import Evaluation
 from dlrun.models.summary import summary_text
 from dlrun.reporting import plots
 from dlrun.reporting.analyses import ANALYSES
+from dlrun.reporting.class_scores import read_class_scores
+from dlrun.reporting.curves import curve_marks
 from dlrun.reporting.drawing import draw
 from dlrun.reporting.drawing import pending_names
 from dlrun.reporting.files import write_csv
@@ -24,11 +28,13 @@ from dlrun.reporting.files import write_json
 from dlrun.reporting.files import write_text
 from dlrun.reporting.hparams import hparams_of
 from dlrun.reporting.loggers import TensorBoardLogger
+from dlrun.reporting.markdown import ReportExtras
 from dlrun.reporting.markdown import render_report
 from dlrun.reporting.rundir import RunDirectory
 from dlrun.tasks.base import TASKS
 from dlrun.training.checkpoint import DataNames
 from dlrun.training.checkpoint import save_checkpoint
+from dlrun.training.status import RunStatus
 
 
 @dataclass
@@ -76,15 +82,17 @@ def write_run_files(
         save_checkpoint(run.file("checkpoint.pt"), fitted.task, fitted.pipeline, files.config_yaml,
                         fitted.state, fitted.fields, names)  # fmt: skip
     write_json(run.file("results.json"), results)
+    marks = curve_marks(cfg, files.rows)
     if files.rows:
-        draw(plots.learning_curves, list(files.rows), target=run.file("learning_curves.png"))
+        draw(plots.learning_curves, list(files.rows), marks,
+             target=run.file("learning_curves.png"))  # fmt: skip
     if cv is not None and folds:
         write_cv_files(run, cv, folds, cfg.name)
     write_analysis(run, cfg, scored, data.class_names)
-    metrics = {f"{scored.split}_{k}": v for k, v in scored.metrics.items()} if scored else {}
-    if cv is not None:
-        metrics.update({f"cv_{k}_mean": s.mean for k, s in cv.metrics.items()})
-    files.tensorboard.write_hparams(hparams_of(cfg), metrics)
+    scores = {scored.split: scored.metrics} if scored else {}
+    if cv is not None:  # the folds' mean, under the name each fold gives its own score
+        scores["validation"] = {k: s.mean for k, s in cv.metrics.items()}
+    files.tensorboard.write_hparams(hparams_of(cfg), scores, RunStatus(results["status"]))
     files.tensorboard.close()
     written = (p.name for p in run.path.iterdir() if p.is_file() and not p.name.startswith("."))
     listed = sorted({*written, *pending_names(run.path)} - {"report.md"})
@@ -93,8 +101,19 @@ def write_run_files(
         if described is not None
         else ""
     )
-    text = render_report(results, files.rows, summary, [*listed, "report.md"])
+    extras = ReportExtras(
+        marks, read_class_scores(run.path), _read_json(run.file("residuals.json"))
+    )
+    text = render_report(results, files.rows, summary, [*listed, "report.md"], extras)
     write_text(run.file("report.md"), text)
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    """A small file this writer wrote a moment ago (an analysis), or ``None``."""
+    if not path.is_file():
+        return None
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return data
 
 
 def write_cv_files(

@@ -1,10 +1,21 @@
-"""Flatten a config into the scalar hyperparameters TensorBoard's HParams tab compares."""
+"""A run's record for TensorBoard's HParams tab: flat hyperparameters and its session summaries.
+
+TensorBoard's protobuf modules are imported when a run writes its record, not with this module.
+"""
 
 from __future__ import annotations
 
+import time
+from typing import TYPE_CHECKING
 from typing import Any
 
 from dlrun.config.schema import ExperimentConfig
+from dlrun.training.status import RunStatus
+
+if TYPE_CHECKING:
+    from tensorboard.compat.proto.summary_pb2 import Summary
+
+SECTIONS = ("model", "optimizer", "loss", "train", "preprocess", "evaluation")
 
 
 def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
@@ -22,9 +33,76 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def hparams_of(cfg: ExperimentConfig) -> dict[str, Any]:
-    """Flat hyperparameters for TensorBoard's HParams tab."""
+    """Flat hyperparameters for TensorBoard's HParams tab.
+
+    The config's name, task and dataset come first: in a runs directory that mixes experiments
+    they tell the rows apart (TensorBoard lists the settings that differ between runs first).
+    """
     dumped = cfg.model_dump(mode="json")
-    sections = ("model", "optimizer", "loss", "train", "preprocess", "evaluation")
-    flat = {k: v for section in sections for k, v in flatten(dumped[section], section).items()}
+    flat: dict[str, Any] = {
+        "name": cfg.name,
+        "task": cfg.task.name,
+        "data.dataset": cfg.data.dataset,
+    }
+    flat.update(
+        {k: v for section in SECTIONS for k, v in flatten(dumped[section], section).items()}
+    )
     flat["seed"] = cfg.seed
     return flat
+
+
+# How a run's end reads in the HParams table's Status column (it has no "stopped" value:
+# an interrupted or pruned run shows as unknown).
+SESSION_STATUS = {
+    RunStatus.RUNNING: "STATUS_RUNNING",
+    RunStatus.COMPLETED: "STATUS_SUCCESS",
+    RunStatus.STOPPED_EARLY: "STATUS_SUCCESS",
+    RunStatus.DIVERGED: "STATUS_FAILURE",
+    RunStatus.FAILED: "STATUS_FAILURE",
+    RunStatus.INTERRUPTED: "STATUS_UNKNOWN",
+    RunStatus.PRUNED: "STATUS_UNKNOWN",
+}
+
+
+def session_summaries(params: dict[str, Any], status: RunStatus) -> list[Summary]:
+    """The HParams plugin's session start and end records for one run.
+
+    Built from TensorBoard's own protobufs (its ``hparams.summary`` helpers need TensorFlow, and
+    torch's ``hparams()`` stores booleans as numbers and always adds an experiment summary, which
+    would hide every other run's columns). Values other than booleans, numbers and strings are
+    written as their ``str``.
+    """
+    from tensorboard.compat.proto.summary_pb2 import Summary
+    from tensorboard.plugins.hparams import metadata
+    from tensorboard.plugins.hparams.api_pb2 import Status
+    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+    from tensorboard.plugins.hparams.plugin_data_pb2 import SessionEndInfo
+    from tensorboard.plugins.hparams.plugin_data_pb2 import SessionStartInfo
+
+    now = time.time()
+    start = SessionStartInfo(start_time_secs=now)
+    for name, value in params.items():
+        field = start.hparams[name]
+        if isinstance(value, bool):
+            field.bool_value = value
+        elif isinstance(value, int | float):
+            field.number_value = value
+        else:
+            field.string_value = str(value)
+    end = SessionEndInfo(status=Status.Value(SESSION_STATUS[status]), end_time_secs=now)
+    records = [
+        (metadata.SESSION_START_INFO_TAG, HParamsPluginData(session_start_info=start)),
+        (metadata.SESSION_END_INFO_TAG, HParamsPluginData(session_end_info=end)),
+    ]
+    return [
+        Summary(
+            value=[
+                Summary.Value(
+                    tag=tag,
+                    metadata=metadata.create_summary_metadata(data),
+                    tensor=metadata.NULL_TENSOR,
+                )
+            ]
+        )
+        for tag, data in records
+    ]

@@ -10,12 +10,18 @@ import json
 import math
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 from typing import Any
 
 from dlrun.reporting.files import write_csv
 from dlrun.reporting.files import write_text
+from dlrun.reporting.hparams import session_summaries
 from dlrun.training.callbacks import Callback
 from dlrun.training.state import TrainState
+from dlrun.training.status import RunStatus
+
+if TYPE_CHECKING:
+    from torch.utils.tensorboard import SummaryWriter
 
 FLUSH_SECONDS = 2  # TensorBoard's writer timer
 FLUSH_SHARE = 0.01  # metric-file rewrites may take at most this share of the training time
@@ -67,21 +73,65 @@ class MetricsFileLogger(Callback):
         self.flush_cost = self.flushed_at - started
 
 
-def tensorboard_tag(key: str, phase: str) -> str:
-    """``val_accuracy`` -> ``val/accuracy``; training keys go under ``train/`` (or ``final/``)."""
-    if key == "lr":
-        return f"{phase}/lr" if phase != "fit" else "lr"
-    if key.startswith("val_"):
-        return f"val/{key.removeprefix('val_')}"
-    return f"{'train' if phase == 'fit' else phase}/{key}"
+# Each phase's training and validation values go to sibling sub-runs under the same tags, so
+# TensorBoard overlays them in one chart (the layout of Keras's TensorBoard callback).
+PHASE_RUNS: dict[str, tuple[str, str]] = {
+    "fit": ("train", "validation"),
+    "final": ("final", "final_validation"),  # a retrain on train+val has no validation values
+}
+CURVE_GROUP = "epoch"  # one Time Series section holding every learning curve
+RESULTS_RUN = "results"  # the HParams session: hyperparameters and final/CV numbers
+SUB_RUNS = (*(run for runs in PHASE_RUNS.values() for run in runs), RESULTS_RUN)
+EVENTS = "events.out.tfevents.*"
+
+
+def tensorboard_place(key: str, phase: str) -> tuple[str, str]:
+    """The sub-run and tag of one per-epoch value.
+
+    ``val_accuracy`` of the fit goes to ``validation/`` and ``accuracy`` to ``train/``, both as
+    ``epoch/accuracy``; the learning rate is a training value (``train/``, ``epoch/lr``). Tags
+    share the ``epoch/`` prefix so Time Series shows all curves in its first, expanded section.
+
+    Example:
+        >>> tensorboard_place("val_loss", "fit")
+        ('validation', 'epoch/loss')
+        >>> tensorboard_place("loss", "final")
+        ('final', 'epoch/loss')
+    """
+    train, validation = PHASE_RUNS[phase]
+    name = key.removeprefix("val_")
+    return (validation if name != key else train), f"{CURVE_GROUP}/{name}"
+
+
+def remove_events(directory: Path) -> None:
+    """Delete the events this logger writes under ``directory`` (its sub-runs, and the
+    directory itself, where runs before the sub-run layout kept them), but not a fold's."""
+    for folder in (directory, *(directory / run for run in SUB_RUNS)):
+        for old in folder.glob(EVENTS):
+            old.unlink()
 
 
 class TensorBoardLogger(Callback):
-    """Scalars per epoch, plus one HParams record in the same directory (no sub-runs).
+    """Learning curves per epoch in sub-runs, and the run's HParams record in ``results/``.
 
-    A resumed fit replays the rows its directory's :class:`MetricsFileLogger` restored into a
-    fresh events file (the directory's old ones are removed first), so TensorBoard shows each
-    epoch once, as in an uninterrupted run; the rows themselves are saved only once, there.
+    Layout of a run directory ``R`` (a fold's directory is laid out alike)::
+
+        R/train/       epoch/loss, epoch/accuracy, ..., epoch/lr   (the fit's training values)
+        R/validation/  epoch/loss, epoch/accuracy, ...             (the fit's validation values)
+        R/final/       epoch/loss, ...                             (a final retrain)
+        R/results/     HParams session; results/test_accuracy, results/validation_loss, ...
+
+    The HParams session lives in ``results/`` rather than in ``R`` because TensorBoard turns
+    every scalar under a session's directory into an HParams metric column: there, the columns
+    are the run's final and cross-validated numbers, not the last value of every curve. No run
+    writes an HParams *experiment* summary: TensorBoard then builds one from all sessions in the
+    log directory (the union of their hyperparameters and metrics, settings that differ first),
+    instead of picking one run's at random, so runs of different configs compare in one table.
+
+    A resumed fit replays the rows its directory's :class:`MetricsFileLogger` restored into
+    fresh events files (the old ones are removed first), so TensorBoard shows each epoch once,
+    as in an uninterrupted run; the rows themselves are saved only once, there. Writers open on
+    first use, so a phase without validation values leaves no empty sub-run.
     """
 
     def __init__(
@@ -89,21 +139,28 @@ class TensorBoardLogger(Callback):
     ) -> None:
         super().__init__()
         if fresh:
-            for old in directory.glob("events.out.tfevents.*"):
-                old.unlink()
-        from torch.utils.tensorboard import SummaryWriter
-
-        self.writer = SummaryWriter(log_dir=str(directory), flush_secs=FLUSH_SECONDS)
+            remove_events(directory)
+        self.directory = directory
+        self.writers: dict[str, SummaryWriter] = {}
         self.phase = "fit"
         self.rows = rows
-        self.written = 0  # rows of ``rows`` already in the events file
+        self.written = 0  # rows of ``rows`` already in the events files
+
+    def writer(self, run: str) -> SummaryWriter:
+        if run not in self.writers:
+            from torch.utils.tensorboard import SummaryWriter
+
+            log_dir = str(self.directory / run)
+            self.writers[run] = SummaryWriter(log_dir=log_dir, flush_secs=FLUSH_SECONDS)
+        return self.writers[run]
 
     def on_epoch_end(self, state: TrainState, logs: dict[str, float]) -> None:
         self._write(self.phase, state.epoch, logs)
 
     def _write(self, phase: str, epoch: int, logs: dict[str, float]) -> None:
         for key, value in logs.items():
-            self.writer.add_scalar(tensorboard_tag(key, phase), value, epoch)
+            run, tag = tensorboard_place(key, phase)
+            self.writer(run).add_scalar(tag, value, epoch)
         self.written += 1
 
     def state_dict(self) -> dict[str, Any]:
@@ -118,20 +175,22 @@ class TensorBoardLogger(Callback):
             logs = {k: v for k, v in row.items() if k not in ("phase", "epoch")}
             self._write(str(row["phase"]), int(row["epoch"]), logs)
 
-    def write_hparams(self, params: dict[str, Any], results: dict[str, float]) -> None:
-        from torch.utils.tensorboard.summary import hparams
-
-        clean = {
-            k: v if isinstance(v, int | float | str | bool) else str(v) for k, v in params.items()
-        }
-        metrics = {f"hparams/{k}": v for k, v in results.items() if math.isfinite(v)}
-        experiment, start, end = hparams(clean, metrics)
-        file_writer = self.writer._get_file_writer()  # this directory: no extra sub-run
-        for summary in (experiment, start, end):
+    def write_hparams(
+        self, params: dict[str, Any], scores: dict[str, dict[str, float]], status: RunStatus
+    ) -> None:
+        """The HParams session of this run: ``params``, and ``scores`` per split (``{"test":
+        {"accuracy": 0.9}}``) as ``results/test_accuracy`` scalars in ``results/``; values that
+        are not finite are left out."""
+        writer = self.writer(RESULTS_RUN)
+        file_writer = writer._get_file_writer()
+        for summary in session_summaries(params, status):
             file_writer.add_summary(summary)
-        for key, value in metrics.items():
-            self.writer.add_scalar(key, value)
-        self.writer.flush()
+        for split, metrics in scores.items():
+            for name, value in metrics.items():
+                if math.isfinite(value):
+                    writer.add_scalar(f"{RESULTS_RUN}/{split}_{name}", value, 0)
+        writer.flush()
 
     def close(self) -> None:
-        self.writer.close()
+        for writer in self.writers.values():
+            writer.close()

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from dataclasses import field
+from pathlib import Path
 from typing import Any
+
+from dlrun.reporting.class_scores import ClassScores
+from dlrun.reporting.curves import LONG_CURVE
+from dlrun.reporting.curves import CurveMarks
+
+HISTORY_ROWS_SHOWN = 30  # a longer per-epoch table is folded (metrics.csv has every row)
 
 
 def _fmt(value: Any) -> str:
@@ -17,12 +27,21 @@ def _table(rows: list[dict[str, Any]], keys: list[str]) -> str:
     return "\n".join(lines)
 
 
+def sizes_text(sizes: dict[str, int]) -> str:
+    """``train 1,149, validation 288, test 360``: how the report and the start line say them."""
+    return ", ".join(f"{key.replace('_', ' ')} {value:,}" for key, value in sizes.items())
+
+
+def _sizes(sizes: dict[str, int]) -> str:
+    return f"- sizes: {sizes_text(sizes)}"
+
+
 def _setup(results: dict[str, Any]) -> list[str]:
     if "data" not in results:  # a fold's sub-run
         sizes = results.get("sizes", {})
         return ["## Setup", "", f"- fold {results.get('fold')} of the run one directory up; "
                 f"seed {results.get('seed')}; epochs run {results.get('epochs_run')}",
-                "- sizes: " + ", ".join(f"{k} {v}" for k, v in sizes.items()), ""]  # fmt: skip
+                _sizes(sizes), ""]  # fmt: skip
     final = (
         f"; final retrain: {results['final_epochs']} epochs" if results.get("final_epochs") else ""
     )
@@ -36,7 +55,7 @@ def _setup(results: dict[str, Any]) -> list[str]:
         f"- data: {results['data']['description']}",
         # a data file that differs from its registered checksum ("note: ..." or "warning: ...")
         *(f"- {note}" for note in results["data"].get("notes", [])),
-        "- sizes: " + ", ".join(f"{k} {v}" for k, v in results["data"]["sizes"].items()),
+        _sizes(results["data"]["sizes"]),
         f"- loss: {results['loss'] or 'defined by the task'}; optimizer: {results['optimizer']}; "
         f"epochs: {results['epochs']}; batch size: {results['batch_size']}{final}",
         f"- device: {results['device']}; duration: {results['duration_s']:.1f} s",
@@ -91,9 +110,6 @@ def _cross_validation(results: dict[str, Any]) -> list[str]:
     ]
     lines += ["", _table(folds, ["fold", "epochs_run", *keys]), ""]
     lines += _baselines(cv)
-    if cv.get("best_epoch"):
-        lines += [f"Best epoch by the smoothed fold-averaged {cv['monitor']}: {cv['best_epoch']} "
-                  f"({_fmt(cv['best_smoothed_value'])}); see cv_curves.png.", ""]  # fmt: skip
     return lines
 
 
@@ -118,9 +134,139 @@ def _leaks(results: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+@dataclass(frozen=True)
+class ReportExtras:
+    """What report.md shows beside results.json, gathered from the run's other files.
+
+    Attributes:
+        marks: the epochs the learning curves mark (best, restored) and their smoothing.
+        class_scores: per-class precision/recall/F1/support (classification).
+        residuals: residual statistics of the scored split (regression).
+    """
+
+    marks: CurveMarks = field(default_factory=CurveMarks)
+    class_scores: list[ClassScores] = field(default_factory=list)
+    residuals: dict[str, float] | None = None
+
+
+def _curve_notes(results: dict[str, Any], extras: ReportExtras) -> list[str]:
+    marks = extras.marks
+    notes = []
+    if marks.best_epoch is not None:
+        notes.append(f"Best epoch by {marks.monitor}: {marks.best_epoch} "
+                     f"({_fmt(marks.best_value)}), the dotted line.")  # fmt: skip
+    if marks.restored_epoch is not None:
+        notes.append(f"Early stopping restored the weights of epoch {marks.restored_epoch}; "
+                     "the model scored and saved is that epoch's.")  # fmt: skip
+    if marks.smoothing:
+        start = f" from epoch {marks.skip_first + 1}" if marks.skip_first else ""
+        notes.append(f"With {LONG_CURVE} epochs or more, the validation curve is drawn faint "
+                     f"under its exponential moving average{start} (factor {marks.smoothing:g}, "
+                     "as in DLwP 3.6.4).")  # fmt: skip
+    if marks.final:
+        folds = [f"[{f['fold']}]({f['fold']}/report.md)" for f in results.get("folds") or []]
+        where = f"; each fold's are in its own report: {', '.join(folds)}" if folds else ""
+        notes.append("These are the final retrain's curves, on training and validation data "
+                     f"together, so without a validation curve{where}.")  # fmt: skip
+    return [" ".join(notes)] if notes else []
+
+
+def _cv_curve_notes(results: dict[str, Any], extras: ReportExtras) -> list[str]:
+    cv = results.get("cross_validation") or {}
+    if not cv.get("best_epoch"):
+        return []
+    return [f"Best epoch by the smoothed fold-averaged {cv['monitor']}: {cv['best_epoch']} "
+            f"({_fmt(cv['best_smoothed_value'])})."]  # fmt: skip
+
+
+def _class_notes(results: dict[str, Any], extras: ReportExtras) -> list[str]:
+    if not extras.class_scores:
+        return []
+    split = (results.get("evaluation") or {}).get("split", "scored")
+    rows = [vars(row) for row in extras.class_scores]
+    return [f"Per class ({split} split; also in classification_report.txt):", "",
+            _table(rows, ["label", "precision", "recall", "f1", "support"])]  # fmt: skip
+
+
+def _residual_notes(results: dict[str, Any], extras: ReportExtras) -> list[str]:
+    if not extras.residuals:
+        return []
+    return ["Residuals (predicted - true):", "",
+            _table([extras.residuals], list(extras.residuals))]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class FigureSection:
+    """A figure a run may write, its heading, and the text read beside it."""
+
+    file: str
+    heading: str
+    notes: Callable[[dict[str, Any], ReportExtras], list[str]]
+
+
+# In the order report.md shows them; a figure not listed here gets a plain section.
+FIGURES = (
+    FigureSection("learning_curves.png", "Learning curves", _curve_notes),
+    FigureSection("cv_curves.png", "Cross-validation curves", _cv_curve_notes),
+    FigureSection("confusion_matrix.png", "Confusion matrix", _class_notes),
+    FigureSection("predictions.png", "Predictions against true values", _residual_notes),
+)
+
+
+def _title(file: str) -> str:
+    return Path(file).stem.replace("_", " ")
+
+
+def image(file: str) -> str:
+    """``![learning curves](learning_curves.png)``: a relative link, so the report works
+    wherever the run directory is copied."""
+    return f"![{_title(file)}]({file})"
+
+
+def _figures(results: dict[str, Any], files: list[str], extras: ReportExtras) -> list[str]:
+    known = {section.file: section for section in FIGURES}
+    other = [name for name in files if name.endswith(".png") and name not in known]
+    sections = [known[f.file] for f in FIGURES if f.file in files]
+    sections += [FigureSection(name, _title(name), _no_notes) for name in other]
+    lines: list[str] = []
+    for section in sections:
+        lines += [f"## {section.heading}", "", image(section.file), ""]
+        notes = section.notes(results, extras)
+        lines += [*notes, ""] if notes else []
+    return lines
+
+
+def _no_notes(results: dict[str, Any], extras: ReportExtras) -> list[str]:
+    return []
+
+
+def _history(history: list[dict[str, Any]]) -> list[str]:
+    """Every epoch's row; a long table is folded away so the report stays readable."""
+    if not history:
+        return []
+    keys = list(dict.fromkeys(k for row in history for k in row))
+    if all(r.get("phase") == "fit" for r in history):
+        keys.remove("phase")
+    table = [_table(history, keys), ""]
+    if len(history) <= HISTORY_ROWS_SHOWN:
+        return ["## Per-epoch history", "", *table]
+    summary = f"<details><summary>{len(history)} rows (metrics.csv holds them too)</summary>"
+    return ["## Per-epoch history", "", summary, "", *table, "</details>", ""]
+
+
 def render_report(
-    results: dict[str, Any], history: list[dict[str, Any]], model_summary: str, files: list[str]
+    results: dict[str, Any],
+    history: list[dict[str, Any]],
+    model_summary: str,
+    files: list[str],
+    extras: ReportExtras | None = None,
 ) -> str:
+    """report.md: setup, model, metrics and baselines, figures with their tables, history.
+
+    ``files`` are the run directory's files (figures still to be drawn included); each figure
+    among them is shown inline.
+    """
+    extras = extras or ReportExtras()
     status = results["status"]
     lines = [f"# {results['name']}", ""]
     if status != "completed":
@@ -144,11 +290,8 @@ def render_report(
             _table([results["validation"]], list(results["validation"])),
             "",
         ]
+    lines += _figures(results, files, extras)
     lines += _leaks(results)
-    if history:
-        keys = list(dict.fromkeys(k for row in history for k in row))
-        if all(r.get("phase") == "fit" for r in history):
-            keys.remove("phase")
-        lines += ["## Per-epoch history", "", _table(history, keys), ""]
+    lines += _history(history)
     lines += ["## Files", ""] + [f"- [{name}]({name})" for name in files] + [""]
     return "\n".join(lines)

@@ -9,12 +9,17 @@ second more.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 
 import numpy as np
 
+from dlrun.evaluation.aggregate import smooth
+from dlrun.reporting.curves import MARKERS_UP_TO
+from dlrun.reporting.curves import CurveMarks
+from dlrun.reporting.curves import shown_rows
 from dlrun.reporting.files import atomic_path
 
 if TYPE_CHECKING:
@@ -34,34 +39,84 @@ def _save(fig: Figure, target: Path) -> None:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
 
 
-def learning_curves(rows: list[dict[str, Any]], target: Path) -> None:
-    """One panel per quantity (loss and each metric), training vs validation, per epoch.
+def grid_shape(panels: int) -> tuple[int, int]:
+    """Rows and columns for ``panels`` panels: as square as possible, never wider than 3."""
+    columns = min(3, max(1, math.ceil(math.sqrt(panels))))
+    return math.ceil(panels / columns), columns
 
-    Shows the protocol's training (phase ``fit``), or the final retrain when that is all the
-    directory recorded (a K-fold run's top level).
+
+def curve_keys(rows: list[dict[str, Any]]) -> list[str]:
+    """One panel per quantity: the loss and each metric (their ``val_`` twins share it), and
+    the learning rate only when a scheduler changed it."""
+    keys = [k for k in rows[0] if k not in ("phase", "epoch", "lr") and not k.startswith("val_")]
+    if len({row.get("lr") for row in rows}) > 1:
+        keys.append("lr")
+    return keys
+
+
+def learning_curves(rows: list[dict[str, Any]], marks: CurveMarks, target: Path) -> None:
+    """A grid of panels, one per quantity, training and validation together in each.
+
+    The best epoch by the protocol's monitor is marked in every panel, and the epoch whose
+    weights early stopping restored when that differs. Up to ``MARKERS_UP_TO`` epochs each point
+    has a marker; a long validation curve is drawn faint under its exponential moving average
+    (``marks.smoothing``, as DLwP 3.6.4 smooths its 500-epoch validation MAE). One legend serves
+    every panel: in the grid's spare cell when it has one.
     """
-    fit_rows = [row for row in rows if row.get("phase", "fit") == "fit"] or rows
-    keys = [
-        k for k in fit_rows[0] if k not in ("phase", "epoch", "lr") and not k.startswith("val_")
-    ]
-    fig = _figure(5 * len(keys), 3.6)
-    axes = fig.subplots(1, len(keys), squeeze=False)
-    epochs = [row["epoch"] for row in fit_rows]
-    for ax, key in zip(axes[0], keys, strict=True):
-        ax.plot(epochs, [row[key] for row in fit_rows], "o-", ms=3, label=f"training {key}")
-        if f"val_{key}" in fit_rows[0]:
-            ax.plot(
-                epochs,
-                [row[f"val_{key}"] for row in fit_rows],
-                "s-",
-                ms=3,
-                label=f"validation {key}",
-            )
+    shown = shown_rows(rows)
+    keys = curve_keys(shown)
+    epochs = [row["epoch"] for row in shown]
+    n_rows, n_columns = grid_shape(len(keys))
+    fig = _figure(5.2 * n_columns, 3.6 * n_rows)
+    axes = fig.subplots(n_rows, n_columns, squeeze=False).flatten()
+    style = {"marker": "o", "ms": 3} if len(epochs) <= MARKERS_UP_TO else {}
+    for ax, key in zip(axes, keys, strict=False):
+        training = [row.get(key, np.nan) for row in shown]
+        ax.plot(epochs, training, "-", color="C0", label="training", **style)
+        if f"val_{key}" in shown[0]:
+            validation = [row.get(f"val_{key}", np.nan) for row in shown]
+            _validation_curve(ax, epochs, validation, marks, style)
+        _mark_epochs(ax, key, marks)
         ax.set_xlabel("epoch")
-        ax.set_title(key)
+        ax.set_title("learning rate" if key == "lr" else key)
+        if key == "lr":
+            ax.set_yscale("log")
         ax.grid(alpha=0.3)
-        ax.legend()
+    spare = axes[len(keys) :]
+    for ax in spare:
+        ax.axis("off")
+    handles, labels = axes[0].get_legend_handles_labels()
+    (spare[0] if len(spare) else axes[0]).legend(
+        handles, labels, loc="center" if len(spare) else "best", fontsize=9 if len(spare) else 8
+    )
+    fig.tight_layout()
     _save(fig, target)
+
+
+def _validation_curve(ax: Any, epochs: list[int], values: list[float], marks: CurveMarks,
+                      style: dict[str, Any]) -> None:  # fmt: skip
+    """The raw validation curve, or for a long one the raw curve faint under its EMA."""
+    if not marks.smoothing:
+        ax.plot(epochs, values, "-", color="C1", label="validation", **style)
+        return
+    ax.plot(epochs, values, "-", color="C1", lw=0.8, alpha=0.45, label="validation")
+    skip = marks.skip_first
+    ax.plot(epochs[skip:], smooth(values[skip:], marks.smoothing), "-", color="C1", lw=2,
+            label=f"validation, EMA {marks.smoothing:g}")  # fmt: skip
+
+
+def _mark_epochs(ax: Any, key: str, marks: CurveMarks) -> None:
+    """A dotted line at the best epoch (a star on the monitored curve), and a dash-dotted one at
+    the restored epoch when early stopping restored a different one."""
+    if marks.best_epoch is not None and marks.monitor is not None:
+        restored = ", weights restored" if marks.restored_epoch == marks.best_epoch else ""
+        label = f"best {marks.monitor} {marks.best_value:.4g}: epoch {marks.best_epoch}{restored}"
+        ax.axvline(marks.best_epoch, color="k", ls=":", lw=1, label=label)
+        if marks.monitor in (key, f"val_{key}"):
+            ax.plot([marks.best_epoch], [marks.best_value], "*", color="k", ms=10)
+    if marks.restored_epoch is not None and marks.restored_epoch != marks.best_epoch:
+        ax.axvline(marks.restored_epoch, color="tab:red", ls="-.", lw=1,
+                   label=f"weights restored: epoch {marks.restored_epoch}")  # fmt: skip
 
 
 def confusion_matrix_plot(matrix: np.ndarray, labels: list[str], title: str, target: Path) -> None:
@@ -134,4 +189,26 @@ def compare_curves(runs: dict[str, list[dict[str, Any]]], keys: list[str], targe
         ax.set_title(key)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
+    _save(fig, target)
+
+
+def optimization_history(
+    points: list[tuple[int, float]], maximize: bool, objective: str, target: Path
+) -> None:
+    """A sweep's objective per trial and the best so far; ``points`` are (trial, value) with
+    the trial numbered as its ``trial-NNNN`` folder."""
+    trials = [trial for trial, _ in points]
+    values = [value for _, value in points]
+    best = list(np.maximum.accumulate(values) if maximize else np.minimum.accumulate(values))
+    fig = _figure(6.4, 4.0)
+    ax = fig.subplots()
+    ax.plot(trials, values, "o", ms=5, alpha=0.7, label=objective)
+    ax.step(trials, best, where="post", color="C3", label="best so far")
+    ax.set_xlabel("trial (its trial-NNNN folder)")
+    ax.set_ylabel(objective)
+    ax.set_title(f"Optimization history ({'higher' if maximize else 'lower'} is better)")
+    if len(trials) <= 20:
+        ax.set_xticks(trials)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     _save(fig, target)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn
@@ -12,6 +13,7 @@ from rich.progress import TaskID
 from rich.progress import TextColumn
 from rich.progress import TimeElapsedColumn
 
+from dlrun.reporting.markdown import sizes_text
 from dlrun.tasks.base import mean_loss
 from dlrun.training.callbacks import Callback
 from dlrun.training.state import TrainState
@@ -21,6 +23,20 @@ REFRESH_SECONDS = 0.25
 
 def format_logs(logs: dict[str, float]) -> str:
     return "  ".join(f"{key} {value:.4g}" for key, value in logs.items())
+
+
+def start_line(
+    name: str, run_dir: Path, device: str, params: int, sizes: dict[str, int], resume: bool
+) -> str:
+    """What a run is about to do, in one line: where it writes, on what, how big, on what data.
+
+    Example:
+        >>> start_line("quickstart", Path("runs/q"), "cpu", 8970,
+        ...            {"train": 1149, "validation": 288, "test": 360}, resume=False)
+        'training quickstart in runs/q on cpu: 8,970 parameters; train 1,149, validation 288, test 360'
+    """
+    verb = "resuming" if resume else "training"
+    return f"{verb} {name} in {run_dir} on {device}: {params:,} parameters; {sizes_text(sizes)}"
 
 
 class ProgressReporter(Callback):
@@ -33,6 +49,12 @@ class ProgressReporter(Callback):
         self.label = label
         self.progress: Progress | None = None
         self.task: TaskID | None = None
+
+    def announce(self, line: str) -> None:
+        """Print ``line`` before any progress (the run's start line); nothing in mode none,
+        which asks for a silent run."""
+        if self.mode != "none":
+            self.console.print(line, highlight=False, markup=False, soft_wrap=True)
 
     def on_fit_start(self, state: TrainState) -> None:
         if self.mode == "bar":

@@ -14,12 +14,19 @@ from optuna.trial import TrialState
 
 from dlrun.config.load import resolved_yaml
 from dlrun.config.schema import ExperimentConfig
+from dlrun.reporting import plots
 from dlrun.reporting.files import atomic_path
 from dlrun.reporting.files import write_csv
 from dlrun.reporting.files import write_text
+from dlrun.reporting.markdown import image
+from dlrun.sweep.names import LEADERBOARD
+from dlrun.sweep.names import folder_number
 from dlrun.sweep.trials import decode
 from dlrun.sweep.trials import label
 from dlrun.sweep.trials import trial_config
+
+HISTORY_PNG = "optimization_history.png"
+IMPORTANCES_PNG = "param_importances.png"
 
 
 @dataclass(frozen=True)
@@ -53,16 +60,31 @@ def leaderboard(cfg: ExperimentConfig, study: optuna.Study) -> list[LeaderRow]:
 
     def row(trial: FrozenTrial, rank: int | None) -> LeaderRow:
         seconds = trial.duration.total_seconds() if trial.duration is not None else None
-        return LeaderRow(rank, trial.number + 1, trial.state.name.lower(), trial.value,
-                         trial.user_attrs.get("std"), _shown(cfg, trial.params, label),
-                         _shown(cfg, trial.params, decode), seconds,
-                         str(trial.user_attrs.get("run_dir", "")))  # fmt: skip
+        folder = str(trial.user_attrs.get("run_dir", ""))
+        return LeaderRow(rank, folder_number(folder, trial.number), trial.state.name.lower(),
+                         trial.value, trial.user_attrs.get("std"),
+                         _shown(cfg, trial.params, label), _shown(cfg, trial.params, decode),
+                         seconds, folder)  # fmt: skip
 
     return [row(t, i + 1) for i, t in enumerate(done)] + [row(t, None) for t in rest]
 
 
-def _fmt(value: Any) -> str:
+def fmt(value: Any) -> str:
+    """How a sweep shows a value: floats with 4 significant digits (``0.0003162``, ``0.9583``),
+    ``None`` as an empty cell, anything else as itself."""
+    if value is None:
+        return ""
     return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def leaderboard_cells(row: LeaderRow, names: list[str]) -> list[str]:
+    """One leaderboard row as the CLI, the live table and report.md show it."""
+    seconds = "" if row.seconds is None else f"{row.seconds:.1f}"
+    return [fmt(row.rank), str(row.trial), row.state, fmt(row.objective), fmt(row.std),
+            *(fmt(row.params.get(n, "")) for n in names), seconds]  # fmt: skip
+
+
+LEADERBOARD_COLUMNS = ("rank", "trial", "state", "objective", "std")  # then the parameters
 
 
 def write_sweep_files(
@@ -70,48 +92,68 @@ def write_sweep_files(
 ) -> list[LeaderRow]:
     rows = leaderboard(cfg, study)
     names = list(cfg.sweep.parameters) if cfg.sweep else []
-    write_csv(sweep_dir / "leaderboard.csv",
+    write_csv(sweep_dir / LEADERBOARD,
               ["rank", "trial", "state", "objective", "std", *names, "seconds", "run_dir"],
               [[r.rank or "", r.trial, r.state, "" if r.objective is None else r.objective,
                 "" if r.std is None else r.std,
-                *(_fmt(r.params.get(n, "")) for n in names),
+                *(fmt(r.params.get(n, "")) for n in names),
                 "" if r.seconds is None else round(r.seconds, 2), r.run_dir] for r in rows])  # fmt: skip
     best = next((r for r in rows if r.rank == 1), None)
     if best is not None:
         write_text(sweep_dir / "best_config.yaml", resolved_yaml(trial_config(cfg, best.values)))
-    plots = _plots(study, sweep_dir)
-    write_text(sweep_dir / "report.md", _report(cfg, study, rows, names, plots))
+    figures = _plots(cfg, study, rows, sweep_dir)
+    write_text(sweep_dir / "report.md", _report(cfg, study, rows, names, figures))
     return rows
 
 
-def _plots(study: optuna.Study, sweep_dir: Path) -> list[str]:
-    """Optimization history and parameter importances (when enough trials finished)."""
+def varying_parameters(study: optuna.Study) -> list[str]:
+    """Parameters that took more than one value among the complete trials."""
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    names = dict.fromkeys(name for t in complete for name in t.params)
+    return [n for n in names if len({repr(t.params.get(n)) for t in complete}) > 1]
+
+
+def _plots(cfg: ExperimentConfig, study: optuna.Study, rows: list[LeaderRow],
+           sweep_dir: Path) -> list[str]:  # fmt: skip
+    """The optimization history, numbered as the trial folders are, and the parameter
+    importances when at least two parameters varied (with one, it is 100% by definition)."""
+    assert cfg.sweep is not None
+    points = [
+        (r.trial, r.objective) for r in rows if r.state == "complete" and r.objective is not None
+    ]
+    if not points:
+        return []
+    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    objective = f"validation {cfg.sweep.objective.metric}"
+    plots.optimization_history(sorted(points), maximize, objective, sweep_dir / HISTORY_PNG)
+    if len(varying_parameters(study)) < 2:
+        return [HISTORY_PNG]
+    return [HISTORY_PNG, *_importances(study, sweep_dir)]
+
+
+def _importances(study: optuna.Study, sweep_dir: Path) -> list[str]:
+    """Optuna's importance plot (fANOVA on the complete trials), or nothing when it cannot be
+    computed (every trial scored the same)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
     from optuna.visualization import matplotlib as vis
 
-    written = []
-    complete = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
-    makers: dict[str, Callable[[optuna.Study], Any]] = {
-        "optimization_history.png": vis.plot_optimization_history
-    }
-    if len(complete) >= 2 and len(study.best_trial.params) >= 1:
-        makers["param_importances.png"] = vis.plot_param_importances
-    for name, make in makers.items():
-        try:
-            with warnings.catch_warnings():  # Optuna marks its matplotlib plots experimental
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                axes = make(study)
-        except (ValueError, RuntimeError, ZeroDivisionError):
-            continue  # e.g. importances when every trial scored the same
-        figure = axes.get_figure()
-        with atomic_path(sweep_dir / name) as tmp:
-            figure.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-        plt.close(figure)
-        written.append(name)
-    return written
+    try:
+        with warnings.catch_warnings():  # Optuna marks its matplotlib plots experimental
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            axes = vis.plot_param_importances(study)
+    except (ValueError, RuntimeError, ZeroDivisionError):
+        return []
+    figure = axes.get_figure()
+    if not isinstance(figure, Figure):
+        return []  # not drawn on a figure of its own: nothing to save
+    with atomic_path(sweep_dir / IMPORTANCES_PNG) as tmp:
+        figure.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    plt.close(figure)
+    return [IMPORTANCES_PNG]
 
 
 def _report(cfg: ExperimentConfig, study: optuna.Study, rows: list[LeaderRow], names: list[str],
@@ -126,14 +168,10 @@ def _report(cfg: ExperimentConfig, study: optuna.Study, rows: list[LeaderRow], n
              "- the test split is never used to choose", "",
              "| rank | trial | state | objective | std | " + " | ".join(names) + " | seconds |",
              "|" + "---|" * (6 + len(names))]  # fmt: skip
-    for r in rows:
-        cells = [r.rank or "", r.trial, r.state, "" if r.objective is None else _fmt(r.objective),
-                 "" if r.std is None else _fmt(r.std),
-                 *(_fmt(r.params.get(n, "")) for n in names), _fmt(r.seconds or "")]  # fmt: skip
-        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    lines += ["| " + " | ".join(leaderboard_cells(r, names)) + " |" for r in rows]
     lines += [
         "",
-        *(f"![{p}]({p})" for p in plots),
+        *(line for p in plots for line in (image(p), "")),
         "",
         "Best config: [best_config.yaml](best_config.yaml)",
         "",

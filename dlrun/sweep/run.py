@@ -5,13 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from rich.console import Console
+
 from dlrun.config.schema import ExperimentConfig
 from dlrun.errors import ConfigError
 from dlrun.errors import ConfigIssue
 from dlrun.errors import RunError
+from dlrun.sweep.names import JOURNAL
+from dlrun.sweep.progress import SweepProgress
 from dlrun.sweep.report import LeaderRow
 from dlrun.sweep.report import write_sweep_files
-from dlrun.sweep.study import JOURNAL
 from dlrun.sweep.study import enqueue_grid
 from dlrun.sweep.study import open_storage
 from dlrun.sweep.study import open_study
@@ -34,7 +37,10 @@ def run_sweep(
     storage: str | None = None,
     study_name: str | None = None,
     resume: bool = False,
+    console: Console | None = None,
 ) -> SweepResult:
+    """Run the sweep of ``cfg`` to its end; ``console`` shows its progress (a line per finished
+    trial, a live leaderboard on a terminal), none by default."""
     if cfg.sweep is None:
         raise ConfigError([ConfigIssue("sweep", "this config has no sweep section")])
     if workers < 1:
@@ -52,5 +58,6 @@ def run_sweep(
     requeued = requeue_stale(study)
     if cfg.sweep.method == "grid":
         enqueue_grid(study, cfg.sweep)
-    run_workers(cfg, sweep_dir, storage, name, workers)
+    with SweepProgress(cfg, study, console or Console(quiet=True)) as progress:
+        run_workers(cfg, sweep_dir, storage, name, workers, progress.poll)
     return SweepResult(sweep_dir, write_sweep_files(cfg, study, sweep_dir), requeued)

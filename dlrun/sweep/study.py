@@ -15,6 +15,7 @@ import multiprocessing
 import os
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import optuna
@@ -32,13 +33,14 @@ from dlrun.config.load import resolved_yaml
 from dlrun.config.schema import ExperimentConfig
 from dlrun.errors import DlrunError
 from dlrun.errors import Interrupted
+from dlrun.sweep.names import JOURNAL
 from dlrun.sweep.space import SweepConfig
 from dlrun.sweep.trials import direction
 from dlrun.sweep.trials import grid_points
 from dlrun.sweep.trials import run_trial
 
-JOURNAL = "journal.log"
 STALE_SECONDS = 600
+POLL_SECONDS = 1.0  # how often the main process reports the workers' finished trials
 GRID_FLAG = "grid_enqueued"
 
 
@@ -157,8 +159,15 @@ def _finished_or_running(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=states))
 
 
-def work(cfg: ExperimentConfig, study: optuna.Study, sweep_dir: Path) -> None:
-    """Pull trials until the queue (grid) or the budget (random, tpe) or the timeout runs out."""
+def work(
+    cfg: ExperimentConfig,
+    study: optuna.Study,
+    sweep_dir: Path,
+    on_trial_end: Callable[[], None] | None = None,
+) -> None:
+    """Pull trials until the queue (grid) or the budget (random, tpe) or the timeout runs out;
+    ``on_trial_end`` is called after each trial is told (the progress of an in-process sweep).
+    """
     sweep = cfg.sweep
     assert sweep is not None
     started = time.monotonic()
@@ -173,35 +182,45 @@ def work(cfg: ExperimentConfig, study: optuna.Study, sweep_dir: Path) -> None:
             value = run_trial(cfg, trial, sweep_dir)
         except optuna.TrialPruned:
             study.tell(trial, state=TrialState.PRUNED)
-            continue
         except (KeyboardInterrupt, Interrupted):  # Ctrl-C stops the sweep, not just a trial
             study.tell(trial, state=TrialState.FAIL)
             raise KeyboardInterrupt from None
         except DlrunError as exc:
             trial.set_user_attr("error", str(exc))
             study.tell(trial, state=TrialState.FAIL)
-            continue
-        study.tell(trial, value if value == value else None,
-                   state=TrialState.COMPLETE if value == value else TrialState.FAIL)  # fmt: skip
+        else:
+            study.tell(trial, value if value == value else None,
+                       state=TrialState.COMPLETE if value == value else TrialState.FAIL)  # fmt: skip
+        if on_trial_end is not None:
+            on_trial_end()
 
 
 def _worker_main(
-    config_yaml: str, sweep_dir: str, url: str | None, name: str, threads: int = 0
+    config_yaml: str,
+    sweep_dir: str,
+    url: str | None,
+    name: str,
+    threads: int = 0,
+    on_trial_end: Callable[[], None] | None = None,
 ) -> None:
     if threads:
         torch.set_num_threads(threads)  # workers share the cores instead of oversubscribing them
     cfg = config_from_text(config_yaml, "sweep config", [])
     study = open_study(cfg, open_storage(Path(sweep_dir), url), name)
     with contextlib.suppress(KeyboardInterrupt):
-        work(cfg, study, Path(sweep_dir))
+        work(cfg, study, Path(sweep_dir), on_trial_end)
 
 
 def run_workers(cfg: ExperimentConfig, sweep_dir: Path, url: str | None, name: str,
-                workers: int) -> None:  # fmt: skip
-    """Run ``workers`` processes (in this process when 1) until the sweep is done."""
+                workers: int, poll: Callable[[], None] = lambda: None) -> None:  # fmt: skip
+    """Run ``workers`` processes (in this process when 1) until the sweep is done.
+
+    ``poll`` reports progress: after each trial in this process, else every
+    ``POLL_SECONDS`` while the worker processes run.
+    """
     text = resolved_yaml(cfg)
     if workers == 1:
-        _worker_main(text, str(sweep_dir), url, name)
+        _worker_main(text, str(sweep_dir), url, name, on_trial_end=poll)
         return
     context = multiprocessing.get_context("spawn")
     threads = max(1, (os.cpu_count() or 1) // workers)
@@ -213,7 +232,10 @@ def run_workers(cfg: ExperimentConfig, sweep_dir: Path, url: str | None, name: s
         process.start()
     try:
         for process in processes:
-            process.join()
+            while process.is_alive():
+                process.join(timeout=POLL_SECONDS)
+                poll()
+        poll()
     except KeyboardInterrupt:
         for process in processes:
             process.join(timeout=30)

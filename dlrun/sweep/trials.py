@@ -32,6 +32,7 @@ from dlrun.errors import ConfigIssue
 from dlrun.evaluation.preflight import check_with_data
 from dlrun.evaluation.protocols import PROTOCOLS
 from dlrun.evaluation.runner import plan_protocol
+from dlrun.sweep.names import trial_folder
 from dlrun.sweep.space import ParameterSpace
 from dlrun.sweep.space import SweepConfig
 from dlrun.training.callbacks import Callback
@@ -229,7 +230,7 @@ def run_trial(cfg: ExperimentConfig, trial: optuna.Trial, sweep_dir: Path) -> fl
     config = trial_config(cfg, values)
     resume_dir = trial.user_attrs.get("resume_dir")
     resume = isinstance(resume_dir, str) and resumable(sweep_dir / resume_dir, config)
-    name = resume_dir if resume else f"trial-{trial.number + 1:04d}"
+    name = resume_dir if resume else trial_folder(trial.number)
     trial.set_user_attr("run_dir", name)  # set first, so a dead worker's trial can be resumed
     result = run_experiment(config, sweep_dir, Console(quiet=True), run_name=name,
                             extra_callbacks=[reporter], resume=resume)  # fmt: skip

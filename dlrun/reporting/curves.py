@@ -1,0 +1,99 @@
+"""What a learning-curve figure marks: the best epoch, the restored epoch and the smoothing.
+
+These are plain data computed once from the config and the recorded rows, so the figure
+(:func:`dlrun.reporting.plots.learning_curves`) and report.md state the same epochs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from typing import cast
+
+from dlrun.config.schema import ExperimentConfig
+from dlrun.evaluation.aggregate import best_epoch
+from dlrun.evaluation.protocols import PROTOCOLS
+from dlrun.training.callbacks import CALLBACKS
+from dlrun.training.callbacks import EarlyStopping
+from dlrun.training.metrics import higher_is_better
+from dlrun.training.state import TrainState
+
+MARKERS_UP_TO = 30  # epochs; above this a marker per point only hides the line
+LONG_CURVE = 50  # epochs; from here on a smoothed line is drawn over the raw one (DLwP 3.6.4)
+
+
+@dataclass(frozen=True)
+class CurveMarks:
+    """Epochs to mark on one directory's learning curves (``None``: nothing to mark).
+
+    Attributes:
+        monitor: the protocol's monitor (``val_loss`` by default) that picks the best epoch.
+        best_epoch: the epoch where ``monitor`` was best, as results.json reports it.
+        best_value: the monitor's value there.
+        restored_epoch: the epoch whose weights early stopping put back (``restore_best``).
+        smoothing: the EMA factor the validation curves are drawn with, as DLwP 3.6.4 smooths
+            its validation MAE: ``evaluation.curves.smoothing`` for curves of ``LONG_CURVE``
+            epochs or more, else 0 (raw only). Training curves, averages over a whole epoch,
+            are drawn raw.
+        skip_first: epochs left out of the smoothed line (``evaluation.curves.skip_first``):
+            the first epochs' large values would drag the average for many epochs after.
+        final: the rows are a final retrain's (a K-fold run's top directory): no validation.
+    """
+
+    monitor: str | None = None
+    best_epoch: int | None = None
+    best_value: float | None = None
+    restored_epoch: int | None = None
+    smoothing: float = 0.0
+    skip_first: int = 0
+    final: bool = False
+
+
+def shown_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The protocol's training (phase ``fit``), or the final retrain when that is all there is
+    (a K-fold run's top directory)."""
+    return [row for row in rows if row.get("phase", "fit") == "fit"] or rows
+
+
+def curve_marks(cfg: ExperimentConfig, rows: list[dict[str, Any]]) -> CurveMarks:
+    """The marks for ``rows`` (one directory's metrics rows) trained under ``cfg``."""
+    shown = shown_rows(rows)
+    final = any(row.get("phase", "fit") != "fit" for row in shown)
+    curves = PROTOCOLS.get(cfg.evaluation.protocol)(cfg.evaluation).curves
+    validated = bool(shown) and any(key.startswith("val_") for key in shown[0])
+    long = validated and len(shown) >= LONG_CURVE
+    smoothing, skip = (float(curves.smoothing), curves.skip_first) if long else (0.0, 0)
+    skip = skip if skip < len(shown) else 0
+    monitor = cfg.evaluation.monitor
+    if not shown or any(monitor not in row for row in shown):
+        return CurveMarks(smoothing=smoothing, skip_first=skip, final=final)
+    index, value = best_epoch([float(r[monitor]) for r in shown], higher_is_better(monitor))
+    best = None if index is None else int(shown[index - 1]["epoch"])
+    restored = None if final else restored_epoch(cfg, shown)  # a final retrain has no callbacks
+    return CurveMarks(monitor, best, value, restored, smoothing, skip, final)
+
+
+def restored_epoch(cfg: ExperimentConfig, rows: list[dict[str, Any]]) -> int | None:
+    """The epoch whose weights an ``early_stopping`` callback with ``restore_best`` put back.
+
+    The configured callback is replayed on the recorded rows instead of restating its rules
+    here: its own ``on_epoch_end`` decides the best epoch (``min_delta`` included) and whether
+    it stopped the fit, which ``restore_if: stopped`` depends on.
+    """
+    for entry in cfg.train.callbacks:
+        name, config = entry.selected()
+        callback = CALLBACKS.get(name)(config)
+        if not isinstance(callback, EarlyStopping) or not callback.config.restore_best:
+            continue
+        if any(callback.config.monitor not in row for row in rows):
+            return None
+        replay = EarlyStopping(callback.config.model_copy(update={"restore_best": False}))
+        # the replay keeps no weights, so it needs no task
+        state = TrainState(task=cast(Any, None), epochs=len(rows), batches_per_epoch=0)
+        replay.on_fit_start(state)
+        for row in rows:
+            state.epoch = int(row["epoch"])
+            replay.on_epoch_end(state, row)
+        wanted = replay.stopped or callback.config.restore_if == "always"
+        return replay.best_epoch if wanted and replay.best_epoch else None
+    return None

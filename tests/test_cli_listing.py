@@ -1,0 +1,82 @@
+"""Small things users notice: ``--version``, ``runs list`` (dates, sweeps, whole names when
+piped) and ``validate`` printing each total once."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from dlrun import __version__
+from dlrun.cli import app
+from dlrun.config.load import config_from_data
+from dlrun.config.resume import resume_changes
+from tests.conftest import REPO
+from tests.conftest import tiny_config
+
+runner = CliRunner()
+LONG_NAME = "a_really_long_experiment_name_that_a_narrow_table_would_cut-20261130-101500"
+
+
+def test_version() -> None:
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output == f"dlrun {__version__}\n"
+
+
+def _fake_run(path: Path, started: str, status: str, accuracy: float) -> None:
+    path.mkdir(parents=True)
+    (path / "config.yaml").write_text("name: x\n")
+    (path / "status.json").write_text(json.dumps({"status": status}))
+    (path / "env.json").write_text(json.dumps({"started": started}))
+    results = {"task": "multiclass",
+               "evaluation": {"split": "test", "metrics": {"loss": 0.3, "accuracy": accuracy}}}  # fmt: skip
+    (path / "results.json").write_text(json.dumps(results))
+
+
+def test_runs_list_shows_dates_and_sweeps_and_whole_names_when_piped(tmp_path: Path) -> None:
+    _fake_run(tmp_path / LONG_NAME, "2026-11-30T10:15:00.123", "completed", 0.975)
+    sweep = tmp_path / "spirals_search"
+    _fake_run(sweep / "trial-0001", "2026-11-29T08:01:02", "completed", 0.8)
+    _fake_run(sweep / "trial-0002", "2026-11-29T08:03:00", "completed", 0.9)
+    (sweep / "leaderboard.csv").write_text(
+        "rank,trial,state,objective\n1,2,complete,0.8912345\n2,1,complete,0.85\n"
+    )
+    (tmp_path / "not_a_run").mkdir()
+    result = runner.invoke(app, ["runs", "list", str(tmp_path)])  # not a terminal: plain rows
+    assert result.exit_code == 0, result.output
+    header, *rows = result.output.splitlines()
+    assert header.split() == ["run", "date", "status", "task", "metric", "value"]
+    assert rows[0].split() == [LONG_NAME, "2026-11-30", "10:15", "completed", "multiclass",
+                               "test", "accuracy", "0.9750"]  # fmt: skip
+    assert rows[1].split() == ["spirals_search", "2026-11-29", "08:01", "sweep", "multiclass",
+                               "best", "objective", "(2", "trials)", "0.8912"]  # fmt: skip
+    assert len(rows) == 2  # the empty folder is neither a run nor a sweep
+
+
+def test_runs_list_through_a_real_pipe_keeps_long_names(tmp_path: Path) -> None:
+    _fake_run(tmp_path / LONG_NAME, "2026-11-30T10:15:00", "running", 0.5)
+    done = subprocess.run([sys.executable, "-m", "dlrun", "runs", "list", str(tmp_path)],
+                          capture_output=True, text=True, cwd=REPO, check=False,
+                          env={"COLUMNS": "40", "PATH": ""})  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[1].split()[:4] == [LONG_NAME, "2026-11-30", "10:15",
+                                                       "incomplete"]  # fmt: skip
+
+
+def test_validate_prints_each_total_once() -> None:
+    result = runner.invoke(app, ["validate", str(REPO / "configs/quickstart.yaml")])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("Total params") == 1
+    assert result.output.count("8,970") == 2  # the total and the trainable count, once each
+    assert "Total params: 8,970 (trainable 8,970)" in result.output
+    assert "input (None, 64)" in result.output
+
+
+def test_resume_changes_name_each_changed_key() -> None:
+    saved = config_from_data(tiny_config())
+    longer = config_from_data(tiny_config(train={**tiny_config()["train"], "epochs": 9}))
+    assert [str(c) for c in resume_changes(saved, longer)] == ["train.epochs 3 -> 9"]
+    assert resume_changes(saved, saved) == []
