@@ -16,7 +16,13 @@ import dlrun.data.synthetic
 import dlrun.data.tables
 import dlrun.data.text
 import dlrun.data.word_sequences
+import dlrun.models.convolution
+import dlrun.models.embedding
 import dlrun.models.layers
+import dlrun.models.pooling
+import dlrun.models.recurrent
+import dlrun.models.regularization
+import dlrun.models.wrappers
 import dlrun.preprocess.categorical
 import dlrun.preprocess.steps
 import dlrun.tasks.classic

@@ -38,6 +38,7 @@ from dlrun.training.metrics import MetricKind
 from dlrun.training.optimizers import OPTIMIZERS
 from dlrun.training.state import TrainState
 from tests.conftest import tiny_config
+from tests.test_layers_contract import LAYER_CASES
 
 LOSS_EXAMPLES: dict[str, dict[str, Any]] = {
     "binary_crossentropy": {}, "categorical_crossentropy": {},
@@ -107,7 +108,7 @@ DATASET_EXAMPLES: dict[str, dict[str, Any]] = {
 REGISTRIES: dict[str, tuple[Any, dict[str, Any]]] = {
     "loss": (LOSSES, LOSS_EXAMPLES), "optimizer": (OPTIMIZERS, OPTIMIZER_EXAMPLES),
     "callback": (CALLBACKS, CALLBACK_EXAMPLES), "protocol": (PROTOCOLS, PROTOCOL_EXAMPLES),
-    "step": (STEPS, STEP_EXAMPLES), "layer": (LAYERS, LAYER_EXAMPLES), "task": (TASKS, TASK_EXAMPLES),
+    "step": (STEPS, STEP_EXAMPLES), "layer": (LAYERS, {**LAYER_EXAMPLES, **LAYER_CASES}), "task": (TASKS, TASK_EXAMPLES),
     "dataset": (DATASETS, DATASET_EXAMPLES), "metric": (METRICS, {name: {} for name in METRICS.names()}),
 }  # fmt: skip
 

@@ -18,6 +18,7 @@ from dlrun.models.layers import BuiltLayer
 from dlrun.models.layers import Layer
 from dlrun.models.layers import RegularizerConfig
 from dlrun.models.layers import Shape
+from dlrun.models.masking import sequential
 from dlrun.models.size import largest
 from dlrun.models.size import too_big
 from dlrun.models.size import weight_bytes
@@ -152,7 +153,7 @@ def build_model(
         params = trainable + built.non_trainable_params
         rows.append(SummaryRow(label, layer.keras_name, built.output_shape, params, trainable))
         shape = built.output_shape
-    network = nn.Sequential(*modules)
+    network = sequential(modules, [layer.carries_mask for _, layer in layers])
     return BuiltModel(network, tuple(input_shape), shape, fuse, rows, penalties, layers)
 
 

@@ -54,6 +54,8 @@ for _name, _args in {
 
 INITIALIZERS.register("zeros")(nn.init.zeros_)
 INITIALIZERS.register("ones")(nn.init.ones_)
-INITIALIZERS.register("random_normal")(lambda t: nn.init.normal_(t, 0.0, 0.05))
-INITIALIZERS.register("random_uniform")(lambda t: nn.init.uniform_(t, -0.05, 0.05))
+for _alias in ("random_normal", "normal"):  # Keras accepts both names
+    INITIALIZERS.register(_alias)(lambda t: nn.init.normal_(t, 0.0, 0.05))
+for _alias in ("random_uniform", "uniform"):  # "uniform": the Embedding default
+    INITIALIZERS.register(_alias)(lambda t: nn.init.uniform_(t, -0.05, 0.05))
 INITIALIZERS.register("orthogonal")(nn.init.orthogonal_)

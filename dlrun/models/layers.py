@@ -75,6 +75,11 @@ class Layer(ABC):
     passes_activation_through: ClassVar[bool] = False
     # Can be the first layer on sparse multi-hot rows (a CSR batch); dense only, so far.
     reads_sparse: ClassVar[bool] = False
+    # Reads integer ids (token indices), not float features: an embedding.
+    reads_integers: ClassVar[bool] = False
+    # Hands a sequence mask (embedding mask_zero) on to the next layer, as Keras's
+    # ``supports_masking`` layers do; see dlrun/models/masking.py.
+    carries_mask: ClassVar[bool] = False
 
     def __init__(self, config: StrictModel) -> None:
         self.config = config
@@ -147,6 +152,7 @@ class _DenseModule(nn.Module):
 class Dense(Layer):
     keras_name = "Dense"
     reads_sparse = True
+    carries_mask = True
 
     class Config(StrictModel):
         positional: ClassVar[str] = "units"
@@ -199,6 +205,7 @@ class Dense(Layer):
 class Dropout(Layer):
     keras_name = "Dropout"
     passes_activation_through = True
+    carries_mask = True
 
     class Config(StrictModel):
         positional: ClassVar[str] = "rate"
@@ -253,6 +260,7 @@ class BatchNorm(Layer):
 @LAYERS.register("activation")
 class Activation(Layer):
     keras_name = "Activation"
+    carries_mask = True
 
     class Config(StrictModel):
         positional: ClassVar[str] = "activation"
@@ -266,6 +274,27 @@ class Activation(Layer):
     def build(self, input_shape: Shape, keras_init: bool, strip_activation: bool) -> BuiltLayer:
         act = None if strip_activation else make_activation(self.config.activation)
         return BuiltLayer(act or nn.Identity(), input_shape)
+
+    def stacked_forward(self, module: nn.Module, prefix: str) -> StackedForward:
+        return elementwise_stacked(module, prefix)
+
+
+@LAYERS.register("leaky_relu")
+class LeakyReLU(Layer):
+    """``max(x, negative_slope * x)``; Keras's layer default slope is 0.3 (the ``leaky_relu``
+    activation function's is 0.2)."""
+
+    keras_name = "LeakyReLU"
+    carries_mask = True
+
+    class Config(StrictModel):
+        positional: ClassVar[str] = "negative_slope"
+        negative_slope: Number = Field(default=0.3, ge=0)
+
+    config: Config
+
+    def build(self, input_shape: Shape, keras_init: bool, strip_activation: bool) -> BuiltLayer:
+        return BuiltLayer(nn.LeakyReLU(self.config.negative_slope), input_shape)
 
     def stacked_forward(self, module: nn.Module, prefix: str) -> StackedForward:
         return elementwise_stacked(module, prefix)
@@ -308,3 +337,34 @@ class Reshape(Layer):
         if math.prod(shape) != math.prod(input_shape):
             raise ValueError(f"cannot reshape {list(input_shape)} into {list(shape)}")
         return BuiltLayer(_Reshape(shape), shape)
+
+
+class _RepeatVector(nn.Module):
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.n = n
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.unsqueeze(-2).expand(*x.shape[:-1], self.n, x.shape[-1])
+
+
+@LAYERS.register("repeat_vector")
+class RepeatVector(Layer):
+    """``(features,)`` to ``(n, features)``: one vector fed to every step of a recurrent
+    decoder (DLwP's sequence-to-sequence models)."""
+
+    keras_name = "RepeatVector"
+
+    class Config(StrictModel):
+        positional: ClassVar[str] = "n"
+        n: PositiveInt
+
+    config: Config
+
+    def build(self, input_shape: Shape, keras_init: bool, strip_activation: bool) -> BuiltLayer:
+        if len(input_shape) != 1:
+            raise ValueError(f"reads one vector per sample, got {list(input_shape)}")
+        return BuiltLayer(_RepeatVector(self.config.n), (self.config.n, input_shape[0]))
+
+    def stacked_forward(self, module: nn.Module, prefix: str) -> StackedForward:
+        return elementwise_stacked(module, prefix)
