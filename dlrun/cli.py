@@ -246,6 +246,24 @@ def validate(
 
 
 @app.command()
+@user_errors
+def augment(
+    config: Path = typer.Argument(..., help="experiment YAML file with data.augment"),
+    overrides: list[str] = typer.Argument(None, help="dotted overrides"),
+    output: Path = typer.Option(Path("augment.png"), "--output", "-o", help="PNG to write"),
+    count: int = typer.Option(4, "--count", "-n", min=1, help="training images (rows)"),
+    variants: int = typer.Option(4, "--variants", min=1, help="augmented copies of each"),
+) -> None:
+    """Draw the first training images beside augmented copies (DLwP figure 5.11)."""
+    from dlrun.config.load import load_config
+    from dlrun.reporting.augment_grid import write_augment_grid
+
+    cfg = load_config(config, overrides or [])
+    width, height = write_augment_grid(cfg, output, count, variants)
+    print(f"{output} ({width}x{height} pixels)")
+
+
+@app.command()
 def schema() -> None:
     """Print the JSON Schema of the config file format (for editor completion)."""
     from dlrun.config.schema import json_schema

@@ -24,7 +24,9 @@ import dlrun.models.recurrent
 import dlrun.models.regularization
 import dlrun.models.wrappers
 import dlrun.preprocess.categorical
+import dlrun.preprocess.sequences
 import dlrun.preprocess.steps
+import dlrun.preprocess.tokenizer
 import dlrun.tasks.classic
 import dlrun.training.callbacks
 import dlrun.training.losses

@@ -76,6 +76,9 @@ STEP_EXAMPLES: dict[str, tuple[dict[str, Any], np.ndarray]] = {
         {"columns": [1], "categories": [["f", "m"]]},
         np.array([[1.0, 0.0], [3.0, 1.0], [2.0, -1.0]]),
     ),
+    "tokenize": ({"num_words": 4, "oov_token": "?"}, np.array(["a b", "b c d", ""], dtype=object)),
+    "pad_sequences": ({"padding": "post"}, np.array([[1, 3], [4], []], dtype=object)),
+    "reverse": ({}, np.array([[1, 3], [4]], dtype=object)),
 }
 LAYER_EXAMPLES: dict[str, dict[str, Any]] = {
     "dense": {"units": 5, "activation": "relu", "kernel_regularizer": "l2"},
@@ -103,6 +106,7 @@ DATASET_EXAMPLES: dict[str, dict[str, Any]] = {
     "image_folder": {"path": "{tmp}/images", "target_size": [8, 8]},
     "boston_housing": {}, "cifar10": {}, "cifar100": {}, "fashion_mnist": {}, "heart": {}, "imdb": {},
     "jena_climate": {}, "mnist": {}, "nietzsche": {}, "pima": {}, "reuters": {},
+    "char_text": {"path": "{tmp}/table.csv", "maxlen": 10},
 }  # fmt: skip
 
 REGISTRIES: dict[str, tuple[Any, dict[str, Any]]] = {
@@ -257,8 +261,13 @@ def test_protocol_contract_folds_are_disjoint_and_in_range(name: str) -> None:
 
 
 def _values(out: np.ndarray) -> np.ndarray:
-    """A step's output as plain values (sparse multi-hot rows as their 0/1 matrix)."""
-    return out.dense() if isinstance(out, IndexRows) else out
+    """A step's output as plain values (sparse multi-hot rows as their 0/1 matrix; ragged
+    sequences as every row's values, then the row lengths)."""
+    if isinstance(out, IndexRows):
+        return out.dense()
+    if out.dtype == object:
+        return np.concatenate([*(np.asarray(r).ravel() for r in out), [len(r) for r in out]])
+    return out
 
 
 @pytest.mark.parametrize("name", sorted(STEP_EXAMPLES))

@@ -55,6 +55,11 @@ def test_every_shipped_config_validates(path: Path) -> None:
         ("dlwp/ch4_imdb_bigger.yaml", 5_383_681),
         ("dlwp/ch3_reuters.yaml", 647_214),
         ("dlwp/ch3_reuters_bottleneck.yaml", 640_554),
+        ("dlwp/ch5_dogs_cats_augmented.yaml", 3_453_121),
+        ("dlwp/ch6_jena_dense.yaml", 107_585),
+        ("dlwp/ch6_jena_gru.yaml", 4_545),
+        ("dlwp/ch6_imdb_embedding.yaml", 80_161),
+        ("dlwp/ch6_imdb_simple_rnn.yaml", 322_113),
     ],
 )
 def test_parameter_counts_equal_keras(

@@ -27,6 +27,7 @@ from dlrun.data.download import Resource
 from dlrun.errors import DataError
 from dlrun.errors import DlrunError
 from dlrun.guards import is_training
+from dlrun.preprocess.augment import AugmentConfig
 from dlrun.registry import Registry
 
 
@@ -191,6 +192,11 @@ class DatasetConfig(StrictModel):
     )
     workers: int = Field(
         default=2, ge=0, description="DataLoader worker processes when the data is streamed"
+    )
+    augment: AugmentConfig | None = Field(
+        default=None,
+        description="random image transforms for training batches only (Keras "
+        "ImageDataGenerator arguments); never applied to validation or test data",
     )
 
 

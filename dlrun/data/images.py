@@ -5,12 +5,19 @@
 ``load_img`` default). A root holding ``train/``, ``validation/`` and ``test/`` keeps that split:
 validation images come first in the training part, so ``evaluation.validation.first`` set to
 their count reproduces it exactly, and ``test/`` becomes the sealed test split.
+
+Images are uint8 ``(height, width, channels)`` and stay uint8 in memory: a ``rescale`` step
+runs on the device, per batch. With ``data.in_memory: false`` nothing is decoded up front: the
+images are :class:`ImageFiles` (paths) that DataLoader workers decode a batch at a time, so
+the 25,000 Dogs-vs-Cats pictures never sit in memory together.
 """
 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 from typing import Literal
 
 import numpy as np
@@ -50,19 +57,62 @@ def class_dirs(root: Path) -> list[Path]:
     return dirs
 
 
-def read_split(root: Path, classes: list[str], size: tuple[int, int], mode: str) -> Arrays:
-    images, labels = [], []
+class ImageFiles(np.ndarray):
+    """Images not yet decoded: one path per row (an object array that splits and subsets like
+    any per-sample array), with the size and colour mode every row decodes to."""
+
+    image_size: tuple[int, int]
+    color_mode: str
+
+    def __new__(cls, paths: Sequence[str], size: tuple[int, int], mode: str) -> ImageFiles:
+        array = np.empty(len(paths), dtype=object)
+        array[:] = list(paths)
+        out = array.view(cls)
+        out.image_size, out.color_mode = size, mode
+        return out
+
+    def __array_finalize__(self, obj: Any) -> None:
+        self.image_size = getattr(obj, "image_size", (0, 0))
+        self.color_mode = getattr(obj, "color_mode", "RGB")
+
+    def __reduce__(self) -> tuple[Any, ...]:  # keep size and mode when sent to a worker
+        return (ImageFiles, (list(self), self.image_size, self.color_mode))
+
+    def decode(self) -> np.ndarray:
+        """These rows as uint8 ``(rows, height, width, channels)``."""
+        size, mode = self.image_size, self.color_mode
+        if not len(self):
+            return np.empty((0, *size, 3 if mode == "RGB" else 1), dtype=np.uint8)
+        return np.stack([read_image(Path(path), size, mode) for path in self])
+
+
+def decoded(arrays: Arrays) -> Arrays:
+    """``arrays`` with any :class:`ImageFiles` decoded (only the rows it holds)."""
+    lazy = {k: v.decode() for k, v in arrays.fields.items() if isinstance(v, ImageFiles)}
+    return arrays.replace(**lazy) if lazy else arrays
+
+
+def list_split(root: Path, classes: list[str]) -> tuple[list[str], list[int]]:
+    """Every image file under ``root/<class>/`` (sorted) and its class number."""
+    files, labels = [], []
     for label, name in enumerate(classes):
         folder = root / name
         if not folder.is_dir():
             raise DataError(f"{root} lacks the class directory {name}/ (classes: {classes})")
         for file in sorted(folder.iterdir()):
             if file.suffix.lower() in IMAGE_SUFFIXES:
-                images.append(read_image(file, size, mode))
+                files.append(str(file))
                 labels.append(label)
-    if not images:
+    if not files:
         raise DataError(f"no images ({', '.join(IMAGE_SUFFIXES)}) under {root}")
-    return Arrays(np.stack(images), np.array(labels, dtype=np.int64))
+    return files, labels
+
+
+def image_arrays(files: list[str], labels: list[int], size: tuple[int, int], mode: str,
+                 lazy: bool) -> Arrays:  # fmt: skip
+    """The images (decoded now, or :class:`ImageFiles` when ``lazy``) and their labels."""
+    images = ImageFiles(files, size, mode)
+    return Arrays(images if lazy else images.decode(), np.array(labels, dtype=np.int64))
 
 
 @DATASETS.register("image_folder")
@@ -90,23 +140,23 @@ class ImageFolder(DataSource):
             raise DataError(f"image_folder: {c.path} is not a directory")
         size = (c.target_size[0], c.target_size[1])
         mode = "RGB" if c.color == "rgb" else "L"
+        lazy = c.in_memory is False
         if (root / "train").is_dir():
             classes = [d.name for d in class_dirs(root / "train")]
-            parts = [read_split(root / s, classes, size, mode)
+            parts = [list_split(root / s, classes)
                      for s in ("validation", "train") if (root / s).is_dir()]  # fmt: skip
-            train = Arrays(
-                np.concatenate([p.x for p in parts]), np.concatenate([p.y for p in parts])
-            )
+            files = [f for part in parts for f in part[0]]
+            train = image_arrays(files, [n for part in parts for n in part[1]], size, mode, lazy)
             test = (
-                read_split(root / "test", classes, size, mode)
+                image_arrays(*list_split(root / "test", classes), size, mode, lazy)
                 if (root / "test").is_dir()
                 else None
             )
-            n_val = len(parts[0]) if len(parts) == 2 else 0
+            n_val = len(parts[0][0]) if len(parts) == 2 else 0
             layout = f"train/validation/test folders ({n_val} validation images first)"
         else:
             classes = [d.name for d in class_dirs(root)]
-            everything = read_split(root, classes, size, mode)
+            everything = image_arrays(*list_split(root, classes), size, mode, lazy)
             train, test = split_off_test(everything.x, everything.y, c, context)
             layout = "one folder per class"
         description = (f"image_folder {root}: {len(classes)} classes, {len(train)} train / "

@@ -14,6 +14,7 @@ from typing import Literal
 
 import numpy as np
 from pydantic import Field
+from pydantic import model_validator
 
 from dlrun.config.base import FilePath
 from dlrun.data.base import DATASETS
@@ -26,6 +27,8 @@ from dlrun.data.download import Resource
 from dlrun.data.files import CsvConfig
 from dlrun.data.files import CsvSource
 from dlrun.data.locate import locate
+from dlrun.data.windows import WindowConfig
+from dlrun.data.windows import windowed
 from dlrun.errors import DataError
 
 PIMA_FEATURES = ["Pregnancies", "Glucose", "BloodPressure", "SkinThickness", "Insulin", "BMI",
@@ -122,10 +125,12 @@ class _BinarizedCsv(CsvSource):
 
 @DATASETS.register("jena_climate")
 class JenaClimate(DataSource):
-    """Jena weather station 2009-2016: 14 quantities every 10 minutes, 420,451 rows (DLwP 6.3).
+    """Jena weather station 2009-2016: 14 quantities every 10 minutes, 420,551 rows (DLwP 6.3).
 
     Rows stay in time order; the target is one column (temperature by default) and the features
-    are all 14 (or the listed ones). Use it with ``evaluation.protocol: time_split``.
+    are all 14 (or the listed ones). Use it with ``evaluation.protocol: time_split``. With
+    ``windows:`` each sample is a window of past rows and the target a later row's value, as
+    DLwP's generator (L6.33) draws them (:mod:`dlrun.data.windows`).
     """
 
     class Config(SplitConfig):
@@ -133,6 +138,17 @@ class JenaClimate(DataSource):
         target: str = "T (degC)"
         features: list[str] | None = None
         test_fraction: float = Field(default=0.0, ge=0, lt=1)
+        windows: WindowConfig | None = Field(
+            default=None, description="cut windows of past rows (lookback, step, delay)"
+        )
+
+        @model_validator(mode="after")
+        def _test_range_from_time_split(self) -> JenaClimate.Config:
+            if self.windows is not None and self.test_fraction:
+                raise ValueError(
+                    "windows take their test range from time_split.test; set test_fraction: 0"
+                )
+            return self
 
     config: Config
     resources = (
@@ -149,6 +165,16 @@ class JenaClimate(DataSource):
         if missing:
             raise DataError(f"{path}: no columns {missing}; columns: {', '.join(header)}")
         chosen = c.features or header
+        description = f"Jena climate, {len(values)} rows in time order, target {c.target}"
+        if c.windows is not None:
+            if c.target not in chosen:
+                raise DataError(f"data.features must include the target {c.target!r} for windows")
+            w = c.windows
+            table = values[:, [header.index(n) for n in chosen]]
+            samples = windowed(table, list(chosen).index(c.target), c.target, w)
+            description += (f"; windows of {w.lookback} rows every {w.step} "
+                             f"({len(samples)} windows), target {w.delay} rows ahead")  # fmt: skip
+            return LoadedData(samples, None, description, list(chosen))
         x = values[:, [header.index(n) for n in chosen]]
         y = values[:, header.index(c.target)]
         if c.test_fraction:
@@ -156,7 +182,6 @@ class JenaClimate(DataSource):
             train, test = Arrays(x[:cut], y[:cut]), Arrays(x[cut:], y[cut:])
         else:
             train, test = Arrays(x, y), None
-        description = f"Jena climate, {len(x)} rows in time order, target {c.target}"
         return LoadedData(train, test, description, list(chosen))
 
 

@@ -5,6 +5,9 @@ word frequency), ``raw`` reads the ``aclImdb`` reviews (the tarball or its extra
 tokenizes them and ranks words by their frequency in the *training* reviews only, so no test
 text shapes the vocabulary. Either way ``num_words``, ``skip_top``, ``maxlen``, ``start_char``,
 ``oov_char`` and ``index_from`` then act exactly as in Keras, and the seed-113 shuffle matches.
+
+``output: text`` (raw source only) hands over each review's text instead, in the same order, for
+the ``tokenize`` step (Keras ``Tokenizer``, DLwP 6.1.3), which is then fitted per training split.
 """
 
 from __future__ import annotations
@@ -14,10 +17,13 @@ import tarfile
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from typing import Literal
+from typing import TypeVar
 
 import numpy as np
 from pydantic import Field
+from pydantic import model_validator
 
 from dlrun.config.base import FilePath
 from dlrun.data.base import DATASETS
@@ -36,6 +42,7 @@ RAW_ARCHIVE = "aclImdb_v1.tar.gz"
 _REVIEW = re.compile(r"aclImdb/(train|test)/(pos|neg)/[^/]+\.txt$")
 _TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 SHUFFLE_SEED = 113
+Sample = TypeVar("Sample", list[int], str)
 # The labeled reviews of the original tarball repacked without unsup/ and the .feat files: all
 # that the raw source reads (the dlrun development mirror holds this copy).
 ACLIMDB_LABELED_ONLY = (
@@ -77,22 +84,36 @@ def word_index_from_training(texts: list[list[str]]) -> dict[str, int]:
     return {word: rank for rank, (word, _) in enumerate(ranked, start=1)}
 
 
-def read_raw(path: Path) -> tuple[list[list[int]], np.ndarray, list[list[int]], np.ndarray]:
-    """Index sequences (1 = most frequent training word) and 0/1 labels, files in name order."""
-    parts: dict[str, list[tuple[str, list[str]]]] = {"train": [], "test": []}
-    reviews = sorted(_raw_reviews(path), key=lambda r: r[:3])
-    for split, label, _, text in reviews:
-        parts[split].append((label, tokenize(text)))
+def read_raw_texts(path: Path) -> dict[str, list[tuple[str, str]]]:
+    """``(label, text)`` per review under ``train`` and ``test``, files in name order."""
+    parts: dict[str, list[tuple[str, str]]] = {"train": [], "test": []}
+    for split, label, _, text in sorted(_raw_reviews(path), key=lambda r: r[:3]):
+        parts[split].append((label, text))
     if not parts["train"] or not parts["test"]:
         raise DataError(f"{path} holds no aclImdb/train and aclImdb/test reviews")
+    return parts
+
+
+def _labels(rows: list[tuple[str, Any]]) -> np.ndarray:
+    return np.array([label == "pos" for label, _ in rows], dtype=np.int64)
+
+
+def read_raw(path: Path) -> tuple[list[list[int]], np.ndarray, list[list[int]], np.ndarray]:
+    """Index sequences (1 = most frequent training word) and 0/1 labels, files in name order."""
+    texts = read_raw_texts(path)
+    parts = {split: [(label, tokenize(text)) for label, text in rows]
+             for split, rows in texts.items()}  # fmt: skip
     index = word_index_from_training([words for _, words in parts["train"]])
     unknown = len(index) + 1  # test-only words: beyond any num_words, so they become oov_char
 
     def encode(rows: list[tuple[str, list[str]]]) -> tuple[list[list[int]], np.ndarray]:
         sequences = [[index.get(w, unknown) for w in words] for _, words in rows]
-        return sequences, np.array([label == "pos" for label, _ in rows], dtype=np.int64)
+        return sequences, _labels(rows)
 
     return (*encode(parts["train"]), *encode(parts["test"]))
+
+
+INDEX_OPTIONS = ("num_words", "skip_top", "maxlen", "start_char", "oov_char", "index_from")
 
 
 class WordIndexConfig(DatasetConfig):
@@ -126,8 +147,8 @@ def _ragged(sequences: list[list[int]]) -> np.ndarray:
 
 
 def _shuffled(
-    x: list[list[int]], y: np.ndarray, rng: np.random.RandomState
-) -> tuple[list[list[int]], np.ndarray]:
+    x: list[Sample], y: np.ndarray, rng: np.random.RandomState
+) -> tuple[list[Sample], np.ndarray]:
     order = np.arange(len(x))
     rng.shuffle(order)
     return [x[i] for i in order], y[order]
@@ -139,6 +160,27 @@ class Imdb(DataSource):
 
     class Config(WordIndexConfig):
         source: Literal["keras", "raw"] = "keras"
+        output: Literal["sequences", "text"] = Field(
+            default="sequences",
+            description="word-index sequences, or (source: raw) each review's text as written, "
+            "for a tokenize step",
+        )
+
+        @model_validator(mode="after")
+        def _text_from_raw_reviews(self) -> Imdb.Config:
+            if self.output == "sequences":
+                return self
+            if self.source != "raw":
+                raise ValueError("output: text needs source: raw (imdb.npz holds word indices)")
+            defaults = WordIndexConfig.model_fields
+            changed = [name for name in INDEX_OPTIONS
+                       if getattr(self, name) != defaults[name].default]  # fmt: skip
+            if changed:
+                raise ValueError(
+                    f"{', '.join(changed)} shape word-index sequences, not text; with output: "
+                    "text use the tokenize step's num_words and pad_sequences' maxlen"
+                )
+            return self
 
     config: Config
     resources = (
@@ -152,6 +194,8 @@ class Imdb(DataSource):
 
     def load(self, context: LoadContext) -> LoadedData:
         c = self.config
+        if c.output == "text":
+            return self._texts(read_raw_texts(locate("imdb", self.resources[2], c.path)))
         if c.source == "raw":
             archive = locate("imdb", self.resources[2], c.path)
             x_train, y_train, x_test, y_test = read_raw(archive)
@@ -172,6 +216,20 @@ class Imdb(DataSource):
         return LoadedData(
             train, Arrays(_ragged(x_test), y_test), description, None, ["neg", "pos"]
         )
+
+    def _texts(self, parts: dict[str, list[tuple[str, str]]]) -> LoadedData:
+        """The reviews' text as written (HTML breaks included, as DLwP 6.1.3 reads them), in
+        the seed-113 order of the sequences; the tokenize step fits on the training part."""
+        rng = np.random.RandomState(SHUFFLE_SEED)
+        splits = []
+        for rows in (parts["train"], parts["test"]):
+            texts, labels = _shuffled([text for _, text in rows], _labels(rows), rng)
+            array = np.empty(len(texts), dtype=object)
+            array[:] = texts
+            splits.append(Arrays(array, labels))
+        description = (f"IMDB reviews (raw text), {len(splits[0])} train / {len(splits[1])} "
+                       "test")  # fmt: skip
+        return LoadedData(splits[0], splits[1], description, None, ["neg", "pos"])
 
 
 def _drop_longer(

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from dlrun.data.windows import WindowTargets
 from dlrun.registry import Registry
 
 SHUFFLES = 20  # averaged shuffled-label draws; one draw is what DLwP 3.5 reports
@@ -104,7 +105,8 @@ def value_baseline(
     def decorator(predict: Callable[[Targets], np.ndarray]) -> Callable[[Targets], np.ndarray]:
         def score(t: Targets) -> dict[str, float]:
             errors = predict(t) - t.values()[1]
-            return {"mae": float(np.abs(errors).mean()), "mse": float(np.square(errors).mean())}
+            scores = {"mae": float(np.abs(errors).mean()), "mse": float(np.square(errors).mean())}
+            return {**scores, **original_units(scores["mae"], t.eval)}
 
         BASELINES.register(name)(Baseline(score, time_series_only, predict))
         return predict
@@ -124,10 +126,24 @@ def median_predictor(t: Targets) -> np.ndarray:
     return np.broadcast_to(np.median(train, axis=0), target.shape)
 
 
+def original_units(mae: float, targets: np.ndarray) -> dict[str, float]:
+    """``{"mae in <unit>": ...}`` for targets a time split standardised (windows of a series):
+    DLwP 6.3.3's "0.29 x temperature_std", i.e. 2.57 degrees C; empty for other targets."""
+    series = targets.series if isinstance(targets, WindowTargets) else None
+    if series is None or not series.standardize:
+        return {}
+    return {f"mae in {series.unit}": mae * series.scale}
+
+
 @value_baseline("last value (common sense)", time_series_only=True)
 def last_value(t: Targets) -> np.ndarray:
-    """Predict each target as the one before it in time (DLwP 6.3.3)."""
+    """Predict each target as the last value seen before it (DLwP 6.3.3): for windows of a
+    series, the target column at the window's last input row ("the temperature 24 hours from
+    now equals the temperature right now"); for rows, the target of the row before."""
     train, target = t.values()
+    current = t.eval.current if isinstance(t.eval, WindowTargets) else None
+    if current is not None:
+        return current.astype(np.float64).reshape(target.shape)
     if t.preceding is not None and len(t.preceding):
         train = t.preceding.astype(np.float64).reshape(len(t.preceding), -1)
     return np.concatenate([train[-1:], target[:-1]])

@@ -7,7 +7,9 @@ pipeline and freshly initialised models.
 from __future__ import annotations
 
 from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
+from dataclasses import field
 from typing import Any
 
 import numpy as np
@@ -17,12 +19,19 @@ from dlrun.config.entries import OneOfEntry
 from dlrun.config.schema import ExperimentConfig
 from dlrun.config.schema import StepEntry
 from dlrun.data.base import Arrays
+from dlrun.data.images import ImageFiles
+from dlrun.data.images import decoded
+from dlrun.errors import DataError
+from dlrun.preprocess.augment import Augment
+from dlrun.preprocess.pipeline import DeviceSteps
 from dlrun.preprocess.pipeline import Pipeline
+from dlrun.preprocess.pipeline import build_pipeline
 from dlrun.preprocess.pipeline import fit_pipeline
 from dlrun.tasks.base import TASKS
 from dlrun.tasks.base import Task
 from dlrun.training.batches import BatchReader
 from dlrun.training.batches import BatchSource
+from dlrun.training.batches import BatchTransform
 from dlrun.training.batches import Fields
 from dlrun.training.batches import InMemorySource
 from dlrun.training.batches import StreamingSource
@@ -51,18 +60,52 @@ def preprocess_entries(cfg: ExperimentConfig, implied: list[dict[str, Any]]) -> 
     return [StepEntry.model_validate(step) for step in implied] + list(cfg.preprocess)
 
 
+def check_lazy_fits(pipeline: Pipeline, data: Arrays) -> None:
+    """Refuse steps that would learn from images that ``in_memory: false`` never decodes."""
+    for name, step in pipeline.steps:
+        if step.fitted_attributes and isinstance(data[step.field], ImageFiles):
+            raise DataError(
+                f"preprocess: {name} learns from every training image, which "
+                "data.in_memory: false never decodes together; use rescale, or set "
+                "data.in_memory: true"
+            )
+
+
+def deferring(pipeline: Pipeline, raw: Arrays) -> tuple[Arrays, DeviceSteps]:
+    """Raw rows (images decoded, only these rows) through the pipeline, uint8 kept."""
+    return pipeline.transform_deferring(decoded(raw))
+
+
+def train_transforms(cfg: ExperimentConfig) -> list[BatchTransform]:
+    """What changes training batches only: ``data.augment``."""
+    augment = cfg.data.augment
+    return [Augment(augment)] if augment is not None and augment.active else []
+
+
+def check_augment(cfg: ExperimentConfig, fields: Fields) -> None:
+    """Refuse, before training starts, augmentation of an array that is not images."""
+    augment = cfg.data.augment
+    if augment is None or not augment.active:
+        return
+    if augment.array not in fields:
+        raise DataError(f"data.augment.array: the batches have no array '{augment.array}' "
+                        f"(they have {', '.join(fields)})")  # fmt: skip
+    Augment(augment).check(fields[augment.array].shape)
+
+
 @dataclass(frozen=True)
 class PreparedRows:
     """Raw rows to what the task's steps read: the pipeline, then the task's array form.
 
     A uint8 array's elementwise steps are left to the device, as for in-memory data, so a
-    batch crosses from a DataLoader worker as uint8 (4x smaller)."""
+    batch crosses from a DataLoader worker as uint8 (4x smaller). Images read from files are
+    decoded here, in the worker, a batch at a time."""
 
     pipeline: Pipeline
     form: Callable[[Arrays], Arrays]
 
     def __call__(self, raw: Arrays) -> Arrays:
-        return self.form(self.pipeline.transform_deferring(raw)[0])
+        return self.form(deferring(self.pipeline, raw)[0])
 
 
 @dataclass
@@ -75,6 +118,7 @@ class Sources:
     device: torch.device
     streaming: bool
     workers: int = 2
+    transforms: Sequence[BatchTransform] = field(default_factory=list)  # training batches only
 
     def __call__(
         self, raw: Arrays, rows: np.ndarray | None = None, training: bool = False,
@@ -83,18 +127,16 @@ class Sources:
         """A source over ``raw`` (or its ``rows``), shuffled with ``seed`` when asked; sources
         that only score take larger batches (:func:`evaluation_batch_size`)."""
         options: dict[str, Any] = {"shuffle": shuffle, "seed": seed}
+        if training:
+            options["train_transforms"] = self.transforms
         batch_size = self.batch_size if training else evaluation_batch_size(self.batch_size)
         form = self.task.array_form()
         if self.streaming:
-            _, device_steps = self.pipeline.transform_deferring(
-                raw.subset(np.arange(min(len(raw), 1)))
-            )
+            _, device_steps = deferring(self.pipeline, raw.subset(np.arange(min(len(raw), 1))))
             reader = BatchReader(raw, PreparedRows(self.pipeline, form), rows)
             return StreamingSource(reader, batch_size, self.device, self.workers,
                                    device_steps=device_steps, **options)  # fmt: skip
-        arrays, device_steps = self.pipeline.transform_deferring(
-            raw if rows is None else raw.subset(rows)
-        )
+        arrays, device_steps = deferring(self.pipeline, raw if rows is None else raw.subset(rows))
         tensors = host_tensors(form(arrays))
         return InMemorySource(tensors, batch_size, self.device,
                               device_steps=device_steps, **options)  # fmt: skip
@@ -102,7 +144,7 @@ class Sources:
 
 def sample_source(sources: Sources, sample: Arrays) -> InMemorySource:
     """These raw rows as the task would see them (for their fields and a batch to check)."""
-    arrays, device_steps = sources.pipeline.transform_deferring(sample)
+    arrays, device_steps = deferring(sources.pipeline, sample)
     tensors = host_tensors(sources.task.array_form()(arrays))
     return InMemorySource(tensors, 1, torch.device("cpu"), device_steps=device_steps)
 
@@ -113,7 +155,7 @@ def streams(cfg: ExperimentConfig, sources: Sources, sample: Arrays, rows: int) 
     setting = cfg.data.in_memory
     if isinstance(setting, bool):
         return not setting
-    prepared, _ = sources.pipeline.transform_deferring(sample)
+    prepared, _ = deferring(sources.pipeline, sample)
     return estimated_bytes(sources.task.array_form()(prepared), rows) > memory_budget(
         sources.device
     )
@@ -143,14 +185,18 @@ def prepare_fold(
     seed: int,
 ) -> PreparedFold:
     """Fit preprocessing on ``train_idx`` only and build the task's models from ``seed``."""
-    pipeline = fit_pipeline(preprocess_entries(cfg, implied_steps), data, train_idx)
+    entries = preprocess_entries(cfg, implied_steps)
+    check_lazy_fits(build_pipeline(entries), data)
+    pipeline = fit_pipeline(entries, data, train_idx)
     task = task_for(cfg)
-    sources = Sources(pipeline, task, cfg.train.batch_size, device, False, cfg.data.workers)
+    sources = Sources(pipeline, task, cfg.train.batch_size, device, False, cfg.data.workers,
+                      train_transforms(cfg))  # fmt: skip
     rows = len(train_idx) + (0 if val_idx is None else len(val_idx))
     sources.streaming = streams(cfg, sources, data.subset(train_idx[:SAMPLE_ROWS]), rows)
     train = sources(data, train_idx, training=True, shuffle=cfg.train.shuffle, seed=seed)
     val = sources(data, val_idx) if val_idx is not None and len(val_idx) else None
     fields = train.fields()
+    check_augment(cfg, fields)
     torch.manual_seed(seed)
     sources.task.build(fields, device)
     sources.task.check_batch(train.check_view())

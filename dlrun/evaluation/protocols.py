@@ -21,6 +21,9 @@ from dlrun.config.base import Number
 from dlrun.config.base import StrictModel
 from dlrun.data.base import Arrays
 from dlrun.data.base import LoadedData
+from dlrun.data.windows import fit_to_training_rows
+from dlrun.data.windows import samples_in
+from dlrun.data.windows import time_rows
 from dlrun.errors import DataError
 from dlrun.evaluation import splits
 from dlrun.registry import Registry
@@ -306,20 +309,26 @@ class TimeSplit(Protocol):
     planned: tuple[np.ndarray, np.ndarray | None] | None = None
 
     def prepare(self, data: LoadedData) -> LoadedData:
+        """Carve the ranges in time rows; windowed series are fitted to the training range and
+        keep only the windows lying wholly inside each range (:mod:`dlrun.data.windows`)."""
         c = self.config
-        if c.test is None:
-            return data
-        if data.test_split is not None:
+        if c.test is not None and data.test_split is not None:
             raise DataError(
                 "time_split.test carves a test range but the dataset already has a test split; "
                 "set data.test_fraction: 0 or leave time_split.test out"
             )
-        ranges = splits.time_ranges(len(data.train), [c.train, c.validation, c.test])
-        train_idx, val_idx, test_idx = ranges
-        assert train_idx is not None and test_idx is not None
-        self.planned = (train_idx, val_idx)  # row numbers stay valid: the kept part starts at 0
-        keep = np.arange(int(test_idx[0]))
-        return data.with_splits(data.train.subset(keep), data.train.subset(test_idx))
+        spans = [c.train, c.validation, c.test]
+        train_rows, val_rows, test_rows = splits.time_ranges(time_rows(data.train), spans)
+        assert train_rows is not None
+        data = fit_to_training_rows(data, train_rows)
+        train = data.train
+        val_idx = None if val_rows is None else samples_in(train, val_rows)
+        self.planned = (samples_in(train, train_rows), val_idx)
+        if test_rows is None:
+            return data
+        # sample numbers stay valid: the kept part is the samples before the test range
+        keep = samples_in(train, np.arange(int(test_rows[0])))
+        return data.with_splits(train.subset(keep), train.subset(samples_in(train, test_rows)))
 
     def folds(self, train: Arrays, task: type[Task], seed: int) -> list[Fold]:
         c = self.config

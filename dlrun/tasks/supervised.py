@@ -20,6 +20,7 @@ from dlrun.errors import ConfigIssue
 from dlrun.errors import DataError
 from dlrun.models.build import build_model
 from dlrun.models.build import last_activation
+from dlrun.models.layers import Layer
 from dlrun.tasks.base import StackedTask
 from dlrun.tasks.base import StepResult
 from dlrun.tasks.base import Task
@@ -59,6 +60,28 @@ def make_loss(cfg: ExperimentConfig) -> Loss:
     if cfg.loss is None:
         raise ConfigError([needs_a_loss(cfg)])
     return LOSSES.get(cfg.loss.name)(cfg.loss)
+
+
+# Integer dtypes that reach the model as they are; uint8 and bool become float32 per batch
+# (images), see dlrun/training/batches.py.
+ID_DTYPES = (torch.int8, torch.int16, torch.int32, torch.int64)
+
+
+def check_first_layer_input(name: str, layer: Layer, x: torch.Tensor) -> None:
+    """Refuse inputs the first layer cannot read: sparse rows, or float values for ids."""
+    sparse = x.layout == torch.sparse_csr
+    if sparse and not layer.reads_sparse:
+        raise DataError(
+            f"the inputs are sparse multi-hot rows, which a {name} layer cannot read "
+            "first; start the model with a dense layer, or set multi_hot: {dim: ..., "
+            "sparse: false} to keep the 0/1 matrix"
+        )
+    if layer.reads_integers and not sparse and x.dtype not in ID_DTYPES:
+        raise DataError(
+            f"a {name} layer reads integer token ids, but the inputs are {x.dtype} values; "
+            "give it index sequences: tokenize text, then pad_sequences (and no rescale or "
+            "standardize step before the model)"
+        )
 
 
 class SupervisedTask(Task):
@@ -129,15 +152,9 @@ class SupervisedTask(Task):
             )
 
     def check_batch(self, batch: Batch) -> None:
-        first = self.model.layers[0] if self.model.layers else None
         x = batch.get("x")
-        sparse = x is not None and x.layout == torch.sparse_csr
-        if sparse and first is not None and not first[1].reads_sparse:
-            raise DataError(
-                f"the inputs are sparse multi-hot rows, which a {first[0]} layer cannot read "
-                "first; start the model with a dense layer, or set multi_hot: {dim: ..., "
-                "sparse: false} to keep the 0/1 matrix"
-            )
+        if x is not None and self.model.layers:
+            check_first_layer_input(*self.model.layers[0], x)
         units = self.model.output_shape[-1]
         y = batch.get("y")
         if self.loss.integer_targets and y is not None and len(y) and int(y.max()) >= units:

@@ -32,6 +32,7 @@ from dlrun.data.base import Arrays
 from dlrun.data.sparse import IndexRows
 from dlrun.data.sparse import csr_tensor
 from dlrun.data.sparse import gather_rows
+from dlrun.data.windows import WindowRows
 from dlrun.errors import DataError
 from dlrun.preprocess.base import Step
 
@@ -79,6 +80,9 @@ def host_tensors(arrays: Arrays) -> Batch:
     uint8 kept as it is (images, made float per batch), booleans as float32."""
     tensors = {}
     for name, array in arrays.fields.items():
+        if isinstance(array, WindowRows):  # windows of a series: a view sharing its rows
+            tensors[name] = array.tensor()
+            continue
         if isinstance(array, IndexRows):  # sparse multi-hot rows: one CSR tensor
             tensors[name] = csr_tensor(array)
             continue
@@ -218,7 +222,7 @@ class InMemorySource(BatchSource):
     """Every array on the device; a batch is one gather per array."""
 
     def __init__(self, tensors: Batch, batch_size: int, device: torch.device, **options: Any):
-        self.tensors = {name: t.to(device) for name, t in tensors.items()}
+        self.tensors = {name: to_device(t, device) for name, t in tensors.items()}
         size = next(iter(self.tensors.values())).shape[0] if self.tensors else 0
         super().__init__(size, batch_size, device, **options)
 
@@ -229,6 +233,16 @@ class InMemorySource(BatchSource):
 
     def check_view(self) -> Batch:
         return dict(self.tensors)
+
+
+def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``tensor`` on ``device``. A view whose rows overlap (windows of one series) moves its
+    storage and stays a view; ``Tensor.to`` would copy every window out (240x for Jena)."""
+    storage = tensor.untyped_storage() if tensor.layout == torch.strided else None
+    if storage is None or storage.nbytes() >= tensor.numel() * tensor.element_size():
+        return tensor.to(device)
+    rows = torch.empty(0, dtype=tensor.dtype).set_(storage).to(device)
+    return rows.as_strided(tensor.shape, tensor.stride(), tensor.storage_offset())
 
 
 def _rows(tensor: torch.Tensor, index: Chunk) -> torch.Tensor:

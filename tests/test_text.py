@@ -1,0 +1,269 @@
+"""Text inputs: the Keras tokenizer, pad_sequences, reverse, character windows, and ids that
+reach an embedding as integers."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+import os
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from dlrun.api import run_experiment
+from dlrun.config.load import config_from_data
+from dlrun.config.schema import StepEntry
+from dlrun.data.base import Arrays
+from dlrun.data.load import load_data
+from dlrun.errors import ConfigError
+from dlrun.errors import DataError
+from dlrun.preprocess.pipeline import build_pipeline
+from dlrun.preprocess.pipeline import fit_pipeline
+from dlrun.preprocess.sequences import pad_sequences
+from dlrun.preprocess.tokenizer import Tokenize
+from tests.conftest import tiny_config
+
+# The TensorFlow course's Tokenizer example (Keras 2's keras.preprocessing.text), with the
+# word index and sequences Keras printed for it.
+COURSE = ["I love my dog", "I love my cat", "You love my dog!", "Do you think my dog is amazing?"]
+COURSE_INDEX = {"<OOV>": 1, "my": 2, "love": 3, "dog": 4, "i": 5, "you": 6, "cat": 7, "do": 8,
+                "think": 9, "is": 10, "amazing": 11}  # fmt: skip
+COURSE_TEST = ["i really love my dog", "my dog loves my manatee"]
+COURSE_TEST_SEQUENCES = [[5, 1, 3, 2, 4], [2, 4, 1, 2, 1]]
+
+
+def texts(*rows: str) -> np.ndarray:
+    array = np.empty(len(rows), dtype=object)
+    array[:] = rows
+    return array
+
+
+def ragged(rows: list[list[int]]) -> np.ndarray:
+    array = np.empty(len(rows), dtype=object)
+    array[:] = [np.asarray(row, dtype=np.int64) for row in rows]
+    return array
+
+
+def step(name: str, params: dict[str, Any] | None = None) -> Any:
+    return build_pipeline([StepEntry.model_validate({name: params or {}})]).steps[0][1]
+
+
+def as_lists(sequences: np.ndarray) -> list[list[int]]:
+    return [list(map(int, row)) for row in sequences]
+
+
+def test_tokenizer_reproduces_keras_word_index_and_sequences() -> None:
+    tokenizer = step("tokenize", {"num_words": 100, "oov_token": "<OOV>"}).fit(texts(*COURSE))
+    assert tokenizer.word_index == COURSE_INDEX
+    assert as_lists(tokenizer.transform(texts(*COURSE_TEST))) == COURSE_TEST_SEQUENCES
+
+
+def test_tokenizer_ranks_ties_by_first_appearance_and_applies_keras_filters() -> None:
+    corpus = texts("The cat sat on the mat.", "The dog ate my homework!", "Cat, dog;\tCAT?\nmat")
+    tokenizer = step("tokenize").fit(corpus)
+    # counts: the 3, cat 3, mat 2, dog 2, then the words seen once, in order of appearance
+    assert tokenizer.word_index == {"the": 1, "cat": 2, "mat": 3, "dog": 4, "sat": 5, "on": 6,
+                                    "ate": 7, "my": 8, "homework": 9}  # fmt: skip
+    assert as_lists(tokenizer.transform(texts("THE (dog) & the mat-cat"))) == [[1, 4, 1, 3, 2]]
+
+
+def test_num_words_keeps_indices_below_it_and_unknown_words_drop_without_oov() -> None:
+    corpus = texts("a a a b b c", "d")
+    plain = step("tokenize", {"num_words": 3}).fit(corpus)  # keeps a=1, b=2
+    assert as_lists(plain.transform(texts("a b c d e"))) == [[1, 2]]
+    oov = step("tokenize", {"num_words": 3, "oov_token": "?"}).fit(corpus)  # ?=1, a=2
+    assert as_lists(oov.transform(texts("a b c e"))) == [[2, 1, 1, 1]]
+    kept = step("tokenize", {"lower": False, "filters": "", "split": ","}).fit(texts("A,a!,A"))
+    assert kept.word_index == {"A": 1, "a!": 2}
+
+
+def test_tokenizer_is_fitted_on_the_training_texts_only() -> None:
+    data = Arrays(texts("good film", "bad film", "unseen words here"), np.array([1, 0, 1]))
+    entries = [StepEntry.model_validate({"tokenize": {"oov_token": "<unk>"}})]
+    pipeline = fit_pipeline(entries, data, train_idx=np.array([0, 1]))
+    tokenizer = pipeline.steps[0][1]
+    assert isinstance(tokenizer, Tokenize) and tokenizer.word_index == {
+        "<unk>": 1,
+        "film": 2,
+        "good": 3,
+        "bad": 4,
+    }
+    assert as_lists(pipeline.transform(data.subset(np.array([2]))).x) == [[1, 1, 1]]
+
+
+def test_tokenizer_vocabulary_round_trips_through_its_tensor_state() -> None:
+    tokenizer = step("tokenize", {"oov_token": "<OOV>"}).fit(texts("naïve café 東京 café", ""))
+    state = tokenizer.state_dict()
+    assert all(isinstance(value, torch.Tensor) for value in state.values())
+    restored = step("tokenize", {"oov_token": "<OOV>"})
+    restored.load_state_dict(state)
+    assert restored.word_index == tokenizer.word_index == {"<OOV>": 1, "café": 2, "naïve": 3,
+                                                           "東京": 4}  # fmt: skip
+    probe = texts("東京 café x")
+    assert as_lists(restored.transform(probe)) == as_lists(tokenizer.transform(probe))
+
+
+def test_tokenizer_refuses_numbers_in_one_line() -> None:
+    with pytest.raises(DataError, match="tokenize reads one text per sample"):
+        step("tokenize").fit(np.zeros((3, 4)))
+
+
+SEQUENCES = [[1, 2, 3, 4, 5, 6], [7], [], [8, 9, 10]]
+
+
+@pytest.mark.parametrize(
+    ("padding", "truncating"), list(itertools.product(["pre", "post"], ["pre", "post"]))
+)
+def test_pad_sequences_equals_keras(padding: str, truncating: str) -> None:
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras = pytest.importorskip("keras")
+    for maxlen, value in ((4, 0), (8, -1), (None, 0)):
+        expected = keras.utils.pad_sequences(
+            SEQUENCES, maxlen=maxlen, padding=padding, truncating=truncating, value=value
+        )
+        pad = step("pad_sequences", {"maxlen": maxlen, "padding": padding,
+                                     "truncating": truncating, "value": value})  # fmt: skip
+        out = pad.fit(ragged(SEQUENCES)).transform(ragged(SEQUENCES))
+        assert out.dtype == np.int64
+        np.testing.assert_array_equal(out, expected)
+
+
+def test_pad_sequences_without_maxlen_uses_the_longest_training_sequence() -> None:
+    pad = step("pad_sequences").fit(ragged([[1, 2], [3, 4, 5]]))
+    out = pad.transform(ragged([[1, 2, 3, 4, 5, 6], [7]]))
+    assert out.tolist() == [[4, 5, 6], [0, 0, 7]]
+    with pytest.raises(DataError, match="add tokenize before pad_sequences"):
+        pad.transform(texts("raw words"))
+
+
+def test_pad_sequences_keeps_the_last_ids_by_default() -> None:
+    assert pad_sequences(ragged([[1, 2, 3]]), 2, "pre", "pre", 0).tolist() == [[2, 3]]
+
+
+def test_reverse_before_and_after_padding() -> None:
+    sequences = ragged([[1, 2, 3], [4]])
+    reverse = step("reverse")
+    assert as_lists(reverse.transform(sequences)) == [[3, 2, 1], [4]]
+    padded = pad_sequences(sequences, 3, "pre", "pre", 0)
+    assert reverse.transform(padded).tolist() == [[3, 2, 1], [4, 0, 0]]
+    then_pad = pad_sequences(reverse.transform(sequences), 3, "pre", "pre", 0)
+    assert then_pad.tolist() == [[3, 2, 1], [0, 0, 4]]  # DLwP 6.3.8's order
+    with pytest.raises(DataError, match="add tokenize before reverse"):
+        reverse.transform(texts("abc"))
+
+
+CHAR_TASK = {"preprocess": [], "loss": "sparse_categorical_crossentropy"}
+
+
+def test_char_text_gives_one_hot_windows_and_next_characters(tmp_path: Path) -> None:
+    (tmp_path / "book.txt").write_text("Abcab cabc")
+    cfg = tiny_config(
+        data={"dataset": "char_text", "path": str(tmp_path / "book.txt"), "maxlen": 3, "step": 2},
+        **CHAR_TASK,
+    )
+    data = load_data(config_from_data(cfg))
+    assert data.class_names == [" ", "a", "b", "c"] and data.test_split is None
+    x, y = data.train.x, data.train.y
+    text = "abcab cabc"
+    starts = list(range(0, len(text) - 3, 2))
+    assert x.shape == (len(starts), 3, 4) and x.dtype == np.uint8 and y.shape == (len(starts),)
+    decoded = ["".join(data.class_names[i] for i in row.argmax(axis=1)) for row in x]
+    assert decoded == [text[s : s + 3] for s in starts]
+    assert [data.class_names[i] for i in y] == [text[s + 3] for s in starts]
+    assert (x.sum(axis=2) == 1).all()
+
+
+def test_char_text_one_hot_windows_train_an_lstm(tmp_path: Path) -> None:
+    text = "the cat sat on the mat. " * 6
+    (tmp_path / "book.txt").write_text(text)
+    chars = len(set(text))
+    cfg = tiny_config(
+        data={"dataset": "char_text", "path": str(tmp_path / "book.txt"), "maxlen": 5, "step": 3},
+        **CHAR_TASK, evaluation={"validation": None},
+        model={"layers": [{"lstm": 8}, {"dense": {"units": chars, "activation": "softmax"}}]},
+        train={"epochs": 2, "batch_size": 16, "progress": "none"},
+    )  # fmt: skip
+    result = run_experiment(config_from_data(cfg), tmp_path / "runs")
+    rows = (result.run_dir / "metrics.jsonl").read_text().splitlines()
+    assert len(rows) == 2 and np.isfinite(json.loads(rows[-1])["loss"])
+
+
+def test_float_inputs_to_an_embedding_are_refused_with_the_fix(tmp_path: Path) -> None:
+    archive(tmp_path)
+    cfg = text_config(tmp_path, preprocess=[{"tokenize": 20}, {"pad_sequences": 6},
+                                            {"rescale": 0.5}])  # fmt: skip
+    with pytest.raises(DataError, match=r"embedding layer reads integer token ids.*float32"):
+        run_experiment(config_from_data(cfg), tmp_path / "runs")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_imdb_text_output_needs_the_raw_source_and_no_index_options() -> None:
+    with pytest.raises(ConfigError, match="output: text needs source: raw"):
+        config_from_data(tiny_config(data={"dataset": "imdb", "output": "text"}))
+    with pytest.raises(ConfigError, match="num_words shape word-index sequences"):
+        data = {"dataset": "imdb", "source": "raw", "output": "text", "num_words": 100}
+        config_from_data(tiny_config(data=data))
+
+
+GOOD, BAD = ["great", "superb", "lovely"], ["awful", "dull", "boring"]
+FILLER = ["the", "film", "was", "a", "plot", "and", "actors"]
+
+
+def archive(folder: Path, per_class: int = 40) -> Path:
+    """A small aclImdb tarball whose labels follow a few sentiment words."""
+    rng = np.random.default_rng(0)
+    with tarfile.open(folder / "aclImdb_v1.tar.gz", "w:gz") as tar:
+        for split, (label, words) in itertools.product(("train", "test"), (("pos", GOOD),
+                                                                            ("neg", BAD))):  # fmt: skip
+            for i in range(per_class):
+                chosen = rng.choice(FILLER + words, size=int(rng.integers(3, 12)))
+                body = (" ".join(chosen).capitalize() + ".<br /><br />").encode()
+                info = tarfile.TarInfo(f"aclImdb/{split}/{label}/{i}_7.txt")
+                info.size = len(body)
+                tar.addfile(info, io.BytesIO(body))
+    return folder
+
+
+def text_config(folder: Path, **changes: Any) -> dict[str, Any]:
+    config = tiny_config(
+        task="binary",
+        data={"dataset": "imdb", "source": "raw", "output": "text", "path": str(folder)},
+        preprocess=[{"tokenize": {"num_words": 12, "oov_token": "<unk>"}},
+                    {"pad_sequences": {"maxlen": 8}}],
+        model={"layers": [{"embedding": {"input_dim": 12, "output_dim": 4}}, {"lstm": 4},
+                          {"dense": {"units": 1, "activation": "sigmoid"}}]},
+        loss="binary_crossentropy", optimizer="rmsprop", metrics=["accuracy"],
+        train={"epochs": 2, "batch_size": 16, "progress": "none"},
+        evaluation={"validation": {"last_fraction": 0.25}},
+    )  # fmt: skip
+    config.update(changes)
+    return config
+
+
+def test_imdb_text_is_the_reviews_as_written_in_the_keras_order(tmp_path: Path) -> None:
+    archive(tmp_path, per_class=3)
+    data = load_data(config_from_data(text_config(tmp_path)))
+    x, y = data.train.x, data.train.y
+    assert x.dtype == object and len(x) == 6 and all(t.endswith(".<br /><br />") for t in x)
+    assert data.class_names == ["neg", "pos"] and sorted(y.tolist()) == [0, 0, 0, 1, 1, 1]
+    assert data.test_split is not None and len(data.test_split) == 6
+
+
+def test_text_tokenize_pad_embedding_lstm_trains_end_to_end(tmp_path: Path) -> None:
+    archive(tmp_path)
+    result = run_experiment(config_from_data(text_config(tmp_path)), tmp_path / "runs")
+    rows = [json.loads(r) for r in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and all(np.isfinite(r["val_loss"]) for r in rows)
+    assert result.results["data"]["sizes"] == {"train": 60, "validation": 20, "test": 80}
+    assert 0.0 <= result.results["test"]["accuracy"] <= 1.0
+    saved = torch.load(result.run_dir / "checkpoint.pt", weights_only=True)["preprocess"]
+    restored = step("tokenize", {"num_words": 12, "oov_token": "<unk>"})
+    restored.load_state_dict({k.removeprefix("0.tokenize."): v for k, v in saved.items()
+                              if k.startswith("0.tokenize.")})  # fmt: skip
+    assert restored.word_index["<unk>"] == 1 and "great" in restored.word_index
+    assert int(saved["1.pad_sequences.maxlen_"]) == 8
