@@ -183,6 +183,8 @@ def test_jena_gru_run_reports_the_common_sense_baseline_in_both_units(tmp_path: 
     assert results["data"]["sizes"] == {"train": 400 - 48, "validation": 149 - 48,
                                         "test": 149 - 48}  # fmt: skip
     assert results["test"]["mae"] > 0
+    scale = table[:400, 1].std()  # the model's MAE in degrees too, beside the baseline's
+    assert results["test"]["mae in T (degC)"] == pytest.approx(results["test"]["mae"] * scale)
     last = next(b for b in results["baselines"] if b["name"] == "last value (common sense)")
     std = table[:400, 1].std()
     ends = np.arange(551 + 36, 700 - 12)

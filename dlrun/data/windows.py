@@ -261,3 +261,12 @@ def _on_series(arrays: Arrays, series: Series) -> Arrays:
     moved = WindowRows(windows.ends, series)
     names = [name for name, a in arrays.fields.items() if isinstance(a, WindowRows)]
     return arrays.replace(**dict.fromkeys(names, moved), y=moved.targets())
+
+
+def original_units(mae: float, targets: np.ndarray) -> dict[str, float]:
+    """``{"mae in <unit>": ...}`` for targets a time split standardised (windows of a series):
+    DLwP 6.3.3's "0.29 x temperature_std", i.e. 2.57 degrees C; empty for other targets."""
+    series = targets.series if isinstance(targets, WindowTargets) else None
+    if series is None or not series.standardize:
+        return {}
+    return {f"mae in {series.unit}": mae * series.scale}

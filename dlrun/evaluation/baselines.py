@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from dlrun.data.windows import WindowTargets
+from dlrun.data.windows import original_units
 from dlrun.registry import Registry
 
 SHUFFLES = 20  # averaged shuffled-label draws; one draw is what DLwP 3.5 reports
@@ -124,15 +125,6 @@ def mean_predictor(t: Targets) -> np.ndarray:
 def median_predictor(t: Targets) -> np.ndarray:
     train, target = t.values()
     return np.broadcast_to(np.median(train, axis=0), target.shape)
-
-
-def original_units(mae: float, targets: np.ndarray) -> dict[str, float]:
-    """``{"mae in <unit>": ...}`` for targets a time split standardised (windows of a series):
-    DLwP 6.3.3's "0.29 x temperature_std", i.e. 2.57 degrees C; empty for other targets."""
-    series = targets.series if isinstance(targets, WindowTargets) else None
-    if series is None or not series.standardize:
-        return {}
-    return {f"mae in {series.unit}": mae * series.scale}
 
 
 @value_baseline("last value (common sense)", time_series_only=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dlrun.data.base import Arrays
+from dlrun.data.windows import original_units
 from dlrun.evaluation.fitting import FittedModel
 from dlrun.training.loop import collect
 from dlrun.training.metrics import Predictions
@@ -24,4 +25,6 @@ def evaluate_split(fitted: FittedModel, arrays: Arrays, split: str) -> Evaluatio
     """Apply the model's own preprocessing to ``arrays``; loss and metrics in one pass."""
     results = collect(fitted.task, fitted.sources(arrays))
     metrics = fitted.task.epoch_logs(results)
+    if "mae" in metrics and "y" in arrays:  # beside the baselines' (windows of a series)
+        metrics.update(original_units(metrics["mae"], arrays.y))
     return Evaluation(split, metrics, fitted.task.predictions(results), len(arrays))

@@ -201,17 +201,20 @@ class Dense(Layer):
         return forward
 
 
+class RateConfig(StrictModel):
+    """A dropout rate, which may be written bare: ``- dropout: 0.5``."""
+
+    positional: ClassVar[str] = "rate"
+    rate: Number = Field(ge=0, lt=1)
+
+
 @LAYERS.register("dropout")
 class Dropout(Layer):
     keras_name = "Dropout"
     passes_activation_through = True
     carries_mask = True
-
-    class Config(StrictModel):
-        positional: ClassVar[str] = "rate"
-        rate: Number = Field(ge=0, lt=1)
-
-    config: Config
+    Config = RateConfig
+    config: RateConfig
 
     def build(self, input_shape: Shape, keras_init: bool, strip_activation: bool) -> BuiltLayer:
         return BuiltLayer(nn.Dropout(self.config.rate), input_shape)

@@ -11,15 +11,13 @@ from __future__ import annotations
 from typing import ClassVar
 
 import torch
-from pydantic import Field
 from torch import nn
 from torch.nn import functional
 
-from dlrun.config.base import Number
-from dlrun.config.base import StrictModel
 from dlrun.models.layers import LAYERS
 from dlrun.models.layers import BuiltLayer
 from dlrun.models.layers import Layer
+from dlrun.models.layers import RateConfig
 from dlrun.models.layers import Shape
 from dlrun.models.layers import StackedForward
 from dlrun.models.layers import elementwise_stacked
@@ -44,12 +42,8 @@ class _SpatialDropoutLayer(Layer):
     dims: ClassVar[int]
     passes_activation_through = True
     carries_mask = True
-
-    class Config(StrictModel):
-        positional: ClassVar[str] = "rate"
-        rate: Number = Field(ge=0, lt=1)
-
-    config: Config
+    Config = RateConfig
+    config: RateConfig
 
     def build(self, input_shape: Shape, keras_init: bool, strip_activation: bool) -> BuiltLayer:
         check_rank(input_shape, self.dims)
