@@ -202,6 +202,15 @@ def test_float_inputs_to_an_embedding_are_refused_with_the_fix(tmp_path: Path) -
     assert not (tmp_path / "runs").exists()
 
 
+def test_token_ids_beyond_the_embedding_table_are_refused_before_the_run(tmp_path: Path) -> None:
+    archive(tmp_path)
+    cfg = text_config(tmp_path, preprocess=[{"tokenize": {}}, {"pad_sequences": 6}])
+    with pytest.raises(DataError, match=r"token id 14, outside the embedding layer's 0\.\.11; "
+                       r"set input_dim: 15, or keep fewer words"):  # fmt: skip
+        run_experiment(config_from_data(cfg), tmp_path / "runs")
+    assert not (tmp_path / "runs").exists()
+
+
 def test_imdb_text_output_needs_the_raw_source_and_no_index_options() -> None:
     with pytest.raises(ConfigError, match="output: text needs source: raw"):
         config_from_data(tiny_config(data={"dataset": "imdb", "output": "text"}))

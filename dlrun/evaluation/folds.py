@@ -43,6 +43,8 @@ def stacking_blocker(cfg: ExperimentConfig, folds: list[Fold]) -> str | None:
         return f"task {cfg.task.name} cannot be stacked"
     if cfg.data.in_memory is False:
         return "stacked folds need the data in memory (data.in_memory is false)"
+    if cfg.data.augment is not None:  # known before any fold is prepared
+        return "training transforms draw per fold"
     return None
 
 

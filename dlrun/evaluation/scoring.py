@@ -25,6 +25,7 @@ def evaluate_split(fitted: FittedModel, arrays: Arrays, split: str) -> Evaluatio
     """Apply the model's own preprocessing to ``arrays``; loss and metrics in one pass."""
     results = collect(fitted.task, fitted.sources(arrays))
     metrics = fitted.task.epoch_logs(results)
-    if "mae" in metrics and "y" in arrays:  # beside the baselines' (windows of a series)
-        metrics.update(original_units(metrics["mae"], arrays.y))
+    target = fitted.task.target
+    if "mae" in metrics and target is not None and target in arrays:
+        metrics.update(original_units(metrics["mae"], arrays[target]))  # windows of a series
     return Evaluation(split, metrics, fitted.task.predictions(results), len(arrays))

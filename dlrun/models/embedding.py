@@ -86,6 +86,9 @@ class Embedding(Layer):
 
     config: Config
 
+    def id_limit(self) -> int:
+        return self.config.input_dim
+
     def build(self, input_shape: Shape, keras_init: bool, strip_activation: bool) -> BuiltLayer:
         c = self.config
         if c.input_length is not None and input_shape[-1:] != (c.input_length,):

@@ -96,6 +96,10 @@ class Layer(ABC):
         """The activation this layer ends with, if any (used for task/loss checks)."""
         return None
 
+    def id_limit(self) -> int | None:
+        """For a layer that ``reads_integers``: ids must lie in ``0 .. id_limit() - 1``."""
+        return None
+
     # Parallel folds run K copies of a model at once. ``vmappable`` layers work under
     # torch.func.vmap (those updating buffers in place, such as batch norm, do not);
     # ``stacked_forward`` gives a faster direct form where one exists (batched matmul).

@@ -56,7 +56,8 @@ def leaderboard(cfg: ExperimentConfig, study: optuna.Study) -> list[LeaderRow]:
     trials = study.get_trials(deepcopy=False)
     done = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
     done.sort(key=lambda t: float(t.value or 0.0), reverse=maximize)
-    rest = [t for t in trials if t not in done and t.state != TrialState.WAITING]
+    ranked = {t.number for t in done}  # by number: comparing FrozenTrials compares every field
+    rest = [t for t in trials if t.number not in ranked and t.state != TrialState.WAITING]
 
     def row(trial: FrozenTrial, rank: int | None) -> LeaderRow:
         seconds = trial.duration.total_seconds() if trial.duration is not None else None

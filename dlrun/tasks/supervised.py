@@ -82,6 +82,16 @@ def check_first_layer_input(name: str, layer: Layer, x: torch.Tensor) -> None:
             "give it index sequences: tokenize text, then pad_sequences (and no rescale or "
             "standardize step before the model)"
         )
+    limit = layer.id_limit()
+    if limit is not None and not sparse and x.numel():
+        low, high = int(x.min()), int(x.max())  # once, before training: not per batch
+        if low < 0 or high >= limit:
+            bad = high if high >= limit else low
+            raise DataError(
+                f"the inputs hold token id {bad}, outside the {name} layer's 0..{limit - 1}; "
+                f"set input_dim: {high + 1}, or keep fewer words (tokenize num_words, or the "
+                "dataset's num_words) and pad with a value of 0 or more"
+            )
 
 
 class SupervisedTask(Task):
