@@ -5,7 +5,6 @@ User errors (:class:`~dlrun.errors.DlrunError`) print one message and exit with 
 
 from __future__ import annotations
 
-import contextlib
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,6 +17,7 @@ from dlrun.cli_common import EXIT_DIVERGED
 from dlrun.cli_common import EXIT_INTERRUPTED
 from dlrun.cli_common import console
 from dlrun.cli_common import errors
+from dlrun.cli_common import print_rows
 from dlrun.cli_common import user_errors
 from dlrun.cli_datasets import datasets_app
 from dlrun.errors import RunError
@@ -54,24 +54,6 @@ def _options(
     ),
 ) -> None:
     pass
-
-
-def print_rows(columns: tuple[str, ...], rows: list[list[str]], title: str = "") -> None:
-    """A table on a terminal; elsewhere (a pipe, a file) plain aligned rows, never truncated or
-    wrapped, so ``grep`` and ``awk`` see every name whole."""
-    if console.is_terminal:
-        table = Table(title=title or None)
-        for column in columns:
-            table.add_column(column, overflow="fold")
-        for row in rows:
-            table.add_row(*row)
-        console.print(table)
-        return
-    if title:
-        print(title)
-    widths = [max(len(cell) for cell in cells) for cells in zip(columns, *rows, strict=True)]
-    for line in (list(columns), *rows):
-        print("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
 
 
 def metrics_table(title: str, metrics: dict[str, float]) -> Table:
@@ -344,39 +326,13 @@ def tensorboard(
     It listens on this machine only unless --host says otherwise (runs hold configs and data
     paths). Ctrl-C or SIGTERM stops TensorBoard too, rather than leaving it serving, orphaned.
     """
-    import signal
-    import socket
-    import subprocess
-    import sys
-
-    from dlrun.errors import RunError
+    from dlrun.reporting.tensorboard_server import serve_tensorboard
+    from dlrun.reporting.tensorboard_server import tensorboard_url
 
     if not directory.is_dir():
         raise RunError(f"no runs directory at {directory}")
-    shown = socket.gethostname() if host in ("0.0.0.0", "::") else host
-    shown = f"[{shown}]" if ":" in shown else shown  # an IPv6 address in a URL
-    console.print(f"TensorBoard on {directory}: http://{shown}:{port}/ (Ctrl-C stops it)")
-    command = [sys.executable, "-m", "tensorboard.main", "--logdir", str(directory),
-               "--port", str(port), "--host", host]  # fmt: skip
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt  # SIGTERM ends the wait below as Ctrl-C does
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    child = subprocess.Popen(command)
-    code = 0
-    try:
-        with contextlib.suppress(KeyboardInterrupt):
-            code = child.wait()
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not orphan it
-        child.terminate()
-        try:
-            child.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
-        signal.signal(signal.SIGTERM, previous)
+    console.print(f"TensorBoard on {directory}: {tensorboard_url(host, port)} (Ctrl-C stops it)")
+    code = serve_tensorboard(directory, port, host)
     if code:  # TensorBoard ended by itself, e.g. the port was taken
         raise typer.Exit(code)
 

@@ -1,4 +1,5 @@
-"""What every dlrun command shares: the consoles and the one-line handling of user errors."""
+"""What every dlrun command shares: the consoles, the one-line handling of user errors, and
+rows printed for a terminal or a pipe."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import TypeVar
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from dlrun.errors import DlrunError
 from dlrun.errors import Interrupted
@@ -39,3 +41,21 @@ def user_errors(fn: F) -> F:
             raise typer.Exit(exc.exit_code) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def print_rows(columns: tuple[str, ...], rows: list[list[str]], title: str = "") -> None:
+    """A table on a terminal; elsewhere (a pipe, a file) plain aligned rows, never truncated or
+    wrapped, so ``grep`` and ``awk`` see every name whole."""
+    if console.is_terminal:
+        table = Table(title=title or None)
+        for column in columns:
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+        return
+    if title:
+        print(title)
+    widths = [max(len(cell) for cell in cells) for cells in zip(columns, *rows, strict=True)]
+    for line in (list(columns), *rows):
+        print("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())

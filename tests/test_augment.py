@@ -179,6 +179,9 @@ def test_augmenting_flat_samples_is_refused_before_training(tmp_path: Path) -> N
     with pytest.raises(DataError, match=r"data\.augment: .*shape \[784\].*reshape") as caught:
         prepare_fold(cfg, data.train, np.arange(6, 18), np.arange(6), CPU, [], 0)
     assert "\n" not in str(caught.value)
+    with pytest.raises(DataError, match=r"data\.augment: .*shape \[784\].*reshape") as run:
+        run_experiment(cfg, tmp_path / "runs")  # refused by the pre-run checks
+    assert "\n" not in str(run.value) and not (tmp_path / "runs").exists()
 
 
 def _folder(root: Path, per_class: int = 5, size: int = 12) -> Path:

@@ -102,12 +102,17 @@ def test_a_streamed_image_folder_trains_and_scores_its_test_split(
     assert result.results["evaluation"]["split"] == "test"
 
 
-def test_a_step_that_learns_from_every_image_is_refused_when_streaming(folder: Path) -> None:
+def test_a_step_that_learns_from_every_image_is_refused_when_streaming(
+    folder: Path, tmp_path: Path
+) -> None:
     cfg = _config(folder, in_memory=False, preprocess=["standardize"])
     data = load_data(cfg)
     with pytest.raises(DataError, match="standardize learns from every training image") as caught:
         prepare_fold(cfg, data.train, np.arange(8, 32), np.arange(8), CPU, [], 0)
     assert "\n" not in str(caught.value)
+    with pytest.raises(DataError, match="standardize learns from every training image") as run:
+        run_experiment(cfg, tmp_path / "runs")  # refused by the pre-run checks
+    assert "\n" not in str(run.value) and not (tmp_path / "runs").exists()
 
 
 def test_image_files_keep_their_size_through_subsets_and_pickling(folder: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from typing import cast
 
 import numpy as np
 import pytest
@@ -16,6 +17,9 @@ from dlrun.reporting import plots
 from dlrun.reporting.curves import LONG_CURVE
 from dlrun.reporting.curves import CurveMarks
 from dlrun.reporting.curves import curve_marks
+from dlrun.training.callbacks import CALLBACKS
+from dlrun.training.callbacks import CallbackList
+from dlrun.training.state import TrainState
 from tests.conftest import tiny_config
 
 EARLY = {"early_stopping": {"monitor": "val_loss", "patience": 2, "restore_best": True}}
@@ -35,6 +39,32 @@ def _cfg(callbacks: list[dict[str, Any]] | None = None, **evaluation: Any) -> An
     return config_from_data(tiny_config(train=train, evaluation=evaluation or base["evaluation"]))
 
 
+class _Weights:
+    """The two task methods early stopping calls to keep and put back weights."""
+
+    def model_state(self) -> dict[str, Any]:
+        return {}
+
+    def load_model_state(self, state: dict[str, Any]) -> None:
+        pass
+
+
+def _fit_marks(cfg: Any, rows: list[dict[str, Any]]) -> Any:
+    """The marks of a fit whose epochs logged ``rows``: the configured callbacks see each row as
+    the training loop gives it to them, and ``curve_marks`` reads the epoch they restored."""
+    entries = (entry.selected() for entry in cfg.train.callbacks)
+    chain = CallbackList([CALLBACKS.get(name)(config) for name, config in entries])
+    state = TrainState(cast(Any, _Weights()), epochs=len(rows), batches_per_epoch=0)
+    chain.on_fit_start(state)
+    for row in rows:
+        if state.should_stop:
+            break
+        state.epoch = int(row["epoch"])
+        chain.on_epoch_end(state, row)
+    chain.on_fit_end(state)
+    return curve_marks(cfg, rows, state.restored_epoch)
+
+
 @pytest.fixture
 def captured(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """The matplotlib figures the plots module saves, kept for inspection."""
@@ -49,20 +79,21 @@ def captured(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     return figures
 
 
-def test_best_epoch_follows_the_protocol_monitor_and_restore_replays_early_stopping() -> None:
+def test_best_epoch_follows_the_protocol_monitor_and_restore_is_what_early_stopping_did() -> None:
     rows = _rows([0.9, 0.5, 0.7, 0.8])  # best at 2, then two epochs without improvement
-    marks = curve_marks(_cfg([EARLY]), rows)
+    marks = _fit_marks(_cfg([EARLY]), rows)
     assert (marks.monitor, marks.best_epoch, marks.best_value) == ("val_loss", 2, 0.5)
     assert marks.restored_epoch == 2 and marks.smoothing == 0.0  # short curve: raw
-    assert curve_marks(_cfg(), rows).restored_epoch is None  # nothing restores without it
+    assert _fit_marks(_cfg(), rows).restored_epoch is None  # nothing restores without it
+    assert curve_marks(_cfg([EARLY]), rows).restored_epoch is None  # nor when none was recorded
 
 
 def test_restore_if_stopped_restores_only_when_early_stopping_stopped_the_fit() -> None:
     only_if_stopped = {"early_stopping": {**EARLY["early_stopping"], "patience": 5,
                                           "restore_if": "stopped"}}  # fmt: skip
-    assert curve_marks(_cfg([only_if_stopped]), _rows([0.9, 0.5, 0.7])).restored_epoch is None
+    assert _fit_marks(_cfg([only_if_stopped]), _rows([0.9, 0.5, 0.7])).restored_epoch is None
     stopped = _rows([0.9, 0.5, 0.7, 0.8, 0.8, 0.8, 0.8])
-    assert curve_marks(_cfg([only_if_stopped]), stopped).restored_epoch == 2
+    assert _fit_marks(_cfg([only_if_stopped]), stopped).restored_epoch == 2
 
 
 def test_restored_epoch_differs_from_best_when_early_stopping_watches_another_quantity() -> None:
@@ -71,14 +102,14 @@ def test_restored_epoch_differs_from_best_when_early_stopping_watches_another_qu
     rows = _rows([0.9, 0.5, 0.7])
     for row, accuracy in zip(rows, [0.50, 0.54, 0.53], strict=True):
         row["val_accuracy"] = accuracy  # epoch 2 is within min_delta of epoch 1: no improvement
-    marks = curve_marks(_cfg([by_accuracy]), rows)
+    marks = _fit_marks(_cfg([by_accuracy]), rows)
     assert (marks.best_epoch, marks.restored_epoch) == (2, 1)
 
 
 def test_a_final_retrain_marks_no_restore_and_no_best_without_validation() -> None:
     final = [{k: v for k, v in row.items() if not k.startswith("val_")}
              for row in _rows([0.9, 0.5], phase="final")]  # fmt: skip
-    assert curve_marks(_cfg([EARLY]), final) == CurveMarks(final=True)
+    assert curve_marks(_cfg([EARLY]), final, restored_epoch=2) == CurveMarks(final=True)
     long_final = [{"epoch": i, "loss": 1.0, "phase": "final"} for i in range(1, 2 * LONG_CURVE)]
     assert curve_marks(_cfg(), long_final).smoothing == 0.0  # a training curve is drawn raw
 
@@ -106,7 +137,7 @@ def test_short_curves_have_markers_and_the_best_epoch_marked_in_every_panel(
     rows = _rows([0.9, 0.5, 0.7, 0.8])
     for row in rows:
         row["balanced_accuracy"] = row["val_balanced_accuracy"] = 0.5
-    marks = curve_marks(_cfg([EARLY]), rows)
+    marks = _fit_marks(_cfg([EARLY]), rows)
     plots.learning_curves(rows, marks, tmp_path / "curves.png")
     width, height = Image.open(tmp_path / "curves.png").size
     assert height > 0.55 * width  # 2 x 2, where the old strip was 2198 x 397

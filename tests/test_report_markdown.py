@@ -3,21 +3,24 @@ tables (per-class scores, residuals), baselines with their test, and the history
 
 from __future__ import annotations
 
+import csv
 import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from dlrun.api import run_experiment
 from dlrun.config.load import config_from_data
-from dlrun.reporting.class_scores import class_scores
-from dlrun.reporting.class_scores import read_class_scores
+from dlrun.evaluation.analysis import ClassScores
+from dlrun.evaluation.analysis import analyse_classification
 from dlrun.reporting.curves import CurveMarks
 from dlrun.reporting.markdown import ReportExtras
 from dlrun.reporting.markdown import render_report
+from dlrun.training.metrics import Predictions
 from tests.conftest import tiny_config
 
 RESULTS: dict[str, Any] = {
@@ -30,20 +33,34 @@ RESULTS: dict[str, Any] = {
 }  # fmt: skip
 
 
+def class_scores(labels: list[str], true: Any, pred: Any) -> list[ClassScores]:
+    """The per-class rows the confusion-matrix analysis gives report.md for these labels."""
+    true, pred = torch.as_tensor(true), torch.as_tensor(pred)
+    scores = torch.nn.functional.one_hot(pred, len(labels)).float()  # the model's outputs
+    predictions = Predictions(true.float(), scores, true, pred)
+    return analyse_classification(predictions, labels).class_scores
+
+
+def matrix_labels(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """True and predicted labels with this confusion matrix (rows: true, columns: predicted)."""
+    cells = [(i, j) for (i, j), n in np.ndenumerate(matrix) for _ in range(n)]
+    true, pred = zip(*cells, strict=True)
+    return np.array(true), np.array(pred)
+
+
 def test_class_scores_equal_scikit_learns_report() -> None:
-    from sklearn.metrics import confusion_matrix
     from sklearn.metrics import precision_recall_fscore_support
 
     rng = np.random.default_rng(0)
     true, pred = rng.integers(0, 4, 200), rng.integers(0, 4, 200)
     pred[:5] = 0  # class 3 is never predicted in some draws; here one class stays rare
-    scores = class_scores(["a", "b", "c", "d"], confusion_matrix(true, pred))
+    scores = class_scores(["a", "b", "c", "d"], true, pred)
     precision, recall, f1, support = precision_recall_fscore_support(true, pred, zero_division=0)
     assert [s.precision for s in scores] == pytest.approx(precision)
     assert [s.recall for s in scores] == pytest.approx(recall)
     assert [s.f1 for s in scores] == pytest.approx(f1)
     assert [s.support for s in scores] == list(support)
-    never = class_scores(["x", "y"], np.array([[3, 0], [2, 0]]))[1]  # y is never predicted
+    never = class_scores(["x", "y"], *matrix_labels(np.array([[3, 0], [2, 0]])))[1]  # y: never
     assert (never.precision, never.recall, never.f1, never.support) == (0.0, 0.0, 0.0, 2)
 
 
@@ -52,7 +69,7 @@ def test_figures_are_embedded_with_relative_paths_and_their_tables() -> None:
              "learning_curves.png", "predictions.png", "report.md"]  # fmt: skip
     extras = ReportExtras(
         CurveMarks("val_loss", 2, 0.25, 2, 0.0),
-        class_scores(["setosa", "virginica"], np.array([[5, 1], [0, 4]])),
+        class_scores(["setosa", "virginica"], *matrix_labels(np.array([[5, 1], [0, 4]]))),
         {"mean": 0.1, "std": 1.5, "median_abs": 0.9, "max_abs": 4.0},
     )
     text = render_report(RESULTS, [], "", files, extras)
@@ -114,7 +131,7 @@ def test_a_run_report_shows_its_pictures_and_per_class_table(iris_run: Path) -> 
         assert (iris_run / name).is_file()
     assert "Input: (None, 4)" in text and "Total params: 67 (trainable 67)" in text
     assert "- sizes: train 96, validation 24, test 30" in text
-    scores = read_class_scores(iris_run)
+    scores = scores_of_matrix(iris_run / "confusion_matrix.csv")
     assert [s.label for s in scores] == ["setosa", "versicolor", "virginica"]
     assert sum(s.support for s in scores) == 30
     report = (iris_run / "classification_report.txt").read_text()
@@ -130,3 +147,20 @@ def test_the_run_learning_curves_are_a_grid_marking_the_best_epoch(iris_run: Pat
     assert height > 0.55 * width and width < 1400  # 2 x 2 panels, not a 2198 x 397 strip
     text = (iris_run / "report.md").read_text()
     assert re.search(r"Best epoch by val_loss: \d+ \(\d\.\d{4}\), the dotted line\.", text)
+
+
+def scores_of_matrix(path: Path) -> list[ClassScores]:
+    """Scikit-learn's per-class scores for the confusion matrix a run wrote (its CSV)."""
+    from sklearn.metrics import precision_recall_fscore_support
+
+    header, *rows = list(csv.reader(path.read_text(encoding="utf-8").splitlines()))
+    labels = [row[0] for row in rows]
+    assert labels == header[1:]
+    true, pred = matrix_labels(np.array([[int(v) for v in row[1:]] for row in rows]))
+    columns = precision_recall_fscore_support(
+        true, pred, labels=list(range(len(labels))), zero_division=0
+    )
+    return [
+        ClassScores(label, float(p), float(r), float(f), int(n))
+        for label, p, r, f, n in zip(labels, *columns, strict=True)
+    ]

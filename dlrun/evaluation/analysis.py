@@ -12,12 +12,24 @@ from dlrun.training.metrics import Predictions
 
 
 @dataclass(frozen=True)
+class ClassScores:
+    """One class's precision, recall, F1 and support (scikit-learn, ``zero_division=0``)."""
+
+    label: str
+    precision: float
+    recall: float
+    f1: float
+    support: int
+
+
+@dataclass(frozen=True)
 class ClassificationAnalysis:
     labels: list[str]
     matrix: np.ndarray  # rows = true class, columns = predicted class (scikit-learn orientation)
     report: str
     accuracy: float
     ber: float
+    class_scores: list[ClassScores]  # one per label, the numbers of ``report``
 
 
 def class_names_for(count: int, names: list[str] | None) -> list[str]:
@@ -31,7 +43,7 @@ def analyse_classification(
 
     Several labels per sample are pooled into one 0/1 matrix over every (sample, label) pair.
     """
-    from sklearn import metrics as skm  # once per run, for its per-class text report
+    from sklearn import metrics as skm  # once per run, for its per-class scores and report
 
     true, pred = predictions.host_labels()
     several = predictions.several_labels
@@ -52,7 +64,14 @@ def analyse_classification(
     )
     accuracy = float((true == pred).mean()) if len(true) else float("nan")
     report += f"\nbalanced error rate (BER): {ber:.4f}\n"
-    return ClassificationAnalysis(labels, matrix, report, accuracy, ber)
+    scores = skm.precision_recall_fscore_support(
+        true, pred, labels=list(range(count)), zero_division=0
+    )
+    rows = [
+        ClassScores(label, float(p), float(r), float(f), int(n))
+        for label, p, r, f, n in zip(labels, *scores, strict=True)
+    ]
+    return ClassificationAnalysis(labels, matrix, report, accuracy, ber, rows)
 
 
 def residual_statistics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:

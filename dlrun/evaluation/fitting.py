@@ -19,13 +19,11 @@ from dlrun.config.entries import OneOfEntry
 from dlrun.config.schema import ExperimentConfig
 from dlrun.config.schema import StepEntry
 from dlrun.data.base import Arrays
-from dlrun.data.images import ImageFiles
 from dlrun.data.images import decoded
 from dlrun.errors import DataError
 from dlrun.preprocess.augment import Augment
 from dlrun.preprocess.pipeline import DeviceSteps
 from dlrun.preprocess.pipeline import Pipeline
-from dlrun.preprocess.pipeline import build_pipeline
 from dlrun.preprocess.pipeline import fit_pipeline
 from dlrun.tasks.base import TASKS
 from dlrun.tasks.base import Task
@@ -58,17 +56,6 @@ def task_for(cfg: ExperimentConfig) -> Task:
 def preprocess_entries(cfg: ExperimentConfig, implied: list[dict[str, Any]]) -> list[OneOfEntry]:
     """The configured steps, after any the data source asked for (e.g. imputation)."""
     return [StepEntry.model_validate(step) for step in implied] + list(cfg.preprocess)
-
-
-def check_lazy_fits(pipeline: Pipeline, data: Arrays) -> None:
-    """Refuse steps that would learn from images that ``in_memory: false`` never decodes."""
-    for name, step in pipeline.steps:
-        if step.fitted_attributes and isinstance(data[step.field], ImageFiles):
-            raise DataError(
-                f"preprocess: {name} learns from every training image, which "
-                "data.in_memory: false never decodes together; use rescale, or set "
-                "data.in_memory: true"
-            )
 
 
 def deferring(pipeline: Pipeline, raw: Arrays) -> tuple[Arrays, DeviceSteps]:
@@ -149,6 +136,23 @@ def sample_source(sources: Sources, sample: Arrays) -> InMemorySource:
     return InMemorySource(tensors, 1, torch.device("cpu"), device_steps=device_steps)
 
 
+def fold_sources(
+    cfg: ExperimentConfig,
+    data: Arrays,
+    train_idx: np.ndarray,
+    implied_steps: list[dict[str, Any]],
+    batch_size: int,
+    device: torch.device,
+    workers: int = 2,
+) -> Sources:
+    """Sources (not yet streaming) for preprocessing fitted on ``train_idx`` only and the
+    configured task, training batches transformed by ``data.augment``. Pass the fields of a
+    source they make to :func:`check_augment` before training."""
+    pipeline = fit_pipeline(preprocess_entries(cfg, implied_steps), data, train_idx)
+    return Sources(pipeline, task_for(cfg), batch_size, device, False, workers,
+                   train_transforms(cfg))  # fmt: skip
+
+
 def streams(cfg: ExperimentConfig, sources: Sources, sample: Arrays, rows: int) -> bool:
     """``data.in_memory``: as configured, or by the estimated size of ``rows`` rows
     preprocessed like the ``sample`` rows."""
@@ -185,12 +189,8 @@ def prepare_fold(
     seed: int,
 ) -> PreparedFold:
     """Fit preprocessing on ``train_idx`` only and build the task's models from ``seed``."""
-    entries = preprocess_entries(cfg, implied_steps)
-    check_lazy_fits(build_pipeline(entries), data)
-    pipeline = fit_pipeline(entries, data, train_idx)
-    task = task_for(cfg)
-    sources = Sources(pipeline, task, cfg.train.batch_size, device, False, cfg.data.workers,
-                      train_transforms(cfg))  # fmt: skip
+    sources = fold_sources(cfg, data, train_idx, implied_steps, cfg.train.batch_size, device,
+                           cfg.data.workers)  # fmt: skip
     rows = len(train_idx) + (0 if val_idx is None else len(val_idx))
     sources.streaming = streams(cfg, sources, data.subset(train_idx[:SAMPLE_ROWS]), rows)
     train = sources(data, train_idx, training=True, shuffle=cfg.train.shuffle, seed=seed)

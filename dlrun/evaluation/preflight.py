@@ -20,15 +20,14 @@ from dlrun.data.base import LoadedData
 from dlrun.errors import ConfigError
 from dlrun.errors import ConfigIssue
 from dlrun.evaluation.fitting import SAMPLE_ROWS
-from dlrun.evaluation.fitting import Sources
-from dlrun.evaluation.fitting import preprocess_entries
+from dlrun.evaluation.fitting import check_augment
+from dlrun.evaluation.fitting import fold_sources
 from dlrun.evaluation.fitting import sample_source
 from dlrun.evaluation.fitting import task_for
 from dlrun.models.size import largest
 from dlrun.models.size import too_big
 from dlrun.models.size import training_bytes
 from dlrun.models.size import weight_bytes
-from dlrun.preprocess.pipeline import fit_pipeline
 from dlrun.tasks.base import Task
 from dlrun.training.batches import Fields
 from dlrun.training.batches import FieldSpec
@@ -40,16 +39,20 @@ def check_with_data(cfg: ExperimentConfig, data: LoadedData, device: torch.devic
     """The task built for the data's shapes, its outputs checked against every training target.
 
     Preprocessing is fitted on the whole training part, so steps that learn the number of
-    classes (``one_hot``) see every class, as the final model will.
+    classes (``one_hot``) see every class, as the final model will. The sources are made as
+    every fold's are (:func:`fold_sources`) and ``data.augment`` is checked as every fold
+    checks it, so those mistakes are refused before the run directory exists.
     """
-    task = task_for(cfg)
     train = data.train
     rows = np.arange(len(train))
     with _streams_untouched(), _located(cfg):
-        pipeline = fit_pipeline(preprocess_entries(cfg, data.implied_steps), train, rows)
-        sources = Sources(pipeline, task, cfg.train.batch_size, torch.device("cpu"), False)
+        sources = fold_sources(cfg, train, rows, data.implied_steps, cfg.train.batch_size,
+                               torch.device("cpu"))  # fmt: skip
+        task, pipeline = sources.task, sources.pipeline
         sample = sample_source(sources, train.subset(rows[:SAMPLE_ROWS]))
-        _build_on_meta(task, sample.fields(), device)
+        fields = sample.fields()
+        check_augment(cfg, fields)  # as each fold will, but before the run directory exists
+        _build_on_meta(task, fields, device)
         task.check_batch(sample.check_view())
         if task.target is not None and task.target in train:
             targets = task.array_form()(

@@ -19,6 +19,7 @@ from torch.nn import functional
 from dlrun.config.base import StrictModel
 from dlrun.models.activations import make_activation
 from dlrun.models.initializers import INITIALIZERS
+from dlrun.models.initializers import init_kernel_bias
 from dlrun.models.layers import LAYERS
 from dlrun.models.layers import ActivationName
 from dlrun.models.layers import BuiltLayer
@@ -26,6 +27,7 @@ from dlrun.models.layers import InitializerName
 from dlrun.models.layers import Layer
 from dlrun.models.layers import RegularizerConfig
 from dlrun.models.layers import Shape
+from dlrun.models.layers import penalties
 from dlrun.models.spatial import Padding
 from dlrun.models.spatial import Pads
 from dlrun.models.spatial import Size
@@ -181,29 +183,32 @@ class _Convolution(Layer):
         """A plain convolution; ``separable_conv2d`` overrides the torch part."""
         c = self.config
         assert isinstance(c, ConvConfig)
-        lengths, channels = input_shape[:-1], input_shape[-1]
-        pads = window_pads(lengths, kernel, strides, dilation, c.padding)
-        out = window_output(lengths, kernel, strides, dilation, pads)
-        even = torch_padding(pads)
+        out, even, pads = self._window(input_shape[:-1], kernel, strides, dilation)
         conv = _CONV[self.dims](
-            channels, c.filters, kernel, strides, even or 0, dilation, bias=c.use_bias
+            input_shape[-1], c.filters, kernel, strides, even, dilation, bias=c.use_bias
         )
         if keras_init:
-            INITIALIZERS.get(c.kernel_initializer)(conv.weight)
-            if conv.bias is not None:
-                INITIALIZERS.get(c.bias_initializer)(conv.bias)
-        penalties = _penalties(
+            init_kernel_bias(conv.weight, conv.bias, c.kernel_initializer, c.bias_initializer)
+        regularized = penalties(
             ("conv.weight", c.kernel_regularizer),
             ("conv.bias", c.bias_regularizer if c.use_bias else None),
         )
-        module = _Conv(conv, None if even is not None else pads, act)
-        return BuiltLayer(module, (*out, c.filters), penalties)
+        return BuiltLayer(_Conv(conv, pads, act), (*out, c.filters), regularized)
 
-
-def _penalties(
-    *pairs: tuple[str, RegularizerConfig | None],
-) -> list[tuple[str, RegularizerConfig]]:
-    return [(name, reg) for name, reg in pairs if reg is not None]
+    def _window(
+        self,
+        lengths: tuple[int, ...],
+        kernel: tuple[int, ...],
+        strides: tuple[int, ...],
+        dilation: tuple[int, ...],
+    ) -> tuple[Shape, tuple[int, ...] | int, Pads | None]:
+        """Keras's window over the spatial ``lengths``: the output lengths, the padding torch's
+        layer applies itself (even padding; else 0), and the uneven pads :class:`_Conv` must
+        add before it (else ``None``)."""
+        pads = window_pads(lengths, kernel, strides, dilation, self.config.padding)
+        out = window_output(lengths, kernel, strides, dilation, pads)
+        even = torch_padding(pads)
+        return out, 0 if even is None else even, pads if even is None else None
 
 
 @LAYERS.register("conv1d")
@@ -264,14 +269,14 @@ class Conv2DTranspose(_Convolution):
             channels, c.filters, kernel, strides, dilation=dilation, bias=c.use_bias
         )
         if keras_init:  # weight (in, filters, *kernel): torch's fans are Keras's here
-            INITIALIZERS.get(c.kernel_initializer)(transpose.weight)
-            if transpose.bias is not None:
-                INITIALIZERS.get(c.bias_initializer)(transpose.bias)
-        penalties = _penalties(
+            init_kernel_bias(
+                transpose.weight, transpose.bias, c.kernel_initializer, c.bias_initializer
+            )
+        regularized = penalties(
             ("transpose.weight", c.kernel_regularizer),
             ("transpose.bias", c.bias_regularizer if c.use_bias else None),
         )
-        return BuiltLayer(_ConvTranspose(transpose, crops, act), (*out, c.filters), penalties)
+        return BuiltLayer(_ConvTranspose(transpose, crops, act), (*out, c.filters), regularized)
 
 
 @LAYERS.register("separable_conv2d")
@@ -294,29 +299,25 @@ class SeparableConv2D(_Convolution):
         keras_init: bool,
     ) -> BuiltLayer:
         c = self.config
-        lengths, channels = input_shape[:-1], input_shape[-1]
-        pads = window_pads(lengths, kernel, strides, dilation, c.padding)
-        out = window_output(lengths, kernel, strides, dilation, pads)
-        even = torch_padding(pads)
+        channels = input_shape[-1]
+        out, even, pads = self._window(input_shape[:-1], kernel, strides, dilation)
         depth = channels * c.depth_multiplier
         depthwise = _CONV[2](
-            channels, depth, kernel, strides, even or 0, dilation, groups=channels, bias=False
+            channels, depth, kernel, strides, even, dilation, groups=channels, bias=False
         )
         pointwise = _CONV[2](depth, c.filters, 1, bias=c.use_bias)
         if keras_init:
             _depthwise_init(depthwise.weight, c.depthwise_initializer, channels)
-            INITIALIZERS.get(c.pointwise_initializer)(pointwise.weight)
-            if pointwise.bias is not None:
-                INITIALIZERS.get(c.bias_initializer)(pointwise.bias)
-        penalties = _penalties(
+            init_kernel_bias(
+                pointwise.weight, pointwise.bias, c.pointwise_initializer, c.bias_initializer
+            )
+        regularized = penalties(
             ("conv.0.weight", c.depthwise_regularizer),
             ("conv.1.weight", c.pointwise_regularizer),
             ("conv.1.bias", c.bias_regularizer if c.use_bias else None),
         )
-        module = _Conv(
-            nn.Sequential(depthwise, pointwise), None if even is not None else pads, act
-        )
-        return BuiltLayer(module, (*out, c.filters), penalties)
+        module = _Conv(nn.Sequential(depthwise, pointwise), pads, act)
+        return BuiltLayer(module, (*out, c.filters), regularized)
 
 
 def _depthwise_init(weight: torch.Tensor, name: str, channels: int) -> None:

@@ -27,6 +27,7 @@ from dlrun.models.layers import InitializerName
 from dlrun.models.layers import Layer
 from dlrun.models.layers import RegularizerConfig
 from dlrun.models.layers import Shape
+from dlrun.models.layers import penalties
 from dlrun.models.masking import MaskAware
 
 
@@ -109,9 +110,7 @@ class Embedding(Layer):
             INITIALIZERS.get(c.embeddings_initializer)(weight)
         else:
             nn.init.normal_(weight)  # torch's nn.Embedding default
-        penalties = (
-            [] if c.embeddings_regularizer is None else [("weight", c.embeddings_regularizer)]
-        )
+        regularized = penalties(("weight", c.embeddings_regularizer))
         frozen = 0 if c.trainable else weight.numel()
         module = _Embedding(weight, c.mask_zero)
-        return BuiltLayer(module, (*input_shape, c.output_dim), penalties, frozen)
+        return BuiltLayer(module, (*input_shape, c.output_dim), regularized, frozen)

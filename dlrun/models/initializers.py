@@ -59,3 +59,12 @@ for _alias in ("random_normal", "normal"):  # Keras accepts both names
 for _alias in ("random_uniform", "uniform"):  # "uniform": the Embedding default
     INITIALIZERS.register(_alias)(lambda t: nn.init.uniform_(t, -0.05, 0.05))
 INITIALIZERS.register("orthogonal")(nn.init.orthogonal_)
+
+
+def init_kernel_bias(
+    weight: torch.Tensor, bias: torch.Tensor | None, kernel_name: str, bias_name: str
+) -> None:
+    """Keras's order: the kernel initialiser, then the bias one if the layer has a bias."""
+    INITIALIZERS.get(kernel_name)(weight)
+    if bias is not None:
+        INITIALIZERS.get(bias_name)(bias)

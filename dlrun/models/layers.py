@@ -31,6 +31,7 @@ from dlrun.data.sparse import sparse_linear
 from dlrun.models.activations import ACTIVATIONS
 from dlrun.models.activations import make_activation
 from dlrun.models.initializers import INITIALIZERS
+from dlrun.models.initializers import init_kernel_bias
 from dlrun.registry import Registry
 from dlrun.registry import did_you_mean
 
@@ -51,6 +52,14 @@ class RegularizerConfig(StrictModel):
         if isinstance(data, str) and data in shorthand:
             return shorthand[data]
         return data
+
+
+def penalties(
+    *pairs: tuple[str, RegularizerConfig | None],
+) -> list[tuple[str, RegularizerConfig]]:
+    """A built layer's weight penalties: ``(parameter name, regularizer)`` for each one set
+    (give ``None`` for a bias the layer does not have)."""
+    return [(name, reg) for name, reg in pairs if reg is not None]
 
 
 @dataclass
@@ -177,16 +186,15 @@ class Dense(Layer):
         cfg = self.config
         linear = nn.Linear(input_shape[-1], cfg.units, bias=cfg.use_bias)
         if keras_init:
-            INITIALIZERS.get(cfg.kernel_initializer)(linear.weight)
-            if linear.bias is not None:
-                INITIALIZERS.get(cfg.bias_initializer)(linear.bias)
+            init_kernel_bias(
+                linear.weight, linear.bias, cfg.kernel_initializer, cfg.bias_initializer
+            )
         act = None if strip_activation else make_activation(cfg.activation)
-        penalties = []
-        if cfg.kernel_regularizer is not None:
-            penalties.append(("linear.weight", cfg.kernel_regularizer))
-        if cfg.bias_regularizer is not None and linear.bias is not None:
-            penalties.append(("linear.bias", cfg.bias_regularizer))
-        return BuiltLayer(_DenseModule(linear, act), (*input_shape[:-1], cfg.units), penalties)
+        regularized = penalties(
+            ("linear.weight", cfg.kernel_regularizer),
+            ("linear.bias", cfg.bias_regularizer if cfg.use_bias else None),
+        )
+        return BuiltLayer(_DenseModule(linear, act), (*input_shape[:-1], cfg.units), regularized)
 
     def stacked_forward(self, module: nn.Module, prefix: str) -> StackedForward:
         """K dense layers as one batched matmul: weight (K, out, in), input (K, batch, in)."""

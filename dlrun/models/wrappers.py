@@ -27,7 +27,7 @@ from dlrun.models.layers import Layer
 from dlrun.models.layers import Shape
 from dlrun.models.masking import MaskAware
 from dlrun.models.recurrent import Recurrent
-from dlrun.models.recurrent import _Recurrent
+from dlrun.models.recurrent_cells import _Recurrent
 
 
 def _layer_entry(data: Any, handler: ValidatorFunctionWrapHandler) -> Any:

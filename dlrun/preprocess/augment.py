@@ -229,10 +229,7 @@ class Augment:
         self, batch: dict[str, torch.Tensor], generator: torch.Generator
     ) -> dict[str, torch.Tensor]:
         c = self.config
-        images = batch.get(c.array)
-        if images is None:
-            raise DataError(f"data.augment: the batch has no array '{c.array}' to augment")
-        self.check(tuple(images.shape[1:]))
+        images = batch[c.array]  # there and images: checked before training (check_augment)
         if not images.is_floating_point():
             images = images.to(torch.float32)
         params, flip_h, flip_v = self.sample(len(images), images.shape[1], images.shape[2],

@@ -15,6 +15,7 @@ import torch
 
 from dlrun.config.entries import OneOfEntry
 from dlrun.data.base import Arrays
+from dlrun.data.images import ImageFiles
 from dlrun.errors import DataError
 from dlrun.preprocess.base import Step
 from dlrun.preprocess.steps import STEPS
@@ -89,9 +90,17 @@ def fit_pipeline(entries: Sequence[OneOfEntry], data: Arrays, train_idx: np.ndar
 
     A step is fitted on what the steps before it produce; the training part is transformed only
     as far as a later step still needs fitting, so nothing is computed twice for the usual
-    pipelines (and a streamed dataset is not materialised by stateless steps).
+    pipelines (and a streamed dataset is not materialised by stateless steps). Steps that would
+    learn from images ``data.in_memory: false`` never decodes together are refused first.
     """
     pipeline = build_pipeline(entries)
+    for name, step in pipeline.steps:
+        if step.fitted_attributes and isinstance(data.fields.get(step.field), ImageFiles):
+            raise DataError(
+                f"preprocess: {name} learns from every training image, which "
+                "data.in_memory: false never decodes together; use rescale, or set "
+                "data.in_memory: true"
+            )
     fields = {name: data[name][train_idx] for name in data.names()}
     for index, (_, step) in enumerate(pipeline.steps):
         name = step.field

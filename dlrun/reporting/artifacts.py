@@ -5,9 +5,7 @@ The same writer serves the top run and every fold's sub-run, so a fold is a comp
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from dlrun.config.schema import ExperimentConfig
@@ -19,7 +17,7 @@ from dlrun.evaluation.scoring import Evaluation
 from dlrun.models.summary import summary_text
 from dlrun.reporting import plots
 from dlrun.reporting.analyses import ANALYSES
-from dlrun.reporting.class_scores import read_class_scores
+from dlrun.reporting.analyses import Analysed
 from dlrun.reporting.curves import curve_marks
 from dlrun.reporting.drawing import draw
 from dlrun.reporting.drawing import pending_names
@@ -52,12 +50,12 @@ def write_analysis(
     cfg: ExperimentConfig,
     scored: Evaluation | None,
     class_names: list[str] | None,
-) -> list[str]:
-    """The analyses the task names (confusion matrix, residuals, ...); returns file names."""
+) -> Analysed:
+    """The analyses the task names (confusion matrix, residuals, ...): their files and tables."""
     if scored is None or scored.predictions is None:
-        return []
+        return Analysed()
     title = f"{cfg.name}: {scored.split} split"
-    written = []
+    written = Analysed()
     for name in TASKS.get(cfg.task.name).analyses:
         written += ANALYSES.get(name)(run, title, scored, class_names)
     return written
@@ -82,13 +80,13 @@ def write_run_files(
         save_checkpoint(run.file("checkpoint.pt"), fitted.task, fitted.pipeline, files.config_yaml,
                         fitted.state, fitted.fields, names)  # fmt: skip
     write_json(run.file("results.json"), results)
-    marks = curve_marks(cfg, files.rows)
+    marks = curve_marks(cfg, files.rows, restored_epoch(fitted, folds))
     if files.rows:
         draw(plots.learning_curves, list(files.rows), marks,
              target=run.file("learning_curves.png"))  # fmt: skip
     if cv is not None and folds:
         write_cv_files(run, cv, folds, cfg.name)
-    write_analysis(run, cfg, scored, data.class_names)
+    analysed = write_analysis(run, cfg, scored, data.class_names)
     scores = {scored.split: scored.metrics} if scored else {}
     if cv is not None:  # the folds' mean, under the name each fold gives its own score
         scores["validation"] = {k: s.mean for k, s in cv.metrics.items()}
@@ -101,19 +99,17 @@ def write_run_files(
         if described is not None
         else ""
     )
-    extras = ReportExtras(
-        marks, read_class_scores(run.path), _read_json(run.file("residuals.json"))
-    )
+    extras = ReportExtras(marks, analysed.class_scores, analysed.residuals)
     text = render_report(results, files.rows, summary, [*listed, "report.md"], extras)
     write_text(run.file("report.md"), text)
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    """A small file this writer wrote a moment ago (an analysis), or ``None``."""
-    if not path.is_file():
-        return None
-    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    return data
+def restored_epoch(fitted: FittedModel | None, folds: list[FoldOutcome] | None) -> int | None:
+    """The epoch early stopping restored in the fit whose curves the directory shows: a single
+    split's fit (a final retrain after it restores nothing), else ``fitted``'s."""
+    single = folds is not None and len(folds) == 1 and not folds[0].fold.name
+    fit = folds[0].fitted if folds and single else fitted
+    return fit.state.restored_epoch if fit is not None else None
 
 
 def write_cv_files(

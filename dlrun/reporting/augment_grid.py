@@ -17,15 +17,10 @@ import torch
 from dlrun.config.schema import ExperimentConfig
 from dlrun.data.load import load_data
 from dlrun.errors import ConfigIssue
-from dlrun.evaluation.fitting import Sources
 from dlrun.evaluation.fitting import check_augment
-from dlrun.evaluation.fitting import check_lazy_fits
-from dlrun.evaluation.fitting import preprocess_entries
-from dlrun.evaluation.fitting import task_for
+from dlrun.evaluation.fitting import fold_sources
 from dlrun.evaluation.fitting import train_transforms
 from dlrun.evaluation.runner import plan_protocol
-from dlrun.preprocess.pipeline import build_pipeline
-from dlrun.preprocess.pipeline import fit_pipeline
 
 GAP = 2  # white pixels between the cells
 
@@ -41,12 +36,8 @@ def augmented_samples(cfg: ExperimentConfig, count: int, variants: int) -> list[
     plan = plan_protocol(cfg, data)
     train_idx = plan.folds[0].train_idx
     first = train_idx[:count]
-    entries = preprocess_entries(cfg, plan.data.implied_steps)
-    check_lazy_fits(build_pipeline(entries), plan.data.train)
-    pipeline = fit_pipeline(entries, plan.data.train, train_idx)
-    cpu = torch.device("cpu")
-    sources = Sources(pipeline, task_for(cfg), len(first), cpu, False,
-                      transforms=train_transforms(cfg))  # fmt: skip
+    sources = fold_sources(cfg, plan.data.train, train_idx, plan.data.implied_steps, len(first),
+                           torch.device("cpu"))  # fmt: skip
     plain = sources(plan.data.train, first)
     augmented = sources(plan.data.train, first, training=True, seed=cfg.seed)
     name = cfg.data.augment.array if cfg.data.augment is not None else "x"

@@ -1,22 +1,19 @@
 """What a learning-curve figure marks: the best epoch, the restored epoch and the smoothing.
 
-These are plain data computed once from the config and the recorded rows, so the figure
-(:func:`dlrun.reporting.plots.learning_curves`) and report.md state the same epochs.
+These are plain data computed once from the config, the recorded rows and the epoch the fit
+restored (``TrainState.restored_epoch``, recorded by early stopping when it puts weights back),
+so the figure (:func:`dlrun.reporting.plots.learning_curves`) and report.md state the same epochs.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-from typing import cast
 
 from dlrun.config.schema import ExperimentConfig
 from dlrun.evaluation.aggregate import best_epoch
 from dlrun.evaluation.protocols import PROTOCOLS
-from dlrun.training.callbacks import CALLBACKS
-from dlrun.training.callbacks import EarlyStopping
 from dlrun.training.metrics import higher_is_better
-from dlrun.training.state import TrainState
 
 MARKERS_UP_TO = 30  # epochs; above this a marker per point only hides the line
 LONG_CURVE = 50  # epochs; from here on a smoothed line is drawn over the raw one (DLwP 3.6.4)
@@ -55,8 +52,14 @@ def shown_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [row for row in rows if row.get("phase", "fit") == "fit"] or rows
 
 
-def curve_marks(cfg: ExperimentConfig, rows: list[dict[str, Any]]) -> CurveMarks:
-    """The marks for ``rows`` (one directory's metrics rows) trained under ``cfg``."""
+def curve_marks(
+    cfg: ExperimentConfig, rows: list[dict[str, Any]], restored_epoch: int | None = None
+) -> CurveMarks:
+    """The marks for ``rows`` (one directory's metrics rows) trained under ``cfg``.
+
+    ``restored_epoch`` is the fit's ``TrainState.restored_epoch``: the epoch whose weights
+    early stopping put back, as it recorded when it did so.
+    """
     shown = shown_rows(rows)
     final = any(row.get("phase", "fit") != "fit" for row in shown)
     curves = PROTOCOLS.get(cfg.evaluation.protocol)(cfg.evaluation).curves
@@ -69,31 +72,5 @@ def curve_marks(cfg: ExperimentConfig, rows: list[dict[str, Any]]) -> CurveMarks
         return CurveMarks(smoothing=smoothing, skip_first=skip, final=final)
     index, value = best_epoch([float(r[monitor]) for r in shown], higher_is_better(monitor))
     best = None if index is None else int(shown[index - 1]["epoch"])
-    restored = None if final else restored_epoch(cfg, shown)  # a final retrain has no callbacks
+    restored = None if final else restored_epoch  # a final retrain has no callbacks
     return CurveMarks(monitor, best, value, restored, smoothing, skip, final)
-
-
-def restored_epoch(cfg: ExperimentConfig, rows: list[dict[str, Any]]) -> int | None:
-    """The epoch whose weights an ``early_stopping`` callback with ``restore_best`` put back.
-
-    The configured callback is replayed on the recorded rows instead of restating its rules
-    here: its own ``on_epoch_end`` decides the best epoch (``min_delta`` included) and whether
-    it stopped the fit, which ``restore_if: stopped`` depends on.
-    """
-    for entry in cfg.train.callbacks:
-        name, config = entry.selected()
-        callback = CALLBACKS.get(name)(config)
-        if not isinstance(callback, EarlyStopping) or not callback.config.restore_best:
-            continue
-        if any(callback.config.monitor not in row for row in rows):
-            return None
-        replay = EarlyStopping(callback.config.model_copy(update={"restore_best": False}))
-        # the replay keeps no weights, so it needs no task
-        state = TrainState(task=cast(Any, None), epochs=len(rows), batches_per_epoch=0)
-        replay.on_fit_start(state)
-        for row in rows:
-            state.epoch = int(row["epoch"])
-            replay.on_epoch_end(state, row)
-        wanted = replay.stopped or callback.config.restore_if == "always"
-        return replay.best_epoch if wanted and replay.best_epoch else None
-    return None

@@ -8,7 +8,7 @@ from dataclasses import field
 from pathlib import Path
 from typing import Any
 
-from dlrun.reporting.class_scores import ClassScores
+from dlrun.evaluation.analysis import ClassScores
 from dlrun.reporting.curves import LONG_CURVE
 from dlrun.reporting.curves import CurveMarks
 
@@ -136,7 +136,7 @@ def _leaks(results: dict[str, Any]) -> list[str]:
 
 @dataclass(frozen=True)
 class ReportExtras:
-    """What report.md shows beside results.json, gathered from the run's other files.
+    """What report.md shows beside results.json: the figures' marks and the analyses' tables.
 
     Attributes:
         marks: the epochs the learning curves mark (best, restored) and their smoothing.

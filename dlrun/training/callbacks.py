@@ -130,7 +130,8 @@ class EarlyStopping(Callback):
 
     ``restore_best`` puts back the weights of the best epoch when the fit ends; with
     ``restore_if: stopped`` only when this callback stopped it, as Keras 2 and tf.keras do
-    (the books' code), so a fit that runs all its epochs keeps its last weights.
+    (the books' code), so a fit that runs all its epochs keeps its last weights. The epoch
+    put back is recorded as ``state.restored_epoch``, which the learning curves mark.
     """
 
     class Config(MonitorConfig):
@@ -167,6 +168,7 @@ class EarlyStopping(Callback):
         wanted = self.stopped or self.config.restore_if == "always"
         if self.best_weights is not None and wanted:
             state.task.load_model_state(self.best_weights)
+            state.restored_epoch = self.best_epoch
 
     def state_dict(self) -> dict[str, Any]:
         return {"wait": self.wait, "best": self.tracker.best, "best_epoch": self.best_epoch,

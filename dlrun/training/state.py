@@ -28,6 +28,7 @@ class TrainState:
     status: RunStatus = RunStatus.RUNNING
     save_checkpoint: Callable[[str, TrainState], None] | None = None  # (file name, this state)
     resumed_from: int | None = None  # the epoch a resumed fit continued from
+    restored_epoch: int | None = None  # the epoch whose weights a callback put back at the end
 
     def stop(self, status: RunStatus, reason: str) -> None:
         self.should_stop = True
