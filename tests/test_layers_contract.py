@@ -178,3 +178,26 @@ def test_token_ids_train_as_integers_with_parallel_folds_equal_to_sequential(
         assert result.results["parallel_folds"] is parallel
         losses[parallel] = result.results["cross_validation"]["metrics"]["loss"]["values"]
     assert losses[True] == pytest.approx(losses[False], rel=1e-4)
+
+
+def test_an_embedding_matrix_file_is_read_once_while_unchanged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Builds for the pre-run check, each fold and a final retrain share one read."""
+    import dlrun.models.embedding as embedding
+
+    path = tmp_path / "glove.npy"
+    np.save(path, np.arange(12, dtype=np.float32).reshape(4, 3))
+    reads: list[str] = []
+    load = embedding._load_matrix
+    monkeypatch.setattr(embedding, "_load_matrix", lambda p: reads.append(p) or load(p))
+    entry = LayerEntry.model_validate(
+        {"embedding": {"input_dim": 4, "output_dim": 3, "weights": str(path)}}
+    )
+    for _ in range(3):
+        model = build_model([entry], (5,))
+        assert model.network[0].weight[2].tolist() == [6.0, 7.0, 8.0]
+    assert len(reads) == 1
+    np.save(path, np.ones((4, 3), dtype=np.float32) * 2)  # a changed file is read again
+    model = build_model([entry], (5,))
+    assert model.network[0].weight[0].tolist() == [2.0, 2.0, 2.0] and len(reads) == 2

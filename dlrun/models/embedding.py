@@ -8,6 +8,7 @@ the frozen matrix then counts as non-trainable parameters, as in Keras's summary
 
 from __future__ import annotations
 
+import functools
 import zipfile
 from pathlib import Path
 
@@ -50,7 +51,26 @@ class _Embedding(MaskAware):
 
 
 def read_matrix(path: str) -> np.ndarray:
-    """The matrix in a ``.npy`` file, or the single (or ``embeddings``) array of a ``.npz``."""
+    """The matrix in a ``.npy`` file, or the single (or ``embeddings``) array of a ``.npz``.
+
+    A model is built for the pre-run check, for every fold and for a final retrain; the file is
+    read once while it is unchanged (its size and modification time are the cache key).
+    """
+    try:
+        stat = Path(path).stat()
+    except OSError as exc:
+        raise ValueError(f"cannot read an embedding matrix from {path}: {exc}") from None
+    return _read_matrix(path, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=2)
+def _read_matrix(path: str, mtime_ns: int, size: int) -> np.ndarray:
+    matrix = _load_matrix(path)
+    matrix.flags.writeable = False  # shared by every build that reads it
+    return matrix
+
+
+def _load_matrix(path: str) -> np.ndarray:
     try:
         if not zipfile.is_zipfile(path):
             return np.asarray(np.load(path, allow_pickle=False))
@@ -105,7 +125,7 @@ class Embedding(Layer):
                     f"output_dim make ({c.input_dim}, {c.output_dim})"
                 )
             with torch.no_grad():
-                weight.copy_(torch.from_numpy(matrix.astype(np.float32, copy=False)))
+                weight.copy_(torch.tensor(matrix, dtype=torch.float32))
         elif keras_init:
             INITIALIZERS.get(c.embeddings_initializer)(weight)
         else:
