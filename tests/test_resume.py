@@ -156,7 +156,7 @@ class InterruptOnce(Callback):
 def test_an_interrupted_kfold_run_keeps_its_finished_folds(tmp_path: Path, parallel: bool) -> None:
     config = tiny_config(
         evaluation={"protocol": "kfold", "k": 3, "final": {"epochs": 2}, "parallel_folds": parallel},
-        train={"epochs": 4, "batch_size": 16, "progress": "none"},
+        train={"epochs": 4, "batch_size": 16, "progress": "none", "checkpoint_every": 1},
         model={"layers": [{"dense": {"units": 8, "activation": "relu"}}, {"dropout": 0.2},
                           {"dense": {"units": 3, "activation": "softmax"}}]},
     )  # fmt: skip

@@ -11,8 +11,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from dlrun.api import run_experiment
+from dlrun.config.load import config_from_data
+from dlrun.reporting.files import TimeShare
 from dlrun.training.snapshots import dump_state
 from dlrun.training.snapshots import load_state
+from tests.conftest import tiny_config
 
 
 def test_a_state_comes_back_with_its_types_keys_and_shared_tensors(tmp_path: Path) -> None:
@@ -56,3 +60,38 @@ def test_a_state_that_would_run_code_is_refused(
     with pytest.raises(pickle.UnpicklingError, match=r"builtins\.print is not plain data"):
         load_state(tmp_path / "state.pt")
     assert "code ran" not in capsys.readouterr().out
+
+
+def test_a_write_is_due_again_after_its_cost_divided_by_its_share(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = [100.0]
+    monkeypatch.setattr("dlrun.reporting.files.time.monotonic", lambda: clock[0])
+    budget = TimeShare(0.02)
+    assert budget.due()  # never written yet
+    with budget.timed():
+        clock[0] += 0.004  # a 4 ms write may come again 200 ms later
+    clock[0] += 0.195
+    assert not budget.due()
+    clock[0] += 0.006
+    assert budget.due()
+
+
+@pytest.mark.parametrize(("every", "most"), [("auto", 60), (1, 120)])
+def test_resume_states_follow_checkpoint_every(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, every: object, most: int
+) -> None:
+    """``auto`` skips saves that would cost more than 2% of fast epochs; an integer does not.
+    Either way the last epoch is saved, so a finished fit resumes from its end."""
+    saved: list[int] = []
+
+    def counted(payload: dict[str, object], path: Path) -> None:
+        saved.append(int(payload["epoch"]))  # type: ignore[call-overload]
+        dump_state(payload, path)
+
+    monkeypatch.setattr("dlrun.training.snapshots.dump_state", counted)
+    changes = {"train": {"epochs": 120, "batch_size": 64, "checkpoint_every": every}}
+    result = run_experiment(config_from_data(tiny_config(**changes)), tmp_path / "runs")
+    assert saved[-1] == 120 and len(saved) <= most
+    assert (len(saved) == 120) is (every == 1)
+    assert load_state(result.run_dir / "resume-fit.pt")["epoch"] == 120

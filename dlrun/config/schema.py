@@ -121,8 +121,10 @@ class TrainConfig(StrictModel):
     )
     callbacks: list[CallbackEntry] = []
     progress: Literal["auto", "bar", "plain", "none"] = "auto"
-    checkpoint_every: int = Field(
-        default=1, ge=1, description="epochs between resume states (dlrun train --resume)"
+    checkpoint_every: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
+        default="auto",
+        description="epochs between resume states (dlrun train --resume); auto: after an "
+        "epoch unless writing would take over 2% of the time (a few saves a second at most)",
     )
 
     @field_validator("device")

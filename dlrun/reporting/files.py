@@ -12,6 +12,7 @@ import io
 import json
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -74,3 +75,28 @@ def write_csv(
     writer.writerow(header)
     writer.writerows(rows)
     write_text(target, buffer.getvalue(), durable)
+
+
+class TimeShare:
+    """Lets a repeated write run only while it takes at most ``share`` of the wall time.
+
+    A write that took ``c`` seconds is allowed again ``c / share`` seconds later: epochs of
+    seconds are saved after every epoch, epochs of milliseconds every few hundred
+    milliseconds, so a kill loses at most that much work and the writes never dominate.
+    """
+
+    def __init__(self, share: float) -> None:
+        self.share = share
+        self.done_at = -float("inf")
+        self.cost = 0.0
+
+    def due(self) -> bool:
+        return time.monotonic() - self.done_at >= self.cost / self.share
+
+    @contextlib.contextmanager
+    def timed(self) -> Iterator[None]:
+        """Measure one write (use around it, whether it was due or forced)."""
+        started = time.monotonic()
+        yield
+        self.done_at = time.monotonic()
+        self.cost = self.done_at - started

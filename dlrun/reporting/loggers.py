@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 
+from dlrun.reporting.files import TimeShare
 from dlrun.reporting.files import write_csv
 from dlrun.reporting.files import write_text
 from dlrun.reporting.hparams import session_summaries
@@ -44,12 +44,11 @@ class MetricsFileLogger(Callback):
         self.directory = directory
         self.rows: list[dict[str, Any]] = []
         self.phase = "fit"
-        self.flushed_at = 0.0
-        self.flush_cost = 0.0
+        self.budget = TimeShare(FLUSH_SHARE)
 
     def on_epoch_end(self, state: TrainState, logs: dict[str, float]) -> None:
         self.rows.append({"phase": self.phase, "epoch": state.epoch, **logs})
-        if time.monotonic() - self.flushed_at >= self.flush_cost / FLUSH_SHARE:
+        if self.budget.due():
             self.flush()
 
     def on_fit_end(self, state: TrainState) -> None:
@@ -63,14 +62,12 @@ class MetricsFileLogger(Callback):
         self.flush()
 
     def flush(self, durable: bool = False) -> None:
-        started = time.monotonic()
-        header = list(dict.fromkeys(key for row in self.rows for key in row))
-        rows = [[row.get(k, "") for k in header] for row in self.rows]
-        write_csv(self.directory / "metrics.csv", header, rows, durable)
-        lines = "".join(json.dumps(row) + "\n" for row in self.rows)
-        write_text(self.directory / "metrics.jsonl", lines, durable)
-        self.flushed_at = time.monotonic()
-        self.flush_cost = self.flushed_at - started
+        with self.budget.timed():
+            header = list(dict.fromkeys(key for row in self.rows for key in row))
+            rows = [[row.get(k, "") for k in header] for row in self.rows]
+            write_csv(self.directory / "metrics.csv", header, rows, durable)
+            lines = "".join(json.dumps(row) + "\n" for row in self.rows)
+            write_text(self.directory / "metrics.jsonl", lines, durable)
 
 
 # Each phase's training and validation values go to sibling sub-runs under the same tags, so

@@ -1,6 +1,7 @@
 """Per-epoch training state on disk, so a killed or interrupted fit resumes bit for bit.
 
-After every ``train.checkpoint_every`` epochs (and when training stops) one file is replaced
+After an epoch (every ``train.checkpoint_every`` epochs, or with ``auto`` whenever writing
+takes at most 2% of the time since the last write) and when training stops, one file is replaced
 atomically with everything the next epoch depends on: the task (weights, optimizer states,
 learning rates), every callback's state (early-stopping counters and best weights, plateau
 counters, metric rows), the batch source (shuffling generator and position), the global random
@@ -22,6 +23,7 @@ import numpy as np
 import torch
 
 from dlrun.errors import RunError
+from dlrun.reporting.files import TimeShare
 from dlrun.reporting.files import atomic_path
 from dlrun.training.batches import BatchSource
 from dlrun.training.callbacks import Callback
@@ -29,6 +31,7 @@ from dlrun.training.state import TrainState
 from dlrun.training.status import RunStatus
 
 FORMAT = 2
+SAVE_SHARE = 0.02  # ``auto``: the resume state may take this share of the training time
 
 
 def tensor_slot(index: int) -> int:
@@ -101,13 +104,21 @@ def set_rng_states(states: dict[str, Any]) -> None:
 class Snapshots:
     """One fit's resume file (for example ``resume-fit.pt`` in its run directory)."""
 
-    def __init__(self, path: Path, every: int = 1) -> None:
+    def __init__(self, path: Path, every: int | None = 1) -> None:
+        """Save every ``every`` epochs; ``None`` saves while that costs at most ``SAVE_SHARE``
+        of the time (every epoch of a second or more; a few times a second for epochs of
+        milliseconds, where a save would otherwise cost as much as the epoch)."""
         self.path = path
         self.every = every
+        self.budget = TimeShare(SAVE_SHARE)
+
+    def _due(self, state: TrainState) -> bool:
+        if state.should_stop or state.epoch == state.epochs:
+            return True
+        return self.budget.due() if self.every is None else state.epoch % self.every == 0
 
     def save(self, state: TrainState, source: BatchSource, callbacks: Callback) -> None:
-        due = state.epoch % self.every == 0 or state.should_stop or state.epoch == state.epochs
-        if not due or state.status is RunStatus.DIVERGED:
+        if not self._due(state) or state.status is RunStatus.DIVERGED:
             return  # resuming a diverged fit would only diverge again
         payload = {
             "format": FORMAT,
@@ -120,7 +131,7 @@ class Snapshots:
             "source": source.state_dict(),
             "rng": rng_states(),
         }
-        with atomic_path(self.path, durable=False) as tmp:
+        with self.budget.timed(), atomic_path(self.path, durable=False) as tmp:
             dump_state(payload, tmp)
 
     def restore(self, state: TrainState, source: BatchSource, callbacks: Callback) -> bool:
