@@ -17,6 +17,7 @@ from dlrun.cli_common import EXIT_DIVERGED
 from dlrun.cli_common import EXIT_INTERRUPTED
 from dlrun.cli_common import console
 from dlrun.cli_common import errors
+from dlrun.cli_common import exit_now
 from dlrun.cli_common import print_rows
 from dlrun.cli_common import user_errors
 from dlrun.cli_datasets import datasets_app
@@ -79,13 +80,14 @@ def train(
     With --resume RUN_DIR, every positional argument is an override (train.epochs=30 extends
     a finished run); overrides that would change what was learned are refused.
     """
-    from dlrun.api import resume_experiment
-    from dlrun.api import run_experiment
-    from dlrun.config.load import load_config
     from dlrun.reporting.drawing import drawn_last
 
     extra = list(overrides or [])
-    with drawn_last():  # the figures are drawn once the result is printed
+    with drawn_last():  # first: the figure process imports matplotlib while torch loads here
+        from dlrun.api import resume_experiment
+        from dlrun.api import run_experiment
+        from dlrun.config.load import load_config
+
         if resume is not None:
             overrides = [config, *extra] if config is not None else extra
             if any("=" not in o for o in overrides):
@@ -367,4 +369,9 @@ def runs_compare(
 
 
 def main() -> None:
-    app()
+    """The console script: run the command, then exit without tearing the interpreter down."""
+    try:
+        app()
+    except SystemExit as stop:
+        exit_now(stop.code)
+    exit_now(0)

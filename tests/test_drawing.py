@@ -1,7 +1,12 @@
-"""Figures are drawn after ``dlrun train`` prints its result, and at once everywhere else."""
+"""``dlrun train`` draws its figures in another process and waits for them after its result;
+elsewhere figures are drawn at once."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +15,7 @@ from typer.testing import CliRunner
 
 import dlrun.cli
 from dlrun.cli import app
+from dlrun.reporting import drawing
 from dlrun.reporting import plots
 from dlrun.reporting.curves import CurveMarks
 from dlrun.reporting.drawing import draw
@@ -18,43 +24,87 @@ from dlrun.reporting.drawing import pending_names
 
 
 def _figure(text: str, target: Path) -> None:
+    """Writes ``text`` and the id of the process that drew it (module level: picklable)."""
     target.parent.mkdir(exist_ok=True)
-    target.write_text(text)
+    target.write_text(f"{text} {os.getpid()}")
+
+
+def _broken(target: Path) -> None:
+    raise RuntimeError("matplotlib broke")
+
+
+def _slow(target: Path) -> None:
+    time.sleep(30)
+    target.write_text("drawn")
 
 
 def test_outside_a_scope_a_figure_is_drawn_at_once(tmp_path: Path) -> None:
     draw(_figure, "curve", target=tmp_path / "a.png")
-    assert (tmp_path / "a.png").read_text() == "curve"
+    assert (tmp_path / "a.png").read_text() == f"curve {os.getpid()}"
     assert pending_names(tmp_path) == []
 
 
-def test_inside_a_scope_figures_wait_for_its_end_and_are_listed(tmp_path: Path) -> None:
+def test_inside_a_scope_figures_are_drawn_by_another_process_and_listed(tmp_path: Path) -> None:
     with drawn_last():
         draw(_figure, "curve", target=tmp_path / "a.png")
         draw(_figure, "matrix", target=tmp_path / "sub" / "b.png")
-        assert not (tmp_path / "a.png").exists()
         assert pending_names(tmp_path) == ["a.png"]
         assert pending_names(tmp_path / "sub") == ["b.png"]
-    assert (tmp_path / "a.png").read_text() == "curve"
-    assert (tmp_path / "sub" / "b.png").exists()
+    text, pid = (tmp_path / "a.png").read_text().split()
+    assert text == "curve" and int(pid) != os.getpid()
+    assert (tmp_path / "sub" / "b.png").read_text().startswith("matrix ")
     assert pending_names(tmp_path) == []
 
 
-def test_a_failing_block_still_gets_its_figures_and_keeps_its_error(tmp_path: Path) -> None:
-    def broken(target: Path) -> None:
-        raise RuntimeError("matplotlib broke")
+def test_a_figure_the_process_cannot_take_is_drawn_here_at_the_end(tmp_path: Path) -> None:
+    def local(target: Path) -> None:  # defined inside a function: pickle cannot send it
+        target.write_text(str(os.getpid()))
 
+    with drawn_last():
+        draw(local, target=tmp_path / "local.png")
+        assert not (tmp_path / "local.png").exists()
+        assert pending_names(tmp_path) == ["local.png"]
+    assert (tmp_path / "local.png").read_text() == str(os.getpid())
+
+
+def test_figures_the_process_did_not_draw_are_drawn_here(tmp_path: Path) -> None:
+    with drawn_last():
+        draw(_figure, "sent", target=tmp_path / "a.png")
+        scope = drawing._PENDING.get()
+        assert scope is not None and scope.process is not None
+        scope.process.process.kill()  # the figure process dies
+        scope.process.process.wait()
+        draw(_figure, "after", target=tmp_path / "b.png")
+    assert (tmp_path / "a.png").read_text().startswith("sent ")
+    assert (tmp_path / "b.png").read_text() == f"after {os.getpid()}"
+
+
+def test_a_figure_that_fails_in_the_process_is_reported_after_the_others(tmp_path: Path) -> None:
+    with (
+        pytest.raises(
+            RuntimeError, match=r"drawing broken\.png failed: RuntimeError: matplotlib broke"
+        ),
+        drawn_last(),
+    ):
+        draw(_broken, target=tmp_path / "broken.png")
+        draw(_figure, "curve", target=tmp_path / "a.png")
+    assert (tmp_path / "a.png").read_text().startswith("curve ")
+
+
+def test_a_failing_block_still_gets_its_figures_and_keeps_its_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="the run failed"), drawn_last():
-        draw(broken, target=tmp_path / "broken.png")
+        draw(_broken, target=tmp_path / "broken.png")
         draw(_figure, "fold 1", target=tmp_path / "a.png")
         raise ValueError("the run failed")
-    assert (tmp_path / "a.png").read_text() == "fold 1"
+    assert (tmp_path / "a.png").read_text().startswith("fold 1 ")
 
 
-def test_ctrl_c_skips_the_figures(tmp_path: Path) -> None:
+def test_ctrl_c_abandons_the_figures_not_drawn_yet(tmp_path: Path) -> None:
+    started = time.monotonic()
     with pytest.raises(KeyboardInterrupt), drawn_last():
-        draw(_figure, "curve", target=tmp_path / "a.png")
+        draw(_slow, target=tmp_path / "a.png")
         raise KeyboardInterrupt
+    assert time.monotonic() - started < 20  # the process was stopped, not waited for
     assert not (tmp_path / "a.png").exists()
 
 
@@ -84,3 +134,16 @@ def test_train_prints_its_result_before_drawing(
     assert events == ["result printed", "drawn; report lists it: True"]
     run_dir = Path(result.output.strip().splitlines()[-1])
     assert (run_dir / "learning_curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_figure_process_loads_no_torch() -> None:
+    """It starts beside the run's own imports: matplotlib and plain data, not torch again."""
+    script = (
+        "import sys, pickle\n"
+        "from dlrun.reporting import figure_worker, curves, drawing\n"
+        "from dlrun.evaluation import aggregate\n"
+        "figure_worker.warm_up()\n"
+        "print(sorted(m for m in ('torch', 'sklearn', 'scipy', 'pydantic') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.stdout.strip() == "[]", done.stderr

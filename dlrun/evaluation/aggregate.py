@@ -1,5 +1,8 @@
 """Cross-validation aggregates: per-metric mean/std over folds, fold-averaged learning curves,
-their exponential smoothing, and the epoch they suggest for the final model (DLwP 3.6.4)."""
+their exponential smoothing, and the epoch they suggest for the final model (DLwP 3.6.4).
+
+Plain NumPy, no torch: the figure process (:mod:`dlrun.reporting.figure_worker`) loads these.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +10,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
-from dlrun.training.metrics import higher_is_better
 
 
 @dataclass(frozen=True)
@@ -85,12 +86,14 @@ def cross_validate(
     per_fold: list[dict[str, float]],
     histories: list[list[dict[str, float]]],
     monitor: str,
+    higher: bool,
     smoothing: float,
     skip_first: int,
 ) -> CrossValidation:
+    """``higher``: whether a larger ``monitor`` is better (it picks the best epoch)."""
     curves = average_curves(histories)
     raw = curves.get(monitor, [])
     skip = skip_first if skip_first < len(raw) else 0
     smoothed = smooth(raw[skip:], smoothing)
-    epoch, value = best_epoch(smoothed, higher_is_better(monitor), offset=skip)
+    epoch, value = best_epoch(smoothed, higher, offset=skip)
     return CrossValidation(summarize(per_fold), curves, monitor, smoothed, skip, epoch, value)

@@ -105,6 +105,7 @@ def _aggregate_folds(cfg: ExperimentConfig, protocol: Protocol, outcome: Protoco
         [f.evaluation.metrics for f in outcome.folds if f.evaluation is not None],
         [f.fitted.state.history for f in outcome.folds],
         cfg.evaluation.monitor,
+        higher_is_better(cfg.evaluation.monitor),
         curves.smoothing,
         curves.skip_first,
     )

@@ -3,17 +3,20 @@
 These are plain data computed once from the config, the recorded rows and the epoch the fit
 restored (``TrainState.restored_epoch``, recorded by early stopping when it puts weights back),
 so the figure (:func:`dlrun.reporting.plots.learning_curves`) and report.md state the same epochs.
+The figure process (:mod:`dlrun.reporting.figure_worker`) loads this module without torch, so
+what :func:`curve_marks` needs from the config's registries is imported when it runs.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from typing import Any
 
-from dlrun.config.schema import ExperimentConfig
 from dlrun.evaluation.aggregate import best_epoch
-from dlrun.evaluation.protocols import PROTOCOLS
-from dlrun.training.metrics import higher_is_better
+
+if TYPE_CHECKING:
+    from dlrun.config.schema import ExperimentConfig
 
 MARKERS_UP_TO = 30  # epochs; above this a marker per point only hides the line
 LONG_CURVE = 50  # epochs; from here on a smoothed line is drawn over the raw one (DLwP 3.6.4)
@@ -60,6 +63,9 @@ def curve_marks(
     ``restored_epoch`` is the fit's ``TrainState.restored_epoch``: the epoch whose weights
     early stopping put back, as it recorded when it did so.
     """
+    from dlrun.evaluation.protocols import PROTOCOLS
+    from dlrun.training.metrics import higher_is_better
+
     shown = shown_rows(rows)
     final = any(row.get("phase", "fit") != "fit" for row in shown)
     curves = PROTOCOLS.get(cfg.evaluation.protocol)(cfg.evaluation).curves

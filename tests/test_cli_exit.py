@@ -1,0 +1,43 @@
+"""The console script ends without the interpreter's teardown, but loses nothing on the way."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+SCRIPT = """
+import atexit, sys, threading, time
+from dlrun.cli_common import exit_now
+
+atexit.register(print, "atexit ran")
+threading.Thread(target=lambda: (time.sleep(0.3), print("thread finished"))).start()
+sys.stdout.write("buffered, not flushed")
+exit_now(CODE)
+"""
+
+
+def run(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", SCRIPT.replace("CODE", code)], capture_output=True, text=True
+    )
+
+
+def test_threads_are_joined_atexit_runs_and_output_is_flushed() -> None:
+    done = run("3")
+    assert done.returncode == 3
+    assert done.stdout == "buffered, not flushedthread finished\natexit ran\n"
+
+
+def test_a_message_exits_with_1_and_none_with_0() -> None:
+    message = run("'no such run'")
+    assert (message.returncode, message.stderr) == (1, "no such run\n")
+    assert run("None").returncode == 0
+
+
+def test_the_dlrun_command_keeps_its_exit_codes_and_output() -> None:
+    version = subprocess.run([sys.executable, "-m", "dlrun", "--version"], capture_output=True,
+                             text=True)  # fmt: skip
+    assert version.returncode == 0 and version.stdout.startswith("dlrun ")
+    missing = subprocess.run([sys.executable, "-m", "dlrun", "validate", "missing.yaml"],
+                             capture_output=True, text=True)  # fmt: skip
+    assert missing.returncode == 2 and "missing.yaml: config file not found" in missing.stderr
