@@ -13,7 +13,7 @@ system and fault it in again, at random and more for one loop than the other (te
 thousands of page faults an epoch, measured); the benchmark fixes the allocator's thresholds
 (``mallopt``) so neither loop pays for the other's memory.
 
-    python bench/bench_epoch.py [--epochs 8]
+    python bench/bench_epoch.py [--epochs 8] [--only sparse]
 """
 
 from __future__ import annotations
@@ -236,9 +236,12 @@ def main() -> None:
     steady_allocator()
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--only", default="", help="run the cases whose name contains this")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.epochs} epochs")
     for name, case in CASES.items():
+        if args.only not in name:
+            continue
         ours, theirs = paired_epochs(case, args.epochs)
         ratio = statistics.median(a / b for a, b in zip(ours, theirs, strict=True))
         print(f"{name}: dlrun {statistics.median(ours):.3f} s/epoch, hand-written "

@@ -24,6 +24,7 @@ from dlrun.config.load import load_config
 from dlrun.errors import ConfigError
 from dlrun.errors import RunError
 from dlrun.sweep.run import run_sweep
+from dlrun.sweep.study import open_storage
 from dlrun.sweep.trials import run_trial
 from tests.conftest import REPO
 from tests.conftest import tiny_config
@@ -88,6 +89,15 @@ def test_grid_points_run_exactly_once_across_two_workers(grid_sweep: Path) -> No
     assert points == {("0.01", "4"), ("0.01", "8"), ("0.05", "4"), ("0.05", "8")}
     objectives = [float(r["objective"]) for r in rows]
     assert objectives == sorted(objectives, reverse=True)  # accuracy: best first
+
+
+def test_the_main_process_is_one_of_the_workers(grid_sweep: Path) -> None:
+    """With 2 workers only one process is started: this one, already loaded, runs trials too."""
+    storage = open_storage(grid_sweep, None)
+    names = [study.study_name for study in storage.get_all_studies()]
+    trials = [t for n in names for t in optuna.load_study(study_name=n, storage=storage).trials]
+    pids = {trial.user_attrs["pid"] for trial in trials}
+    assert os.getpid() in pids and len(pids) <= 2
 
 
 def test_trials_are_normal_runs_with_hparams(grid_sweep: Path) -> None:

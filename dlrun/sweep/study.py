@@ -203,34 +203,37 @@ def _worker_main(
     threads: int = 0,
     on_trial_end: Callable[[], None] | None = None,
 ) -> None:
+    previous = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)  # workers share the cores instead of oversubscribing them
-    cfg = config_from_text(config_yaml, "sweep config", [])
-    study = open_study(cfg, open_storage(Path(sweep_dir), url), name)
-    with contextlib.suppress(KeyboardInterrupt):
-        work(cfg, study, Path(sweep_dir), on_trial_end)
+    try:
+        cfg = config_from_text(config_yaml, "sweep config", [])
+        study = open_study(cfg, open_storage(Path(sweep_dir), url), name)
+        with contextlib.suppress(KeyboardInterrupt):
+            work(cfg, study, Path(sweep_dir), on_trial_end)
+    finally:
+        torch.set_num_threads(previous)
 
 
 def run_workers(cfg: ExperimentConfig, sweep_dir: Path, url: str | None, name: str,
                 workers: int, poll: Callable[[], None] = lambda: None) -> None:  # fmt: skip
-    """Run ``workers`` processes (in this process when 1) until the sweep is done.
+    """Run ``workers`` workers until the sweep is done: this process and ``workers - 1`` others.
 
-    ``poll`` reports progress: after each trial in this process, else every
-    ``POLL_SECONDS`` while the worker processes run.
+    This process has already imported torch and dlrun, so it starts on trials at once while
+    the other processes start (about 5 s each on a small machine). ``poll`` reports progress
+    after each trial of this process, then every ``POLL_SECONDS`` until the others finish.
     """
     text = resolved_yaml(cfg)
-    if workers == 1:
-        _worker_main(text, str(sweep_dir), url, name, on_trial_end=poll)
-        return
     context = multiprocessing.get_context("spawn")
     threads = max(1, (os.cpu_count() or 1) // workers)
     processes = [
         context.Process(target=_worker_main, args=(text, str(sweep_dir), url, name, threads))
-        for _ in range(workers)
+        for _ in range(workers - 1)
     ]
     for process in processes:
         process.start()
     try:
+        _worker_main(text, str(sweep_dir), url, name, threads if processes else 0, poll)
         for process in processes:
             while process.is_alive():
                 process.join(timeout=POLL_SECONDS)
