@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -11,6 +14,8 @@ from dlrun.evaluation.baselines import Targets
 from dlrun.evaluation.baselines import score_baselines
 from dlrun.evaluation.scoring import Evaluation
 from dlrun.evaluation.significance import Evidence
+from dlrun.evaluation.significance import binomial_tail
+from dlrun.evaluation.significance import paired_t_less
 from dlrun.evaluation.significance import verdict
 from dlrun.tasks.base import TASKS
 from dlrun.training.metrics import Predictions
@@ -113,3 +118,34 @@ def test_the_sentence_names_the_test_and_its_p_value() -> None:
         "The model (accuracy 0.1028) is no better than the majority class baseline at 0.1000: "
         "one-sided exact binomial test, p = 0.18"
     )
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_the_two_tests_equal_scipy_stats(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    total = int(rng.integers(1, 3000))
+    hits, rate = int(rng.integers(0, total + 1)), float(rng.choice([0.0, 1.0, rng.random()]))
+    expected = stats.binomtest(hits, total, rate, alternative="greater").pvalue
+    assert binomial_tail(hits, total, rate) == pytest.approx(expected, rel=1e-9, abs=1e-300)
+    n = int(rng.integers(2, 500))
+    ours, theirs = rng.normal(size=n), rng.normal(0.1, size=n)
+    expected = stats.ttest_rel(ours, theirs, alternative="less").pvalue
+    assert paired_t_less(ours - theirs) == pytest.approx(expected, rel=1e-9)
+
+
+def test_constant_differences_decide_the_t_test() -> None:
+    assert paired_t_less(np.full(5, -0.5)) == 0.0  # always better: as certain as it gets
+    assert paired_t_less(np.full(5, 0.5)) == 1.0
+    assert np.isnan(paired_t_less(np.zeros(5)))
+
+
+def test_judging_a_run_does_not_import_scipy_stats() -> None:
+    script = (
+        "import sys\n"
+        "from dlrun.evaluation.significance import binomial_tail, paired_t_less\n"
+        "import numpy as np\n"
+        "binomial_tail(7, 10, 0.5), paired_t_less(np.arange(5.0) - 3)\n"
+        "print('scipy.stats' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.stdout.strip() == "False", done.stderr

@@ -82,10 +82,8 @@ def _binomial_p(baseline: str, evidence: Sequence[Evidence]) -> float | None:
         expected += float(rate) * true.numel()
     if total == 0:
         return None
-    from scipy import stats  # imported when a run is judged, not when a config is checked
-
     rate = min(max(expected / total, 0.0), 1.0)
-    return float(stats.binomtest(hits, total, rate, alternative="greater").pvalue)
+    return binomial_tail(hits, total, rate)
 
 
 def _paired_p(key: str, baseline: str, evidence: Sequence[Evidence]) -> float | None:
@@ -110,7 +108,30 @@ def _paired_p(key: str, baseline: str, evidence: Sequence[Evidence]) -> float | 
     model_errors, baseline_errors = np.concatenate(ours), np.concatenate(theirs)
     if len(model_errors) < 2 or np.all(model_errors == baseline_errors):
         return None
-    from scipy import stats
+    return paired_t_less(model_errors - baseline_errors)
 
-    result = stats.ttest_rel(model_errors, baseline_errors, alternative="less")
-    return float(result.pvalue)
+
+# The two tests through scipy.special's distribution functions rather than scipy.stats, whose
+# import (about 1.5 s here, more than some whole runs) is paid by every run that is judged;
+# tests/test_significance.py holds both to scipy.stats on the same inputs.
+
+
+def binomial_tail(hits: int, total: int, rate: float) -> float:
+    """P(X >= hits) for X ~ Binomial(total, rate): scipy's ``binomtest(..., "greater")``."""
+    from scipy import special
+
+    return 1.0 if hits <= 0 else float(special.bdtrc(hits - 1, total, rate))
+
+
+def paired_t_less(differences: np.ndarray) -> float:
+    """One-sided paired t-test that the mean difference is below 0: scipy's
+    ``ttest_rel(a, b, alternative="less")`` on ``differences = a - b``."""
+    from scipy import special
+
+    n = len(differences)
+    spread = float(np.std(differences, ddof=1))
+    mean = float(np.mean(differences))
+    if spread == 0.0:
+        return float("nan") if mean == 0.0 else float(mean > 0)
+    t = mean / (spread / np.sqrt(n))
+    return float(special.stdtr(n - 1, t))

@@ -155,9 +155,17 @@ class TensorBoardLogger(Callback):
         self._write(self.phase, state.epoch, logs)
 
     def _write(self, phase: str, epoch: int, logs: dict[str, float]) -> None:
+        """One event per sub-run holding all its values of the epoch: the scalars
+        ``add_scalar`` would write (``simple_value``), at a quarter of the cost of one event
+        per value, which weighs in runs of a thousand millisecond epochs."""
+        from tensorboard.compat.proto.summary_pb2 import Summary
+
+        values: dict[str, list[Summary.Value]] = {}
         for key, value in logs.items():
             run, tag = tensorboard_place(key, phase)
-            self.writer(run).add_scalar(tag, value, epoch)
+            values.setdefault(run, []).append(Summary.Value(tag=tag, simple_value=value))
+        for run, run_values in values.items():
+            self.writer(run)._get_file_writer().add_summary(Summary(value=run_values), epoch)
         self.written += 1
 
     def state_dict(self) -> dict[str, Any]:
