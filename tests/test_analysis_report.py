@@ -35,10 +35,10 @@ def test_matrix_scores_and_report_equal_scikit_learn(seed: int) -> None:
     np.testing.assert_array_equal(matrix, skm.confusion_matrix(true, pred, labels=everything))
     rows = class_scores(matrix, labels)
     expected = skm.precision_recall_fscore_support(true, pred, labels=everything, zero_division=0)
-    ours = [[r.precision for r in rows], [r.recall for r in rows], [r.f1 for r in rows],
-            [r.support for r in rows]]  # fmt: skip
+    ours: list[list[float]] = [[r.precision for r in rows], [r.recall for r in rows],
+                               [r.f1 for r in rows], [r.support for r in rows]]  # fmt: skip
     for mine, theirs in zip(ours, expected, strict=True):
-        np.testing.assert_allclose(mine, theirs, rtol=1e-12)
+        np.testing.assert_allclose(mine, np.asarray(theirs, dtype=np.float64), rtol=1e-12)
     report = report_text(rows, float((true == pred).mean()))
     reference = skm.classification_report(
         true, pred, labels=everything, target_names=labels, digits=4, zero_division=0
