@@ -63,6 +63,12 @@ CASES: dict[str, dict[str, Any]] = {
                    {"dense": {"units": 1, "activation": "sigmoid"}}],
         "task": "binary", "loss": "binary_crossentropy",
     },
+    "tiny 2-3-2 (ch. 6 spirals size), batch 60": {
+        "n": 540, "n_val": 60, "features": 2, "classes": 2, "batch": 60,
+        "layers": [{"dense": {"units": 3, "activation": "relu"}},
+                   {"dense": {"units": 2, "activation": "softmax"}}],
+        "task": "multiclass", "loss": "categorical_crossentropy",
+    },
     "imdb sparse multi-hot (dlrun) vs dense (hand-written), batch 512": {
         "n": 15000, "n_val": 10000, "features": 10000, "classes": 1, "batch": 512,
         "layers": [{"dense": {"units": 16, "activation": "relu"}},
@@ -216,7 +222,7 @@ def paired_epochs(case: dict[str, Any], epochs: int) -> tuple[list[float], list[
     with tempfile.TemporaryDirectory() as tmp:
         progress = ProgressReporter("bar", Console(file=io.StringIO(), force_terminal=True))
         chain = [MetricsFileLogger(Path(tmp)), TensorBoardLogger(Path(tmp)), progress, turns]
-        snapshots = Snapshots(Path(tmp) / "resume-fit.pt")
+        snapshots = Snapshots(Path(tmp) / "resume-fit.pt", every=None)  # checkpoint_every: auto
         fit(task, sources[0], sources[1], epochs + 1, CallbackList(chain), snapshots)
     return turns.ours[1:], turns.theirs[1:]
 

@@ -26,6 +26,7 @@ from dlrun.config.base import StrictModel
 from dlrun.data.download import Resource
 from dlrun.errors import DataError
 from dlrun.errors import DlrunError
+from dlrun.evaluation.splits import seeded_split
 from dlrun.guards import is_training
 from dlrun.preprocess.augment import AugmentConfig
 from dlrun.registry import Registry
@@ -235,19 +236,12 @@ def split_off_test(
     """Seeded test split; stratified on the labels for classification tasks when asked."""
     if split.test_fraction == 0:
         return Arrays(x, y), None
-    from sklearn.model_selection import train_test_split  # only where a split is made
-
     stratify = y if split.stratify and context.single_label else None
     try:
-        index = np.arange(len(x))
-        train_idx, test_idx = train_test_split(
-            index, test_size=split.test_fraction, random_state=context.seed, stratify=stratify
-        )
-    except ValueError as exc:
+        train_idx, test_idx = seeded_split(len(x), split.test_fraction, context.seed, stratify)
+    except DataError as exc:
         raise DataError(f"cannot split off a test set: {exc}") from None
-    return Arrays(x[np.sort(train_idx)], y[np.sort(train_idx)]), Arrays(
-        x[np.sort(test_idx)], y[np.sort(test_idx)]
-    )
+    return Arrays(x[train_idx], y[train_idx]), Arrays(x[test_idx], y[test_idx])
 
 
 def existing_file(path: str, what: str) -> Path:

@@ -1,8 +1,16 @@
 """Index splits for every protocol: hold-out, K-fold (shuffled, stratified, contiguous) and
-chronological ranges. Pure functions of sizes, labels and seeds, returning sorted index arrays."""
+chronological ranges. Pure functions of sizes, labels and seeds, returning sorted index arrays.
+
+A seeded hold-out (:func:`seeded_split`) draws the same rows as scikit-learn's
+``train_test_split`` with the same seed, without importing scikit-learn: its import costs more
+than a second here, a quarter of a small run, and every hold-out run would pay it.
+``tests/test_splits.py`` holds the two equal on random sizes, fractions and class balances.
+K-fold splits still come from scikit-learn.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -43,15 +51,67 @@ def holdout_indices(
     size: float | int = fraction if fraction is not None else int(count or 0)
     if isinstance(size, int) and size >= n:
         raise DataError(f"validation.count is {size} but there are only {n} training samples")
-    from sklearn.model_selection import train_test_split  # imported where a split is made
-
     try:
-        train_idx, val_idx = train_test_split(
-            index, test_size=size, random_state=seed, stratify=y if stratify else None
-        )
-    except ValueError as exc:
+        return seeded_split(n, size, seed, y if stratify else None)
+    except DataError as exc:
         raise DataError(f"cannot make the validation split: {exc}") from None
-    return np.sort(train_idx), np.sort(val_idx)
+
+
+def seeded_split(
+    n: int, size: float | int, seed: int, labels: np.ndarray | None = None
+) -> IndexPair:
+    """``(train_idx, held_idx)``, sorted: the rows scikit-learn's ``train_test_split(range(n),
+    test_size=size, random_state=seed, stratify=labels)`` holds out.
+
+    ``size`` is a fraction (``ceil(size * n)`` rows) or a count. With ``labels`` every class
+    keeps its share on both sides (StratifiedShuffleSplit's allocation and draws, in order).
+    """
+    held = math.ceil(size * n) if isinstance(size, float) else int(size)
+    kept = n - held
+    if held < 1 or kept < 1:
+        raise DataError(f"holding out {size} of {n} samples leaves one side empty")
+    rng = np.random.RandomState(seed)
+    if labels is None:
+        order = rng.permutation(n)
+        return np.sort(order[held:]), np.sort(order[:held])
+    labels = np.asarray(labels)
+    if labels.ndim == 2:  # one label per row of a 2-D target, as scikit-learn reads it
+        labels = np.array([" ".join(row.astype("str")) for row in labels])
+    classes, codes, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    if counts.min() < 2:
+        rare = classes[counts < 2].tolist()
+        raise DataError(f"classes {rare} have a single sample; a stratified split needs 2 or more")
+    if min(kept, held) < len(classes):
+        raise DataError(
+            f"{min(kept, held)} samples on one side cannot hold {len(classes)} classes"
+        )
+    members = np.split(np.argsort(codes, kind="stable"), np.cumsum(counts)[:-1])
+    kept_per_class = _approximate_mode(counts, kept, rng)
+    held_per_class = _approximate_mode(counts - kept_per_class, held, rng)
+    train: list[np.ndarray] = []
+    test: list[np.ndarray] = []
+    for rows, k, h in zip(members, kept_per_class, held_per_class, strict=True):
+        shuffled = rows.take(rng.permutation(len(rows)), mode="clip")
+        train.append(shuffled[:k])
+        test.append(shuffled[k : k + h])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
+
+
+def _approximate_mode(counts: np.ndarray, draws: int, rng: np.random.RandomState) -> np.ndarray:
+    """Per class, its share of ``draws`` rounded down, then one more for the largest remainders
+    (ties broken at random), as scikit-learn allots a stratified split."""
+    continuous = counts / counts.sum() * draws
+    floored = np.floor(continuous)
+    missing = int(draws - floored.sum())
+    remainder = continuous - floored
+    for value in np.sort(np.unique(remainder))[::-1]:
+        if missing <= 0:
+            break
+        (candidates,) = np.where(remainder == value)
+        now = min(len(candidates), missing)
+        floored[rng.choice(candidates, size=now, replace=False)] += 1
+        missing -= now
+    return floored.astype(int)
 
 
 def contiguous_folds(n: int, k: int) -> list[IndexPair]:

@@ -1,0 +1,54 @@
+"""scikit-learn's bundled datasets are read through it once, then from dlrun's cache."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn import datasets
+
+from dlrun.data.bundled import cached_table
+
+READ = (
+    "import sys\n"
+    "from dlrun.data.bundled import cached_table\n"
+    "table = cached_table('wine', 'load_wine', True)\n"
+    "print(table.x.shape, len(table.features), table.classes[2], 'sklearn' in sys.modules)"
+)
+
+
+def test_a_second_process_reads_the_cache_without_scikit_learn(tmp_path: Path) -> None:
+    env = {"DLRUN_CACHE": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    first, second = (
+        subprocess.run([sys.executable, "-c", READ], capture_output=True, text=True, env=env)
+        for _ in range(2)
+    )
+    assert first.stdout.split() == ["(178,", "13)", "13", "class_2", "True"], first.stderr
+    assert second.stdout.split() == ["(178,", "13)", "13", "class_2", "False"], second.stderr
+
+
+@pytest.mark.parametrize(("name", "classes"), [("iris", True), ("digits", True),
+                                               ("breast_cancer", True), ("diabetes", False)])  # fmt: skip
+def test_the_cached_table_equals_scikit_learn(name: str, classes: bool) -> None:
+    loader = f"load_{name}"
+    bunch = getattr(datasets, loader)()
+    for table in (cached_table(name, loader, classes), cached_table(name, loader, classes)):
+        np.testing.assert_array_equal(table.x, bunch.data.astype(np.float32))
+        np.testing.assert_array_equal(table.y, bunch.target)
+        assert table.features == [str(f) for f in bunch.feature_names]
+        assert table.classes == ([str(c) for c in bunch.target_names] if classes else None)
+
+
+def test_a_damaged_cache_file_is_read_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DLRUN_CACHE", str(tmp_path))
+    first = cached_table("iris", "load_iris", True)
+    (cached,) = (tmp_path / "bundled").iterdir()
+    cached.write_bytes(b"not a zip file")
+    again = cached_table("iris", "load_iris", True)
+    np.testing.assert_array_equal(first.x, again.x)
+    assert np.load(cached)["x"].shape == (150, 4)  # rewritten whole
