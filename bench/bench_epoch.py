@@ -222,7 +222,7 @@ def paired_epochs(case: dict[str, Any], epochs: int) -> tuple[list[float], list[
     with tempfile.TemporaryDirectory() as tmp:
         progress = ProgressReporter("bar", Console(file=io.StringIO(), force_terminal=True))
         chain = [MetricsFileLogger(Path(tmp)), TensorBoardLogger(Path(tmp)), progress, turns]
-        snapshots = Snapshots(Path(tmp) / "resume-fit.pt", every=None)  # checkpoint_every: auto
+        snapshots = Snapshots(Path(tmp) / "resume-fit.pt", "auto")
         fit(task, sources[0], sources[1], epochs + 1, CallbackList(chain), snapshots)
     return turns.ours[1:], turns.theirs[1:]
 

@@ -48,7 +48,9 @@ def test_a_damaged_cache_file_is_read_again(
     monkeypatch.setenv("DLRUN_CACHE", str(tmp_path))
     first = cached_table("iris", "load_iris", True)
     (cached,) = (tmp_path / "bundled").iterdir()
-    cached.write_bytes(b"not a zip file")
-    again = cached_table("iris", "load_iris", True)
-    np.testing.assert_array_equal(first.x, again.x)
-    assert np.load(cached)["x"].shape == (150, 4)  # rewritten whole
+    whole = cached.read_bytes()
+    for damage in (b"not a zip file", b"", whole[: len(whole) // 2]):
+        cached.write_bytes(damage)
+        again = cached_table("iris", "load_iris", True)
+        np.testing.assert_array_equal(first.x, again.x)
+        assert np.load(cached)["x"].shape == (150, 4)  # rewritten whole

@@ -28,6 +28,19 @@ def test_threads_are_joined_atexit_runs_and_output_is_flushed() -> None:
     assert done.stdout == "buffered, not flushedthread finished\natexit ran\n"
 
 
+def test_an_idle_thread_pool_does_not_hold_the_exit() -> None:
+    script = (
+        "from concurrent.futures import ThreadPoolExecutor\n"
+        "from dlrun.cli_common import exit_now\n"
+        "pool = ThreadPoolExecutor(2)\n"
+        "print(pool.submit(sum, [1, 2]).result())\n"
+        "exit_now(0)"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60)  # fmt: skip
+    assert (done.returncode, done.stdout) == (0, "3\n")
+
+
 def test_a_message_exits_with_1_and_none_with_0() -> None:
     message = run("'no such run'")
     assert (message.returncode, message.stderr) == (1, "no such run\n")

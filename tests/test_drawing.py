@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 import dlrun.cli
 from dlrun.cli import app
+from dlrun.errors import RunError
 from dlrun.reporting import drawing
 from dlrun.reporting import plots
 from dlrun.reporting.curves import CurveMarks
@@ -82,7 +83,7 @@ def test_figures_the_process_did_not_draw_are_drawn_here(tmp_path: Path) -> None
 def test_a_figure_that_fails_in_the_process_is_reported_after_the_others(tmp_path: Path) -> None:
     with (
         pytest.raises(
-            RuntimeError, match=r"drawing broken\.png failed: RuntimeError: matplotlib broke"
+            RunError, match=r"drawing broken\.png failed: RuntimeError: matplotlib broke"
         ),
         drawn_last(),
     ):
@@ -99,13 +100,23 @@ def test_a_failing_block_still_gets_its_figures_and_keeps_its_error(tmp_path: Pa
     assert (tmp_path / "a.png").read_text().startswith("fold 1 ")
 
 
+def test_a_run_failing_before_any_figure_does_not_wait_for_the_process() -> None:
+    started = time.monotonic()
+    with pytest.raises(ValueError, match="config typo"), drawn_last():
+        scope = drawing._PENDING.get()
+        raise ValueError("config typo")
+    assert scope is not None and scope.process is not None
+    assert scope.process.process.returncode is not None  # stopped, not left running
+    assert time.monotonic() - started < 5
+
+
 def test_ctrl_c_abandons_the_figures_not_drawn_yet(tmp_path: Path) -> None:
     started = time.monotonic()
     with pytest.raises(KeyboardInterrupt), drawn_last():
         draw(_slow, target=tmp_path / "a.png")
         raise KeyboardInterrupt
     assert time.monotonic() - started < 20  # the process was stopped, not waited for
-    assert not (tmp_path / "a.png").exists()
+    assert list(tmp_path.iterdir()) == []  # no figure, no temporary file
 
 
 def test_train_prints_its_result_before_drawing(

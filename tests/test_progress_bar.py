@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import io
+import time
 from pathlib import Path
+from types import SimpleNamespace
+from typing import cast
 
 import pytest
 from rich.console import Console
@@ -11,6 +14,8 @@ from rich.progress import Progress
 
 from dlrun.api import run_experiment
 from dlrun.config.load import config_from_data
+from dlrun.reporting.progress import ProgressReporter
+from dlrun.training.state import TrainState
 from tests.conftest import tiny_config
 
 
@@ -34,3 +39,29 @@ def test_one_bar_serves_every_epoch_and_each_epoch_prints_a_line(
     for epoch in range(1, 6):
         assert f"epoch {epoch}/5 (" in text
     assert "val_loss" in text
+
+
+def test_each_epoch_rewinds_the_bar_and_its_elapsed_time() -> None:
+    reporter = ProgressReporter("bar", Console(file=io.StringIO(), force_terminal=True))
+    state = cast(TrainState, SimpleNamespace(epoch=0, epochs=3, batches_per_epoch=4, batch=0,
+                                             results=[], stop_reason=None))  # fmt: skip
+    reporter.on_fit_start(state)
+    assert reporter.progress is not None
+    for epoch in range(3):
+        state.epoch = epoch
+        reporter.on_epoch_start(state)
+        (task,) = reporter.progress.tasks
+        assert (task.completed, task.finished, task.description) == (
+            0,
+            False,
+            f"epoch {epoch + 1}/3",
+        )
+        assert task.elapsed is not None and task.elapsed < 1.0
+        for batch in range(1, 5):
+            state.batch = batch
+            reporter.on_batch_end(state)
+        assert (task.completed, task.finished) == (4, True)
+        time.sleep(1.0)  # an epoch later, the next one's elapsed time starts again
+        state.epoch = epoch + 1
+        reporter.on_epoch_end(state, {"loss": 0.5})
+    reporter.on_fit_end(state)

@@ -62,12 +62,9 @@ def test_a_state_that_would_run_code_is_refused(
     assert "code ran" not in capsys.readouterr().out
 
 
-def test_a_write_is_due_again_after_its_cost_divided_by_its_share(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_a_write_is_due_again_after_its_cost_divided_by_its_share() -> None:
     clock = [100.0]
-    monkeypatch.setattr("dlrun.reporting.files.time.monotonic", lambda: clock[0])
-    budget = TimeShare(0.02)
+    budget = TimeShare(0.02, lambda: clock[0])
     assert budget.due()  # never written yet
     with budget.timed():
         clock[0] += 0.004  # a 4 ms write may come again 200 ms later
@@ -77,12 +74,20 @@ def test_a_write_is_due_again_after_its_cost_divided_by_its_share(
     assert budget.due()
 
 
-@pytest.mark.parametrize(("every", "most"), [("auto", 60), (1, 120)])
+@pytest.mark.parametrize(
+    ("every", "expected"), [("auto", [1, 51, 101, 120]), (1, list(range(1, 121)))]
+)
 def test_resume_states_follow_checkpoint_every(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, every: object, most: int
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, every: object, expected: list[int]
 ) -> None:
-    """``auto`` skips saves that would cost more than 2% of fast epochs; an integer does not.
-    Either way the last epoch is saved, so a finished fit resumes from its end."""
+    """``auto`` skips saves that would cost more than 2% of the time; an integer does not.
+    Either way the last epoch is saved, so a finished fit resumes from its end. The budget's
+    clock ticks one second per reading: a save (two readings) costs one second, so the next is
+    due 50 seconds, here 50 epochs of one reading each, later."""
+    ticks = iter(range(10**6))
+    monkeypatch.setattr(
+        "dlrun.training.snapshots.TimeShare", lambda share: TimeShare(share, lambda: next(ticks))
+    )
     saved: list[int] = []
 
     def counted(payload: dict[str, object], path: Path) -> None:
@@ -92,6 +97,5 @@ def test_resume_states_follow_checkpoint_every(
     monkeypatch.setattr("dlrun.training.snapshots.dump_state", counted)
     changes = {"train": {"epochs": 120, "batch_size": 64, "checkpoint_every": every}}
     result = run_experiment(config_from_data(tiny_config(**changes)), tmp_path / "runs")
-    assert saved[-1] == 120 and len(saved) <= most
-    assert (len(saved) == 120) is (every == 1)
+    assert saved == expected
     assert load_state(result.run_dir / "resume-fit.pt")["epoch"] == 120

@@ -232,3 +232,17 @@ def test_sweep_file_merges_over_a_plain_config(tmp_path: Path, write_config: Any
         app, ["sweep", str(config), "--sweep-file", str(sweep_file)], terminal_width=200
     )
     assert bad.exit_code == 2 and "sweep.method" in bad.output
+
+
+def test_ctrl_c_in_a_trial_of_this_process_interrupts_the_sweep(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """This process works as a worker too; Ctrl-C there ends the sweep as interrupted (the
+    CLI then says so and exits 130) instead of being taken for the end of the trials."""
+
+    def interrupted(*args: object) -> float:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("dlrun.sweep.study.run_trial", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(config_from_data(_sweep_config(GRID)), tmp_path, workers=1)

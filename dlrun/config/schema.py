@@ -121,11 +121,20 @@ class TrainConfig(StrictModel):
     )
     callbacks: list[CallbackEntry] = []
     progress: Literal["auto", "bar", "plain", "none"] = "auto"
-    checkpoint_every: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
+    checkpoint_every: int | Literal["auto"] = Field(
         default="auto",
         description="epochs between resume states (dlrun train --resume); auto: after an "
         "epoch unless writing would take over 2% of the time (a few saves a second at most)",
     )
+
+    @field_validator("checkpoint_every", mode="before")
+    @classmethod
+    def _positive_or_auto(cls, value: Any) -> Any:
+        if value == "auto" or (
+            isinstance(value, int) and not isinstance(value, bool) and value > 0
+        ):
+            return value
+        raise ValueError(f"expected a positive number of epochs or 'auto', got {value!r}")
 
     @field_validator("device")
     @classmethod

@@ -26,8 +26,9 @@ from dlrun.reporting.files import atomic_path
 
 
 def _bundled(name: str, loader: str, description: str, classes: bool) -> None:
-    """Register ``sklearn.datasets.<loader>`` as ``name`` (scikit-learn is imported on load:
-    its import takes about a second that validating a config need not pay)."""
+    """Register ``sklearn.datasets.<loader>`` as ``name``: read on load, from dlrun's cache when
+    it holds the table (:func:`cached_table`), so neither validating a config nor a later run
+    pays scikit-learn's import."""
 
     class Bundled(DataSource):
         Config = SplitConfig
@@ -43,6 +44,9 @@ def _bundled(name: str, loader: str, description: str, classes: bool) -> None:
     DATASETS.register(name)(Bundled)
 
 
+CACHE_FORMAT = 1  # raise when what is stored (or its dtypes) changes, so old files are not read
+
+
 class Table(NamedTuple):
     x: np.ndarray
     y: np.ndarray
@@ -53,8 +57,10 @@ class Table(NamedTuple):
 def cached_table(name: str, loader: str, classes: bool) -> Table:
     """The dataset from dlrun's cache, or from scikit-learn (then cached; a cache that cannot
     be written or read is skipped, never an error)."""
-    path = cache_root() / "bundled" / f"{name}-scikit-learn-{version('scikit-learn')}.npz"
-    with contextlib.suppress(OSError, ValueError, KeyError), np.load(path) as saved:
+    path = (
+        cache_root() / "bundled" / f"{name}-v{CACHE_FORMAT}-sklearn-{version('scikit-learn')}.npz"
+    )
+    with contextlib.suppress(Exception), np.load(path) as saved:  # absent or damaged: read again
         names = [list(map(str, saved[key])) or None for key in ("features", "classes")]
         return Table(saved["x"], saved["y"], *names)
     bunch = getattr(importlib.import_module("sklearn.datasets"), loader)()

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dlrun.errors import RunError
+
 
 @dataclass(frozen=True)
 class Figure:
@@ -56,7 +58,8 @@ class FigureProcess:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "dlrun.reporting.figure_worker"],
             stdin=subprocess.PIPE, stdout=self.output, stderr=self.errors,
-            env={**os.environ, "PYTHONPATH": paths}, start_new_session=True,
+            env={**os.environ, "PYTHONPATH": paths, "PYTHONSAFEPATH": "1"},  # not the cwd's modules
+            start_new_session=True,
         )  # fmt: skip
 
     def send(self, figure: Figure) -> bool:
@@ -92,9 +95,14 @@ class FigureProcess:
         return [f for f in self.sent if str(f.target) not in done], failures
 
     def stop(self) -> None:
-        """Abandon the figures not drawn yet (Ctrl-C)."""
-        self.process.kill()
-        self.process.wait()
+        """Abandon the figures not drawn yet (Ctrl-C, a failed run with none to draw): the
+        child ends on SIGTERM through its ``finally`` blocks, so no temporary file is left."""
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
         self.output.close()
         self.errors.close()
 
@@ -156,11 +164,11 @@ def drawn_last() -> Iterator[None]:
         raise
     finally:
         _PENDING.reset(token)
-        if interrupted:
+        if finished:
+            _finish(scope)
+        elif interrupted or not scope.figures():  # nothing to wait for: don't
             if scope.process is not None:
                 scope.process.stop()
-        elif finished:
-            _finish(scope)
         else:
             with contextlib.suppress(Exception):
                 _finish(scope)
@@ -178,7 +186,7 @@ def _finish(scope: _Scope) -> None:
     finally:
         if failures:
             path, _, message = failures[0].partition("\t")
-            raise RuntimeError(f"drawing {Path(path).name} failed: {message}")
+            raise RunError(f"drawing {Path(path).name} failed: {message} (traceback above)")
 
 
 def _draw_all(figures: list[Figure]) -> None:

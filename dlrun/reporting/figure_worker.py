@@ -4,8 +4,10 @@ Started by :class:`dlrun.reporting.drawing.FigureProcess` before the run imports
 matplotlib's import on another core while the run loads and trains, and draws each figure as it
 arrives. It reads pickled :class:`~dlrun.reporting.drawing.Figure` objects from stdin until the
 run closes it, and writes one line per figure to stdout: the target path when drawn,
-``!<path>\\t<error>`` when drawing failed (the traceback goes to stderr). It ignores Ctrl-C, which
-a terminal sends to the whole process group: the run decides whether the figures are still wanted.
+``!<path>\\t<error>`` when drawing failed (the traceback goes to stderr). It runs in its own
+session, away from the terminal's Ctrl-C, and ignores SIGINT where that does not apply (Windows):
+the run decides whether the figures are still wanted, and stops it with SIGTERM, which unwinds
+like an exit so that a figure half-written leaves no temporary file.
 
     python -m dlrun.reporting.figure_worker
 """
@@ -30,8 +32,13 @@ def warm_up() -> None:
     figure.savefig(io.BytesIO(), format="png")
 
 
+def _exit(signum: int, frame: object) -> None:
+    raise SystemExit(1)
+
+
 def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _exit)
     warm_up()
     source = sys.stdin.buffer
     while True:

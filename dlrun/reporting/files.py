@@ -13,6 +13,7 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -85,18 +86,19 @@ class TimeShare:
     milliseconds, so a kill loses at most that much work and the writes never dominate.
     """
 
-    def __init__(self, share: float) -> None:
+    def __init__(self, share: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.share = share
+        self.clock = clock
         self.done_at = -float("inf")
         self.cost = 0.0
 
     def due(self) -> bool:
-        return time.monotonic() - self.done_at >= self.cost / self.share
+        return self.clock() - self.done_at >= self.cost / self.share
 
     @contextlib.contextmanager
     def timed(self) -> Iterator[None]:
         """Measure one write (use around it, whether it was due or forced)."""
-        started = time.monotonic()
+        started = self.clock()
         yield
-        self.done_at = time.monotonic()
+        self.done_at = self.clock()
         self.cost = self.done_at - started

@@ -76,6 +76,9 @@ class ProgressReporter(Callback):
             description = f"{self.label}epoch {state.epoch + 1}/{state.epochs}"
             self.progress.update(self.task, completed=0, total=state.batches_per_epoch,
                                  description=description, live="")  # fmt: skip
+            (task,) = self.progress.tasks  # what Progress.reset clears, less its redraw:
+            task.finished_time = None  # the bar is unfinished again
+            task.start_time = self.progress.get_time()  # and its elapsed time is the epoch's
 
     def on_batch_end(self, state: TrainState) -> None:
         if self.progress is None or self.task is None:

@@ -109,8 +109,7 @@ class RunRecording:
 
     def snapshots(self, fold: Fold | None, phase: str) -> Snapshots:
         path = self.log_for(fold).run.file(RESUME_FILE.format(phase=phase))
-        every = self.cfg.train.checkpoint_every
-        return Snapshots(path, None if every == "auto" else every)
+        return Snapshots(path, self.cfg.train.checkpoint_every)
 
     def saver(self, log: DirectoryLog) -> SaverFactory:
         def factory(pipeline: Pipeline, fields: Fields) -> Callable[[str, TrainState], None]:

@@ -203,16 +203,25 @@ def _worker_main(
     threads: int = 0,
     on_trial_end: Callable[[], None] | None = None,
 ) -> None:
+    """Take trials until none is left; Ctrl-C propagates (the main process reports it)."""
     previous = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)  # workers share the cores instead of oversubscribing them
     try:
         cfg = config_from_text(config_yaml, "sweep config", [])
         study = open_study(cfg, open_storage(Path(sweep_dir), url), name)
-        with contextlib.suppress(KeyboardInterrupt):
-            work(cfg, study, Path(sweep_dir), on_trial_end)
+        work(cfg, study, Path(sweep_dir), on_trial_end)
     finally:
         torch.set_num_threads(previous)
+
+
+def _child_main(
+    config_yaml: str, sweep_dir: str, url: str | None, name: str, threads: int
+) -> None:
+    """A worker process: Ctrl-C (sent to the whole process group) ends it quietly; the
+    main process says the sweep was interrupted."""
+    with contextlib.suppress(KeyboardInterrupt):
+        _worker_main(config_yaml, sweep_dir, url, name, threads)
 
 
 def run_workers(cfg: ExperimentConfig, sweep_dir: Path, url: str | None, name: str,
@@ -222,12 +231,14 @@ def run_workers(cfg: ExperimentConfig, sweep_dir: Path, url: str | None, name: s
     This process has already imported torch and dlrun, so it starts on trials at once while
     the other processes start (about 5 s each on a small machine). ``poll`` reports progress
     after each trial of this process, then every ``POLL_SECONDS`` until the others finish.
+    Ctrl-C lets the other workers end their trial (they get it too) and is raised here; any
+    other failure here stops them at once.
     """
     text = resolved_yaml(cfg)
     context = multiprocessing.get_context("spawn")
     threads = max(1, (os.cpu_count() or 1) // workers)
     processes = [
-        context.Process(target=_worker_main, args=(text, str(sweep_dir), url, name, threads))
+        context.Process(target=_child_main, args=(text, str(sweep_dir), url, name, threads))
         for _ in range(workers - 1)
     ]
     for process in processes:
@@ -242,4 +253,9 @@ def run_workers(cfg: ExperimentConfig, sweep_dir: Path, url: str | None, name: s
     except KeyboardInterrupt:
         for process in processes:
             process.join(timeout=30)
+        raise
+    except BaseException:
+        for process in processes:
+            process.terminate()
+            process.join()
         raise

@@ -18,6 +18,7 @@ import pickle
 import random
 from pathlib import Path
 from typing import Any
+from typing import Literal
 
 import numpy as np
 import torch
@@ -104,8 +105,8 @@ def set_rng_states(states: dict[str, Any]) -> None:
 class Snapshots:
     """One fit's resume file (for example ``resume-fit.pt`` in its run directory)."""
 
-    def __init__(self, path: Path, every: int | None = 1) -> None:
-        """Save every ``every`` epochs; ``None`` saves while that costs at most ``SAVE_SHARE``
+    def __init__(self, path: Path, every: int | Literal["auto"] = 1) -> None:
+        """Save every ``every`` epochs; ``auto`` saves while that costs at most ``SAVE_SHARE``
         of the time (every epoch of a second or more; a few times a second for epochs of
         milliseconds, where a save would otherwise cost as much as the epoch)."""
         self.path = path
@@ -115,24 +116,25 @@ class Snapshots:
     def _due(self, state: TrainState) -> bool:
         if state.should_stop or state.epoch == state.epochs:
             return True
-        return self.budget.due() if self.every is None else state.epoch % self.every == 0
+        return self.budget.due() if self.every == "auto" else state.epoch % self.every == 0
 
     def save(self, state: TrainState, source: BatchSource, callbacks: Callback) -> None:
         if not self._due(state) or state.status is RunStatus.DIVERGED:
             return  # resuming a diverged fit would only diverge again
-        payload = {
-            "format": FORMAT,
-            "epoch": state.epoch,
-            "status": state.status.value,
-            "stop_reason": state.stop_reason,
-            "history": state.history,
-            "task": state.task.state_dict(),
-            "callbacks": callbacks.state_dict(),
-            "source": source.state_dict(),
-            "rng": rng_states(),
-        }
-        with self.budget.timed(), atomic_path(self.path, durable=False) as tmp:
-            dump_state(payload, tmp)
+        with self.budget.timed():  # all of a save: gathering the state costs too
+            payload = {
+                "format": FORMAT,
+                "epoch": state.epoch,
+                "status": state.status.value,
+                "stop_reason": state.stop_reason,
+                "history": state.history,
+                "task": state.task.state_dict(),
+                "callbacks": callbacks.state_dict(),
+                "source": source.state_dict(),
+                "rng": rng_states(),
+            }
+            with atomic_path(self.path, durable=False) as tmp:
+                dump_state(payload, tmp)
 
     def restore(self, state: TrainState, source: BatchSource, callbacks: Callback) -> bool:
         """Put the fit back where the file left it; ``False`` when there is no file yet."""
