@@ -189,7 +189,9 @@ def test_killed_sweep_resumes_without_redoing_finished_trials(
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     sweep_dir = tmp_path / "tiny_sweep"
     deadline = time.monotonic() + 120
-    while not (sweep_dir / "trial-0002" / "metrics.csv").exists() and time.monotonic() < deadline:
+    while (
+        not (sweep_dir / "trial-0002" / "resume-fit.pt").exists() and time.monotonic() < deadline
+    ):
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
