@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -46,17 +44,3 @@ def test_matrix_scores_and_report_equal_scikit_learn(seed: int) -> None:
     assert _tokens(report) == _tokens(reference)
     if "support" in reference and ".0\n" not in reference:
         assert report == reference  # same layout, character for character
-
-
-def test_a_classification_run_imports_no_scikit_learn_to_analyse() -> None:
-    script = (
-        "import sys, torch\n"
-        "from dlrun.evaluation.analysis import analyse_classification\n"
-        "from dlrun.training.metrics import Predictions\n"
-        "y, out = torch.eye(3)[[0, 1, 2, 1]], torch.eye(3)[[0, 2, 2, 1]]\n"
-        "p = Predictions(y, out, y.argmax(1), out.argmax(1))\n"
-        "print(analyse_classification(p, ['a', 'b', 'c']).class_scores[1].recall,\n"
-        "      'sklearn' in sys.modules)"
-    )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
-    assert done.stdout.split() == ["0.5", "False"], done.stderr

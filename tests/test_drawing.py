@@ -4,8 +4,6 @@ elsewhere figures are drawn at once."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -145,16 +143,3 @@ def test_train_prints_its_result_before_drawing(
     assert events == ["result printed", "drawn; report lists it: True"]
     run_dir = Path(result.output.strip().splitlines()[-1])
     assert (run_dir / "learning_curves.png").read_bytes()[:4] == b"\x89PNG"
-
-
-def test_the_figure_process_loads_no_torch() -> None:
-    """It starts beside the run's own imports: matplotlib and plain data, not torch again."""
-    script = (
-        "import sys, pickle\n"
-        "from dlrun.reporting import figure_worker, curves, drawing\n"
-        "from dlrun.evaluation import aggregate\n"
-        "figure_worker.warm_up()\n"
-        "print(sorted(m for m in ('torch', 'sklearn', 'scipy', 'pydantic') if m in sys.modules))"
-    )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
-    assert done.stdout.strip() == "[]", done.stderr

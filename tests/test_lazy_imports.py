@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.conftest import REPO
@@ -21,7 +22,7 @@ from tests.conftest import tiny_config
 NOT_FOR_VALIDATE = ["matplotlib", "tensorboard", "torch.utils.tensorboard", "optuna", "sklearn",
                     "scipy.stats", "PIL", "torch._dynamo"]  # fmt: skip
 # A small run draws its figures and writes TensorBoard events; it never needs the sweep engine.
-# (scikit-learn splits, loads its bundled datasets and writes the per-class report: on purpose.)
+# (scikit-learn reads a bundled dataset the first time, as validating iris just did.)
 NOT_FOR_A_RUN = ["optuna"]
 
 PROBE = """
@@ -59,3 +60,54 @@ def test_cli_validate_and_a_small_run_import_only_what_they_use(tmp_path: Path) 
     seen = json.loads(done.stdout.strip().splitlines()[-1])
     assert seen == {"cli": [], "validate --no-data": [], "validate iris": ["scipy.stats", "sklearn"],
                     "train iris": []}  # fmt: skip
+
+
+HEAVY = ["torch", "sklearn", "scipy.stats", "matplotlib", "pydantic", "optuna"]
+IRIS_RUN = (
+    "import sys, tempfile\n"
+    "from pathlib import Path\n"
+    "from dlrun.api import run_experiment\n"
+    "from dlrun.config.load import config_from_data\n"
+    "from tests.conftest import tiny_config\n"
+    "run_experiment(config_from_data(tiny_config()), Path(tempfile.mkdtemp()))"
+)
+# What each part of a run needs, loaded in a fresh interpreter: scikit-learn and scipy.stats
+# (over a second to import here) in none of them once the bundled dataset is in the cache.
+PARTS = {
+    "the figure process": ("from dlrun.reporting import figure_worker, curves, drawing\n"
+                           "from dlrun.evaluation import aggregate\n"
+                           "figure_worker.warm_up()", ["matplotlib"]),
+    "a stratified hold-out split": ("import numpy as np\n"
+                                    "from dlrun.evaluation.splits import holdout_indices\n"
+                                    "holdout_indices(100, np.arange(100) % 3, 0, fraction=0.2,"
+                                    " stratify=True)", []),
+    "the significance tests": ("import numpy as np\n"
+                               "from dlrun.evaluation import significance as s\n"
+                               "s.binomial_tail(7, 10, 0.5), s.paired_t_less(np.arange(5.0))",
+                               ["pydantic", "torch"]),
+    "the class report": ("import torch\n"
+                         "from dlrun.evaluation.analysis import analyse_classification\n"
+                         "from dlrun.training.metrics import Predictions\n"
+                         "y = torch.eye(3)[[0, 1, 2, 1]]\n"
+                         "analyse_classification(Predictions(y, y, y.argmax(1), y.argmax(1)), None)",
+                         ["torch"]),
+    "an iris run, its table cached": (IRIS_RUN, ["matplotlib", "pydantic", "torch"]),
+}  # fmt: skip
+
+
+def loaded_by(script: str, names: list[str]) -> list[str]:
+    """Which of ``names`` a fresh interpreter has loaded after running ``script``."""
+    probe = f"{script}\nimport sys\nprint(sorted(n for n in {names!r} if n in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          cwd=REPO, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    loaded: list[str] = json.loads(done.stdout.strip().splitlines()[-1].replace("'", '"'))
+    return loaded
+
+
+@pytest.mark.parametrize("part", PARTS)
+def test_each_part_of_a_run_loads_only_what_it_needs(part: str) -> None:
+    script, expected = PARTS[part]
+    if script is IRIS_RUN:
+        loaded_by(script, [])  # the first run reads iris through scikit-learn and caches it
+    assert loaded_by(script, HEAVY) == expected
