@@ -14,6 +14,7 @@ from dlrun.evaluation.significance import Evidence
 from dlrun.evaluation.significance import binomial_tail
 from dlrun.evaluation.significance import paired_t_less
 from dlrun.evaluation.significance import verdict
+from dlrun.evaluation.tails import student_t_cdf
 from dlrun.tasks.base import TASKS
 from dlrun.training.metrics import Predictions
 
@@ -128,6 +129,25 @@ def test_the_two_tests_equal_scipy_stats(seed: int) -> None:
     ours, theirs = rng.normal(size=n), rng.normal(0.1, size=n)
     expected = stats.ttest_rel(ours, theirs, alternative="less").pvalue
     assert paired_t_less(ours - theirs) == pytest.approx(expected, rel=1e-9)
+
+
+# Far tails, large splits and the edges, where a careless formula loses its digits.
+BINOMIAL_CASES = [(60, 60, 0.1), (1, 1, 1e-300), (1500, 10000, 0.11), (2600, 25000, 0.1),
+                  (12600, 25000, 0.5), (1, 25000, 0.5), (3, 5, 0.999999), (0, 7, 0.3)]  # fmt: skip
+T_CASES = [(-1000.0, 5), (-40.0, 3000), (-1e150, 2), (-0.5, 100000), (1e-20, 1), (1e10, 7),
+           (-1.6746, 25201), (-0.0021, 17943), (2.5, 12), (-3.0, 1), (0.0, 9)]  # fmt: skip
+
+
+@pytest.mark.parametrize(("hits", "total", "rate"), BINOMIAL_CASES)
+def test_the_binomial_tail_keeps_its_digits_far_out(hits: int, total: int, rate: float) -> None:
+    expected = stats.binom.sf(hits - 1, total, rate)
+    assert expected > 0  # each case has a tail a double can hold
+    assert binomial_tail(hits, total, rate) == pytest.approx(expected, rel=1e-9)
+
+
+@pytest.mark.parametrize(("t", "df"), T_CASES)
+def test_the_t_distribution_keeps_its_digits_far_out(t: float, df: int) -> None:
+    assert student_t_cdf(t, df) == pytest.approx(stats.t.cdf(t, df), rel=1e-9, abs=1e-300)
 
 
 def test_constant_differences_decide_the_t_test() -> None:

@@ -18,6 +18,8 @@ import numpy as np
 from dlrun.evaluation.baselines import BASELINES
 from dlrun.evaluation.baselines import Targets
 from dlrun.evaluation.scoring import Evaluation
+from dlrun.evaluation.tails import binomial_tail
+from dlrun.evaluation.tails import student_t_cdf
 from dlrun.training.metrics import higher_is_better
 
 LEVEL = 0.05
@@ -111,27 +113,13 @@ def _paired_p(key: str, baseline: str, evidence: Sequence[Evidence]) -> float | 
     return paired_t_less(model_errors - baseline_errors)
 
 
-# The two tests through scipy.special's distribution functions rather than scipy.stats, whose
-# import (about 1.5 s here, more than some whole runs) is paid by every run that is judged;
-# tests/test_significance.py holds both to scipy.stats on the same inputs.
-
-
-def binomial_tail(hits: int, total: int, rate: float) -> float:
-    """P(X >= hits) for X ~ Binomial(total, rate): scipy's ``binomtest(..., "greater")``."""
-    from scipy import special
-
-    return 1.0 if hits <= 0 else float(special.bdtrc(hits - 1, total, rate))
-
-
 def paired_t_less(differences: np.ndarray) -> float:
     """One-sided paired t-test that the mean difference is below 0: scipy's
     ``ttest_rel(a, b, alternative="less")`` on ``differences = a - b``."""
-    from scipy import special
-
     n = len(differences)
     spread = float(np.std(differences, ddof=1))
     mean = float(np.mean(differences))
     if spread == 0.0:
         return float("nan") if mean == 0.0 else float(mean > 0)
     t = mean / (spread / np.sqrt(n))
-    return float(special.stdtr(n - 1, t))
+    return student_t_cdf(float(t), n - 1)

@@ -1,7 +1,7 @@
 """Callbacks that record training: per-epoch metric files and TensorBoard events.
 
-TensorBoard's writer is imported when a run creates one, not with this module, so commands
-that train nothing (``validate``, ``runs``, ``datasets``) do not pay for it.
+TensorBoard's modules are imported when a run opens an events file, not with this module, so
+commands that train nothing (``validate``, ``runs``, ``datasets``) do not pay for them.
 """
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING
 from typing import Any
 
+from dlrun.reporting.events import EventsFile
 from dlrun.reporting.files import TimeShare
 from dlrun.reporting.files import write_csv
 from dlrun.reporting.files import write_text
@@ -20,10 +20,7 @@ from dlrun.training.callbacks import Callback
 from dlrun.training.state import TrainState
 from dlrun.training.status import RunStatus
 
-if TYPE_CHECKING:
-    from torch.utils.tensorboard import SummaryWriter
-
-FLUSH_SECONDS = 2  # TensorBoard's writer timer
+FLUSH_SECONDS = 2  # events reach the disk this often, so a live TensorBoard follows the run
 FLUSH_SHARE = 0.01  # metric-file rewrites may take at most this share of the training time
 
 
@@ -138,17 +135,14 @@ class TensorBoardLogger(Callback):
         if fresh:
             remove_events(directory)
         self.directory = directory
-        self.writers: dict[str, SummaryWriter] = {}
+        self.writers: dict[str, EventsFile] = {}
         self.phase = "fit"
         self.rows = rows
         self.written = 0  # rows of ``rows`` already in the events files
 
-    def writer(self, run: str) -> SummaryWriter:
+    def writer(self, run: str) -> EventsFile:
         if run not in self.writers:
-            from torch.utils.tensorboard import SummaryWriter
-
-            log_dir = str(self.directory / run)
-            self.writers[run] = SummaryWriter(log_dir=log_dir, flush_secs=FLUSH_SECONDS)
+            self.writers[run] = EventsFile(self.directory / run, FLUSH_SECONDS)
         return self.writers[run]
 
     def on_epoch_end(self, state: TrainState, logs: dict[str, float]) -> None:
@@ -165,7 +159,7 @@ class TensorBoardLogger(Callback):
             run, tag = tensorboard_place(key, phase)
             values.setdefault(run, []).append(Summary.Value(tag=tag, simple_value=value))
         for run, run_values in values.items():
-            self.writer(run)._get_file_writer().add_summary(Summary(value=run_values), epoch)
+            self.writer(run).add_summary(Summary(value=run_values), epoch)
         self.written += 1
 
     def state_dict(self) -> dict[str, Any]:
@@ -187,9 +181,8 @@ class TensorBoardLogger(Callback):
         {"accuracy": 0.9}}``) as ``results/test_accuracy`` scalars in ``results/``; values that
         are not finite are left out."""
         writer = self.writer(RESULTS_RUN)
-        file_writer = writer._get_file_writer()
         for summary in session_summaries(params, status):
-            file_writer.add_summary(summary)
+            writer.add_summary(summary)
         for split, metrics in scores.items():
             for name, value in metrics.items():
                 if math.isfinite(value):
@@ -197,5 +190,7 @@ class TensorBoardLogger(Callback):
         writer.flush()
 
     def close(self) -> None:
+        """Close every events file; a later value opens a new one beside it."""
         for writer in self.writers.values():
             writer.close()
+        self.writers.clear()

@@ -1,0 +1,78 @@
+"""TensorBoard events files appended to by the training thread itself.
+
+torch's ``SummaryWriter`` hands each event to a writer thread that, without TensorFlow, opens
+the file, appends the record and closes it again for every event; with epochs of a few
+milliseconds that thread's wake-ups and file operations cost the training thread more than the
+epoch's own work (measured: 2.5-3.7 ms an epoch on the ch. 6 spirals network, two events an
+epoch). Here an event is serialized and framed by TensorBoard's own record writer into an
+open, buffered file (about 20 microseconds), and the file is flushed to the operating system
+every ``flush_seconds`` and when it closes, so a live TensorBoard follows the run.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tensorboard.compat.proto.summary_pb2 import Summary
+
+FILE_VERSION = "brain.Event:2"  # the first event of every events file, as TensorBoard writes it
+_FILE_NUMBERS = itertools.count()  # files one process opens in the same second differ by it
+
+
+class EventsFile:
+    """One ``events.out.tfevents.*`` file in ``directory``, opened on creation."""
+
+    def __init__(
+        self,
+        directory: Path,
+        flush_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        from tensorboard.compat.proto.event_pb2 import Event
+        from tensorboard.summary.writer.record_writer import RecordWriter
+
+        directory.mkdir(parents=True, exist_ok=True)
+        name = (
+            f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}"
+            f".{os.getpid()}.{next(_FILE_NUMBERS)}"
+        )
+        self.path = directory / name
+        self._file: IO[bytes] = open(self.path, "wb")  # noqa: SIM115 - closed by close()
+        self._records = RecordWriter(self._file)
+        self._event = Event
+        self._clock = clock
+        self._flush_seconds = flush_seconds
+        self._flushed = clock()
+        self._write_event(file_version=FILE_VERSION)
+        self.flush()
+
+    def add_summary(self, summary: Summary, step: int = 0) -> None:
+        self._write_event(summary=summary, step=step)
+        if self._clock() - self._flushed >= self._flush_seconds:
+            self.flush()
+
+    def add_scalar(self, tag: str, value: float, step: int = 0) -> None:
+        """The summary ``SummaryWriter.add_scalar`` writes: one ``simple_value``."""
+        from tensorboard.compat.proto.summary_pb2 import Summary
+
+        self.add_summary(Summary(value=[Summary.Value(tag=tag, simple_value=value)]), step)
+
+    def flush(self) -> None:
+        self._file.flush()
+        self._flushed = self._clock()
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+
+    def _write_event(self, **fields: object) -> None:
+        event = self._event(wall_time=time.time(), **fields)
+        self._records.write(event.SerializeToString())
