@@ -17,11 +17,11 @@ from dlrun.cli_common import EXIT_DIVERGED
 from dlrun.cli_common import EXIT_INTERRUPTED
 from dlrun.cli_common import console
 from dlrun.cli_common import errors
-from dlrun.cli_common import exit_now
 from dlrun.cli_common import print_rows
 from dlrun.cli_common import user_errors
 from dlrun.cli_datasets import datasets_app
 from dlrun.errors import RunError
+from dlrun.exiting import exit_now
 from dlrun.training.status import RunStatus
 
 if TYPE_CHECKING:

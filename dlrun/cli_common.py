@@ -3,15 +3,9 @@ rows printed for a terminal or a pipe."""
 
 from __future__ import annotations
 
-import atexit
-import contextlib
 import functools
-import os
-import sys
-import threading
 from collections.abc import Callable
 from typing import Any
-from typing import NoReturn
 from typing import TypeVar
 
 import typer
@@ -65,28 +59,3 @@ def print_rows(columns: tuple[str, ...], rows: list[list[str]], title: str = "")
     widths = [max(len(cell) for cell in cells) for cells in zip(columns, *rows, strict=True)]
     for line in (list(columns), *rows):
         print("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
-
-
-def exit_now(code: str | int | None) -> NoReturn:
-    """End the process as ``sys.exit(code)`` would, less the interpreter's teardown.
-
-    Freeing torch's, scikit-learn's and matplotlib's thousands of modules and objects one by one
-    takes about a second on a small machine after the command has finished. What a normal exit
-    does first still happens, in its order: other threads are waited for (``threading``'s own
-    shutdown, which also stops idle executor workers), ``atexit`` handlers run (temporary
-    directories, logging, child processes) and the standard streams are flushed; then the process
-    ends. Python file objects left open are not flushed: dlrun writes every file in a ``with``
-    block. Under a profiler or tracer (``python -m cProfile``), which writes its results at the
-    normal exit, it exits normally.
-    """
-    if sys.getprofile() is not None or sys.gettrace() is not None:
-        sys.exit(code)
-    if isinstance(code, str):  # sys.exit("message") prints it and fails
-        print(code, file=sys.stderr)
-        code = 1
-    threading._shutdown()  # type: ignore[attr-defined]  # what the interpreter calls at exit
-    atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):  # a closed pipe (dlrun runs list | head)
-            stream.flush()
-    os._exit(code or 0)

@@ -7,7 +7,7 @@ import sys
 
 SCRIPT = """
 import atexit, sys, threading, time
-from dlrun.cli_common import exit_now
+from dlrun.exiting import exit_now
 
 atexit.register(print, "atexit ran")
 threading.Thread(target=lambda: (time.sleep(0.3), print("thread finished"))).start()
@@ -31,7 +31,7 @@ def test_threads_are_joined_atexit_runs_and_output_is_flushed() -> None:
 def test_an_idle_thread_pool_does_not_hold_the_exit() -> None:
     script = (
         "from concurrent.futures import ThreadPoolExecutor\n"
-        "from dlrun.cli_common import exit_now\n"
+        "from dlrun.exiting import exit_now\n"
         "pool = ThreadPoolExecutor(2)\n"
         "print(pool.submit(sum, [1, 2]).result())\n"
         "exit_now(0)"

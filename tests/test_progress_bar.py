@@ -65,3 +65,49 @@ def test_each_epoch_rewinds_the_bar_and_its_elapsed_time() -> None:
         state.epoch = epoch + 1
         reporter.on_epoch_end(state, {"loss": 0.5})
     reporter.on_fit_end(state)
+
+
+def test_lines_of_fast_epochs_are_printed_together_and_all_by_the_fits_end(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Under the bar each print redraws the display; epochs of a millisecond share one."""
+    shown = io.StringIO()
+    console = Console(file=shown, force_terminal=True, width=150)
+    prints: list[str] = []
+    real_print = console.print
+
+    def counted(*objects: object, **kwargs: object) -> None:
+        prints.append(str(objects[0]))
+        real_print(*objects, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(console, "print", counted)
+    reporter = ProgressReporter("bar", console)
+    state = cast(TrainState, SimpleNamespace(epoch=0, epochs=40, batches_per_epoch=1, batch=0,
+                                             results=[], stop_reason="stopped early"))  # fmt: skip
+    reporter.on_fit_start(state)
+    for epoch in range(1, 41):
+        reporter.on_epoch_start(state)
+        state.epoch = epoch
+        reporter.on_epoch_end(state, {"loss": 1 / epoch})
+    reporter.on_fit_end(state)
+    epoch_prints = [p for p in prints if p.startswith("epoch ")]
+    assert 1 <= len(epoch_prints) <= 3  # the first at once, the rest within a tenth of a second
+    printed = "\n".join(epoch_prints).splitlines()
+    assert printed == [line for line in printed if line.startswith("epoch ")]
+    assert [line.split(" (")[0] for line in printed] == [f"epoch {e}/40" for e in range(1, 41)]
+    assert prints[-1] == "stopped early"  # after every epoch's line
+
+
+def test_without_a_bar_each_epoch_line_is_written_at_once() -> None:
+    shown = io.StringIO()
+    reporter = ProgressReporter("plain", Console(file=shown))
+    state = cast(TrainState, SimpleNamespace(epoch=0, epochs=2, batches_per_epoch=1, batch=0,
+                                             results=[], stop_reason=None))  # fmt: skip
+    reporter.on_fit_start(state)
+    for epoch in (1, 2):
+        reporter.on_epoch_start(state)
+        state.epoch = epoch
+        reporter.on_epoch_end(state, {"loss": 0.5, "accuracy": 0.75})
+        assert shown.getvalue().splitlines()[-1] == (
+            f"epoch {epoch}/2 (0.0s)  loss 0.5  accuracy 0.75"
+        )

@@ -57,4 +57,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    from dlrun.exiting import exit_now
+
     main()
+    exit_now(0)  # the run waits for this process to end: skip matplotlib's teardown
