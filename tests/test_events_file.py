@@ -5,11 +5,17 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from types import SimpleNamespace
+from typing import cast
 
+import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.compat.proto.summary_pb2 import Summary
 
+from dlrun.reporting import loggers
 from dlrun.reporting.events import EventsFile
+from dlrun.reporting.loggers import TensorBoardLogger
+from dlrun.training.state import TrainState
 
 
 class Clock:
@@ -76,3 +82,21 @@ def test_writing_starts_no_thread(tmp_path: Path) -> None:
     events.add_scalar("epoch/loss", 0.5, 1)
     assert threading.active_count() == before
     events.close()
+
+
+def test_a_finished_fit_is_on_disk_before_the_run_closes_its_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A final retrain or the test scoring may follow for minutes: the fit's last epochs are
+    readable (and safe from a kill) as soon as it ends."""
+    monkeypatch.setattr(loggers, "FLUSH_SECONDS", 3600)  # no flush by the clock in this test
+    logger = TensorBoardLogger(tmp_path)
+    state = cast(TrainState, SimpleNamespace(epoch=0))
+    for epoch in (1, 2):
+        state.epoch = epoch
+        logger.on_epoch_end(state, {"loss": 1 / epoch, "val_loss": 2 / epoch})
+    assert "epoch/loss" not in scalars(tmp_path / "train")  # still in the file's buffer
+    logger.on_fit_end(state)
+    assert scalars(tmp_path / "train") == {"epoch/loss": [(1, 1.0), (2, 0.5)]}
+    assert scalars(tmp_path / "validation") == {"epoch/loss": [(1, 2.0), (2, 1.0)]}
+    logger.close()

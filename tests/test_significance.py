@@ -150,6 +150,37 @@ def test_the_t_distribution_keeps_its_digits_far_out(t: float, df: int) -> None:
     assert student_t_cdf(t, df) == pytest.approx(stats.t.cdf(t, df), rel=1e-9, abs=1e-300)
 
 
+def test_the_binomial_tail_of_a_million_rows_sums_only_what_counts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Below the mode the tail is nearly 1: summed from the mode outward, a few thousand terms,
+    not the 600,000 between ``hits`` and the end (three log-gammas a term)."""
+    import math
+
+    calls = 0
+    lgamma = math.lgamma
+
+    def counted(x: float) -> float:
+        nonlocal calls
+        calls += 1
+        return lgamma(x)
+
+    monkeypatch.setattr(math, "lgamma", counted)
+    below = binomial_tail(400_000, 1_000_000, 0.5)
+    assert calls < 30_000
+    above = binomial_tail(501_000, 1_000_000, 0.5)
+    assert below == pytest.approx(1.0, rel=1e-8)
+    assert above == pytest.approx(stats.binom.sf(500_999, 1_000_000, 0.5), rel=1e-8)
+
+
+def test_the_binomial_tail_at_its_edges() -> None:
+    assert binomial_tail(5, 3, 1.0) == 0.0  # more hits than rows: impossible at any rate
+    assert binomial_tail(0, 3, 0.0) == 1.0
+    assert binomial_tail(3, 3, 1.0) == 1.0
+    assert binomial_tail(1, 3, 0.0) == 0.0
+    assert np.isnan(binomial_tail(2, 3, float("nan")))
+
+
 def test_constant_differences_decide_the_t_test() -> None:
     assert paired_t_less(np.full(5, -0.5)) == 0.0  # always better: as certain as it gets
     assert paired_t_less(np.full(5, 0.5)) == 1.0

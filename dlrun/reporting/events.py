@@ -5,8 +5,9 @@ the file, appends the record and closes it again for every event; with epochs of
 milliseconds that thread's wake-ups and file operations cost the training thread more than the
 epoch's own work (measured: 2.5-3.7 ms an epoch on the ch. 6 spirals network, two events an
 epoch). Here an event is serialized and framed by TensorBoard's own record writer into an
-open, buffered file (about 20 microseconds), and the file is flushed to the operating system
-every ``flush_seconds`` and when it closes, so a live TensorBoard follows the run.
+open, buffered file (about 20 microseconds). The file goes to the operating system with the
+first event written ``flush_seconds`` after the last flush, and whenever its owner flushes it
+(the end of each fit) or closes it, so a live TensorBoard follows the run.
 """
 
 from __future__ import annotations

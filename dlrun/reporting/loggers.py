@@ -6,6 +6,7 @@ commands that train nothing (``validate``, ``runs``, ``datasets``) do not pay fo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from pathlib import Path
@@ -189,8 +190,15 @@ class TensorBoardLogger(Callback):
                     writer.add_scalar(f"{RESULTS_RUN}/{split}_{name}", value, 0)
         writer.flush()
 
-    def close(self) -> None:
-        """Close every events file; a later value opens a new one beside it."""
+    def on_fit_end(self, state: TrainState) -> None:
+        """A finished fit's last epochs reach the disk now, not when the run ends."""
         for writer in self.writers.values():
-            writer.close()
-        self.writers.clear()
+            writer.flush()
+
+    def close(self) -> None:
+        """Close every events file, each even when another fails; a later value opens a new
+        file beside it."""
+        writers, self.writers = list(self.writers.values()), {}
+        with contextlib.ExitStack() as stack:
+            for writer in writers:
+                stack.callback(writer.close)

@@ -89,6 +89,8 @@ class ProgressReporter(Callback):
         if self.progress is None or self.task is None:
             return
         now = time.perf_counter()
+        if self.lines and now - self.lines_printed >= LINES_SECONDS:
+            self._print_lines(now)  # a fast epoch's line does not wait for a slow one to end
         if now - self.last_refresh > REFRESH_SECONDS and state.results:
             live = f"loss {mean_loss(state.results):.4f}"  # reads the device rarely
             self.last_refresh = now
@@ -107,22 +109,29 @@ class ProgressReporter(Callback):
             # no live display to keep below the line: the text as it is, without rich's
             # rendering (85 microseconds a line, a tenth of a second over 1000 short epochs)
             self.console.file.write(line + "\n")
+            self.console.file.flush()  # a pipe or log file sees each epoch as it ends
             return
         self.lines.append(line)
         now = time.perf_counter()
         if now - self.lines_printed >= LINES_SECONDS:
-            self._print_lines()
-            self.lines_printed = now
+            self._print_lines(now)
 
-    def _print_lines(self) -> None:
+    def _print_lines(self, now: float | None = None) -> None:
         if self.lines:
-            self.console.print("\n".join(self.lines), highlight=False, soft_wrap=True)
+            text = "\n".join(self.lines)
+            self.console.print(text, highlight=False, markup=False, soft_wrap=True)
             self.lines.clear()
+        self.lines_printed = time.perf_counter() if now is None else now
 
-    def on_fit_end(self, state: TrainState) -> None:
+    def close(self) -> None:
+        """Print the gathered lines and take the bar down: the end of a fit, or a run that
+        fails inside one (the last epochs' lines are the ones to see then)."""
         self._print_lines()
         if self.progress is not None:
             self.progress.stop()
             self.progress = self.task = None
+
+    def on_fit_end(self, state: TrainState) -> None:
+        self.close()
         if state.stop_reason and self.mode != "none":
             self.console.print(f"{self.label}{state.stop_reason}", highlight=False)

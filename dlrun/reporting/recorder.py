@@ -9,6 +9,7 @@ stacked folds) beside its files.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -135,5 +136,9 @@ class RunRecording:
         log.run.set_status(outcome.fitted.state.status, outcome.fitted.state.stop_reason)
 
     def close(self) -> None:
-        for log in self.logs.values():
-            log.tensorboard.close()
+        """Close every directory's events files and the progress display, each even when
+        another fails (a full disk), then raise the first failure."""
+        with contextlib.ExitStack() as stack:
+            stack.callback(self.reporter.close)
+            for log in self.logs.values():
+                stack.callback(log.tensorboard.close)
