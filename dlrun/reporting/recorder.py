@@ -137,7 +137,7 @@ class RunRecording:
 
     def close(self) -> None:
         """Close every directory's events files and the progress display, each even when
-        another fails (a full disk), then raise the first failure."""
+        another fails (a full disk); a failure is raised once all have been tried."""
         with contextlib.ExitStack() as stack:
             stack.callback(self.reporter.close)
             for log in self.logs.values():
