@@ -14,6 +14,8 @@ from tensorboard.compat.proto.summary_pb2 import Summary
 
 from dlrun.reporting import loggers
 from dlrun.reporting.events import EventsFile
+from dlrun.reporting.events import masked_crc
+from dlrun.reporting.events import record
 from dlrun.reporting.loggers import TensorBoardLogger
 from dlrun.training.state import TrainState
 
@@ -100,3 +102,16 @@ def test_a_finished_fit_is_on_disk_before_the_run_closes_its_files(
     assert scalars(tmp_path / "train") == {"epoch/loss": [(1, 1.0), (2, 0.5)]}
     assert scalars(tmp_path / "validation") == {"epoch/loss": [(1, 2.0), (2, 1.0)]}
     logger.close()
+
+
+@pytest.mark.parametrize("size", [0, 1, 7, 8, 120, 4096])
+def test_records_are_framed_byte_for_byte_as_tensorboards_writer_frames_them(size: int) -> None:
+    import io
+
+    from tensorboard.summary.writer.record_writer import RecordWriter
+
+    data = bytes((i * 37 + size) % 256 for i in range(size))
+    theirs = io.BytesIO()
+    RecordWriter(theirs).write(data)
+    assert record(data) == theirs.getvalue()
+    assert masked_crc(b"") != masked_crc(b"\0")  # an empty record still has a real checksum

@@ -17,6 +17,14 @@ if TYPE_CHECKING:
 
 SECTIONS = ("model", "optimizer", "loss", "train", "preprocess", "evaluation")
 
+# What TensorBoard's HParams plugin reads a session by: its name, its data's version and the
+# two records' tags (its ``metadata`` module holds them too, but importing that loads
+# TensorBoard's TensorFlow stand-ins, 0.4 s; a test holds these equal to it).
+PLUGIN_NAME = "hparams"
+PLUGIN_DATA_VERSION = 0
+SESSION_START_TAG = "_hparams_/session_start_info"
+SESSION_END_TAG = "_hparams_/session_end_info"
+
 
 def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     """Nested dicts and lists as dotted keys: ``{"model.layers.0.dense.units": 16, ...}``."""
@@ -73,7 +81,10 @@ def session_summaries(params: dict[str, Any], status: RunStatus) -> list[Summary
     written as their ``str``.
     """
     from tensorboard.compat.proto.summary_pb2 import Summary
-    from tensorboard.plugins.hparams import metadata
+    from tensorboard.compat.proto.summary_pb2 import SummaryMetadata
+    from tensorboard.compat.proto.tensor_pb2 import TensorProto
+    from tensorboard.compat.proto.tensor_shape_pb2 import TensorShapeProto
+    from tensorboard.compat.proto.types_pb2 import DT_FLOAT
     from tensorboard.plugins.hparams.api_pb2 import Status
     from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
     from tensorboard.plugins.hparams.plugin_data_pb2 import SessionEndInfo
@@ -91,16 +102,25 @@ def session_summaries(params: dict[str, Any], status: RunStatus) -> list[Summary
             field.string_value = str(value)
     end = SessionEndInfo(status=Status.Value(SESSION_STATUS[status]), end_time_secs=now)
     records = [
-        (metadata.SESSION_START_INFO_TAG, HParamsPluginData(session_start_info=start)),
-        (metadata.SESSION_END_INFO_TAG, HParamsPluginData(session_end_info=end)),
+        (
+            SESSION_START_TAG,
+            HParamsPluginData(version=PLUGIN_DATA_VERSION, session_start_info=start),
+        ),
+        (SESSION_END_TAG, HParamsPluginData(version=PLUGIN_DATA_VERSION, session_end_info=end)),
     ]
+    # the records live in the metadata; the value is an empty float vector, the shortest tensor
+    empty = TensorProto(dtype=DT_FLOAT, tensor_shape=TensorShapeProto(dim=[{"size": 0}]))
     return [
         Summary(
             value=[
                 Summary.Value(
                     tag=tag,
-                    metadata=metadata.create_summary_metadata(data),
-                    tensor=metadata.NULL_TENSOR,
+                    metadata=SummaryMetadata(
+                        plugin_data=SummaryMetadata.PluginData(
+                            plugin_name=PLUGIN_NAME, content=data.SerializeToString()
+                        )
+                    ),
+                    tensor=empty,
                 )
             ]
         )
