@@ -12,7 +12,7 @@ The sparse case also times a third loop, hand-written on the sparse rows with dl
 kernel and nothing else of dlrun (no metrics, files or callbacks): its ratio to the dense loop
 is what any trainer built on these torch kernels can reach on this machine.
 
-Two loops taking turns make glibc's allocator hand each loop's freed batch memory back to the
+The loops taking turns make glibc's allocator hand each loop's freed batch memory back to the
 system and fault it in again, at random and more for one loop than the other (tens of
 thousands of page faults an epoch, measured); the benchmark fixes the allocator's thresholds
 (``mallopt``) so neither loop pays for the other's memory.
@@ -179,6 +179,16 @@ class HandWritten:
             return F.binary_cross_entropy_with_logits(out, y)
         return F.cross_entropy(out, y.argmax(1))
 
+    def rows(self, idx: torch.Tensor) -> torch.Tensor:
+        """The training inputs of one batch."""
+        return self.train.x[idx]
+
+    def val_inputs(self) -> torch.Tensor:
+        return self.val.x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
     def epoch(self) -> float:
         started = time.perf_counter()
         train, val, batch = self.train, self.val, self.case["batch"]
@@ -186,13 +196,13 @@ class HandWritten:
         order = torch.randperm(len(train), generator=self.gen)
         for i in range(0, len(train), batch):
             idx = order[i : i + batch]
-            loss = self.loss(self.net(train.x[idx]), train.y[idx])
+            loss = self.loss(self.forward(self.rows(idx)), train.y[idx])
             self.opt.zero_grad()
             loss.backward()
             self.opt.step()
         self.net.eval()
         with torch.no_grad():
-            out = self.net(val.x)
+            out = self.forward(self.val_inputs())
             float(self.loss(out, val.y))
             hits = (out > 0).float() == val.y if self.binary else out.argmax(1) == val.y.argmax(1)
             float(hits.float().mean())
@@ -207,28 +217,16 @@ class HandWrittenSparse(HandWritten):
         super().__init__(case, train, val, start)
         self.x_train, self.x_val = sparse_rows(train.x), sparse_rows(val.x)
 
+    def rows(self, idx: torch.Tensor) -> torch.Tensor:
+        return gather_rows(self.x_train, idx)
+
+    def val_inputs(self) -> torch.Tensor:
+        return self.x_val
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         first = self.net[0]
         assert isinstance(first, torch.nn.Linear)
         return self.net[1:](sparse_linear(x, first.weight, first.bias))
-
-    def epoch(self) -> float:
-        started = time.perf_counter()
-        train, val, batch = self.train, self.val, self.case["batch"]
-        self.net.train()
-        order = torch.randperm(len(train), generator=self.gen)
-        for i in range(0, len(train), batch):
-            idx = order[i : i + batch]
-            loss = self.loss(self.forward(gather_rows(self.x_train, idx)), train.y[idx])
-            self.opt.zero_grad()
-            loss.backward()
-            self.opt.step()
-        self.net.eval()
-        with torch.no_grad():
-            out = self.forward(self.x_val)
-            float(self.loss(out, val.y))
-            float(((out > 0).float() == val.y).float().mean())
-        return time.perf_counter() - started
 
 
 class TakeTurns(Callback):

@@ -3,11 +3,13 @@ when it reaches the disk, and that writing it starts no thread."""
 
 from __future__ import annotations
 
+import io
 import threading
 from pathlib import Path
 from types import SimpleNamespace
 from typing import cast
 
+import google_crc32c
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.compat.proto.summary_pb2 import Summary
@@ -106,12 +108,19 @@ def test_a_finished_fit_is_on_disk_before_the_run_closes_its_files(
 
 @pytest.mark.parametrize("size", [0, 1, 7, 8, 120, 4096])
 def test_records_are_framed_byte_for_byte_as_tensorboards_writer_frames_them(size: int) -> None:
-    import io
-
     from tensorboard.summary.writer.record_writer import RecordWriter
 
     data = bytes((i * 37 + size) % 256 for i in range(size))
     theirs = io.BytesIO()
     RecordWriter(theirs).write(data)
     assert record(data) == theirs.getvalue()
-    assert masked_crc(b"") != masked_crc(b"\0")  # an empty record still has a real checksum
+
+
+def test_the_checksum_is_crc32c_masked() -> None:
+    """The standard CRC-32C check value, and its masked form computed by hand."""
+    assert google_crc32c.value(b"123456789") == 0xE3069283
+    assert (
+        masked_crc(b"123456789")
+        == (((0xE3069283 >> 15) | (0xE3069283 << 17)) + 0xA282EAD8) % 2**32
+    )
+    assert masked_crc(b"123456789") == 0xC78AB0E5

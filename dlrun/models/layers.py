@@ -148,6 +148,9 @@ InitializerName = Annotated[str, AfterValidator(_known(INITIALIZERS))]
 
 
 class _DenseModule(nn.Module):
+    """A dense layer: its ``linear`` part, then its activation. The forward runs the parts'
+    own forwards, so hooks registered on ``linear`` or ``activation`` are not run."""
+
     def __init__(self, linear: nn.Linear, activation: nn.Module | None) -> None:
         super().__init__()
         self.linear = linear
@@ -155,7 +158,7 @@ class _DenseModule(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # The parts' own forwards, not their module calls: each call's hook checks cost a few
-        # microseconds, a tenth of a step of the small book networks (nothing hooks the parts).
+        # microseconds, a tenth of a step of the small book networks.
         weight, bias = self.linear.weight, self.linear.bias
         if x.layout == torch.sparse_csr:  # multi-hot rows: sum the weight columns they pick
             y = sparse_linear(x, weight, bias)

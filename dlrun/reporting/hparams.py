@@ -109,7 +109,9 @@ def session_summaries(params: dict[str, Any], status: RunStatus) -> list[Summary
         (SESSION_END_TAG, HParamsPluginData(version=PLUGIN_DATA_VERSION, session_end_info=end)),
     ]
     # the records live in the metadata; the value is an empty float vector, the shortest tensor
-    empty = TensorProto(dtype=DT_FLOAT, tensor_shape=TensorShapeProto(dim=[{"size": 0}]))
+    empty = TensorProto(
+        dtype=DT_FLOAT, tensor_shape=TensorShapeProto(dim=[TensorShapeProto.Dim(size=0)])
+    )
     return [
         Summary(
             value=[
