@@ -255,12 +255,11 @@ def paired_epochs(case: dict[str, Any], epochs: int) -> tuple[list[float], list[
     others = [HandWritten(case, train, val, task)]
     if case.get("sparse"):
         others.append(HandWrittenSparse(case, train, val, task))
-    turns = TakeTurns(others)
-    if case.get("sparse"):
         dense = train.x.numel() * train.x.element_size()
         kept = training_set_bytes(sources[0])
         print(f"  training set in memory: dense {dense / 1e6:.0f} MB, sparse "
               f"{kept / 1e6:.1f} MB ({dense / kept:.0f}x less)")  # fmt: skip
+    turns = TakeTurns(others)
     with tempfile.TemporaryDirectory() as tmp:
         progress = ProgressReporter("bar", Console(file=io.StringIO(), force_terminal=True))
         events = TensorBoardLogger(Path(tmp))
