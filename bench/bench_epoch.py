@@ -17,7 +17,10 @@ system and fault it in again, at random and more for one loop than the other (te
 thousands of page faults an epoch, measured); the benchmark fixes the allocator's thresholds
 (``mallopt``) so neither loop pays for the other's memory.
 
-    python bench/bench_epoch.py [--epochs 8] [--only sparse]
+On CUDA (``--device cuda``) both loops keep their data on the GPU and every epoch ends with
+its validation scores read back to the host, so the times are the GPU's finished work.
+
+    python bench/bench_epoch.py [--epochs 8] [--only sparse] [--device cuda]
 """
 
 from __future__ import annotations
@@ -108,22 +111,24 @@ def make_data(case: dict[str, Any], n: int, gen: torch.Generator) -> TensorData:
     return TensorData(x, y)
 
 
-def make_sources(case: dict[str, Any], train: TensorData, val: TensorData) -> list[InMemorySource]:
+def make_sources(
+    case: dict[str, Any], train: TensorData, val: TensorData, device: torch.device
+) -> list[InMemorySource]:
     """As dlrun makes them: the training one shuffled, the validation one in larger batches;
     multi-hot rows as sparse CSR tensors in the sparse case."""
-    batch, cpu = case["batch"], torch.device("cpu")
+    batch = case["batch"]
     x_train, x_val = train.x, val.x
     if case.get("sparse"):
         x_train, x_val = sparse_rows(train.x), sparse_rows(val.x)
     return [
-        InMemorySource({"x": x_train, "y": train.y}, batch, cpu, shuffle=True),
-        InMemorySource({"x": x_val, "y": val.y}, evaluation_batch_size(batch), cpu),
+        InMemorySource({"x": x_train, "y": train.y}, batch, device, shuffle=True),
+        InMemorySource({"x": x_val, "y": val.y}, evaluation_batch_size(batch), device),
     ]
 
 
 def sparse_rows(dense: torch.Tensor) -> torch.Tensor:
     """The 0/1 rows as dlrun's multi_hot keeps them (their indices, then one CSR tensor)."""
-    rows = [np.flatnonzero(row) for row in dense.numpy()]
+    rows = [np.flatnonzero(row) for row in dense.cpu().numpy()]
     return csr_tensor(IndexRows(rows, dense.shape[1]))
 
 
@@ -134,7 +139,7 @@ def training_set_bytes(source: InMemorySource) -> int:
     return x.numel() * x.element_size()
 
 
-def dlrun_task(case: dict[str, Any], source: InMemorySource) -> Task:
+def dlrun_task(case: dict[str, Any], source: InMemorySource, device: torch.device) -> Task:
     """The case's model as dlrun builds it (Keras initialisation from seed 0)."""
     cfg = config_from_data({
         "name": "bench", "task": case["task"], "data": {"dataset": "iris"},
@@ -143,7 +148,7 @@ def dlrun_task(case: dict[str, Any], source: InMemorySource) -> Task:
     })  # fmt: skip
     torch.manual_seed(0)
     task = task_for(cfg)
-    task.build(source.fields(), torch.device("cpu"))
+    task.build(source.fields(), device)
     return task
 
 
@@ -157,6 +162,7 @@ class HandWritten:
 
     def __init__(self, case: dict[str, Any], train: TensorData, val: TensorData, start: Task):
         self.case, self.train, self.val = case, train, val
+        self.device = train.x.device
         hidden = [layer["dense"]["units"] for layer in case["layers"]]
         modules: list[torch.nn.Module] = []
         width = case["features"]
@@ -170,6 +176,7 @@ class HandWritten:
             f"{2 * int(name.split('.')[0])}.{name.rsplit('.', 1)[1]}": value.clone()
             for name, value in weights.items()
         })  # fmt: skip
+        self.net.to(self.device)
         self.opt = torch.optim.RMSprop(self.net.parameters(), lr=1e-3, alpha=0.9, eps=1e-7)
         self.gen = torch.Generator().manual_seed(0)
         self.binary = case["classes"] == 1
@@ -193,7 +200,7 @@ class HandWritten:
         started = time.perf_counter()
         train, val, batch = self.train, self.val, self.case["batch"]
         self.net.train()
-        order = torch.randperm(len(train), generator=self.gen)
+        order = torch.randperm(len(train), generator=self.gen).to(self.device)
         for i in range(0, len(train), batch):
             idx = order[i : i + batch]
             loss = self.loss(self.forward(self.rows(idx)), train.y[idx])
@@ -215,7 +222,8 @@ class HandWrittenSparse(HandWritten):
 
     def __init__(self, case: dict[str, Any], train: TensorData, val: TensorData, start: Task):
         super().__init__(case, train, val, start)
-        self.x_train, self.x_val = sparse_rows(train.x), sparse_rows(val.x)
+        self.x_train = sparse_rows(train.x).to(self.device)
+        self.x_val = sparse_rows(val.x).to(self.device)
 
     def rows(self, idx: torch.Tensor) -> torch.Tensor:
         return gather_rows(self.x_train, idx)
@@ -246,12 +254,15 @@ class TakeTurns(Callback):
         self.resumed = time.perf_counter()
 
 
-def paired_epochs(case: dict[str, Any], epochs: int) -> tuple[list[float], list[list[float]]]:
+def paired_epochs(
+    case: dict[str, Any], epochs: int, device: torch.device
+) -> tuple[list[float], list[list[float]]]:
     """dlrun's epoch times, and each hand-written loop's (the dense one first)."""
     gen = torch.Generator().manual_seed(0)
     train, val = make_data(case, case["n"], gen), make_data(case, case["n_val"], gen)
-    sources = make_sources(case, train, val)
-    task = dlrun_task(case, sources[0])
+    sources = make_sources(case, train, val, device)
+    task = dlrun_task(case, sources[0], device)
+    train, val = on_device(train, device), on_device(val, device)
     others = [HandWritten(case, train, val, task)]
     if case.get("sparse"):
         others.append(HandWrittenSparse(case, train, val, task))
@@ -268,6 +279,10 @@ def paired_epochs(case: dict[str, Any], epochs: int) -> tuple[list[float], list[
         fit(task, sources[0], sources[1], epochs + 1, CallbackList(chain), snapshots)
         events.close()
     return turns.ours[1:], [times[1:] for times in turns.theirs]
+
+
+def on_device(data: TensorData, device: torch.device) -> TensorData:
+    return TensorData(data.x.to(device), data.y.to(device))
 
 
 def steady_allocator() -> None:
@@ -288,13 +303,17 @@ def main() -> None:
         "--epochs", type=int, default=8, help="timed pairs per case (x its factor)"
     )
     parser.add_argument("--only", default="", help="run the cases whose name contains this")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (both loops)")
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.epochs} timed "
-          "epoch pairs per case (times the case's factor)")  # fmt: skip
+    device = torch.device(args.device)
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    print(f"torch {torch.__version__}, {where}, {torch.get_num_threads()} threads, {args.epochs} "
+          "timed epoch pairs per case (times the case's factor)")  # fmt: skip
     for name, case in CASES.items():
         if args.only not in name:
             continue
-        ours, (theirs, *floor) = paired_epochs(case, args.epochs * case.get("epoch_factor", 1))
+        epochs = args.epochs * case.get("epoch_factor", 1)
+        ours, (theirs, *floor) = paired_epochs(case, epochs, device)
         ratio = statistics.median(a / b for a, b in zip(ours, theirs, strict=True))
         print(f"{name}: dlrun {statistics.median(ours):.4f} s/epoch, hand-written "
               f"{statistics.median(theirs):.4f} s/epoch, ratio {ratio:.3f}")  # fmt: skip

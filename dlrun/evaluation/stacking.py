@@ -22,6 +22,7 @@ from dlrun.training.batches import Batch
 from dlrun.training.batches import BatchSource
 from dlrun.training.batches import Chunk
 from dlrun.training.batches import InMemorySource
+from dlrun.training.batches import on_device
 from dlrun.training.callbacks import Callback
 from dlrun.training.loop import end_epoch
 from dlrun.training.state import TrainState
@@ -72,8 +73,7 @@ class StackedSource(BatchSource):
             yield batch
 
     def _fetch(self, chunks: list[Chunk]) -> Iterator[Batch]:
-        for chunk in chunks:
-            index = chunk if isinstance(chunk, slice) else chunk.to(self.device)
+        for index in on_device(chunks, self.device):
             yield {name: t[:, index] for name, t in self.tensors.items()}
 
     def state_dict(self) -> dict[str, Any]:

@@ -3,6 +3,7 @@ order and dropout masks, with torch's fused kernels where they compute the same 
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING
 from typing import ClassVar
 
@@ -19,6 +20,11 @@ if TYPE_CHECKING:
     from dlrun.models.recurrent import RecurrentConfig
 
 State = tuple[torch.Tensor, ...]
+
+# The fused kernels take the Keras-laid-out weights (the GRU's reordered per call); cuDNN copies
+# them into its own flat buffer at every call, a few kilobytes for the books' layers, and warns
+# that it does so.
+warnings.filterwarnings("ignore", "RNN module weights are not part of single contiguous chunk")
 
 
 def _function(name: str | None) -> nn.Module:

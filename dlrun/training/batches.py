@@ -227,12 +227,23 @@ class InMemorySource(BatchSource):
         super().__init__(size, batch_size, device, **options)
 
     def _fetch(self, chunks: list[Chunk]) -> Iterator[Batch]:
-        for chunk in chunks:
-            index = chunk if isinstance(chunk, slice) else chunk.to(self.device)
+        for index in on_device(chunks, self.device):
             yield {name: _rows(t, index) for name, t in self.tensors.items()}
 
     def check_view(self) -> Batch:
         return dict(self.tensors)
+
+
+def on_device(chunks: list[Chunk], device: torch.device) -> Iterator[Chunk]:
+    """Each chunk ready to index tensors on ``device``: the index tensors moved in one copy.
+
+    A copy per batch from the host's pageable memory would wait until the GPU has finished
+    the previous step, every step.
+    """
+    picks = [chunk for chunk in chunks if not isinstance(chunk, slice)]
+    moved = iter(torch.cat(picks).to(device).split([len(c) for c in picks]) if picks else ())
+    for chunk in chunks:
+        yield chunk if isinstance(chunk, slice) else next(moved)
 
 
 def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
