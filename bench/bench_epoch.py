@@ -262,7 +262,7 @@ def paired_epochs(
     train, val = make_data(case, case["n"], gen), make_data(case, case["n_val"], gen)
     sources = make_sources(case, train, val, device)
     task = dlrun_task(case, sources[0], device)
-    train, val = on_device(train, device), on_device(val, device)
+    train, val = data_on(train, device), data_on(val, device)
     others = [HandWritten(case, train, val, task)]
     if case.get("sparse"):
         others.append(HandWrittenSparse(case, train, val, task))
@@ -281,7 +281,8 @@ def paired_epochs(
     return turns.ours[1:], [times[1:] for times in turns.theirs]
 
 
-def on_device(data: TensorData, device: torch.device) -> TensorData:
+def data_on(data: TensorData, device: torch.device) -> TensorData:
+    """The hand-written loops' copy of the data, on their device."""
     return TensorData(data.x.to(device), data.y.to(device))
 
 
@@ -298,7 +299,9 @@ def steady_allocator() -> None:
 
 def main() -> None:
     steady_allocator()
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument(
         "--epochs", type=int, default=8, help="timed pairs per case (x its factor)"
     )

@@ -2,9 +2,10 @@
 
 Each device runs the config as ``dlrun train`` would (same seed, so the same splits and the same
 initial weights, drawn on the CPU before the model moves); the per-epoch losses and the test
-scores are printed side by side with their largest difference. Dropout draws its masks from
-each device's own generator, so a config with dropout agrees in its scores, not epoch by epoch;
-an override such as ``model.layers.1.dropout=0`` compares the arithmetic alone.
+scores are printed side by side with their largest difference over the epochs both ran.
+Dropout draws its masks from each device's own generator, so a config with dropout trains
+differently from the first epoch (and may stop early at another epoch); an override such as
+``model.layers.1.dropout=0`` compares the arithmetic alone.
 
     python bench/device_agreement.py configs/quickstart.yaml [--devices cpu cuda] [overrides...]
 """
@@ -27,6 +28,8 @@ from dlrun.config.load import load_config
 
 @dataclass(frozen=True)
 class DeviceRun:
+    """What one device's run gave: its wall time, epoch rows and test scores."""
+
     device: str
     seconds: float
     epochs: list[dict[str, float]]  # the fit rows of metrics.jsonl
@@ -34,6 +37,7 @@ class DeviceRun:
 
 
 def run_on(config: Path, overrides: list[str], device: str) -> DeviceRun:
+    """Train ``config`` on ``device`` in this process, in a throwaway runs directory."""
     cfg = load_config(config, [*overrides, f"train.device={device}", "train.progress=none"])
     with tempfile.TemporaryDirectory() as runs:
         started = time.perf_counter()
@@ -45,8 +49,13 @@ def run_on(config: Path, overrides: list[str], device: str) -> DeviceRun:
     return DeviceRun(device, seconds, fit, result.results.get("test") or {})
 
 
-def compare(runs: list[DeviceRun]) -> None:
-    first, second = runs
+def compare(first: DeviceRun, second: DeviceRun) -> None:
+    """Print both runs' epoch losses side by side, the largest gaps and the test scores."""
+    runs = (first, second)
+    if not (first.epochs and second.epochs):
+        print(f"no epochs to compare: {first.device} ran {len(first.epochs)}, "
+              f"{second.device} {len(second.epochs)}")  # fmt: skip
+        return
     names: list[str] = [n for n in ("loss", "val_loss") if n in first.epochs[0]]
     print(f"epochs run: {first.device} {len(first.epochs)}, {second.device} {len(second.epochs)}; "
           f"seconds: {first.device} {first.seconds:.1f}, {second.device} {second.seconds:.1f}")  # fmt: skip
@@ -67,12 +76,15 @@ def compare(runs: list[DeviceRun]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("config", type=Path)
     parser.add_argument("overrides", nargs="*", help="dotted overrides, as for dlrun train")
     parser.add_argument("--devices", nargs=2, default=["cpu", "cuda"])
     args = parser.parse_intermixed_args()
-    compare([run_on(args.config, args.overrides, device) for device in args.devices])
+    first, second = (run_on(args.config, args.overrides, device) for device in args.devices)
+    compare(first, second)
 
 
 if __name__ == "__main__":

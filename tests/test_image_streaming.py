@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import pickle
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 import dlrun.data.images
 from dlrun.api import run_experiment
-from dlrun.config.load import config_from_data
 from dlrun.data.images import ImageFiles
 from dlrun.data.images import decoded
 from dlrun.data.load import load_data
@@ -22,38 +19,15 @@ from dlrun.errors import DataError
 from dlrun.evaluation.fitting import prepare_fold
 from dlrun.training.batches import InMemorySource
 from dlrun.training.batches import StreamingSource
-from tests.conftest import tiny_config
+from tests.image_folder import image_folder_config
+from tests.image_folder import make_image_folder
 
 CPU = torch.device("cpu")
-PER_CLASS = 20
 
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """40 small JPEGs, 20 per class."""
-    root = tmp_path_factory.mktemp("pets")
-    rng = np.random.default_rng(0)
-    for name in ("cats", "dogs"):
-        (root / name).mkdir()
-        for i in range(PER_CLASS):
-            pixels = rng.integers(0, 256, (14, 18, 3), dtype=np.uint8)
-            Image.fromarray(pixels).save(root / name / f"{name[:-1]}.{i}.jpg")
-    return root
-
-
-def _config(folder: Path, in_memory: bool, workers: int = 0, **changes: Any) -> Any:
-    settings: dict[str, Any] = dict(
-        task="binary", loss="binary_crossentropy", metrics=["accuracy"],
-        data={"dataset": "image_folder", "path": str(folder), "target_size": [12, 12],
-              "test_fraction": 0.2, "in_memory": in_memory, "workers": workers,
-              "augment": {"rotation_range": 40, "zoom_range": 0.2, "horizontal_flip": True}},
-        preprocess=[{"rescale": "1/255"}],
-        model={"layers": [{"conv2d": {"filters": 2, "kernel_size": 3, "activation": "relu"}},
-                          {"flatten": {}}, {"dense": {"units": 1, "activation": "sigmoid"}}]},
-        train={"epochs": 1, "batch_size": 8, "progress": "none"},
-        evaluation={"validation": {"first": 8}},
-    )  # fmt: skip
-    return config_from_data(tiny_config(**{**settings, **changes}))
+    return make_image_folder(tmp_path_factory.mktemp("pets"))
 
 
 def test_streamed_images_are_decoded_a_batch_at_a_time(
@@ -67,7 +41,9 @@ def test_streamed_images_are_decoded_a_batch_at_a_time(
         return read(path, size, mode)
 
     monkeypatch.setattr(dlrun.data.images, "read_image", counted)
-    cfg = _config(folder, in_memory=False)  # workers: 0, so decoding is in this process
+    cfg = image_folder_config(
+        folder, in_memory=False
+    )  # workers: 0, so decoding is in this process
     data = load_data(cfg)
     assert isinstance(data.train.x, ImageFiles) and len(data.train) == 32 and not decodes
     fold = prepare_fold(cfg, data.train, np.arange(8, 32), np.arange(8), CPU, [], 0)
@@ -79,7 +55,10 @@ def test_streamed_images_are_decoded_a_batch_at_a_time(
 
 
 def test_streamed_images_give_the_in_memory_batches_augmented_alike(folder: Path) -> None:
-    streamed, kept = _config(folder, in_memory=False, workers=2), _config(folder, in_memory=True)
+    streamed, kept = (
+        image_folder_config(folder, in_memory=False, workers=2),
+        image_folder_config(folder, in_memory=True),
+    )
     loaded = load_data(kept)
     assert loaded.train.x.dtype == np.uint8  # in memory: the decoded images, one byte a pixel
     folds = [prepare_fold(cfg, load_data(cfg).train, np.arange(8, 32), np.arange(8), CPU, [], 3)
@@ -98,14 +77,14 @@ def test_streamed_images_give_the_in_memory_batches_augmented_alike(folder: Path
 def test_a_streamed_image_folder_trains_and_scores_its_test_split(
     folder: Path, tmp_path: Path
 ) -> None:
-    result = run_experiment(_config(folder, in_memory=False), tmp_path / "runs")
+    result = run_experiment(image_folder_config(folder, in_memory=False), tmp_path / "runs")
     assert result.results["evaluation"]["split"] == "test"
 
 
 def test_a_step_that_learns_from_every_image_is_refused_when_streaming(
     folder: Path, tmp_path: Path
 ) -> None:
-    cfg = _config(folder, in_memory=False, preprocess=["standardize"])
+    cfg = image_folder_config(folder, in_memory=False, preprocess=["standardize"])
     data = load_data(cfg)
     with pytest.raises(DataError, match="standardize learns from every training image") as caught:
         prepare_fold(cfg, data.train, np.arange(8, 32), np.arange(8), CPU, [], 0)
@@ -120,4 +99,9 @@ def test_image_files_keep_their_size_through_subsets_and_pickling(folder: Path) 
     part = pickle.loads(pickle.dumps(files[[3, 1]]))
     assert isinstance(part, ImageFiles) and part.image_size == (6, 5) and part.color_mode == "L"
     assert part.decode().shape == (2, 6, 5, 1) and part.decode().dtype == np.uint8
-    assert decoded(load_data(_config(folder, in_memory=False)).train).x.shape == (32, 12, 12, 3)
+    assert decoded(load_data(image_folder_config(folder, in_memory=False)).train).x.shape == (
+        32,
+        12,
+        12,
+        3,
+    )

@@ -4,6 +4,8 @@ stay the same over time, torch's fused kernels equal to the step loop)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -198,3 +200,22 @@ def test_recurrent_dropout_drops_the_same_state_units_at_every_step() -> None:
     assert 0 < int(kept.sum()) < kept.numel()
     for step in range(1, STEPS):
         torch.testing.assert_close(out[:, step], kept * 2.0**step)
+
+
+def test_cudnn_weight_compaction_warning_is_silenced_and_only_it() -> None:
+    """cuDNN warns at each fused call that the weights are not one flat buffer (they keep
+    Keras's layout on purpose); importing the layers filters that warning, no other. Run in a
+    fresh interpreter: pytest resets warning filters around every test."""
+    script = (
+        "import warnings\n"
+        "import dlrun.models.recurrent_cells\n"
+        "for text in ('RNN module weights are not part of single contiguous chunk of memory.',\n"
+        "             'another warning from the same module'):\n"
+        "    warnings.warn_explicit(text, UserWarning, 'recurrent_cells.py', 1,\n"
+        "                           module='dlrun.models.recurrent_cells')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-W", "default", "-c", script], capture_output=True, text=True, check=True
+    )
+    assert "contiguous chunk" not in result.stderr
+    assert "another warning from the same module" in result.stderr

@@ -22,7 +22,7 @@ from dlrun.training.batches import Batch
 from dlrun.training.batches import BatchSource
 from dlrun.training.batches import Chunk
 from dlrun.training.batches import InMemorySource
-from dlrun.training.batches import on_device
+from dlrun.training.batches import chunks_on_device
 from dlrun.training.callbacks import Callback
 from dlrun.training.loop import end_epoch
 from dlrun.training.state import TrainState
@@ -73,7 +73,7 @@ class StackedSource(BatchSource):
             yield batch
 
     def _fetch(self, chunks: list[Chunk]) -> Iterator[Batch]:
-        for index in on_device(chunks, self.device):
+        for index in chunks_on_device(chunks, self.device):
             yield {name: t[:, index] for name, t in self.tensors.items()}
 
     def state_dict(self) -> dict[str, Any]:

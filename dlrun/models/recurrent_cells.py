@@ -24,7 +24,12 @@ State = tuple[torch.Tensor, ...]
 # The fused kernels take the Keras-laid-out weights (the GRU's reordered per call); cuDNN copies
 # them into its own flat buffer at every call, a few kilobytes for the books' layers, and warns
 # that it does so.
-warnings.filterwarnings("ignore", "RNN module weights are not part of single contiguous chunk")
+warnings.filterwarnings(
+    "ignore",
+    "RNN module weights are not part of single contiguous chunk",
+    UserWarning,
+    r"dlrun\.models\.recurrent_cells",
+)
 
 
 def _function(name: str | None) -> nn.Module:

@@ -227,14 +227,14 @@ class InMemorySource(BatchSource):
         super().__init__(size, batch_size, device, **options)
 
     def _fetch(self, chunks: list[Chunk]) -> Iterator[Batch]:
-        for index in on_device(chunks, self.device):
+        for index in chunks_on_device(chunks, self.device):
             yield {name: _rows(t, index) for name, t in self.tensors.items()}
 
     def check_view(self) -> Batch:
         return dict(self.tensors)
 
 
-def on_device(chunks: list[Chunk], device: torch.device) -> Iterator[Chunk]:
+def chunks_on_device(chunks: list[Chunk], device: torch.device) -> Iterator[Chunk]:
     """Each chunk ready to index tensors on ``device``: the index tensors moved in one copy.
 
     A copy per batch from the host's pageable memory would wait until the GPU has finished
