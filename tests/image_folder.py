@@ -17,7 +17,8 @@ PER_CLASS = 20
 
 
 def make_image_folder(root: Path) -> Path:
-    """40 small JPEGs of random pixels, 20 per class (cats, dogs)."""
+    """40 small JPEGs of random pixels, 20 per class (cats, dogs), in ``root`` (made here)."""
+    root.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     for name in ("cats", "dogs"):
         (root / name).mkdir()

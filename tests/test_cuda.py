@@ -156,7 +156,6 @@ def test_streamed_augmented_images_train_on_the_device(tmp_path: Path) -> None:
     """DataLoader workers hand pinned batches over and augmentation draws on the device (from
     the device's own generator, so the scores are not the CPU's): two epochs of finite losses
     and a scored test split."""
-    (tmp_path / "pets").mkdir()
     folder = make_image_folder(tmp_path / "pets")
     cfg = image_folder_config(
         folder, in_memory=False, workers=2,

@@ -41,9 +41,8 @@ def test_streamed_images_are_decoded_a_batch_at_a_time(
         return read(path, size, mode)
 
     monkeypatch.setattr(dlrun.data.images, "read_image", counted)
-    cfg = image_folder_config(
-        folder, in_memory=False
-    )  # workers: 0, so decoding is in this process
+    # workers: 0, so decoding is in this process
+    cfg = image_folder_config(folder, in_memory=False)
     data = load_data(cfg)
     assert isinstance(data.train.x, ImageFiles) and len(data.train) == 32 and not decodes
     fold = prepare_fold(cfg, data.train, np.arange(8, 32), np.arange(8), CPU, [], 0)

@@ -238,10 +238,14 @@ def chunks_on_device(chunks: list[Chunk], device: torch.device) -> Iterator[Chun
     """Each chunk ready to index tensors on ``device``: the index tensors moved in one copy.
 
     A copy per batch from the host's pageable memory would wait until the GPU has finished
-    the previous step, every step.
+    the previous step, every step. Indices already on ``device`` (the CPU's) are used as they
+    are, without gathering them into one tensor.
     """
     picks = [chunk for chunk in chunks if not isinstance(chunk, slice)]
-    moved = iter(torch.cat(picks).to(device).split([len(c) for c in picks]) if picks else ())
+    if not picks or picks[0].device == device:
+        yield from chunks
+        return
+    moved = iter(torch.cat(picks).to(device).split([len(c) for c in picks]))
     for chunk in chunks:
         yield chunk if isinstance(chunk, slice) else next(moved)
 
