@@ -15,6 +15,7 @@ from dlrun.config.schema import StepEntry
 from dlrun.data.sparse import IndexRows
 from dlrun.data.sparse import csr_tensor
 from dlrun.data.sparse import gather_rows
+from dlrun.data.sparse import slice_rows
 from dlrun.models.build import build_model
 from dlrun.preprocess.pipeline import build_pipeline
 from tests.conftest import tiny_config
@@ -45,6 +46,10 @@ def test_sparse_rows_are_the_dense_matrix_and_subset_like_arrays() -> None:
     matrix = csr_tensor(hot)
     index = torch.tensor([5, 0, 39, 5])
     assert torch.equal(gather_rows(matrix, index).to_dense(), torch.from_numpy(dense)[index])
+    for start, stop in [(0, 40), (13, 27), (39, 40), (20, 20)]:  # scoring batches, in order
+        rows = slice_rows(matrix, start, stop)
+        assert rows.shape == (stop - start, WIDTH)
+        assert torch.equal(rows.to_dense(), torch.from_numpy(dense)[start:stop])
 
 
 def test_a_dense_layer_reads_sparse_rows_with_the_same_outputs_and_gradients() -> None:

@@ -72,6 +72,14 @@ def gather_rows(matrix: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return _csr(new_crow, picked, len(index), matrix.shape[1])
 
 
+def slice_rows(matrix: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+    """The rows ``start:stop`` of a CSR ``matrix`` as a new CSR tensor sharing its column
+    indices (what a batch of a scoring pass, taken in order, needs: nothing to gather)."""
+    crow = matrix.crow_indices()[start : stop + 1]
+    first, last = crow[[0, -1]].tolist()  # one read, even from a GPU
+    return _csr(crow - first, matrix.col_indices()[first:last], stop - start, matrix.shape[1])
+
+
 def _csr(crow: torch.Tensor, cols: torch.Tensor, rows: int, width: int) -> torch.Tensor:
     values = torch.ones(len(cols), dtype=torch.float32, device=cols.device)
     with warnings.catch_warnings():  # "beta": row gathers and the bag sum are all dlrun uses

@@ -32,6 +32,7 @@ from dlrun.data.base import Arrays
 from dlrun.data.sparse import IndexRows
 from dlrun.data.sparse import csr_tensor
 from dlrun.data.sparse import gather_rows
+from dlrun.data.sparse import slice_rows
 from dlrun.data.windows import WindowRows
 from dlrun.errors import DataError
 from dlrun.preprocess.base import Step
@@ -266,7 +267,7 @@ def _rows(tensor: torch.Tensor, index: Chunk) -> torch.Tensor:
         return tensor[index]
     if isinstance(index, slice):
         start, stop, _ = index.indices(tensor.shape[0])
-        index = torch.arange(start, stop, device=tensor.device)
+        return slice_rows(tensor, start, stop)
     return gather_rows(tensor, index)
 
 
