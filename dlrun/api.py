@@ -42,6 +42,7 @@ from dlrun.reporting.files import write_text
 from dlrun.reporting.progress import ProgressReporter
 from dlrun.reporting.progress import start_line
 from dlrun.reporting.recorder import RunRecording
+from dlrun.reporting.recorder import check_resumable
 from dlrun.reporting.results import build_results
 from dlrun.reporting.rundir import RunDirectory
 from dlrun.reporting.rundir import environment
@@ -167,6 +168,7 @@ def resume_experiment(
     saved = config_from_text(text, source, [])
     cfg = config_from_text(text, source, list(overrides))
     changes = check_resume_changes(saved, cfg, source)
+    check_resumable(run, cfg)
     console = console or Console()
     if changes:
         changed = "; ".join(str(change) for change in changes)

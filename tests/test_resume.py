@@ -195,11 +195,25 @@ def test_a_diverged_run_is_not_resumed(tmp_path: Path) -> None:
         resume_experiment(result.run_dir)
 
 
-def test_a_finished_run_cannot_be_shortened(uninterrupted: Path) -> None:
+def test_a_finished_run_cannot_be_shortened_and_stays_as_it_was(uninterrupted: Path) -> None:
+    def files() -> dict[str, bytes]:
+        return {
+            str(path.relative_to(uninterrupted)): path.read_bytes()
+            for path in sorted(uninterrupted.rglob("*"))
+            if path.is_file()
+        }
+
+    before = files()
+    assert any("events.out.tfevents" in name for name in before)
     with pytest.raises(
         RunError, match=r"holds 12 trained epochs; train\.epochs=5 cannot take them back"
     ):
         resume_experiment(uninterrupted, ["train.epochs=5"])
+    result = runner.invoke(app, ["train", "--resume", str(uninterrupted), "train.epochs=5"])
+    assert result.exit_code == 2 and "cannot take them back" in result.output
+    assert "Traceback" not in result.output
+    assert files() == before  # config, status, environment and TensorBoard files untouched
+    assert json.loads((uninterrupted / "status.json").read_text())["status"] == "completed"
 
 
 def test_halted_runs_keep_their_test_split_sealed_from_eval(tmp_path: Path) -> None:

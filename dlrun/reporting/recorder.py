@@ -35,9 +35,23 @@ from dlrun.training.callbacks import CallbackList
 from dlrun.training.checkpoint import DataNames
 from dlrun.training.checkpoint import save_checkpoint
 from dlrun.training.snapshots import Snapshots
+from dlrun.training.snapshots import read_resume_state
 from dlrun.training.state import TrainState
 
 RESUME_FILE = "resume-{phase}.pt"
+
+
+def check_resumable(run: RunDirectory, cfg: ExperimentConfig) -> None:
+    """Read every saved fit of ``run`` as resuming it with ``cfg`` will, before the run's files
+    change: a fit that cannot continue (fewer epochs than it trained, a damaged file) is
+    refused while the run is still as it was (resuming rewrites its config and TensorBoard
+    files, and a failure half-way would leave it marked failed)."""
+    final = cfg.evaluation.final
+    for path in sorted(run.path.rglob(RESUME_FILE.format(phase="*"))):
+        epochs = cfg.train.epochs  # a fit's, and a final retrain's (its best epoch, at most)
+        if path.name == RESUME_FILE.format(phase="final") and final is not None:
+            epochs = final.epochs if isinstance(final.epochs, int) else epochs
+        read_resume_state(path, epochs)
 
 
 @dataclass

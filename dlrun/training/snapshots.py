@@ -102,6 +102,23 @@ def set_rng_states(states: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
+def read_resume_state(path: Path, epochs: int) -> dict[str, Any]:
+    """The saved fit at ``path``, refused if it cannot be read, comes from another format, or
+    has trained more than the ``epochs`` it would now be continued to."""
+    try:
+        saved = load_state(path)
+    except Exception as exc:  # torch raises many types for a damaged file
+        raise RunError(f"cannot read the resume state {path}: {exc}") from None
+    if saved.get("format") != FORMAT:
+        raise RunError(f"{path} was written by another dlrun version; start a new run")
+    if int(saved["epoch"]) > epochs:
+        raise RunError(
+            f"{path} holds {saved['epoch']} trained epochs; train.epochs={epochs} "
+            "cannot take them back (start a new run instead)"
+        )
+    return saved
+
+
 class Snapshots:
     """One fit's resume file (for example ``resume-fit.pt`` in its run directory)."""
 
@@ -140,17 +157,7 @@ class Snapshots:
         """Put the fit back where the file left it; ``False`` when there is no file yet."""
         if not self.path.is_file():
             return False
-        try:
-            saved = load_state(self.path)
-        except Exception as exc:  # torch raises many types for a damaged file
-            raise RunError(f"cannot read the resume state {self.path}: {exc}") from None
-        if saved.get("format") != FORMAT:
-            raise RunError(f"{self.path} was written by another dlrun version; start a new run")
-        if int(saved["epoch"]) > state.epochs:
-            raise RunError(
-                f"{self.path} holds {saved['epoch']} trained epochs; train.epochs={state.epochs} "
-                "cannot take them back (start a new run instead)"
-            )
+        saved = read_resume_state(self.path, state.epochs)
         state.task.load_state_dict(saved["task"])
         callbacks.load_state_dict(saved["callbacks"])
         source.load_state_dict(saved["source"])
