@@ -65,6 +65,11 @@ class RunError(DlrunError):
     """A run directory is missing, incomplete or unreadable."""
 
 
+class OutputError(DlrunError):
+    """A file or directory cannot be written where it was asked to go (a directory in the
+    way, a file where a directory should be, no permission, a full disk)."""
+
+
 class Interrupted(DlrunError):
     """The user pressed Ctrl-C outside the training loop (which stops cleanly by itself)."""
 

@@ -151,6 +151,35 @@ def test_predict_round_trip_applies_saved_preprocessing(
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
 
 
+def test_outputs_that_cannot_be_written_there_are_one_line_errors(
+    quickstart_run: tuple[Path, str], tmp_path: Path
+) -> None:
+    """A directory given as the output file, or a file as the runs directory: one line, exit 2,
+    and nothing left behind (no temporary file, no run directory)."""
+    run_dir, _ = quickstart_run
+    np.savez(tmp_path / "x.npz", x=load_digits().data[:5])
+    (tmp_path / "a_file").write_text("not a directory")
+    commands = {
+        "cannot write {out}: it is a directory; name a file to write": [
+            ["predict", str(run_dir), "--input", str(tmp_path / "x.npz"), "--output", "{out}"],
+            ["runs", "compare", str(run_dir), str(run_dir), "--output", "{out}"],
+        ],
+        "cannot make a run directory in {out}/a_file: Not a directory": [
+            ["train", str(REPO / "configs/quickstart.yaml"), "train.epochs=1", "--runs-dir",
+             "{out}/a_file"],
+        ],
+    }  # fmt: skip
+    for message, runs in commands.items():
+        for args in runs:
+            result = runner.invoke(app, [arg.format(out=tmp_path) for arg in args])
+            assert result.exit_code == 2, result.output
+            assert result.output.strip().splitlines()[-1] == f"error: {message}".format(
+                out=tmp_path
+            )
+            assert "Traceback" not in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "x.npz"]
+
+
 def test_config_mistake_is_one_line_exit_2_without_traceback(write_config: Any) -> None:
     path = write_config(tiny_config(optimzer="adam"))
     proc = subprocess.run(

@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from dlrun.errors import OutputError
+
 
 def _current_umask() -> int:
     mask = os.umask(0)
@@ -36,8 +38,11 @@ def atomic_path(target: Path, durable: bool = True) -> Iterator[Path]:
     complete file; without it a killed process still never leaves half a file (the rename is
     atomic) and frequent writes stay cheap.
     """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    if target.is_dir():
+        raise OutputError(f"cannot write {target}: it is a directory; name a file to write")
+    with refused_as(f"cannot write {target}"):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     os.close(fd)
     tmp_path = Path(tmp)
     tmp_path.chmod(0o666 & ~_UMASK)  # mkstemp creates 0600; give the usual file mode
@@ -46,9 +51,23 @@ def atomic_path(target: Path, durable: bool = True) -> Iterator[Path]:
         if durable:
             with open(tmp_path, "rb+") as handle:
                 os.fsync(handle.fileno())
-        os.replace(tmp_path, target)
+        with refused_as(f"cannot write {target}"):
+            os.replace(tmp_path, target)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def refused_as(what: str) -> Iterator[None]:
+    """The file system's refusal (a file where a directory should be, no permission, a full
+    disk) as one line for the user, ``<what>: <reason>``, not a traceback. A path that exists
+    already is left to the caller, which may try another name."""
+    try:
+        yield
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        raise OutputError(f"{what}: {exc.strerror or exc}") from None
 
 
 def write_text(target: Path, text: str, durable: bool = True) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from dlrun.errors import RunError
+from dlrun.reporting.files import refused_as
 from dlrun.reporting.files import write_json
 from dlrun.training.status import RunStatus
 
@@ -41,7 +42,8 @@ class RunDirectory:
             suffix = f"-{attempt}" if attempt else ""
             path = root / f"{name}-{stamp}{suffix}"
             try:
-                path.mkdir(parents=True, exist_ok=False)
+                with refused_as(f"cannot make a run directory in {root}"):
+                    path.mkdir(parents=True, exist_ok=False)
             except FileExistsError:
                 continue
             run = cls(path)
@@ -54,7 +56,8 @@ class RunDirectory:
         reopens one that exists (a resumed run)."""
         path = self.path / name
         try:
-            path.mkdir(parents=True, exist_ok=reuse)
+            with refused_as(f"cannot make {path}"):
+                path.mkdir(parents=True, exist_ok=reuse)
         except FileExistsError:
             raise RunError(f"{path} already exists") from None
         child = RunDirectory(path)
