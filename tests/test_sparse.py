@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -152,3 +154,29 @@ def test_a_first_layer_that_cannot_read_sparse_rows_is_named(tmp_path: Path) -> 
     with pytest.raises(DataError, match="sparse multi-hot rows, which a dropout layer cannot"):
         run_experiment(config_from_data(cfg), tmp_path / "runs")
     assert not (tmp_path / "runs").exists()
+
+
+def test_predict_refuses_missing_word_ids_in_one_line(tmp_path: Path) -> None:
+    cfg = tiny_config(
+        task="binary", data={"dataset": "imdb", "path": str(reviews(tmp_path)), "num_words": WIDTH},
+        preprocess=[{"multi_hot": {"dim": WIDTH}}],
+        model={"layers": [{"dense": {"units": 1, "activation": "sigmoid"}}]},
+        loss="binary_crossentropy", train={"epochs": 1, "batch_size": 32, "progress": "none"},
+    )  # fmt: skip
+    run = run_experiment(config_from_data(cfg), tmp_path / "runs").run_dir
+    given = tmp_path / "ids.csv"
+    out = tmp_path / "predictions.csv"
+    predict = [sys.executable, "-W", "error::RuntimeWarning", "-m", "dlrun", "predict", str(run),
+               "-i", str(given), "-o", str(out), "--no-header"]  # fmt: skip
+    given.write_text("1,14,3\n7,2,9\n")
+    done = subprocess.run(predict, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert len(out.read_text().splitlines()) == 3  # the header and one row per review
+    out.unlink()
+    given.write_text("1,14,3\n7,,9\n")  # an empty cell: a missing id
+    done = subprocess.run(predict, capture_output=True, text=True)
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "error: multi_hot acts on index sequences of whole numbers; got a missing value (NaN)"
+    )
+    assert not out.exists()

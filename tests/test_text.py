@@ -7,6 +7,7 @@ import io
 import itertools
 import json
 import os
+import re
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -139,6 +140,25 @@ def test_pad_sequences_without_maxlen_uses_the_longest_training_sequence() -> No
     assert out.tolist() == [[4, 5, 6], [0, 0, 7]]
     with pytest.raises(DataError, match="add tokenize before pad_sequences"):
         pad.transform(texts("raw words"))
+
+
+@pytest.mark.parametrize("name", ["multi_hot", "pad_sequences"])
+def test_index_steps_refuse_missing_and_fractional_ids(name: str) -> None:
+    """Ids read from a CSV arrive as floats: whole ones are ids; a NaN (a missing cell) or a
+    fraction is refused in one line, where a cast to integers would make up an id."""
+    fitted = step(name, {"dim": 20} if name == "multi_hot" else {"maxlen": 4})
+    fitted.fit(ragged([[1, 2, 3]]))
+    whole = np.array([[1.0, 14.0, 3.0]])
+    expected = np.array([[0, 1, 14, 3]]) if name == "pad_sequences" else None
+    out = fitted.transform(whole)
+    if expected is not None:
+        assert out.tolist() == expected.tolist()
+    else:
+        assert out.dense()[0].nonzero()[0].tolist() == [1, 3, 14]
+    for bad, shown in [(np.nan, "a missing value (NaN)"), (22.7, "22.7")]:
+        with pytest.raises(DataError, match=rf"{name} acts on index sequences of whole numbers; "
+                                            rf"got {re.escape(shown)}$"):  # fmt: skip
+            fitted.transform(np.array([[1.0, bad, 3.0]]))
 
 
 def test_pad_sequences_keeps_the_last_ids_by_default() -> None:

@@ -17,24 +17,10 @@ from dlrun.errors import DataError
 from dlrun.preprocess.base import Step
 from dlrun.preprocess.base import StepConfig
 from dlrun.preprocess.steps import STEPS
+from dlrun.preprocess.steps import index_sequence
+from dlrun.preprocess.steps import not_text
 
 End = Literal["pre", "post"]
-
-
-def _not_text(step: str) -> DataError:
-    return DataError(f"{step} acts on index sequences, but the inputs are text; add tokenize "
-                     f"before {step}")  # fmt: skip
-
-
-def _sequence(row: object, step: str) -> np.ndarray:
-    """One sample as an int64 index array, or a one-line error naming the missing step."""
-    if isinstance(row, str):
-        raise _not_text(step)
-    try:
-        return np.asarray(row, dtype=np.int64)
-    except (TypeError, ValueError):
-        kind = type(row).__name__
-        raise DataError(f"{step} acts on integer index sequences; got {kind} values") from None
 
 
 def pad_sequences(
@@ -47,7 +33,7 @@ def pad_sequences(
     """
     out = np.full((len(sequences), maxlen), value, dtype=np.int64)
     for row, raw in enumerate(sequences):
-        sequence = _sequence(raw, "pad_sequences")
+        sequence = index_sequence(raw, "pad_sequences")
         kept = sequence[max(len(sequence) - maxlen, 0) :] if truncating == "pre" else (
             sequence[:maxlen]
         )  # fmt: skip
@@ -61,7 +47,7 @@ def pad_sequences(
 
 
 def _longest(sequences: np.ndarray) -> int:
-    return max((len(_sequence(s, "pad_sequences")) for s in sequences), default=0)
+    return max((len(index_sequence(s, "pad_sequences")) for s in sequences), default=0)
 
 
 @STEPS.register("pad_sequences")
@@ -106,7 +92,7 @@ class Reverse(Step):
 
     def _transform(self, data: np.ndarray) -> np.ndarray:
         if data.dtype.kind in "US":
-            raise _not_text("reverse")
+            raise not_text("reverse")
         if data.dtype != object:
             if data.ndim < 2:
                 raise DataError("reverse needs a sequence per sample; the inputs are scalars")
@@ -114,6 +100,6 @@ class Reverse(Step):
         out = np.empty(len(data), dtype=object)
         for row, sequence in enumerate(data):
             if isinstance(sequence, str):
-                raise _not_text("reverse")
+                raise not_text("reverse")
             out[row] = np.asarray(sequence)[::-1].copy()  # any dtype: ids or feature rows
         return out

@@ -20,6 +20,31 @@ from dlrun.registry import Registry
 STEPS: Registry[type[Step]] = Registry("preprocessing step")
 
 
+def not_text(step: str) -> DataError:
+    return DataError(f"{step} acts on index sequences, but the inputs are text; add tokenize "
+                     f"before {step}")  # fmt: skip
+
+
+def index_sequence(row: object, step: str) -> np.ndarray:
+    """One sample as an int64 index array, or a one-line error saying what it holds instead:
+    text, a missing value (NaN, which a cast would turn into an arbitrary index) or a number
+    that is not a whole one."""
+    if isinstance(row, str):
+        raise not_text(step)
+    values = np.asarray(row)
+    if values.dtype.kind == "f":
+        whole = np.isfinite(values) & (values == np.floor(values))
+        if not whole.all():
+            bad = values[~whole].flat[0]
+            what = "a missing value (NaN)" if np.isnan(bad) else f"{bad}"
+            raise DataError(f"{step} acts on index sequences of whole numbers; got {what}")
+    try:
+        return values.astype(np.int64, copy=False)
+    except (TypeError, ValueError):
+        kind = type(row).__name__
+        raise DataError(f"{step} acts on integer index sequences; got {kind} values") from None
+
+
 def _as_float(data: np.ndarray) -> np.ndarray:
     if isinstance(data, IndexRows):  # a numeric step after a sparse multi_hot sees the matrix
         return data.dense()
@@ -156,7 +181,7 @@ class MultiHot(Step):
         dim = self.config.dim
         rows = []
         for sequence in data:
-            indices = np.unique(np.asarray(sequence, dtype=np.int64))
+            indices = np.unique(index_sequence(sequence, "multi_hot"))
             rows.append(indices[(indices >= 0) & (indices < dim)])
         hot = IndexRows(rows, dim)
         return hot if self.config.sparse else hot.dense()
