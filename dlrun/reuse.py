@@ -177,7 +177,8 @@ def _columns_by_name(path: Path, header: list[str], features: list[str] | None) 
     if features is None:
         raise DataError(
             f"{path}: this run's training data had no column names to match a header against; "
-            "remove the header row and pass --no-header to read the columns by position"
+            "pass --no-header to read the columns by position (and remove the file's header "
+            "row, if it has one)"
         )
     missing = [name for name in features if name not in header]
     if len(missing) == len(features):

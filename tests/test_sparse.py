@@ -156,7 +156,7 @@ def test_a_first_layer_that_cannot_read_sparse_rows_is_named(tmp_path: Path) -> 
     assert not (tmp_path / "runs").exists()
 
 
-def test_predict_refuses_missing_word_ids_in_one_line(tmp_path: Path) -> None:
+def test_predict_reads_word_ids_by_position_and_refuses_missing_ones(tmp_path: Path) -> None:
     cfg = tiny_config(
         task="binary", data={"dataset": "imdb", "path": str(reviews(tmp_path)), "num_words": WIDTH},
         preprocess=[{"multi_hot": {"dim": WIDTH}}],
@@ -180,3 +180,8 @@ def test_predict_refuses_missing_word_ids_in_one_line(tmp_path: Path) -> None:
         "error: multi_hot acts on index sequences of whole numbers; got a missing value (NaN)"
     )
     assert not out.exists()
+    done = subprocess.run(predict[:-1], capture_output=True, text=True)  # without --no-header
+    assert done.returncode == 2 and done.stderr.strip().endswith(
+        "had no column names to match a header against; pass --no-header to read the columns "
+        "by position (and remove the file's header row, if it has one)"
+    )
