@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import zipfile
 from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
@@ -16,6 +15,7 @@ from dlrun.config.schema import StepEntry
 from dlrun.data.base import Arrays
 from dlrun.data.files import MISSING_MARKERS
 from dlrun.data.files import is_number
+from dlrun.data.files import read_npz_arrays
 from dlrun.data.files import read_table
 from dlrun.data.load import load_data
 from dlrun.errors import DataError
@@ -229,17 +229,14 @@ def _numbers(values: np.ndarray, name: str, path: Path, first_line: int) -> np.n
 
 
 def _npz_inputs(path: Path, features: list[str] | None) -> np.ndarray:
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            keys = list(archive.files)
-            if "x" not in keys and len(keys) != 1:
-                raise DataError(
-                    f"{path} holds arrays {', '.join(keys) or '(none)'}; predict reads the array "
-                    "named 'x' (or an archive's only array)"
-                )
-            x: np.ndarray = archive["x" if "x" in keys else keys[0]]
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise DataError(f"cannot read {path} as an .npz archive: {exc}") from None
+    arrays = read_npz_arrays(path)
+    keys = list(arrays)
+    if "x" not in keys and len(keys) != 1:
+        raise DataError(
+            f"{path} holds arrays {', '.join(keys) or '(none)'}; predict reads the array "
+            "named 'x' (or an archive's only array)"
+        )
+    x = arrays["x" if "x" in keys else keys[0]]
     if features is not None and x.ndim == 2 and x.shape[1] != len(features):
         raise DataError(
             f"{path}: array has {x.shape[1]} columns, but the model was trained on "

@@ -166,6 +166,12 @@ def test_npz_input_is_array_x_or_the_only_array(holdout_run: Path, tmp_path: Pat
     np.savez(tmp_path / "narrow.npz", x=ROWS[:, :3])
     with pytest.raises(DataError, match="array has 3 columns, but the model was trained on 4"):
         predict_file(holdout_run, tmp_path / "narrow.npz", tmp_path / "p.csv")
+    (tmp_path / "text.npz").write_text("1,2,3,4\n")  # not a zip at all
+    with pytest.raises(DataError, match=r"text\.npz is not an \.npz archive \(a zip file of "):
+        predict_file(holdout_run, tmp_path / "text.npz", tmp_path / "p.csv")
+    np.savez(tmp_path / "objects.npz", x=np.array([[1], [1, 2]], dtype=object))
+    with pytest.raises(DataError, match=r"cannot read .*objects\.npz as an \.npz archive: Object"):
+        predict_file(holdout_run, tmp_path / "objects.npz", tmp_path / "p.csv")
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import codecs
 import csv
 import zipfile
+from pathlib import Path
 from typing import Any
 from typing import Literal
 
@@ -26,6 +27,18 @@ from dlrun.preprocess.categorical import category_codes
 
 Column = str | int
 MISSING_MARKERS = ("", "?", "NA", "NaN", "nan")
+
+
+def read_npz_arrays(path: str | Path) -> dict[str, np.ndarray]:
+    """Every array of an ``.npz`` archive of plain (not object) arrays. A file that is not a
+    zip archive at all is named as such: numpy would answer that it holds pickled data."""
+    if not zipfile.is_zipfile(path):
+        raise DataError(f"{path} is not an .npz archive (a zip file of .npy arrays)")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {key: archive[key] for key in archive.files}
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise DataError(f"cannot read {path} as an .npz archive: {exc}") from None
 
 
 class CsvConfig(SplitConfig):
@@ -287,12 +300,7 @@ class NpzSource(DataSource):
 
     def load(self, context: LoadContext) -> LoadedData:
         cfg = self.config
-        path = existing_file(cfg.path, "npz")
-        try:
-            with np.load(path, allow_pickle=False) as archive:
-                arrays = {key: archive[key] for key in archive.files}
-        except (OSError, ValueError, zipfile.BadZipFile) as exc:
-            raise DataError(f"cannot read {cfg.path} as an .npz archive: {exc}") from None
+        arrays = read_npz_arrays(existing_file(cfg.path, "npz"))
         split_keys = [
             f"{cfg.x_key}_train",
             f"{cfg.y_key}_train",
