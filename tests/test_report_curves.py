@@ -151,6 +151,8 @@ def test_short_curves_have_markers_and_the_best_epoch_marked_in_every_panel(
         assert len(curves) == 2 and all(line.get_marker() == "o" for line in curves)
         best = [line for line in ax.get_lines() if str(line.get_label()).startswith("best")]
         assert list(best[0].get_xdata()) == [2, 2]
+        ticks = [tick for tick in ax.get_xticks() if 1 <= tick <= 4]
+        assert ticks == [1, 2, 3, 4]  # whole epochs only, not 1.5 or 2.5
     legend = [ax for ax in fig.axes if ax.get_legend() is not None]
     assert len(legend) == 1 and not legend[0].axison  # one legend, in the spare cell
     texts = [t.get_text() for t in legend[0].get_legend().get_texts()]

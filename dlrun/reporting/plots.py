@@ -34,6 +34,14 @@ def _figure(width: float, height: float) -> Figure:
     return Figure(figsize=(width, height))
 
 
+def _epoch_axis(ax: Any) -> None:
+    """An x axis of epochs: whole-number ticks only (a short run would get 1.2, 1.4, ...)."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def _save(fig: Figure, target: Path) -> None:
     with atomic_path(target) as tmp:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
@@ -77,7 +85,7 @@ def learning_curves(rows: list[dict[str, Any]], marks: CurveMarks, target: Path)
             validation = [row.get(f"val_{key}", np.nan) for row in shown]
             _validation_curve(ax, epochs, validation, marks, style)
         _mark_epochs(ax, key, marks)
-        ax.set_xlabel("epoch")
+        _epoch_axis(ax)
         ax.set_title("learning rate" if key == "lr" else key)
         if key == "lr":
             ax.set_yscale("log")
@@ -167,7 +175,7 @@ def cv_curves(cv: CrossValidation, title: str, target: Path) -> None:
         right.axvline(cv.best_epoch, color="k", ls="--", lw=1, label=f"best epoch {cv.best_epoch}")
     right.set_title(f"smoothed, first {cv.skip_first} epochs left out")
     for ax in (left, right):
-        ax.set_xlabel("epoch")
+        _epoch_axis(ax)
         ax.set_ylabel(cv.monitor)
         ax.grid(alpha=0.3)
         ax.legend()
@@ -185,7 +193,7 @@ def compare_curves(runs: dict[str, list[dict[str, Any]]], keys: list[str], targe
             if points:
                 xs, ys = zip(*points, strict=True)
                 ax.plot(xs, ys, marker=markers[index % len(markers)], ms=3, label=name)
-        ax.set_xlabel("epoch")
+        _epoch_axis(ax)
         ax.set_title(key)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
