@@ -19,12 +19,14 @@ import yaml
 from rich.console import Console
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from dlrun.api import run_experiment
 from dlrun.config.load import config_from_data
 from dlrun.config.load import load_config
 from dlrun.errors import ConfigError
 from dlrun.errors import RunError
 from dlrun.sweep.run import run_sweep
 from dlrun.sweep.study import open_storage
+from dlrun.sweep.trials import resumable
 from dlrun.sweep.trials import run_trial
 from tests.conftest import REPO
 from tests.conftest import tiny_config
@@ -211,6 +213,22 @@ def test_killed_sweep_resumes_without_redoing_finished_trials(
     assert resumed["status"] == "completed" and resumed["resumed_from_epoch"]["fit"] >= 1
     rows = list(csv.DictReader((sweep_dir / "trial-0002" / "metrics.csv").open()))
     assert [int(r["epoch"]) for r in rows] == list(range(1, 201))
+
+
+def test_a_requeued_trial_resumes_only_a_run_that_can_continue(tmp_path: Path) -> None:
+    """A trial queued again after its worker died continues its run only when that run may
+    continue: the same settings, no fewer epochs than it trained, saved fits readable."""
+    base = tiny_config(train={"epochs": 3, "batch_size": 16, "progress": "none"})
+    config = config_from_data(base)
+    run_dir = run_experiment(config, tmp_path).run_dir
+    assert resumable(run_dir, config)
+    assert resumable(run_dir, config_from_data({**base, "train": {**base["train"], "epochs": 5}}))
+    assert not resumable(run_dir, config_from_data({**base, "seed": 1}))
+    assert not resumable(
+        run_dir, config_from_data({**base, "train": {**base["train"], "epochs": 2}})
+    )
+    (run_dir / "resume-fit.pt").write_bytes(b"damaged")
+    assert not resumable(run_dir, config)
 
 
 def test_sweep_file_merges_over_a_plain_config(tmp_path: Path, write_config: Any) -> None:

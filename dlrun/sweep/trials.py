@@ -29,9 +29,12 @@ from dlrun.data.base import LoadedData
 from dlrun.data.load import load_data
 from dlrun.errors import ConfigError
 from dlrun.errors import ConfigIssue
+from dlrun.errors import RunError
 from dlrun.evaluation.preflight import check_with_data
 from dlrun.evaluation.protocols import PROTOCOLS
 from dlrun.evaluation.runner import plan_protocol
+from dlrun.reporting.recorder import check_resumable
+from dlrun.reporting.rundir import RunDirectory
 from dlrun.sweep.names import trial_folder
 from dlrun.sweep.space import ParameterSpace
 from dlrun.sweep.space import SweepConfig
@@ -197,7 +200,8 @@ class TrialReporter(Callback):
 
 def resumable(run_dir: Path, config: ExperimentConfig) -> bool:
     """Whether ``run_dir`` holds a run of ``config`` that may continue (the sweep's base
-    config may have been edited since the worker died: then the trial starts over)."""
+    config may have been edited since the worker died, to other settings or fewer epochs
+    than a fit trained, or a saved fit may be damaged: then the trial starts over)."""
     saved = run_dir / "config.yaml"
     if not saved.is_file():
         return False
@@ -205,7 +209,8 @@ def resumable(run_dir: Path, config: ExperimentConfig) -> bool:
         check_resume_changes(
             config_from_text(saved.read_text(), str(saved), []), config, str(saved)
         )
-    except ConfigError:
+        check_resumable(RunDirectory(run_dir), config)
+    except (ConfigError, RunError):
         return False
     return True
 
