@@ -12,13 +12,16 @@ import pytest
 import torch
 
 from dlrun.api import run_experiment
+from dlrun.api import validate_experiment
 from dlrun.config.load import config_from_data
 from dlrun.config.schema import StepEntry
 from dlrun.data.sparse import IndexRows
 from dlrun.data.sparse import csr_tensor
 from dlrun.data.sparse import gather_rows
 from dlrun.data.sparse import slice_rows
+from dlrun.errors import DataError
 from dlrun.models.build import build_model
+from dlrun.preprocess.pipeline import Pipeline
 from dlrun.preprocess.pipeline import build_pipeline
 from tests.conftest import tiny_config
 
@@ -185,3 +188,26 @@ def test_predict_reads_word_ids_by_position_and_refuses_missing_ones(tmp_path: P
         "had no column names to match a header against; pass --no-header to read the columns "
         "by position (and remove the file's header row, if it has one)"
     )
+
+
+def test_validate_without_data_knows_that_multi_hot_rows_are_sparse() -> None:
+    def pipeline(*entries: object) -> Pipeline:
+        return build_pipeline([StepEntry.model_validate(entry) for entry in entries])
+
+    hot = {"multi_hot": {"dim": WIDTH}}
+    assert pipeline(hot).ends_sparse("x") and pipeline(hot, "one_hot").ends_sparse("x")
+    assert not pipeline(hot, {"rescale": {"scale": 0.5}}).ends_sparse("x")  # the 0/1 matrix
+    assert not pipeline({"multi_hot": {"dim": WIDTH, "sparse": False}}).ends_sparse("x")
+    for sparse in (True, False):
+        cfg = config_from_data(tiny_config(
+            task="binary", data={"dataset": "imdb", "num_words": WIDTH},
+            preprocess=[{"multi_hot": {"dim": WIDTH, "sparse": sparse}}],
+            model={"input_shape": [WIDTH], "layers": [
+                {"dropout": 0.5}, {"dense": {"units": 1, "activation": "sigmoid"}}]},
+            loss="binary_crossentropy",
+        ))  # fmt: skip
+        if sparse:
+            with pytest.raises(DataError, match="sparse multi-hot rows, which a dropout layer"):
+                validate_experiment(cfg, use_data=False)
+        else:
+            assert validate_experiment(cfg, use_data=False).skipped_data == "--no-data"

@@ -17,6 +17,8 @@ import torch
 from dlrun.config.schema import ExperimentConfig
 from dlrun.data.base import Arrays
 from dlrun.data.base import LoadedData
+from dlrun.data.sparse import IndexRows
+from dlrun.data.sparse import csr_tensor
 from dlrun.errors import ConfigError
 from dlrun.errors import ConfigIssue
 from dlrun.evaluation.fitting import SAMPLE_ROWS
@@ -28,6 +30,7 @@ from dlrun.models.size import largest
 from dlrun.models.size import too_big
 from dlrun.models.size import training_bytes
 from dlrun.models.size import weight_bytes
+from dlrun.preprocess.pipeline import build_pipeline
 from dlrun.tasks.base import Task
 from dlrun.training.batches import Fields
 from dlrun.training.batches import FieldSpec
@@ -72,9 +75,12 @@ def check_with_shape(cfg: ExperimentConfig, device: torch.device) -> Task:
         )
         raise cfg.origin.error([issue])
     task = task_for(cfg)
-    fields = {task.inputs[0]: FieldSpec(tuple(cfg.model.input_shape), torch.float32)}
+    name = task.inputs[0]
+    fields = {name: FieldSpec(tuple(cfg.model.input_shape), torch.float32)}
     with _located(cfg):
         _build_on_meta(task, fields, device)
+        if build_pipeline(cfg.preprocess).ends_sparse(name):  # can the first layer read them?
+            task.check_batch({name: csr_tensor(IndexRows([], cfg.model.input_shape[-1]))})
     return task
 
 

@@ -44,6 +44,12 @@ class Step:
     def field(self) -> str:
         return self.config.array or self.applies_to
 
+    @property
+    def makes_sparse_rows(self) -> bool:
+        """Whether its output is sparse multi-hot rows (an :class:`~dlrun.data.sparse.IndexRows`):
+        what the model reads when no later step turns them back into the 0/1 matrix."""
+        return False
+
     def torch_transform(self, data: torch.Tensor) -> torch.Tensor:
         """The same transform on a batch tensor (``elementwise`` steps only)."""
         raise NotImplementedError(f"{type(self).__name__} runs on the host only")

@@ -28,6 +28,12 @@ DeviceSteps = dict[str, list[Step]]
 class Pipeline:
     steps: list[tuple[str, Step]]
 
+    def ends_sparse(self, field: str) -> bool:
+        """Whether ``field`` leaves the pipeline as sparse multi-hot rows: its last step makes
+        them (a later step on it, such as a numeric one, would see the 0/1 matrix)."""
+        mine = [step for _, step in self.steps if step.field == field]
+        return bool(mine) and mine[-1].makes_sparse_rows
+
     def transform(self, arrays: Arrays) -> Arrays:
         """Every step on the host; arrays no step names pass through unchanged."""
         fields = dict(arrays.fields)

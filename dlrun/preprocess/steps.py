@@ -177,6 +177,10 @@ class MultiHot(Step):
 
     config: Config
 
+    @property
+    def makes_sparse_rows(self) -> bool:
+        return self.config.sparse
+
     def _transform(self, data: np.ndarray) -> np.ndarray:
         dim = self.config.dim
         rows = []
