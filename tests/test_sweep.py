@@ -215,6 +215,34 @@ def test_killed_sweep_resumes_without_redoing_finished_trials(
     assert [int(r["epoch"]) for r in rows] == list(range(1, 201))
 
 
+def test_a_trial_stopped_by_ctrl_c_runs_again_on_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C fails the running trial and queues its values again: ``--resume`` continues it
+    from its run directory, so every grid point ends complete."""
+    calls: list[int] = []
+
+    def stopped_once(cfg: Any, trial: optuna.Trial, sweep_dir: Path) -> float:
+        calls.append(trial.number)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        return run_trial(cfg, trial, sweep_dir)
+
+    monkeypatch.setattr("dlrun.sweep.study.run_trial", stopped_once)
+    cfg = config_from_data(_sweep_config(GRID))
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(cfg, tmp_path, workers=1)
+    result = run_sweep(cfg, tmp_path, workers=1, resume=True)
+    rows = _rows(result.sweep_dir)
+    done = {
+        (r["optimizer.lr"], r["model.layers.0.dense.units"])
+        for r in rows
+        if r["state"] == "complete"
+    }
+    assert done == {(lr, units) for lr in ("0.01", "0.05") for units in ("4", "8")}
+    assert len(calls) == 5 and [r["state"] for r in rows].count("fail") == 1
+
+
 def test_a_requeued_trial_resumes_only_a_run_that_can_continue(tmp_path: Path) -> None:
     """A trial queued again after its worker died continues its run only when that run may
     continue: the same settings, no fewer epochs than it trained, saved fits readable."""

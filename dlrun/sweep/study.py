@@ -24,6 +24,7 @@ from optuna.storages import BaseStorage
 from optuna.storages import JournalStorage
 from optuna.storages import RDBStorage
 from optuna.storages.journal import JournalFileBackend
+from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.exc import ProgrammingError
@@ -134,12 +135,21 @@ def requeue_stale(study: optuna.Study) -> int:
         if not (dead or silent):
             continue
         study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-        retry = {"grid_point": bool(attrs.get("grid_point")), "retry_of": trial.number}
-        if attrs.get("run_dir"):
-            retry["resume_dir"] = attrs["run_dir"]  # continue its run from the last epoch
-        study.enqueue_trial(trial.params, user_attrs=retry)
+        queue_again(study, trial)
         count += 1
     return count
+
+
+def queue_again(study: optuna.Study, trial: FrozenTrial) -> None:
+    """Queue a stopped trial's values again, to continue its run from its last saved epoch
+    (or start it over, when that run cannot continue). A trial stopped before it drew its
+    values keeps the ones it was queued with (a grid point)."""
+    attrs = trial.user_attrs
+    retry = {"grid_point": bool(attrs.get("grid_point")), "retry_of": trial.number}
+    if attrs.get("run_dir"):
+        retry["resume_dir"] = attrs["run_dir"]
+    study.enqueue_trial(trial.params or trial.system_attrs.get("fixed_params", {}),
+                        user_attrs=retry)  # fmt: skip
 
 
 def _claim_waiting(study: optuna.Study) -> optuna.Trial | None:
@@ -184,6 +194,7 @@ def work(
             study.tell(trial, state=TrialState.PRUNED)
         except (KeyboardInterrupt, Interrupted):  # Ctrl-C stops the sweep, not just a trial
             study.tell(trial, state=TrialState.FAIL)
+            queue_again(study, study._storage.get_trial(trial._trial_id))  # --resume continues it
             raise KeyboardInterrupt from None
         except DlrunError as exc:
             trial.set_user_attr("error", str(exc))
