@@ -26,6 +26,7 @@ from dlrun.errors import ConfigError
 from dlrun.errors import RunError
 from dlrun.sweep.run import run_sweep
 from dlrun.sweep.study import open_storage
+from dlrun.sweep.study import open_study
 from dlrun.sweep.trials import resumable
 from dlrun.sweep.trials import run_trial
 from tests.conftest import REPO
@@ -241,6 +242,32 @@ def test_a_trial_stopped_by_ctrl_c_runs_again_on_resume(
     }
     assert done == {(lr, units) for lr in ("0.01", "0.05") for units in ("4", "8")}
     assert len(calls) == 5 and [r["state"] for r in rows].count("fail") == 1
+
+
+@pytest.mark.parametrize("method", ["random", "tpe"])
+def test_workers_sharing_a_seed_draw_each_trial_its_own_values(method: str) -> None:
+    """Each worker opens the study with the sweep's seed; a trial's values come from that seed
+    and its number, so two workers draw different values, and the same ones one worker would."""
+    cfg = config_from_data(_sweep_config(
+        {"method": method, "n_trials": 6, "objective": {"metric": "accuracy"},
+         "parameters": {"optimizer.lr": {"float": {"low": 1e-4, "high": 1e-1, "log": True}},
+                        "model.layers.0.dense.units": {"int": {"low": 2, "high": 64}}}}
+    ))  # fmt: skip
+
+    def drawn(workers: int) -> dict[int, tuple[float, int]]:
+        storage = optuna.storages.InMemoryStorage()
+        studies = [open_study(cfg, storage, "s") for _ in range(workers)]
+        values = {}
+        for number in range(6):
+            trial = studies[number % workers].ask()
+            values[trial.number] = (trial.suggest_float("lr", 1e-4, 1e-1, log=True),
+                                    trial.suggest_int("units", 2, 64))  # fmt: skip
+            studies[number % workers].tell(trial, 0.5)
+        return values
+
+    two = drawn(2)
+    assert len(set(two.values())) == 6  # no trial repeats another's values
+    assert two == drawn(1)
 
 
 def test_a_requeued_trial_resumes_only_a_run_that_can_continue(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import optuna
 import torch
@@ -68,10 +69,41 @@ def _schema_race(exc: Exception) -> bool:
     return "already exists" in text or "duplicate key" in text or "unique constraint" in text
 
 
+class _TrialSeeded:
+    """A sampler whose random draws for a trial come from the sweep's seed and the trial's
+    number: workers that share a seed drew the same values (one trial in two wasted with two
+    workers), and now a trial's values no longer depend on which worker takes it."""
+
+    seed: int
+
+    def _generators(self) -> list[Any]:
+        return [self._rng]  # type: ignore[attr-defined]
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        for generator in self._generators():
+            generator.rng.seed([self.seed, trial.number])
+        super().before_trial(study, trial)  # type: ignore[misc]
+
+
+class TrialSeededRandom(_TrialSeeded, optuna.samplers.RandomSampler):
+    def __init__(self, seed: int) -> None:
+        super().__init__(seed=seed)
+        self.seed = seed
+
+
+class TrialSeededTPE(_TrialSeeded, optuna.samplers.TPESampler):
+    def __init__(self, seed: int) -> None:
+        super().__init__(seed=seed)
+        self.seed = seed
+
+    def _generators(self) -> list[Any]:
+        return [self._rng, self._random_sampler._rng]  # its first trials draw at random
+
+
 def _sampler(sweep: SweepConfig) -> optuna.samplers.BaseSampler:
     if sweep.method == "tpe":
-        return optuna.samplers.TPESampler(seed=sweep.seed)
-    return optuna.samplers.RandomSampler(seed=sweep.seed)  # grid trials are all enqueued
+        return TrialSeededTPE(sweep.seed)
+    return TrialSeededRandom(sweep.seed)  # grid trials are all enqueued
 
 
 def _pruner(sweep: SweepConfig) -> optuna.pruners.BasePruner:
