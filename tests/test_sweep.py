@@ -270,6 +270,30 @@ def test_workers_sharing_a_seed_draw_each_trial_its_own_values(method: str) -> N
     assert two == drawn(1)
 
 
+def test_a_resumed_sweep_trains_what_it_started_with(tmp_path: Path) -> None:
+    """Its trials must compare: a resume (or another machine's worker) with other training
+    settings is refused before any trial runs; its sweep section and display may change."""
+    base = _sweep_config({**GRID, "parameters": {"optimizer.lr": {"choice": [0.01]}}})
+    run_sweep(config_from_data(base), tmp_path)
+    best = (tmp_path / "tiny_sweep" / "best_config.yaml").read_text()
+    for key, value in (
+        ("optimizer", {"name": "adam", "lr": 0.5}),
+        ("seed", 3),
+        ("train", {**base["train"], "epochs": base["train"]["epochs"] + 1}),
+    ):
+        changed = config_from_data({**base, key: value})
+        with pytest.raises(
+            ConfigError,
+            match=r"cannot change when resuming \(the sweep was "
+            r"trained with .*\); start a new sweep instead",
+        ):
+            run_sweep(changed, tmp_path, resume=True)
+    assert (tmp_path / "tiny_sweep" / "best_config.yaml").read_text() == best
+    shown = {**base, "train": {**base["train"], "progress": "none"}, "description": "again"}
+    result = run_sweep(config_from_data(shown), tmp_path, resume=True)
+    assert [row["state"] for row in _rows(result.sweep_dir)] == ["complete"]
+
+
 def test_a_requeued_trial_resumes_only_a_run_that_can_continue(tmp_path: Path) -> None:
     """A trial queued again after its worker died continues its run only when that run may
     continue: the same settings, no fewer epochs than it trained, saved fits readable."""

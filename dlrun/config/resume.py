@@ -35,8 +35,13 @@ class Change:
         return f"{format_path(dotted(self.key))} {self.before!r} -> {self.after!r}"
 
 
-def _safe(key: str) -> bool:
-    return any(key == safe or key.startswith(f"{safe}.") for safe in SAFE_ON_RESUME)
+# A sweep's trials must stay comparable: its training may not change on resume either (more
+# trials, a longer timeout or another pruner are fine).
+SAFE_ON_SWEEP_RESUME = tuple(key for key in SAFE_ON_RESUME if key != "train.epochs")
+
+
+def _safe(key: str, safe_keys: tuple[str, ...]) -> bool:
+    return any(key == safe or key.startswith(f"{safe}.") for safe in safe_keys)
 
 
 def resume_changes(saved: ExperimentConfig, new: ExperimentConfig) -> list[Change]:
@@ -51,19 +56,24 @@ def resume_changes(saved: ExperimentConfig, new: ExperimentConfig) -> list[Chang
 
 
 def check_resume_changes(
-    saved: ExperimentConfig, new: ExperimentConfig, source: str
+    saved: ExperimentConfig,
+    new: ExperimentConfig,
+    source: str,
+    safe_keys: tuple[str, ...] = SAFE_ON_RESUME,
+    noun: str = "run",
 ) -> list[Change]:
     """The changes a resume may make (so the caller can say which); raises a
-    :class:`ConfigError` naming every unsafe key whose value differs."""
+    :class:`ConfigError` naming every key outside ``safe_keys`` whose value differs (``noun``:
+    what was trained with the saved config, a run or a sweep)."""
     changes = resume_changes(saved, new)
     issues = [
         ConfigIssue(
             format_path(dotted(change.key)),
-            f"cannot change when resuming (the run was trained with {change.before!r}); "
-            "start a new run instead",
+            f"cannot change when resuming (the {noun} was trained with {change.before!r}); "
+            f"start a new {noun} instead",
         )
         for change in changes
-        if not _safe(change.key)
+        if not _safe(change.key, safe_keys)
     ]
     if issues:
         raise ConfigError(issues, source)

@@ -32,6 +32,8 @@ from sqlalchemy.exc import ProgrammingError
 
 from dlrun.config.load import config_from_text
 from dlrun.config.load import resolved_yaml
+from dlrun.config.resume import SAFE_ON_SWEEP_RESUME
+from dlrun.config.resume import check_resume_changes
 from dlrun.config.schema import ExperimentConfig
 from dlrun.errors import DlrunError
 from dlrun.errors import Interrupted
@@ -122,6 +124,22 @@ def open_study(cfg: ExperimentConfig, storage: BaseStorage, name: str) -> optuna
         study_name=name, storage=storage, sampler=_sampler(sweep), pruner=_pruner(sweep),
         direction=direction(sweep), load_if_exists=True,
     )  # fmt: skip
+
+
+BASE_CONFIG = "base_config"  # the study's user attribute holding the config it started with
+
+
+def check_same_training(study: optuna.Study, cfg: ExperimentConfig) -> None:
+    """Every worker, machine and resume of a sweep trains what its first start did, so its
+    trials compare: the config is kept in the study at the start and later ones are checked
+    against it (its sweep section may change: more trials, a longer timeout)."""
+    saved = study.user_attrs.get(BASE_CONFIG)
+    if saved is None:
+        study.set_user_attr(BASE_CONFIG, resolved_yaml(cfg))
+        return
+    source = f"the sweep {study.study_name}"
+    check_resume_changes(config_from_text(saved, source, []), cfg, source,
+                         SAFE_ON_SWEEP_RESUME, "sweep")  # fmt: skip
 
 
 def enqueue_grid(study: optuna.Study, sweep: SweepConfig, wait_seconds: float = 120) -> None:
