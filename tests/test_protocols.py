@@ -89,6 +89,15 @@ def test_iterated_kfold_reshuffles_for_every_repetition() -> None:
     assert len({f.seed for f in folds}) == 6  # every model starts from its own initialisation
 
 
+def test_fold_names_sort_in_order_for_a_hundred_folds_and_more() -> None:
+    config = PROTOCOLS.get("kfold").Config.model_validate({"k": 100})
+    folds = PROTOCOLS.get("kfold")(config).folds(
+        Arrays(np.zeros((100, 1)), np.zeros(100)), TASKS.get("regression"), 0
+    )
+    names = [f.name for f in folds]
+    assert names[0] == "fold_001" and names[-1] == "fold_100" and names == sorted(names)
+
+
 def test_time_ranges_from_fractions_and_rows_refuse_overlap() -> None:
     train, val, test = splits.time_ranges(100, [0.6, 0.2, 0.2])
     assert (train[0], train[-1], val[0], val[-1], test[0], test[-1]) == (0, 59, 60, 79, 80, 99)  # type: ignore[index]

@@ -221,8 +221,10 @@ class KFoldBase(Protocol):
         return "evaluation.stratify" if self.config.stratify else None
 
 
-def _fold_name(index: int) -> str:
-    return f"fold_{index + 1:02d}"
+def _numbered(prefix: str, index: int, count: int) -> str:
+    """``fold_01``: numbered from 1, padded to the width of ``count`` (at least two digits), so
+    names sort in order (``fold_009`` before ``fold_100``)."""
+    return f"{prefix}_{index + 1:0{max(2, len(str(count)))}d}"
 
 
 @PROTOCOLS.register("kfold")
@@ -233,7 +235,7 @@ class KFoldProtocol(KFoldBase):
         pairs = _kfold_pairs(self.config, train, task, seed)
         k = len(pairs)
         return [
-            Fold(_fold_name(i), f"fold {i + 1}/{k}", tr, va, seed + i)
+            Fold(_numbered("fold", i, k), f"fold {i + 1}/{k}", tr, va, seed + i)
             for i, (tr, va) in enumerate(pairs)
         ]
 
@@ -260,7 +262,7 @@ class IteratedKFold(KFoldBase):
             pairs = _kfold_pairs(self.config, train, task, seed + 1000 * r)
             k = len(pairs)
             for i, (tr, va) in enumerate(pairs):
-                name = f"repeat_{r + 1:02d}/{_fold_name(i)}"
+                name = f"{_numbered('repeat', r, p)}/{_numbered('fold', i, k)}"
                 label = f"repeat {r + 1}/{p} fold {i + 1}/{k}"
                 folds.append(Fold(name, label, tr, va, seed + len(folds)))
         return folds
