@@ -23,6 +23,7 @@ from dlrun.api import run_experiment
 from dlrun.config.load import config_from_data
 from dlrun.config.load import load_config
 from dlrun.errors import ConfigError
+from dlrun.errors import DlrunError
 from dlrun.errors import RunError
 from dlrun.sweep.run import run_sweep
 from dlrun.sweep.study import open_storage
@@ -268,6 +269,15 @@ def test_workers_sharing_a_seed_draw_each_trial_its_own_values(method: str) -> N
     two = drawn(2)
     assert len(set(two.values())) == 6  # no trial repeats another's values
     assert two == drawn(1)
+
+
+def test_a_storage_that_cannot_be_opened_is_one_line_and_creates_nothing(tmp_path: Path) -> None:
+    cfg = config_from_data(_sweep_config(GRID))
+    for url in ("bogus://x", f"sqlite:///{tmp_path}/missing/dir/db.sqlite"):
+        with pytest.raises(DlrunError, match=rf"cannot open the sweep storage {url}: ") as caught:
+            run_sweep(cfg, tmp_path / "runs", storage=url)
+        assert "\n" not in str(caught.value)  # no second line pointing at SQLAlchemy's docs
+    assert not (tmp_path / "runs").exists()
 
 
 def test_a_resumed_sweep_trains_what_it_started_with(tmp_path: Path) -> None:

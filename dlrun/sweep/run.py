@@ -53,9 +53,9 @@ def run_sweep(
         raise RunError(f"{sweep_dir} already holds a sweep; add --resume to continue it")
     if resume and storage is None and not journal_exists:
         raise RunError(f"nothing to resume: no sweep in {sweep_dir}")
-    sweep_dir.mkdir(parents=True, exist_ok=True)
     name = study_name or cfg.name
     study = open_study(cfg, open_storage(sweep_dir, storage), name)
+    sweep_dir.mkdir(parents=True, exist_ok=True)  # after a storage that could not be opened
     check_same_training(study, cfg)
     requeued = requeue_stale(study)
     if cfg.sweep.method == "grid":

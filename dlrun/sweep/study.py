@@ -50,6 +50,7 @@ GRID_FLAG = "grid_enqueued"
 
 def open_storage(sweep_dir: Path, url: str | None) -> BaseStorage:
     if url is None:
+        sweep_dir.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(str(sweep_dir / JOURNAL)))
     for attempt in range(5):
         try:
@@ -58,11 +59,18 @@ def open_storage(sweep_dir: Path, url: str | None) -> BaseStorage:
             # Workers starting together race to create the schema; the loser retries. A
             # different database error is the user's to fix, at once.
             if not _schema_race(exc) or attempt == 4:
-                raise DlrunError(f"cannot open the sweep storage {url}: {exc}") from None
+                raise DlrunError(
+                    f"cannot open the sweep storage {url}: {_first_line(exc)}"
+                ) from None
             time.sleep(1 + attempt)
         except Exception as exc:  # a bad URL, driver or server: SQLAlchemy raises many kinds
-            raise DlrunError(f"cannot open the sweep storage {url}: {exc}") from None
+            raise DlrunError(f"cannot open the sweep storage {url}: {_first_line(exc)}") from None
     raise AssertionError("unreachable")
+
+
+def _first_line(exc: Exception) -> str:
+    """The error without SQLAlchemy's second line (a link to its documentation)."""
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def _schema_race(exc: Exception) -> bool:
