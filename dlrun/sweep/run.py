@@ -55,7 +55,7 @@ def run_sweep(
         raise RunError(f"nothing to resume: no sweep in {sweep_dir}")
     name = study_name or cfg.name
     study = open_study(cfg, open_storage(sweep_dir, storage), name)
-    sweep_dir.mkdir(parents=True, exist_ok=True)  # after a storage that could not be opened
+    sweep_dir.mkdir(parents=True, exist_ok=True)  # only once the storage has opened
     check_same_training(study, cfg)
     requeued = requeue_stale(study)
     if cfg.sweep.method == "grid":
