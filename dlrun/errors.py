@@ -66,8 +66,9 @@ class RunError(DlrunError):
 
 
 class OutputError(DlrunError):
-    """A file or directory cannot be written where it was asked to go (a directory in the
-    way, a file where a directory should be, no permission, a full disk)."""
+    """Output cannot go where it was asked to: a file or directory that cannot be written
+    there (a directory in the way, a file where a directory should be, no permission, a full
+    disk), or a port another server holds."""
 
 
 class Interrupted(DlrunError):

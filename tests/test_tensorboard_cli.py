@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -113,3 +114,18 @@ def test_stopping_dlrun_stops_tensorboard(
         time.sleep(0.1)  # TensorBoard's data server leaves once TensorBoard has gone
     assert not [pid for pid in below if running(pid)]
     assert not listening(port)
+
+
+def test_a_port_in_use_is_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "dlrun", "tensorboard", str(tmp_path), "--port", str(port)],
+            capture_output=True, text=True, timeout=60, cwd=REPO,
+        )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        f"error: cannot listen on 127.0.0.1:{port}: Address already in use; choose another --port"
+    )

@@ -14,6 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from dlrun.errors import OutputError
+
 STOP_TIMEOUT = 10.0  # seconds TensorBoard gets to exit after SIGTERM before it is killed
 
 
@@ -27,6 +29,7 @@ def tensorboard_url(host: str, port: int) -> str:
 def serve_tensorboard(directory: Path, port: int, host: str) -> int:
     """Run TensorBoard on ``directory`` bound to ``host``:``port`` until it exits or this
     process gets Ctrl-C or SIGTERM; return TensorBoard's exit code (0 when stopped here)."""
+    check_port_free(host, port)
     command = [sys.executable, "-m", "tensorboard.main", "--logdir", str(directory),
                "--port", str(port), "--host", host]  # fmt: skip
 
@@ -44,6 +47,20 @@ def serve_tensorboard(directory: Path, port: int, host: str) -> int:
         _stop(child)
         signal.signal(signal.SIGTERM, previous)
     return code
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Refuse a port another server holds in one line, before TensorBoard starts (it would
+    print its own log and exit 255)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers bind
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise OutputError(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another --port"
+            ) from None
 
 
 def _stop(child: subprocess.Popen[bytes]) -> None:
