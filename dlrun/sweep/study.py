@@ -84,7 +84,9 @@ class _TrialSeeded:
     number: workers that share a seed drew the same values (one trial in two wasted with two
     workers), and now a trial's values no longer depend on which worker takes it."""
 
-    seed: int
+    def __init__(self, seed: int) -> None:
+        super().__init__(seed=seed)  # type: ignore[call-arg]  # the optuna sampler's
+        self.seed = seed
 
     def _generators(self) -> list[Any]:
         return [self._rng]  # type: ignore[attr-defined]
@@ -96,15 +98,11 @@ class _TrialSeeded:
 
 
 class TrialSeededRandom(_TrialSeeded, optuna.samplers.RandomSampler):
-    def __init__(self, seed: int) -> None:
-        super().__init__(seed=seed)
-        self.seed = seed
+    """Random search, drawing each trial's values from (seed, trial number)."""
 
 
 class TrialSeededTPE(_TrialSeeded, optuna.samplers.TPESampler):
-    def __init__(self, seed: int) -> None:
-        super().__init__(seed=seed)
-        self.seed = seed
+    """TPE, whose own draws and first (random) trials both follow (seed, trial number)."""
 
     def _generators(self) -> list[Any]:
         return [self._rng, self._random_sampler._rng]  # its first trials draw at random
