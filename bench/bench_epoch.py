@@ -177,9 +177,12 @@ class HandWritten:
             for name, value in weights.items()
         })  # fmt: skip
         self.net.to(self.device)
-        self.opt = torch.optim.RMSprop(self.net.parameters(), lr=1e-3, alpha=0.9, eps=1e-7)
+        self.opt = self.optimizer()
         self.gen = torch.Generator().manual_seed(0)
         self.binary = case["classes"] == 1
+
+    def optimizer(self) -> torch.optim.Optimizer:
+        return torch.optim.RMSprop(self.net.parameters(), lr=1e-3, alpha=0.9, eps=1e-7)
 
     def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.binary:
@@ -218,10 +221,15 @@ class HandWritten:
 
 class HandWrittenSparse(HandWritten):
     """The same loop on multi-hot rows kept as CSR tensors: rows gathered by index, the first
-    layer a bag sum of its weight columns (dlrun's kernel), the rest as in the dense loop."""
+    layer a bag sum of its weight columns (dlrun's kernel, with the weight kept as its
+    kernel's transpose, as dlrun's dense layers keep it), the rest as in the dense loop."""
 
     def __init__(self, case: dict[str, Any], train: TensorData, val: TensorData, start: Task):
         super().__init__(case, train, val, start)
+        first = self.net[0]
+        assert isinstance(first, torch.nn.Linear)
+        first.weight = torch.nn.Parameter(first.weight.detach().t().contiguous().t())
+        self.opt = self.optimizer()
         self.x_train = sparse_rows(train.x).to(self.device)
         self.x_val = sparse_rows(val.x).to(self.device)
 

@@ -31,8 +31,11 @@ BASE: dict[str, Any] = {
 
 @pytest.fixture(autouse=True)
 def no_network(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Tests never download: datasets come from fixtures, mirrors or the 127.0.0.1 server."""
+    """Tests never download: datasets come from fixtures, mirrors or the 127.0.0.1 server.
+    A mirror the caller's shell names (``make test-all`` names ../shared/data) is not one of
+    them: the tests that read a mirror set it themselves."""
     monkeypatch.setenv("DLRUN_OFFLINE", "1")
+    monkeypatch.delenv("DLRUN_DATA_PATH", raising=False)
     monkeypatch.setenv("DLRUN_CACHE", str(tmp_path_factory.mktemp("cache")))
 
 

@@ -19,10 +19,13 @@ from dlrun.data.sparse import IndexRows
 from dlrun.data.sparse import csr_tensor
 from dlrun.data.sparse import gather_rows
 from dlrun.data.sparse import slice_rows
+from dlrun.data.sparse import sparse_linear
 from dlrun.errors import DataError
+from dlrun.evaluation.fitting import task_for
 from dlrun.models.build import build_model
 from dlrun.preprocess.pipeline import Pipeline
 from dlrun.preprocess.pipeline import build_pipeline
+from dlrun.training.batches import FieldSpec
 from tests.conftest import tiny_config
 
 WIDTH = 50
@@ -73,6 +76,53 @@ def test_a_dense_layer_reads_sparse_rows_with_the_same_outputs_and_gradients() -
     torch.testing.assert_close(sparse_out, dense_out, rtol=1e-5, atol=1e-6)
     for ours, theirs in zip(sparse_grads, dense_grads, strict=True):
         torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("width", [WIDTH, 70_000])  # 16-bit column keys, and wider ones
+def test_the_bag_sum_gradient_adds_each_column_in_row_order(width: int) -> None:
+    """The weight's gradient equals a scatter of each row's output gradient, bit for bit
+    (the same additions in the same order), for empty rows and an empty batch too."""
+    rng = np.random.default_rng(4)
+    rows = [np.unique(rng.integers(0, width, rng.integers(0, 40))) for _ in range(64)]
+    rows[5] = np.array([0, width - 1])
+    for batch in (rows, rows[:0]):
+        x = csr_tensor(IndexRows(batch, width))
+        kernel = torch.randn(width, 6, requires_grad=True)  # as a first dense layer keeps it
+        weight = kernel.t()
+        out = sparse_linear(x, weight, None)
+        grad = torch.randn(out.shape)
+        (weight_grad,) = torch.autograd.grad(out, weight, grad)
+        cols = x.col_indices()
+        owners = torch.repeat_interleave(torch.arange(len(batch)), x.crow_indices().diff())
+        expected = torch.zeros(width, 6).index_add_(0, cols, grad[owners]).t()
+        assert torch.equal(weight_grad, expected)
+        assert weight_grad.stride() == weight.stride()  # in the kernel's layout: no copy
+
+
+def test_a_first_dense_layer_on_sparse_rows_keeps_its_kernel_as_keras_does() -> None:
+    """On sparse rows its weight is its kernel's transposed view (the bag sum then copies
+    nothing); on dense inputs it keeps torch's layout; the values are the same either way."""
+    cfg = config_from_data(tiny_config(
+        task="binary", model={"layers": [{"dense": 4}, {"dense": {"units": 1, "activation": "sigmoid"}}]},
+        loss="binary_crossentropy",
+    ))  # fmt: skip
+    weights = {}
+    for sparse in (True, False):
+        fields = {
+            "x": FieldSpec((WIDTH,), torch.float32, sparse),
+            "y": FieldSpec((1,), torch.float32),
+        }
+        task = task_for(cfg)
+        torch.manual_seed(0)
+        task.build(fields, torch.device("cpu"))
+        weights[sparse] = next(task.models["model"].network.parameters())
+        assert weights[sparse].shape == (4, WIDTH)
+        assert weights[sparse].t().is_contiguous() == sparse
+    assert torch.equal(weights[True], weights[False])
+    restored = FieldSpec.from_dict(FieldSpec((WIDTH,), torch.float32, True).to_dict())
+    assert (
+        restored.sparse and FieldSpec.from_dict({"shape": [3], "dtype": "float32"}).sparse is False
+    )
 
 
 def reviews(path: Path) -> Path:

@@ -105,6 +105,11 @@ class Layer(ABC):
         """The activation this layer ends with, if any (used for task/loss checks)."""
         return None
 
+    def read_sparse_rows(self, module: nn.Module) -> None:
+        """Ready ``module`` (this layer, built, first in the model) for sparse rows: a layer
+        that ``reads_sparse`` may lay out its weights for it. Values never change."""
+        return None
+
     def id_limit(self) -> int | None:
         """For a layer that ``reads_integers``: ids must lie in ``0 .. id_limit() - 1``."""
         return None
@@ -187,6 +192,15 @@ class Dense(Layer):
 
     def activation(self) -> str | None:
         return self.config.activation
+
+    def read_sparse_rows(self, module: nn.Module) -> None:
+        """Keep the weight as Keras keeps its kernel, ``(inputs, units)`` in memory (``weight``
+        its transposed view, the same values): the bag sum then reads and writes whole kernel
+        rows with no transposed copy either way, a quarter faster an IMDB epoch. Dense inputs
+        keep torch's layout, whose matmuls measured a few percent faster on MNIST."""
+        assert isinstance(module, _DenseModule)
+        weight = module.linear.weight
+        weight.data = weight.data.t().contiguous().t()
 
     def build(self, input_shape: Shape, keras_init: bool, strip_activation: bool) -> BuiltLayer:
         cfg = self.config

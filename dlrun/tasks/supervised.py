@@ -142,6 +142,8 @@ class SupervisedTask(Task):
             raise ConfigError([issue])
         keras_init = self.cfg.model.init == "keras"
         self.model = build_model(self.cfg.model.layers, input_shape, keras_init, self.loss.fuses)
+        if fields["x"].sparse and self.model.layers:
+            self.model.layers[0][1].read_sparse_rows(self.model.network[0])
         self.model.network.to(device)
         if "y" in fields and not self.loss.integer_targets:
             self.check_target_width(fields["y"].shape)

@@ -64,13 +64,16 @@ class FieldSpec:
 
     shape: tuple[int, ...]
     dtype: torch.dtype
+    sparse: bool = False  # rows of a CSR tensor (multi-hot rows kept as their indices)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"shape": list(self.shape), "dtype": str(self.dtype).removeprefix("torch.")}
+        dtype = str(self.dtype).removeprefix("torch.")
+        return {"shape": list(self.shape), "dtype": dtype, "sparse": self.sparse}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FieldSpec:
-        return cls(tuple(data["shape"]), getattr(torch, data["dtype"]))
+        # checkpoints written before "sparse" was recorded load as dense inputs
+        return cls(tuple(data["shape"]), getattr(torch, data["dtype"]), data.get("sparse", False))
 
 
 Fields = dict[str, FieldSpec]
@@ -187,7 +190,10 @@ class BatchSource(ABC):
         return batch
 
     def fields(self) -> Fields:
-        return {name: FieldSpec(tuple(t.shape[1:]), t.dtype) for name, t in self.peek().items()}
+        return {
+            name: FieldSpec(tuple(t.shape[1:]), t.dtype, t.layout == torch.sparse_csr)
+            for name, t in self.peek().items()
+        }
 
     def _finish(self, batch: Batch, index: int | None) -> Batch:
         """Device-side steps (uint8 to float), then the training-only transforms."""
