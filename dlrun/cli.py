@@ -60,7 +60,7 @@ def _options(
 def metrics_table(title: str, metrics: dict[str, float]) -> Table:
     table = Table(title=title)
     for key in metrics:
-        table.add_column(key, justify="right")
+        table.add_column(key, justify="right", overflow="fold")
     table.add_row(*(f"{value:.4f}" for value in metrics.values()))
     return table
 
@@ -276,7 +276,7 @@ def fold_table(title: str, folds: list[tuple[str, Evaluation]]) -> Table:
     keys = list(folds[0][1].metrics)
     table = Table(title=title)
     for column in ("fold", *keys):
-        table.add_column(column, justify="left" if column == "fold" else "right")
+        table.add_column(column, justify="left" if column == "fold" else "right", overflow="fold")
     for name, scored in folds:
         table.add_row(name, *(f"{scored.metrics[k]:.4f}" for k in keys))
     means = [sum(s.metrics[k] for _, s in folds) / len(folds) for k in keys]
@@ -350,17 +350,19 @@ def runs_compare(
     from dlrun.runs import compare_runs
 
     comparison = compare_runs(runs, output, [k.strip() for k in keys.split(",") if k.strip()])
+    # Long keys and run names fold onto more lines instead of ending in "…" at 80 columns:
+    # two keys cut to "evaluation.valid…" would read the same.
     diff = Table(title="config differences")
-    diff.add_column("key")
+    diff.add_column("key", overflow="fold")
     for name in comparison.names:
-        diff.add_column(name)
+        diff.add_column(name, overflow="fold")
     for key, values in comparison.differences.items():
         diff.add_row(key, *("-" if v is None else str(v) for v in values))
     console.print(diff)
     columns = list(dict.fromkeys(k for row in comparison.metrics for k in row))
     table = Table(title="results")
     for column in columns:
-        table.add_column(column, justify="left" if column == "run" else "right")
+        table.add_column(column, justify="left" if column == "run" else "right", overflow="fold")
     for row in comparison.metrics:
         cells = [row.get(c, "") for c in columns]
         table.add_row(*(f"{v:.4f}" if isinstance(v, float) else str(v) for v in cells))

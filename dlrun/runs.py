@@ -49,18 +49,25 @@ def read_results(path: Path) -> dict[str, Any]:
     return data
 
 
-def key_metric(results: dict[str, Any]) -> tuple[str, float] | None:
-    """The headline number: the once-scored split's first metric, else the CV mean."""
+def headline_metrics(results: dict[str, Any]) -> list[tuple[str, float]]:
+    """The headline numbers: the once-scored split's first metric, then the CV mean (a K-fold
+    run with a final retrain has both, so it shares a column with one without)."""
+    found = []
     scored = results.get("evaluation") or {}
     metrics = scored.get("metrics") or {}
     if metrics:
         key = next((k for k in metrics if k != "loss"), "loss")
-        return f"{scored['split']} {key}", float(metrics[key])
+        found.append((f"{scored['split']} {key}", float(metrics[key])))
     cv = (results.get("cross_validation") or {}).get("metrics") or {}
     if cv:
         key = next((k for k in cv if k != "loss"), "loss")
-        return f"cv {key} (mean)", float(cv[key]["mean"])
-    return None
+        found.append((f"cv {key} (mean)", float(cv[key]["mean"])))
+    return found
+
+
+def key_metric(results: dict[str, Any]) -> tuple[str, float] | None:
+    """The one number ``dlrun runs`` lists: the first headline metric."""
+    return next(iter(headline_metrics(results)), None)
 
 
 def list_runs(directory: Path) -> list[RunRow]:
@@ -186,9 +193,7 @@ def _unique_names(runs: list[RunDirectory]) -> list[str]:
 
 def _run_metrics(name: str, path: Path, rows: list[dict[str, Any]]) -> dict[str, Any]:
     row: dict[str, Any] = {"run": name}
-    headline = key_metric(read_results(path))
-    if headline:
-        row[headline[0]] = headline[1]
+    row.update(headline_metrics(read_results(path)))
     losses = [(r["val_loss"], r["epoch"]) for r in rows if "val_loss" in r]
     if losses:
         best, epoch = min(losses)

@@ -100,8 +100,8 @@ def test_checkpoint_loads_with_weights_only(quickstart_run: tuple[Path, str]) ->
         "rescale": {"array": None, "scale": 0.0625, "offset": 0.0}
     }
     assert payload["fields"] == {
-        "x": {"shape": [64], "dtype": "float32"},
-        "y": {"shape": [10], "dtype": "float32"},
+        "x": {"shape": [64], "dtype": "float32", "sparse": False},
+        "y": {"shape": [10], "dtype": "float32", "sparse": False},
     }
 
 

@@ -80,3 +80,38 @@ def test_resume_changes_name_each_changed_key() -> None:
     longer = config_from_data(tiny_config(train={**tiny_config()["train"], "epochs": 9}))
     assert [str(c) for c in resume_changes(saved, longer)] == ["train.epochs 3 -> 9"]
     assert resume_changes(saved, saved) == []
+
+
+def test_runs_compare_puts_kfold_runs_with_and_without_a_final_retrain_in_one_column(
+    tmp_path: Path,
+) -> None:
+    """Both report their folds' mean; the one with a final retrain its test score beside."""
+    dirs = []
+    for final in (None, {"epochs": 2}):
+        evaluation = {"protocol": "kfold", "k": 2, **({"final": final} if final else {})}
+        config = tmp_path / f"{'final' if final else 'folds'}.yaml"
+        config.write_text(json.dumps(tiny_config(name=config.stem, evaluation=evaluation)))
+        result = runner.invoke(app, ["train", str(config), "--runs-dir", str(tmp_path / "runs")])
+        assert result.exit_code == 0, result.output
+        dirs.append(result.output.strip().splitlines()[-1])
+    cv_means = [
+        json.loads((Path(d) / "results.json").read_text())["cross_validation"]["metrics"][
+            "accuracy"
+        ]["mean"]
+        for d in dirs
+    ]
+    result = runner.invoke(
+        app, ["runs", "compare", *dirs, "-o", str(tmp_path / "c.png")], terminal_width=300
+    )
+    assert result.exit_code == 0, result.output
+    (header,) = [line for line in result.output.splitlines() if "run" in line and "cv" in line]
+    assert "cv accuracy (mean)" in header and "test accuracy" in header
+    for name, mean in zip(("folds", "final"), cv_means, strict=True):
+        (row,) = [line for line in result.output.splitlines() if line.startswith(f"│ {name} ")]
+        assert f"{mean:.4f}" in row
+    narrow = runner.invoke(app, ["runs", "compare", *dirs, "-o", str(tmp_path / "c.png")],
+                           terminal_width=50)  # fmt: skip
+    assert narrow.exit_code == 0 and "…" not in narrow.output  # folded onto lines, never cut
+    table = narrow.output.split("results")[0]  # the config differences
+    first_cells = [line.split("│")[1].strip() for line in table.splitlines() if "│" in line]
+    assert "evaluation.final.retrain" in "".join(first_cells)

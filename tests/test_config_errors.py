@@ -194,6 +194,20 @@ def test_validate_checks_outputs_against_integer_labels(write_config: Any) -> No
     )
 
 
+def test_an_override_inside_a_faulty_section_is_named_not_blamed(write_config: Any) -> None:
+    """The section's mistake (contiguous folds shuffled) is the file's; the override of k is
+    named, since a section-wide check cannot tell which key it was about."""
+    extra = "evaluation: {protocol: kfold, k: 3, contiguous: true, shuffle: true}\n"
+    path = write_config(config_text(extra=extra))
+    line = error_line(invoke("validate", str(path), "evaluation.k=4"))
+    assert line.endswith(
+        "set shuffle: false and leave stratify out (the command line overrode evaluation.k)"
+    ), line
+    assert "set by a command-line override" not in line
+    line = error_line(invoke("validate", str(path), "evaluation.shuffle=true"))
+    assert line.endswith("(the command line overrode evaluation.shuffle)"), line
+
+
 def test_validate_checks_outputs_against_one_hot_targets(write_config: Any) -> None:
     path = write_config(config_text(outputs=5))
     assert error_line(invoke("validate", str(path))).endswith(

@@ -202,6 +202,7 @@ def test_aggregate_holds_mean_std_and_per_fold_values(
     assert (run_dir / "cv_curves.png").read_bytes()[:4] == b"\x89PNG"
     report = (run_dir / "report.md").read_text()
     assert "## Cross-validation (validation parts)" in report and "| fold_03 |" in report
+    assert "- [fold_02/report.md](fold_02/report.md)" in report  # each fold's own report
 
 
 def test_final_model_uses_the_best_epoch_and_reads_the_test_split_once(
@@ -264,6 +265,29 @@ def test_iterated_kfold_run_trains_p_times_k_models(tmp_path: Path) -> None:
         "repeat_01/fold_02",
         "repeat_02/fold_01",
         "repeat_02/fold_02",
+    ]
+    report = (run_dir / "report.md").read_text()
+    assert "- [repeat_02/fold_01/report.md](repeat_02/fold_01/report.md)" in report
+    assert "- [repeat_01/](repeat_01/)" not in report
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # numpy's all-NaN means say nothing
+def test_leave_one_out_warns_that_r2_is_undefined_on_one_sample(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(8, 2)).astype(np.float32)
+    path = tmp_path / "tiny.csv"
+    np.savetxt(path, np.column_stack([x, x.sum(1)]), delimiter=",", header="a,b,y", comments="")
+    _, results = _run(
+        tmp_path, task="regression", loss="mse", metrics=["mae", "r2"], preprocess=[],
+        data={"dataset": "csv", "path": str(path), "target": "y", "test_fraction": 0},
+        model={"layers": [{"dense": 1}]}, evaluation={"protocol": "kfold", "k": 8},
+        train={"epochs": 1, "batch_size": 4, "progress": "none"},
+    )  # fmt: skip
+    r2, mae = (results["cross_validation"]["metrics"][k] for k in ("r2", "mae"))
+    assert np.isnan(r2["mean"]) and not np.isnan(mae["mean"])
+    assert results["warnings"] == [
+        "r2 is undefined on 8 of 8 folds (too few validation samples, or all of one target "
+        "value or class), so its mean and std are NaN; use larger folds or another metric"
     ]
 
 

@@ -40,8 +40,7 @@ def issues_from_validation(
     for error in exc.errors(include_url=False):
         path = _yaml_path(data, error["loc"])
         message = _message(error, root, data)
-        if any(path[: len(o)] == o or o[: len(path)] == path for o in overridden):
-            message += OVERRIDE_NOTE
+        message += override_note(format_path(path), [format_path(o) for o in overridden])
         issues.append(ConfigIssue(format_path(path), message, _line(path, lines)))
     return issues
 
@@ -65,16 +64,25 @@ def locate(
             text = text[:cut] if cut > 0 else ""
         line = issue.line if issue.line is not None else by_text.get(text)
         message = issue.message
-        if issue.line is None and any(_nested(issue.path, o) for o in overrides):
-            message += OVERRIDE_NOTE
+        if issue.line is None:
+            message += override_note(issue.path, overrides)
         located.append(replace(issue, message=message, line=line))
     return located
 
 
-def _nested(path: str, other: str) -> bool:
-    """Whether one of two text paths is the other or lies inside it."""
-    inner, outer = (path, other) if len(path) >= len(other) else (other, path)
-    return inner == outer or inner.startswith((f"{outer}.", f"{outer}["))
+def override_note(path: str, overrides: Sequence[str]) -> str:
+    """What command-line overrides had to do with an issue at ``path``: they set its value
+    (or a section holding it), or they set keys inside the section it is about, which may or
+    may not be what is wrong there, so those keys are named rather than blamed."""
+    if any(_within(path, o) for o in overrides):
+        return OVERRIDE_NOTE
+    inside = [o for o in overrides if _within(o, path)]
+    return f" (the command line overrode {', '.join(inside)})" if inside else ""
+
+
+def _within(path: str, outer: str) -> bool:
+    """Whether the text path ``path`` is ``outer`` or lies inside it."""
+    return path == outer or path.startswith((f"{outer}.", f"{outer}["))
 
 
 @dataclass(frozen=True, eq=False)

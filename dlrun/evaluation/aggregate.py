@@ -6,6 +6,7 @@ Plain NumPy, no torch: the figure process (:mod:`dlrun.reporting.figure_worker`)
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +48,21 @@ def summarize(per_fold: list[dict[str, float]]) -> dict[str, MetricSummary]:
     return summary
 
 
+def undefined_warnings(metrics: dict[str, MetricSummary]) -> list[str]:
+    """Metrics some fold could not score (NaN: r2 on one sample or on equal targets, ROC AUC on
+    one class), which leaves their mean and std NaN too: named, with how many folds."""
+    warnings = []
+    for name, summary in metrics.items():
+        undefined = int(np.isnan(summary.values).sum()) if summary.values else 0
+        if undefined:
+            warnings.append(
+                f"{name} is undefined on {undefined} of {len(summary.values)} folds (too few "
+                "validation samples, or all of one target value or class), so its mean and "
+                "std are NaN; use larger folds or another metric"
+            )
+    return warnings
+
+
 def average_curves(histories: list[list[dict[str, float]]]) -> dict[str, list[float]]:
     """Mean over folds per epoch; folds that stopped early count only for epochs they ran."""
     length = max((len(h) for h in histories), default=0)
@@ -58,7 +74,8 @@ def average_curves(histories: list[list[dict[str, float]]]) -> dict[str, list[fl
             for j, row in enumerate(history):
                 if key in row:
                     table[i, j] = row[key]
-        with np.errstate(invalid="ignore"):
+        with warnings.catch_warnings():  # an epoch no fold could score stays NaN, silently
+            warnings.simplefilter("ignore", RuntimeWarning)
             curves[key] = [float(v) for v in np.nanmean(table, axis=0)]
     return curves
 

@@ -19,6 +19,7 @@ from dlrun.data.base import Arrays
 from dlrun.data.base import LoadedData
 from dlrun.evaluation.aggregate import best_epoch
 from dlrun.evaluation.aggregate import cross_validate
+from dlrun.evaluation.aggregate import undefined_warnings
 from dlrun.evaluation.baselines import Targets
 from dlrun.evaluation.baselines import average_baselines
 from dlrun.evaluation.baselines import score_baselines
@@ -109,6 +110,7 @@ def _aggregate_folds(cfg: ExperimentConfig, protocol: Protocol, outcome: Protoco
         curves.smoothing,
         curves.skip_first,
     )
+    outcome.warnings.extend(undefined_warnings(outcome.cv.metrics))
     outcome.validation = {k: v.mean for k, v in outcome.cv.metrics.items()}
     outcome.cv_baselines = average_baselines([f.baselines for f in outcome.folds])
     pooled = [part for f in outcome.folds for part in f.evidence()]

@@ -6,6 +6,7 @@ The same writer serves the top run and every fold's sub-run, so a fold is a comp
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from dlrun.config.schema import ExperimentConfig
@@ -94,14 +95,26 @@ def write_run_files(
     files.tensorboard.close()
     written = (p.name for p in run.path.iterdir() if p.is_file() and not p.name.startswith("."))
     listed = sorted({*written, *pending_names(run.path)} - {"report.md"})
+    folders = [entry for p in sorted(run.path.iterdir()) for entry in _folder_entries(p)]
     summary = (
         "\n\n".join(summary_text(model) for model in described.task.models.values())
         if described is not None
         else ""
     )
     extras = ReportExtras(marks, analysed.class_scores, analysed.residuals)
-    text = render_report(results, files.rows, summary, [*listed, "report.md"], extras)
+    text = render_report(results, files.rows, summary, [*listed, "report.md", *folders], extras)
     write_text(run.file("report.md"), text)
+
+
+def _folder_entries(folder: Path) -> list[str]:
+    """A sub-run (a fold) by its own report, a folder of them (a repetition) by theirs, any
+    other folder (TensorBoard's) by its name; hidden ones not at all."""
+    if folder.name.startswith(".") or not folder.is_dir():
+        return []
+    if (folder / "report.md").is_file():
+        return [f"{folder.name}/report.md"]
+    reports = sorted(p.relative_to(folder.parent).as_posix() for p in folder.glob("*/report.md"))
+    return reports or [f"{folder.name}/"]
 
 
 def restored_epoch(fitted: FittedModel | None, folds: list[FoldOutcome] | None) -> int | None:
