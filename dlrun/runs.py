@@ -15,6 +15,7 @@ import yaml
 from dlrun.errors import RunError
 from dlrun.evaluation.aggregate import average_curves
 from dlrun.reporting import plots
+from dlrun.reporting.files import number
 from dlrun.reporting.hparams import flatten
 from dlrun.reporting.rundir import INCOMPLETE
 from dlrun.reporting.rundir import RunDirectory
@@ -57,11 +58,11 @@ def headline_metrics(results: dict[str, Any]) -> list[tuple[str, float]]:
     metrics = scored.get("metrics") or {}
     if metrics:
         key = next((k for k in metrics if k != "loss"), "loss")
-        found.append((f"{scored['split']} {key}", float(metrics[key])))
+        found.append((f"{scored['split']} {key}", number(metrics[key])))
     cv = (results.get("cross_validation") or {}).get("metrics") or {}
     if cv:
         key = next((k for k in cv if k != "loss"), "loss")
-        found.append((f"cv {key} (mean)", float(cv[key]["mean"])))
+        found.append((f"cv {key} (mean)", number(cv[key]["mean"])))
     return found
 
 
@@ -132,7 +133,8 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
     file = path / "metrics.jsonl"
     if not file.is_file():
         return []
-    return [json.loads(line) for line in file.read_text().splitlines() if line.strip()]
+    rows = [json.loads(line) for line in file.read_text().splitlines() if line.strip()]
+    return [{k: number(v) if v is None else v for k, v in row.items()} for row in rows]
 
 
 def training_curves(path: Path) -> list[dict[str, Any]]:

@@ -136,6 +136,18 @@ def test_nan_loss_stops_the_run_cleanly(tmp_path: Path) -> None:
     assert result.results["epochs_run"] < 20
     assert "Run diverged" in (result.run_dir / "report.md").read_text()
 
+    def refuse(token: str) -> None:
+        raise ValueError(f"{token} is not JSON")
+
+    files = [*result.run_dir.glob("**/*.json"), *result.run_dir.glob("**/*.jsonl")]
+    for file in files:  # strict JSON throughout, as JavaScript's parser reads it
+        for text in (
+            file.read_text().splitlines() if file.suffix == ".jsonl" else [file.read_text()]
+        ):
+            json.loads(text, parse_constant=refuse)
+    last = json.loads((result.run_dir / "metrics.jsonl").read_text().splitlines()[-1])
+    assert last["loss"] is None  # the loss that diverged, written as null
+
 
 def test_final_retrain_uses_train_plus_validation(tmp_path: Path) -> None:
     cfg = config_from_data(

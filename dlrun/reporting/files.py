@@ -10,6 +10,7 @@ import contextlib
 import csv
 import io
 import json
+import math
 import os
 import tempfile
 import time
@@ -76,15 +77,35 @@ def write_text(target: Path, text: str, durable: bool = True) -> None:
 
 
 def write_json(target: Path, data: Any) -> None:
-    write_text(target, json.dumps(data, indent=2, default=_json_default, allow_nan=True) + "\n")
+    write_text(target, json.dumps(strict_json(data), indent=2, allow_nan=False) + "\n")
 
 
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "item"):
-        return value.item()
-    if hasattr(value, "tolist"):
-        return value.tolist()
+def json_line(row: dict[str, Any]) -> str:
+    """One JSON Lines row (``metrics.jsonl``), NaN written as ``null`` as in :func:`strict_json`."""
+    return json.dumps(strict_json(row), allow_nan=False) + "\n"
+
+
+def strict_json(value: Any) -> Any:
+    """``value`` as plain JSON data: numpy and torch numbers and arrays as Python ones, and a
+    non-finite number (a diverged loss, a metric a fold could not score) as ``None``. JSON has
+    no NaN: Python writes and reads the bare token, but JavaScript's parser and other strict
+    readers refuse the whole file. :func:`number` reads such a ``null`` back as NaN."""
+    if hasattr(value, "tolist"):  # numpy scalars and arrays, tensors
+        value = value.tolist()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: strict_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(item) for item in value]
+    if value is None or isinstance(value, (str, int, bool)):
+        return value
     raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def number(value: float | None) -> float:
+    """A number read back from dlrun's JSON: ``null`` (written for NaN) is NaN again."""
+    return math.nan if value is None else float(value)
 
 
 def write_csv(

@@ -7,13 +7,13 @@ commands that train nothing (``validate``, ``runs``, ``datasets``) do not pay fo
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 from dlrun.reporting.events import EventsFile
 from dlrun.reporting.files import TimeShare
+from dlrun.reporting.files import json_line
 from dlrun.reporting.files import write_csv
 from dlrun.reporting.files import write_text
 from dlrun.reporting.hparams import session_summaries
@@ -64,7 +64,7 @@ class MetricsFileLogger(Callback):
             header = list(dict.fromkeys(key for row in self.rows for key in row))
             rows = [[row.get(k, "") for k in header] for row in self.rows]
             write_csv(self.directory / "metrics.csv", header, rows, durable)
-            lines = "".join(json.dumps(row) + "\n" for row in self.rows)
+            lines = "".join(json_line(row) for row in self.rows)
             write_text(self.directory / "metrics.jsonl", lines, durable)
 
 
