@@ -7,10 +7,8 @@ scikit-learn's import, more than a second of a small run on a small machine.
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 from importlib.metadata import version
-from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -21,8 +19,8 @@ from dlrun.data.base import LoadContext
 from dlrun.data.base import LoadedData
 from dlrun.data.base import SplitConfig
 from dlrun.data.base import split_off_test
+from dlrun.data.derived import cached_arrays
 from dlrun.data.download import cache_root
-from dlrun.reporting.files import atomic_path
 
 
 def _bundled(name: str, loader: str, description: str, classes: bool) -> None:
@@ -55,30 +53,23 @@ class Table(NamedTuple):
 
 
 def cached_table(name: str, loader: str, classes: bool) -> Table:
-    """The dataset from dlrun's cache, or from scikit-learn (then cached; a cache that cannot
-    be written or read is skipped, never an error)."""
+    """The dataset from dlrun's cache, or from scikit-learn (then cached)."""
     path = (
         cache_root() / "bundled" / f"{name}-v{CACHE_FORMAT}-sklearn-{version('scikit-learn')}.npz"
     )
-    with contextlib.suppress(Exception), np.load(path) as saved:  # absent or damaged: read again
-        names = [list(map(str, saved[key])) or None for key in ("features", "classes")]
-        return Table(saved["x"], saved["y"], *names)
-    bunch = getattr(importlib.import_module("sklearn.datasets"), loader)()
-    table = Table(
-        np.asarray(bunch.data, dtype=np.float32),
-        np.asarray(bunch.target, dtype=np.int64 if classes else np.float32),
-        [str(f) for f in getattr(bunch, "feature_names", [])] or None,
-        [str(c) for c in bunch.target_names] if classes else None,
-    )
-    with contextlib.suppress(OSError):
-        _save(table, path)
-    return table
 
+    def read() -> dict[str, np.ndarray]:
+        bunch = getattr(importlib.import_module("sklearn.datasets"), loader)()
+        return {
+            "x": np.asarray(bunch.data, dtype=np.float32),
+            "y": np.asarray(bunch.target, dtype=np.int64 if classes else np.float32),
+            "features": np.array([str(f) for f in getattr(bunch, "feature_names", [])], str),
+            "classes": np.array([str(c) for c in bunch.target_names] if classes else [], str),
+        }
 
-def _save(table: Table, path: Path) -> None:
-    with atomic_path(path, durable=False) as tmp, open(tmp, "wb") as handle:
-        np.savez(handle, x=table.x, y=table.y, features=np.array(table.features or [], dtype=str),
-                 classes=np.array(table.classes or [], dtype=str))  # fmt: skip
+    arrays = cached_arrays(path, read)
+    names = [list(map(str, arrays[key])) or None for key in ("features", "classes")]
+    return Table(arrays["x"], arrays["y"], *names)
 
 
 _bundled("digits", "load_digits", "8x8 handwritten digits, 1,797 samples, 10 classes", True)

@@ -12,6 +12,7 @@ the ``tokenize`` step (Keras ``Tokenizer``, DLwP 6.1.3), which is then fitted pe
 
 from __future__ import annotations
 
+import hashlib
 import re
 import tarfile
 from collections import Counter
@@ -19,7 +20,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from typing import Literal
-from typing import TypeVar
 
 import numpy as np
 from pydantic import Field
@@ -32,17 +32,19 @@ from dlrun.data.base import DatasetConfig
 from dlrun.data.base import DataSource
 from dlrun.data.base import LoadContext
 from dlrun.data.base import LoadedData
+from dlrun.data.derived import cached_arrays
 from dlrun.data.download import Resource
+from dlrun.data.download import cache_root
 from dlrun.data.keras_npz import KERAS_ORIGIN
 from dlrun.data.keras_npz import read_npz
 from dlrun.data.locate import locate
+from dlrun.data.ragged import Ragged
 from dlrun.errors import DataError
 
 RAW_ARCHIVE = "aclImdb_v1.tar.gz"
 _REVIEW = re.compile(r"aclImdb/(train|test)/(pos|neg)/[^/]+\.txt$")
 _TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 SHUFFLE_SEED = 113
-Sample = TypeVar("Sample", list[int], str)
 # The labeled reviews of the original tarball repacked without unsup/ and the .feat files: all
 # that the raw source reads (the dlrun development mirror holds this copy).
 ACLIMDB_LABELED_ONLY = (
@@ -98,17 +100,46 @@ def _labels(rows: list[tuple[str, Any]]) -> np.ndarray:
     return np.array([label == "pos" for label, _ in rows], dtype=np.int64)
 
 
-def read_raw(path: Path) -> tuple[list[list[int]], np.ndarray, list[list[int]], np.ndarray]:
-    """Index sequences (1 = most frequent training word) and 0/1 labels, files in name order."""
+IndexedSplits = tuple[Ragged, np.ndarray, Ragged, np.ndarray]  # x_train, y_train, x_test, y_test
+RAW_CACHE_FORMAT = 1  # raise when tokenize or the word ranking changes
+
+
+def read_raw(path: Path) -> IndexedSplits:
+    """Index sequences (1 = most frequent training word) and 0/1 labels, files in name order.
+
+    Reading and tokenizing the 50,000 reviews takes 10 s or more; an archive's result is kept
+    in dlrun's cache under the archive's path, size and modification time, and read back in
+    a fraction of a second. An extracted folder is read every time (its changes need not touch
+    any of the three).
+    """
+    if path.is_dir():
+        return _index_raw(path)
+    stat = path.stat()
+    identity = f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+    name = f"raw-v{RAW_CACHE_FORMAT}-{hashlib.sha256(identity.encode()).hexdigest()[:16]}.npz"
+    names = ("x_train", "x_train_lengths", "y_train", "x_test", "x_test_lengths", "y_test")
+
+    def index() -> dict[str, np.ndarray]:
+        x_train, y_train, x_test, y_test = _index_raw(path)
+        arrays = (x_train.values.astype(np.int32), x_train.lengths, y_train,
+                  x_test.values.astype(np.int32), x_test.lengths, y_test)  # fmt: skip
+        return dict(zip(names, arrays, strict=True))
+
+    a = cached_arrays(cache_root() / "imdb" / name, index)  # word ranks fit 32 bits: half the file
+    return (Ragged(a["x_train"].astype(np.int64), a["x_train_lengths"]), a["y_train"],
+            Ragged(a["x_test"].astype(np.int64), a["x_test_lengths"]), a["y_test"])  # fmt: skip
+
+
+def _index_raw(path: Path) -> IndexedSplits:
     texts = read_raw_texts(path)
     parts = {split: [(label, tokenize(text)) for label, text in rows]
              for split, rows in texts.items()}  # fmt: skip
     index = word_index_from_training([words for _, words in parts["train"]])
     unknown = len(index) + 1  # test-only words: beyond any num_words, so they become oov_char
 
-    def encode(rows: list[tuple[str, list[str]]]) -> tuple[list[list[int]], np.ndarray]:
+    def encode(rows: list[tuple[str, list[str]]]) -> tuple[Ragged, np.ndarray]:
         sequences = [[index.get(w, unknown) for w in words] for _, words in rows]
-        return sequences, _labels(rows)
+        return Ragged.from_lists(sequences), _labels(rows)
 
     return (*encode(parts["train"]), *encode(parts["test"]))
 
@@ -128,30 +159,24 @@ class WordIndexConfig(DatasetConfig):
     index_from: int = Field(default=3, ge=0)
 
 
-def keras_encode(sequences: list[list[int]], config: WordIndexConfig) -> list[list[int]]:
+def keras_encode(sequences: Ragged, config: WordIndexConfig) -> Ragged:
     """Apply ``index_from``, ``start_char``, ``num_words``/``skip_top`` and ``oov_char``."""
     c = config
-    shifted = [[w + c.index_from for w in seq] for seq in sequences]
+    shifted = Ragged(sequences.values + c.index_from, sequences.lengths)
     if c.start_char is not None:
-        shifted = [[c.start_char, *seq] for seq in shifted]
-    limit = c.num_words or max((max(seq) for seq in shifted if seq), default=0) + 1
+        shifted = shifted.prepend(c.start_char)
+    values = shifted.values
+    limit = c.num_words or (int(values.max()) if len(values) else 0) + 1
+    inside = (values >= c.skip_top) & (values < limit)
     if c.oov_char is not None:
-        return [[w if c.skip_top <= w < limit else c.oov_char for w in seq] for seq in shifted]
-    return [[w for w in seq if c.skip_top <= w < limit] for seq in shifted]
+        return Ragged(np.where(inside, values, c.oov_char), shifted.lengths)
+    return shifted.keep(inside)
 
 
-def _ragged(sequences: list[list[int]]) -> np.ndarray:
-    array = np.empty(len(sequences), dtype=object)
-    array[:] = [np.asarray(seq, dtype=np.int32) for seq in sequences]
-    return array
-
-
-def _shuffled(
-    x: list[Sample], y: np.ndarray, rng: np.random.RandomState
-) -> tuple[list[Sample], np.ndarray]:
-    order = np.arange(len(x))
+def _shuffle_order(size: int, rng: np.random.RandomState) -> np.ndarray:
+    order = np.arange(size)
     rng.shuffle(order)
-    return [x[i] for i in order], y[order]
+    return order
 
 
 @DATASETS.register("imdb")
@@ -203,8 +228,10 @@ class Imdb(DataSource):
             npz = locate("imdb", self.resources[0], c.path)
             x_train, y_train, x_test, y_test = read_npz_pickled(str(npz))
         rng = np.random.RandomState(SHUFFLE_SEED)  # Keras shuffles train, then test, from one rng
-        x_train, y_train = _shuffled(x_train, y_train, rng)
-        x_test, y_test = _shuffled(x_test, y_test, rng)
+        order = _shuffle_order(len(x_train), rng)
+        x_train, y_train = x_train.take(order), y_train[order]
+        order = _shuffle_order(len(x_test), rng)
+        x_test, y_test = x_test.take(order), y_test[order]
         x_train, x_test = keras_encode(x_train, c), keras_encode(x_test, c)
         if c.maxlen is not None:
             x_train, y_train = _drop_longer(x_train, y_train, c.maxlen)
@@ -212,10 +239,8 @@ class Imdb(DataSource):
         words = f"{c.num_words} most frequent words" if c.num_words else "all words"
         description = (f"IMDB reviews ({c.source} source), {len(x_train)} train / {len(x_test)} "
                        f"test, {words}")  # fmt: skip
-        train = Arrays(_ragged(x_train), y_train)
-        return LoadedData(
-            train, Arrays(_ragged(x_test), y_test), description, None, ["neg", "pos"]
-        )
+        train = Arrays(x_train.rows(), y_train)
+        return LoadedData(train, Arrays(x_test.rows(), y_test), description, None, ["neg", "pos"])
 
     def _texts(self, parts: dict[str, list[tuple[str, str]]]) -> LoadedData:
         """The reviews' text as written (HTML breaks included, as DLwP 6.1.3 reads them), in
@@ -223,21 +248,19 @@ class Imdb(DataSource):
         rng = np.random.RandomState(SHUFFLE_SEED)
         splits = []
         for rows in (parts["train"], parts["test"]):
-            texts, labels = _shuffled([text for _, text in rows], _labels(rows), rng)
-            array = np.empty(len(texts), dtype=object)
-            array[:] = texts
-            splits.append(Arrays(array, labels))
+            order = _shuffle_order(len(rows), rng)
+            array = np.empty(len(rows), dtype=object)
+            array[:] = [rows[i][1] for i in order]
+            splits.append(Arrays(array, _labels(rows)[order]))
         description = (f"IMDB reviews (raw text), {len(splits[0])} train / {len(splits[1])} "
                        "test")  # fmt: skip
         return LoadedData(splits[0], splits[1], description, None, ["neg", "pos"])
 
 
-def _drop_longer(
-    x: list[list[int]], y: np.ndarray, maxlen: int
-) -> tuple[list[list[int]], np.ndarray]:
+def _drop_longer(x: Ragged, y: np.ndarray, maxlen: int) -> tuple[Ragged, np.ndarray]:
     """Keras drops (does not truncate) sequences longer than ``maxlen``."""
-    keep = [i for i, seq in enumerate(x) if len(seq) <= maxlen]
-    return [x[i] for i in keep], y[keep]
+    keep = np.flatnonzero(x.lengths <= maxlen)
+    return x.take(keep), y[keep]
 
 
 def read_object_npz(path: str, names: tuple[str, ...]) -> list[np.ndarray]:
@@ -247,10 +270,10 @@ def read_object_npz(path: str, names: tuple[str, ...]) -> list[np.ndarray]:
     return [arrays[n] for n in names]
 
 
-def read_npz_pickled(path: str) -> tuple[list[list[int]], np.ndarray, list[list[int]], np.ndarray]:
+def read_npz_pickled(path: str) -> IndexedSplits:
     """Keras's ``imdb.npz``: index lists under x_train/y_train/x_test/y_test."""
     x_tr, y_tr, x_te, y_te = read_object_npz(path, ("x_train", "y_train", "x_test", "y_test"))
-    return ([list(s) for s in x_tr], y_tr.astype(np.int64), [list(s) for s in x_te],
+    return (Ragged.from_lists(x_tr), y_tr.astype(np.int64), Ragged.from_lists(x_te),
             y_te.astype(np.int64))  # fmt: skip
 
 
@@ -278,14 +301,14 @@ class Reuters(DataSource):
     def load(self, context: LoadContext) -> LoadedData:
         c = self.config
         xs, labels = read_object_npz(str(locate("reuters", self.resources[0], c.path)), ("x", "y"))
-        x, y = _shuffled([list(s) for s in xs], labels.astype(np.int64),
-                         np.random.RandomState(SHUFFLE_SEED))  # fmt: skip
-        x = keras_encode(x, c)
+        order = _shuffle_order(len(xs), np.random.RandomState(SHUFFLE_SEED))
+        x, y = keras_encode(Ragged.from_lists(xs).take(order), c), labels.astype(np.int64)[order]
         if c.maxlen is not None:
             x, y = _drop_longer(x, y, c.maxlen)
         cut = int(len(x) * (1 - c.test_split))
+        rows = x.rows()
         description = f"Reuters newswires, {cut} train / {len(x) - cut} test, 46 topics"
-        return LoadedData(Arrays(_ragged(x[:cut]), y[:cut]), Arrays(_ragged(x[cut:]), y[cut:]),
+        return LoadedData(Arrays(rows[:cut], y[:cut]), Arrays(rows[cut:], y[cut:]),
                           description, None, REUTERS_TOPICS)  # fmt: skip
 
 

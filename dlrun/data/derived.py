@@ -1,0 +1,34 @@
+"""Arrays derived from a dataset (a parsed table, tokenized reviews), kept in dlrun's cache so
+the next run reads them back instead of deriving them again."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from dlrun.errors import OutputError
+from dlrun.reporting.files import atomic_path
+
+
+def cached_arrays(
+    path: Path, derive: Callable[[], dict[str, np.ndarray]]
+) -> dict[str, np.ndarray]:
+    """The arrays saved at ``path``, or ``derive()``'s (then saved there).
+
+    The cache never makes a run fail: an entry that cannot be read (absent, damaged, cut
+    short) is derived again, and one that cannot be written (a read-only or full disk) is
+    skipped. Entries are written whole or not at all, so a killed run leaves none half written.
+    """
+    with contextlib.suppress(Exception), np.load(path, allow_pickle=False) as saved:
+        return {name: saved[name] for name in saved.files}
+    arrays = derive()
+    with (
+        contextlib.suppress(OSError, OutputError),
+        atomic_path(path, durable=False) as tmp,
+        open(tmp, "wb") as handle,
+    ):
+        np.savez(handle, **arrays)  # type: ignore[arg-type]  # stubs: a name could be allow_pickle
+    return arrays
