@@ -30,30 +30,18 @@ class Ragged:
     def __len__(self) -> int:
         return len(self.lengths)
 
-    def starts(self) -> np.ndarray:
-        """Where each sequence begins in ``values``."""
-        starts = np.zeros(len(self.lengths), dtype=np.int64)
-        np.cumsum(self.lengths[:-1], out=starts[1:])
-        return starts
-
     def take(self, rows: np.ndarray) -> Ragged:
         """The sequences ``rows`` (indices, in that order)."""
         lengths = self.lengths[rows]
-        new_starts = np.zeros(len(rows), dtype=np.int64)
-        np.cumsum(lengths[:-1], out=new_starts[1:])
         # each kept value's position: its sequence's old start, plus its place within it
-        shift = np.repeat(self.starts()[rows] - new_starts, lengths)
+        shift = np.repeat(starts(self.lengths)[rows] - starts(lengths), lengths)
         return Ragged(self.values[shift + np.arange(len(shift))], lengths)
-
-    def sequence_of_each_value(self) -> np.ndarray:
-        return np.repeat(np.arange(len(self.lengths)), self.lengths)
 
     def prepend(self, value: int) -> Ragged:
         """Every sequence with ``value`` put in front."""
         lengths = self.lengths + 1
         out = np.empty(len(self.values) + len(lengths), dtype=np.int64)
-        firsts = np.zeros(len(lengths), dtype=np.int64)
-        np.cumsum(lengths[:-1], out=firsts[1:])
+        firsts = starts(lengths)
         rest = np.ones(len(out), dtype=bool)
         rest[firsts] = False
         out[firsts] = value
@@ -62,7 +50,8 @@ class Ragged:
 
     def keep(self, mask: np.ndarray) -> Ragged:
         """Only the values where ``mask`` (one flag per value) is true; sequences may shrink."""
-        kept = np.bincount(self.sequence_of_each_value()[mask], minlength=len(self.lengths))
+        owners = np.repeat(np.arange(len(self.lengths)), self.lengths)
+        kept = np.bincount(owners[mask], minlength=len(self.lengths))
         return Ragged(self.values[mask], kept.astype(np.int64))
 
     def rows(self) -> np.ndarray:
@@ -72,3 +61,10 @@ class Ragged:
         for i in range(len(out)):  # one by one: equal lengths must not make a 2-D array
             out[i] = parts[i]
         return out
+
+
+def starts(lengths: np.ndarray) -> np.ndarray:
+    """Where each of sequences of these ``lengths``, laid end to end, begins."""
+    out = np.zeros(len(lengths), dtype=np.int64)
+    np.cumsum(lengths[:-1], out=out[1:])
+    return out

@@ -51,16 +51,16 @@ def summarize(per_fold: list[dict[str, float]]) -> dict[str, MetricSummary]:
 def undefined_warnings(metrics: dict[str, MetricSummary]) -> list[str]:
     """Metrics some fold could not score (NaN: r2 on one sample or on equal targets, ROC AUC on
     one class), which leaves their mean and std NaN too: named, with how many folds."""
-    warnings = []
+    found = []
     for name, summary in metrics.items():
         undefined = int(np.isnan(summary.values).sum()) if summary.values else 0
         if undefined:
-            warnings.append(
+            found.append(
                 f"{name} is undefined on {undefined} of {len(summary.values)} folds (too few "
                 "validation samples, or all of one target value or class), so its mean and "
                 "std are NaN; use larger folds or another metric"
             )
-    return warnings
+    return found
 
 
 def average_curves(histories: list[list[dict[str, float]]]) -> dict[str, list[float]]:
