@@ -60,6 +60,17 @@ def test_ragged_sequences_reorder_and_split_like_lists() -> None:
     assert as_lists(ragged.prepend(1)) == [[1, *s] for s in sequences]
 
 
+def test_distinct_values_per_sequence_are_each_rows_sorted_unique_in_range() -> None:
+    rng = np.random.default_rng(1)
+    arrays = [rng.integers(-3, 25, rng.integers(0, 30)) for _ in range(300)]
+    arrays[7] = np.array([4, 4, 4])
+    rows = Ragged.from_arrays(arrays).distinct(20).rows(np.int64)
+    for row, array in zip(rows, arrays, strict=True):
+        unique = np.unique(array)
+        assert row.tolist() == unique[(unique >= 0) & (unique < 20)].tolist()
+    assert len(Ragged.from_arrays([]).distinct(20).rows()) == 0
+
+
 def test_raw_reviews_are_tokenized_once_then_read_from_the_cache(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -27,6 +27,13 @@ class Ragged:
         values = np.fromiter(chain.from_iterable(sequences), np.int64, int(lengths.sum()))
         return cls(values, lengths)
 
+    @classmethod
+    def from_arrays(cls, arrays: Sequence[np.ndarray]) -> Ragged:
+        """From integer arrays (one concatenation, not a Python pass over every value)."""
+        lengths = np.fromiter((len(a) for a in arrays), dtype=np.int64, count=len(arrays))
+        values = np.concatenate(arrays) if len(arrays) else np.empty(0, dtype=np.int64)
+        return cls(values.astype(np.int64, copy=False), lengths)
+
     def __len__(self) -> int:
         return len(self.lengths)
 
@@ -48,18 +55,30 @@ class Ragged:
         out[rest] = self.values
         return Ragged(out, lengths)
 
+    def owners(self) -> np.ndarray:
+        """The sequence each value belongs to."""
+        return np.repeat(np.arange(len(self.lengths)), self.lengths)
+
     def keep(self, mask: np.ndarray) -> Ragged:
         """Only the values where ``mask`` (one flag per value) is true; sequences may shrink."""
-        owners = np.repeat(np.arange(len(self.lengths)), self.lengths)
-        kept = np.bincount(owners[mask], minlength=len(self.lengths))
+        kept = np.bincount(self.owners()[mask], minlength=len(self.lengths))
         return Ragged(self.values[mask], kept.astype(np.int64))
 
-    def rows(self) -> np.ndarray:
-        """One int32 array per sequence, in an object array (what a dataset hands over)."""
+    def distinct(self, width: int) -> Ragged:
+        """Per sequence its distinct values from 0 to ``width - 1``, ascending: the indices of
+        its multi-hot row. One sort of (sequence, value) keys for the whole corpus."""
+        inside = (self.values >= 0) & (self.values < width)
+        keys = np.sort(self.owners()[inside] * width + self.values[inside])
+        first = np.ones(len(keys), dtype=bool)
+        first[1:] = keys[1:] != keys[:-1]
+        keys = keys[first]
+        counts = np.bincount(keys // width, minlength=len(self.lengths))
+        return Ragged(keys % width, counts.astype(np.int64))
+
+    def rows(self, dtype: type[np.integer] = np.int32) -> np.ndarray:
+        """One array per sequence, in an object array (what a dataset hands over)."""
         out = np.empty(len(self.lengths), dtype=object)
-        parts = np.split(self.values.astype(np.int32), np.cumsum(self.lengths)[:-1])
-        for i in range(len(out)):  # one by one: equal lengths must not make a 2-D array
-            out[i] = parts[i]
+        out[:] = np.split(self.values.astype(dtype), np.cumsum(self.lengths)[:-1])
         return out
 
 

@@ -25,7 +25,7 @@ class IndexRows(np.ndarray):
 
     width: int
 
-    def __new__(cls, rows: Sequence[np.ndarray], width: int) -> IndexRows:
+    def __new__(cls, rows: Sequence[np.ndarray] | np.ndarray, width: int) -> IndexRows:
         array = np.empty(len(rows), dtype=object)
         array[:] = list(rows) if len(rows) else []
         out = array.view(cls)

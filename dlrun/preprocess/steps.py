@@ -11,6 +11,7 @@ from pydantic import Field
 from pydantic import model_validator
 
 from dlrun.config.base import Number
+from dlrun.data.ragged import Ragged
 from dlrun.data.sparse import IndexRows
 from dlrun.errors import DataError
 from dlrun.preprocess.base import Step
@@ -183,11 +184,8 @@ class MultiHot(Step):
 
     def _transform(self, data: np.ndarray) -> np.ndarray:
         dim = self.config.dim
-        rows = []
-        for sequence in data:
-            indices = np.unique(index_sequence(sequence, "multi_hot"))
-            rows.append(indices[(indices >= 0) & (indices < dim)])
-        hot = IndexRows(rows, dim)
+        sequences = Ragged.from_arrays([index_sequence(row, "multi_hot") for row in data])
+        hot = IndexRows(sequences.distinct(dim).rows(np.int64), dim)
         return hot if self.config.sparse else hot.dense()
 
 
