@@ -57,12 +57,35 @@ def _options(
     pass
 
 
-def metrics_table(title: str, metrics: dict[str, float]) -> Table:
-    table = Table(title=title)
-    for key in metrics:
-        table.add_column(key, justify="right", overflow="fold")
-    table.add_row(*(f"{value:.4f}" for value in metrics.values()))
+def warn(text: str) -> None:
+    """One warning, one line even when the output is a file (soft wrap), as errors are."""
+    console.print(f"[yellow]warning:[/] {text}", highlight=False, soft_wrap=True)
+
+
+def number_table(
+    title: str, label: str | None, columns: list[str], rows: list[list[str]]
+) -> Table:
+    """Rows of formatted numbers under ``columns``, after a text column ``label`` if given.
+
+    At a narrow terminal the text and the headers fold onto more lines, but a number never
+    does (split over two lines it reads as two numbers): each number column is as wide as its
+    longest cell. The table is at least as wide as its title (a run's path), which rich would
+    otherwise wrap to the table's width mid-name.
+    """
+    table = Table(title=title, min_width=min(len(title), console.width))
+    if label is not None:
+        table.add_column(label, overflow="fold")
+    first = 0 if label is None else 1
+    for i, name in enumerate(columns, start=first):
+        longest = max((len(row[i]) for row in rows), default=0)
+        table.add_column(name, justify="right", overflow="fold", min_width=longest)
+    for row in rows:
+        table.add_row(*row)
     return table
+
+
+def metrics_table(title: str, metrics: dict[str, float]) -> Table:
+    return number_table(title, None, list(metrics), [[f"{v:.4f}" for v in metrics.values()]])
 
 
 @app.command()
@@ -151,9 +174,9 @@ def print_outcome(results: dict[str, Any]) -> None:
         console.print(metrics_table(f"{scored['split']} metrics", scored["metrics"]))
     verdict = results.get("baseline_verdict")
     if verdict and not verdict["beats"]:
-        console.print(f"[yellow]warning:[/] {verdict_sentence(verdict)}", highlight=False)
+        warn(verdict_sentence(verdict))
     for warning in results.get("warnings") or []:
-        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        warn(warning)
 
 
 @app.command()
@@ -260,11 +283,16 @@ def schema() -> None:
 def eval_(run: Path = typer.Argument(..., help="run directory")) -> None:
     """Re-score a finished run: each K-fold model on its validation fold, the run's model on
     the test split."""
+    from dlrun.evaluation.aggregate import summarize
+    from dlrun.evaluation.aggregate import undefined_warnings
     from dlrun.reuse import evaluate_run
 
     evaluation = evaluate_run(run)
     if evaluation.folds:
         console.print(fold_table(f"{run}: validation metrics per fold", evaluation.folds))
+        scores = summarize([scored.metrics for _, scored in evaluation.folds])
+        for warning in undefined_warnings(scores):
+            warn(warning)
     if evaluation.test is not None:
         console.print(metrics_table(f"{run}: test metrics", evaluation.test.metrics))
     for note in evaluation.notes:
@@ -274,14 +302,10 @@ def eval_(run: Path = typer.Argument(..., help="run directory")) -> None:
 def fold_table(title: str, folds: list[tuple[str, Evaluation]]) -> Table:
     """One row per fold (name, then each metric) and their mean."""
     keys = list(folds[0][1].metrics)
-    table = Table(title=title)
-    for column in ("fold", *keys):
-        table.add_column(column, justify="left" if column == "fold" else "right", overflow="fold")
-    for name, scored in folds:
-        table.add_row(name, *(f"{scored.metrics[k]:.4f}" for k in keys))
+    rows = [[name, *(f"{scored.metrics[k]:.4f}" for k in keys)] for name, scored in folds]
     means = [sum(s.metrics[k] for _, s in folds) / len(folds) for k in keys]
-    table.add_row("mean", *(f"{m:.4f}" for m in means))
-    return table
+    rows.append(["mean", *(f"{m:.4f}" for m in means)])
+    return number_table(title, "fold", keys, rows)
 
 
 @app.command()
@@ -360,13 +384,11 @@ def runs_compare(
         diff.add_row(key, *("-" if v is None else str(v) for v in values))
     console.print(diff)
     columns = list(dict.fromkeys(k for row in comparison.metrics for k in row))
-    table = Table(title="results")
-    for column in columns:
-        table.add_column(column, justify="left" if column == "run" else "right", overflow="fold")
-    for row in comparison.metrics:
-        cells = [row.get(c, "") for c in columns]
-        table.add_row(*(f"{v:.4f}" if isinstance(v, float) else str(v) for v in cells))
-    console.print(table)
+    rows = [
+        [f"{v:.4f}" if isinstance(v, float) else str(v) for v in (row.get(c, "") for c in columns)]
+        for row in comparison.metrics
+    ]
+    console.print(number_table("results", columns[0], columns[1:], rows))  # [0]: the run
     console.print(f"curves: {comparison.figure}")
 
 

@@ -88,10 +88,10 @@ def evaluate_run(path: str | Path) -> RunEvaluation:
     run = RunDirectory.open(path)
     status = run.status().get("status")
     if status not in (RunStatus.COMPLETED.value, RunStatus.STOPPED_EARLY.value):
-        raise RunError(
-            f"{path} ended as {status}, so its test split stays sealed; continue it with "
-            "dlrun train --resume first"
-        )
+        known = {s.value: s for s in RunStatus}
+        resumable = status not in known or known[status].resumable
+        then = "continue it with dlrun train --resume first" if resumable else "train a new run"
+        raise RunError(f"{path} ended as {status}, so eval does not score it; {then}")
     text = run.file("config.yaml").read_text(encoding="utf-8")
     cfg = config_from_text(text, str(run.file("config.yaml")), [])
     plan = plan_protocol(cfg, load_data(cfg))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -196,7 +197,10 @@ def _unique_names(runs: list[RunDirectory]) -> list[str]:
 def _run_metrics(name: str, path: Path, rows: list[dict[str, Any]]) -> dict[str, Any]:
     row: dict[str, Any] = {"run": name}
     row.update(headline_metrics(read_results(path)))
-    losses = [(r["val_loss"], r["epoch"]) for r in rows if "val_loss" in r]
+    # an epoch whose loss was not a number (written null, read back NaN) is never the best
+    losses = [
+        (r["val_loss"], r["epoch"]) for r in rows if not math.isnan(r.get("val_loss", math.nan))
+    ]
     if losses:
         best, epoch = min(losses)
         row["min val_loss"] = best

@@ -107,6 +107,9 @@ def test_keras_imdb_npz_is_read_with_the_same_semantics(tmp_path: Path) -> None:
     assert [s.tolist() for s in data.test_split.unseal().x] == [[1, 5, 2]]
     dropped = _load({"dataset": "imdb", "path": str(tmp_path), "maxlen": 3}, **BINARY)
     assert len(dropped.train) == 1  # Keras drops longer sequences rather than cutting them
+    with pytest.raises(DataError, match=r"data.maxlen is 2, but every sequence is longer \(the "
+                       r"shortest has 3 words, start mark included\)"):  # fmt: skip
+        _load({"dataset": "imdb", "path": str(tmp_path), "maxlen": 2}, **BINARY)
 
 
 def test_reuters_npz_shuffles_with_seed_113_and_splits_80_20(tmp_path: Path) -> None:

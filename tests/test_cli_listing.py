@@ -8,10 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from dlrun import __version__
 from dlrun.cli import app
+from dlrun.cli_common import console
 from dlrun.config.load import config_from_data
 from dlrun.config.resume import resume_changes
 from tests.conftest import REPO
@@ -83,7 +85,7 @@ def test_resume_changes_name_each_changed_key() -> None:
 
 
 def test_runs_compare_puts_kfold_runs_with_and_without_a_final_retrain_in_one_column(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Both report their folds' mean; the one with a final retrain its test score beside."""
     dirs = []
@@ -100,18 +102,28 @@ def test_runs_compare_puts_kfold_runs_with_and_without_a_final_retrain_in_one_co
         ]["mean"]
         for d in dirs
     ]
-    result = runner.invoke(
-        app, ["runs", "compare", *dirs, "-o", str(tmp_path / "c.png")], terminal_width=300
-    )
+    result = runner.invoke(app, ["runs", "compare", *dirs, "-o", str(tmp_path / "c.png")])
     assert result.exit_code == 0, result.output
     (header,) = [line for line in result.output.splitlines() if "run" in line and "cv" in line]
     assert "cv accuracy (mean)" in header and "test accuracy" in header
     for name, mean in zip(("folds", "final"), cv_means, strict=True):
         (row,) = [line for line in result.output.splitlines() if line.startswith(f"│ {name} ")]
         assert f"{mean:.4f}" in row
-    narrow = runner.invoke(app, ["runs", "compare", *dirs, "-o", str(tmp_path / "c.png")],
-                           terminal_width=50)  # fmt: skip
+    monkeypatch.setattr(console, "width", 50)  # rich's width, as a 50-column terminal sets it
+    narrow = runner.invoke(app, ["runs", "compare", *dirs, "-o", str(tmp_path / "c.png")])
     assert narrow.exit_code == 0 and "…" not in narrow.output  # folded onto lines, never cut
     table = narrow.output.split("results")[0]  # the config differences
     first_cells = [line.split("│")[1].strip() for line in table.splitlines() if "│" in line]
     assert "evaluation.final.retrain" in "".join(first_cells)
+    for mean in cv_means:  # numbers are never split over lines: each is whole on its row
+        assert f"{mean:.4f}" in narrow.output.split("results")[1]
+    monkeypatch.setattr(console, "width", 200)
+    scored = runner.invoke(app, ["eval", dirs[0]])
+    assert f"{dirs[0]}: validation metrics per fold" in scored.output  # the path on one line
+
+
+def test_an_epoch_whose_loss_was_not_a_number_is_never_the_best(tmp_path: Path) -> None:
+    from dlrun.runs import _run_metrics
+
+    rows = [{"epoch": 1, "val_loss": float("nan")}, {"epoch": 2, "val_loss": 0.7}]
+    assert _run_metrics("r", tmp_path, rows) == {"run": "r", "min val_loss": 0.7, "at epoch": 2}

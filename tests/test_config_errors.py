@@ -206,6 +206,15 @@ def test_an_override_inside_a_faulty_section_is_named_not_blamed(write_config: A
     assert "set by a command-line override" not in line
     line = error_line(invoke("validate", str(path), "evaluation.shuffle=true"))
     assert line.endswith("(the command line overrode evaluation.shuffle)"), line
+    other_protocol = invoke("validate", str(path), "evaluation.protocol=holdout").output
+    assert (
+        "  - evaluation.k (line 13): unknown key (allowed: curves, final, monitor, protocol, "
+        "validation) (the command line overrode evaluation.protocol)" in other_protocol
+    )
+    assert (  # .inf would pass "greater than 0", then wreck the run
+        "  - optimizer.lr (line 11): input should be a finite number, got inf (set by a "
+        "command-line override)" in invoke("validate", str(path), "optimizer.lr=.inf").output
+    )
 
 
 def test_validate_checks_outputs_against_one_hot_targets(write_config: Any) -> None:

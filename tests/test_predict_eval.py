@@ -193,7 +193,9 @@ def test_eval_of_kfold_run_scores_each_fold_and_the_final_model(kfold_final_run:
     assert scored.notes == []
     result = runner.invoke(app, ["eval", str(kfold_final_run)], terminal_width=400)
     assert result.exit_code == 0, result.output
-    assert "validation metrics per fold" in result.output and "test metrics" in result.output
+    words = " ".join(result.output.split())  # a title longer than the terminal wraps at spaces
+    assert f"{kfold_final_run}: validation metrics per fold" in words
+    assert f"{kfold_final_run}: test metrics" in words
     assert f"{results['test']['accuracy']:.4f}" in result.output
     for value in results["cross_validation"]["metrics"]["accuracy"]["values"]:
         assert f"{value:.4f}" in result.output
@@ -227,7 +229,8 @@ def test_eval_of_kfold_run_without_final_keeps_the_test_split_sealed(
 def test_eval_of_halted_kfold_run_stays_sealed(kfold_final_run: Path, tmp_path: Path) -> None:
     copy = Path(shutil.copytree(kfold_final_run, tmp_path / "halted"))
     RunDirectory(copy).set_status(RunStatus.INTERRUPTED, "KeyboardInterrupt")
-    with pytest.raises(RunError, match="ended as interrupted, so its test split stays sealed"):
+    with pytest.raises(RunError, match="ended as interrupted, so eval does not score it; "
+                       "continue it with dlrun train --resume first"):  # fmt: skip
         evaluate_run(copy)
 
 

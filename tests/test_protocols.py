@@ -11,14 +11,17 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from typer.testing import CliRunner
 
 from dlrun.api import run_experiment
+from dlrun.cli import app
 from dlrun.config.load import config_from_data
 from dlrun.data.base import Arrays
 from dlrun.data.base import LoadedData
 from dlrun.data.base import SealedSplitError
 from dlrun.data.load import load_data
 from dlrun.errors import ConfigError
+from dlrun.errors import DataError
 from dlrun.evaluation import splits
 from dlrun.evaluation.aggregate import average_curves
 from dlrun.evaluation.aggregate import best_epoch
@@ -271,13 +274,22 @@ def test_iterated_kfold_run_trains_p_times_k_models(tmp_path: Path) -> None:
     assert "- [repeat_01/](repeat_01/)" not in report
 
 
+def test_more_folds_than_samples_names_the_key_and_the_limit() -> None:
+    for make in (lambda: splits.contiguous_folds(10, 11),
+                 lambda: splits.kfold_indices(10, np.zeros(10), 11, False, False, 0)):  # fmt: skip
+        with pytest.raises(DataError, match=r"^evaluation.k is 11, but there are only 10 "
+                           r"training samples to fold; set k to at most 10 \(k = 10 is "
+                           r"leave-one-out\)$"):  # fmt: skip
+            make()
+
+
 @pytest.mark.filterwarnings("error::RuntimeWarning")  # numpy's all-NaN means say nothing
 def test_leave_one_out_warns_that_r2_is_undefined_on_one_sample(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(8, 2)).astype(np.float32)
     path = tmp_path / "tiny.csv"
     np.savetxt(path, np.column_stack([x, x.sum(1)]), delimiter=",", header="a,b,y", comments="")
-    _, results = _run(
+    run_dir, results = _run(
         tmp_path, task="regression", loss="mse", metrics=["mae", "r2"], preprocess=[],
         data={"dataset": "csv", "path": str(path), "target": "y", "test_fraction": 0},
         model={"layers": [{"dense": 1}]}, evaluation={"protocol": "kfold", "k": 8},
@@ -286,10 +298,14 @@ def test_leave_one_out_warns_that_r2_is_undefined_on_one_sample(tmp_path: Path) 
     r2, mae = (results["cross_validation"]["metrics"][k] for k in ("r2", "mae"))
     assert r2["mean"] is None and r2["values"] == [None] * 8  # NaN, as strict JSON has it
     assert mae["mean"] > 0
-    assert results["warnings"] == [
+    warning = (
         "r2 is undefined on 8 of 8 folds (too few validation samples, or all of one target "
         "value or class), so its mean and std are NaN; use larger folds or another metric"
-    ]
+    )
+    assert results["warnings"] == [warning]
+    assert f"## Warnings\n\n- {warning}\n" in (run_dir / "report.md").read_text()
+    scored = CliRunner().invoke(app, ["eval", str(run_dir)], terminal_width=80)
+    assert f"warning: {warning}\n" in scored.output  # re-scoring says so too, on one line
 
 
 # --- time split -----------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from pydantic import AfterValidator
 from pydantic import BaseModel
 from pydantic import BeforeValidator
 from pydantic import ConfigDict
+from pydantic import Field
 from pydantic import ValidationInfo
 
 
@@ -41,8 +42,9 @@ def _parse_number(value: Any) -> Any:
     return value
 
 
-Number = Annotated[float, BeforeValidator(_parse_number)]
-"""A float that may be written as a fraction such as ``1/255``."""
+Number = Annotated[float, BeforeValidator(_parse_number), Field(allow_inf_nan=False)]
+"""A float that may be written as a fraction such as ``1/255``; never infinite or NaN (YAML's
+``.inf`` would pass every positive bound, then wreck the run)."""
 
 
 CONFIG_DIR = "config_dir"  # the validation context key holding the config file's folder

@@ -60,8 +60,7 @@ def locate(
     for issue in issues:
         text = issue.path
         while issue.line is None and text and text not in by_text:
-            cut = max(text.rfind("."), text.rfind("["))
-            text = text[:cut] if cut > 0 else ""
+            text = _section(text)
         line = issue.line if issue.line is not None else by_text.get(text)
         message = issue.message
         if issue.line is None:
@@ -72,12 +71,21 @@ def locate(
 
 def override_note(path: str, overrides: Sequence[str]) -> str:
     """What command-line overrides had to do with an issue at ``path``: they set its value
-    (or a section holding it), or they set keys inside the section it is about, which may or
-    may not be what is wrong there, so those keys are named rather than blamed."""
+    (or a section holding it), or they set keys beside it or inside it, which may or may not
+    be what is wrong (``evaluation.protocol=holdout`` makes ``evaluation.k`` unknown), so
+    those keys are named rather than blamed. Top-level keys beside it are not named."""
     if any(_within(path, o) for o in overrides):
         return OVERRIDE_NOTE
-    inside = [o for o in overrides if _within(o, path)]
-    return f" (the command line overrode {', '.join(inside)})" if inside else ""
+    near = [
+        o for o in overrides if _within(o, path) or (_section(o) and _within(path, _section(o)))
+    ]
+    return f" (the command line overrode {', '.join(near)})" if near else ""
+
+
+def _section(path: str) -> str:
+    """The text path one level up: ``model.layers[1]`` for ``model.layers[1].dense``."""
+    cut = max(path.rfind("."), path.rfind("["))
+    return path[:cut] if cut > 0 else ""
 
 
 def _within(path: str, outer: str) -> bool:

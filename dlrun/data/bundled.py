@@ -67,7 +67,7 @@ def cached_table(name: str, loader: str, classes: bool) -> Table:
             "classes": np.array([str(c) for c in bunch.target_names] if classes else [], str),
         }
 
-    arrays = cached_arrays(path, read)
+    arrays = cached_arrays(path, ("x", "y", "features", "classes"), read)
     names = [list(map(str, arrays[key])) or None for key in ("features", "classes")]
     return Table(arrays["x"], arrays["y"], *names)
 

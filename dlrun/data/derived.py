@@ -12,18 +12,26 @@ import numpy as np
 from dlrun.errors import OutputError
 from dlrun.reporting.files import atomic_path
 
+NamedArrays = dict[str, np.ndarray]
+
 
 def cached_arrays(
-    path: Path, derive: Callable[[], dict[str, np.ndarray]]
-) -> dict[str, np.ndarray]:
-    """The arrays saved at ``path``, or ``derive()``'s (then saved there).
+    path: Path,
+    names: tuple[str, ...],
+    derive: Callable[[], NamedArrays],
+    consistent: Callable[[NamedArrays], bool] = lambda arrays: True,
+) -> NamedArrays:
+    """The arrays ``names`` saved at ``path``, or ``derive()``'s (then saved there).
 
     The cache never makes a run fail: an entry that cannot be read (absent, damaged, cut
-    short) is derived again, and one that cannot be written (a read-only or full disk) is
-    skipped. Entries are written whole or not at all, so a killed run leaves none half written.
+    short, or missing an array or not ``consistent``, as an entry written by hand may be) is
+    derived again, and one that cannot be written (a read-only or full disk) is skipped.
+    Entries are written whole or not at all, so a killed run leaves none half written.
     """
     with contextlib.suppress(Exception), np.load(path, allow_pickle=False) as saved:
-        return {name: saved[name] for name in saved.files}
+        arrays = {name: saved[name] for name in names}  # one missing: derived again
+        if consistent(arrays):
+            return arrays
     arrays = derive()
     with (
         contextlib.suppress(OSError, OutputError),

@@ -125,7 +125,14 @@ def read_raw(path: Path) -> IndexedSplits:
                   x_test.values.astype(np.int32), x_test.lengths, y_test)  # fmt: skip
         return dict(zip(names, arrays, strict=True))
 
-    a = cached_arrays(cache_root() / "imdb" / name, index)  # word ranks fit 32 bits: half the file
+    def consistent(a: dict[str, np.ndarray]) -> bool:
+        return all(
+            len(a[f"x_{split}_lengths"]) == len(a[f"y_{split}"])
+            and int(a[f"x_{split}_lengths"].sum()) == len(a[f"x_{split}"])
+            for split in ("train", "test")
+        )
+
+    a = cached_arrays(cache_root() / "imdb" / name, names, index, consistent)  # ranks fit 32 bits
     return (Ragged(a["x_train"].astype(np.int64), a["x_train_lengths"]), a["y_train"],
             Ragged(a["x_test"].astype(np.int64), a["x_test_lengths"]), a["y_test"])  # fmt: skip
 
@@ -260,6 +267,12 @@ class Imdb(DataSource):
 def _drop_longer(x: Ragged, y: np.ndarray, maxlen: int) -> tuple[Ragged, np.ndarray]:
     """Keras drops (does not truncate) sequences longer than ``maxlen``."""
     keep = np.flatnonzero(x.lengths <= maxlen)
+    if len(x) and not len(keep):
+        raise DataError(
+            f"data.maxlen is {maxlen}, but every sequence is longer (the shortest has "
+            f"{int(x.lengths.min())} words, start mark included); raise maxlen, or cut the "
+            "sequences with pad_sequences' maxlen instead"
+        )
     return x.take(keep), y[keep]
 
 

@@ -114,12 +114,19 @@ def _approximate_mode(counts: np.ndarray, draws: int, rng: np.random.RandomState
     return floored.astype(int)
 
 
+def too_many_folds(k: int, n: int) -> DataError:
+    return DataError(
+        f"evaluation.k is {k}, but there are only {n} training samples to fold; set k to at "
+        f"most {n} (k = {n} is leave-one-out)"
+    )
+
+
 def contiguous_folds(n: int, k: int) -> list[IndexPair]:
     """DLwP listing 3.27: fold i validates on rows ``[i*n//k, (i+1)*n//k)`` in file order and
     trains on all other rows, so the ``n % k`` trailing rows are always in training."""
     size = n // k
     if size == 0:
-        raise DataError(f"cannot make {k} folds from {n} samples")
+        raise too_many_folds(k, n)
     index = np.arange(n)
     return [
         (
@@ -138,7 +145,7 @@ def kfold_indices(
     from sklearn.model_selection import StratifiedKFold
 
     if k > n:
-        raise DataError(f"cannot make {k} folds from {n} samples")
+        raise too_many_folds(k, n)
     splitter = (StratifiedKFold if stratify else KFold)(
         n_splits=k, shuffle=shuffle, random_state=seed if shuffle else None
     )

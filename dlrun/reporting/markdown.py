@@ -130,8 +130,13 @@ def _leaks(results: dict[str, Any]) -> list[str]:
              f"- exact duplicate rows across splits: {counts}"]  # fmt: skip
     reads = results.get("test_split_reads")
     lines.append(f"- test split read {reads} time(s), after all training")
-    lines += [f"- warning: {w}" for w in results.get("warnings") or []]
     return [*lines, ""]
+
+
+def _warnings(results: dict[str, Any]) -> list[str]:
+    """What the run warned about on the console, kept with its report."""
+    warnings = results.get("warnings") or []
+    return ["## Warnings", "", *(f"- {w}" for w in warnings), ""] if warnings else []
 
 
 @dataclass(frozen=True)
@@ -292,6 +297,7 @@ def render_report(
         ]
     lines += _figures(results, files, extras)
     lines += _leaks(results)
+    lines += _warnings(results)
     lines += _history(history)
     lines += ["## Files", ""] + [f"- [{name}]({name})" for name in files] + [""]
     return "\n".join(lines)

@@ -25,6 +25,12 @@ class RunStatus(str, Enum):
         """Training ended before its time: nothing after it (final retrain, test) may run."""
         return self in _HALTED
 
+    @property
+    def resumable(self) -> bool:
+        """Whether ``train --resume`` continues a run that ended so: not one that diverged
+        (it would diverge again) nor a trial its sweep pruned."""
+        return self not in (RunStatus.DIVERGED, RunStatus.PRUNED)
+
     def __str__(self) -> str:  # f-strings and messages show the value, not RunStatus.X
         return self.value
 
