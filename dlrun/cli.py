@@ -16,7 +16,7 @@ from rich.table import Table
 from dlrun.cli_common import EXIT_DIVERGED
 from dlrun.cli_common import EXIT_INTERRUPTED
 from dlrun.cli_common import console
-from dlrun.cli_common import errors
+from dlrun.cli_common import error_line
 from dlrun.cli_common import print_rows
 from dlrun.cli_common import user_errors
 from dlrun.cli_datasets import datasets_app
@@ -136,14 +136,11 @@ def print_result(result: RunResult) -> None:
     """The outcome, what to do about a diverged or interrupted run, and the run directory."""
     print_outcome(result.results)
     if result.status is RunStatus.DIVERGED:
-        errors.print(
-            f"error: {result.results['stop_reason']}; try a lower learning rate", highlight=False
-        )
+        error_line(f"error: {result.results['stop_reason']}; try a lower learning rate")
     elif result.status is RunStatus.INTERRUPTED:
-        errors.print(
-            f"interrupted: partial results and report written; continue with "
-            f"dlrun train --resume {result.run_dir}",
-            highlight=False,
+        error_line(
+            "interrupted: partial results and report written; continue with "
+            f"dlrun train --resume {result.run_dir}"
         )
     print(result.run_dir, flush=True)
 
@@ -208,7 +205,7 @@ def sweep(
     try:
         result = run_sweep(cfg, runs_dir, workers, storage, study, resume, console)
     except KeyboardInterrupt:
-        errors.print("interrupted: finished trials are kept; continue with --resume")
+        error_line("interrupted: finished trials are kept; continue with --resume")
         raise typer.Exit(EXIT_INTERRUPTED) from None
     if result.requeued:
         console.print(f"re-queued {result.requeued} trial(s) whose worker had stopped")

@@ -23,6 +23,11 @@ EXIT_DIVERGED = 1
 EXIT_INTERRUPTED = 130
 
 
+def error_line(text: str) -> None:
+    """One line on stderr, unwrapped even in a narrow terminal or a log file."""
+    errors.print(text, highlight=False, markup=False, soft_wrap=True)
+
+
 def user_errors(fn: F) -> F:
     """Turn a DlrunError into one line on stderr and its exit code (2 for a mistake), and
     Ctrl-C anywhere into one line and exit code 130, without a traceback."""

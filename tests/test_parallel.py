@@ -210,3 +210,5 @@ def test_a_fold_that_diverges_halts_the_stack_and_the_others_say_why(tmp_path: P
     ]
     assert [s["status"] for s in statuses] == ["interrupted", "diverged", "diverged"]
     assert statuses[0]["reason"] == "stopped because fold 2 diverged; stacked folds train together"
+    folds = [(f["fold"], f["status"]) for f in result.results["folds"]]
+    assert folds == [("fold_01", "interrupted"), ("fold_02", "diverged"), ("fold_03", "diverged")]

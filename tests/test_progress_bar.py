@@ -20,6 +20,7 @@ from dlrun.reporting.progress import ProgressReporter
 from dlrun.tasks.base import StepResult
 from dlrun.training.callbacks import Callback
 from dlrun.training.state import TrainState
+from dlrun.training.status import RunStatus
 from tests.conftest import tiny_config
 
 
@@ -89,7 +90,8 @@ def test_lines_of_fast_epochs_are_printed_together_and_all_by_the_fits_end(
     reporter = ProgressReporter("bar", console)
     losses = [StepResult(torch.tensor(0.5), 16, {})]  # the bar shows their mean now and then
     state = cast(TrainState, SimpleNamespace(epoch=0, epochs=40, batches_per_epoch=1, batch=0,
-                                             results=losses, stop_reason="stopped early"))  # fmt: skip
+                                             results=losses, stop_reason="stopped early",
+                                             status=RunStatus.COMPLETED))  # fmt: skip
     reporter.on_fit_start(state)
     for epoch in range(1, 41):
         reporter.on_epoch_start(state)

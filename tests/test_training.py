@@ -149,6 +149,42 @@ def test_nan_loss_stops_the_run_cleanly(tmp_path: Path) -> None:
     assert last["loss"] is None  # the loss that diverged, written as null
 
 
+def test_a_fold_that_diverges_is_named_and_reported_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import yaml
+    from typer.testing import CliRunner
+
+    from dlrun import cli_common
+    from dlrun.cli import app
+
+    config = tiny_config(
+        task="regression",
+        data={"dataset": "diabetes"},
+        preprocess=[],
+        loss="mse",
+        metrics=["mae"],
+        optimizer={"name": "sgd", "lr": 1e6},
+        model={"layers": [{"dense": 16}, {"dense": 1}]},
+        train={"epochs": 20, "batch_size": 32},
+        evaluation={"protocol": "kfold", "k": 3},
+    )
+    (tmp_path / "kfold.yaml").write_text(yaml.safe_dump(config))
+    monkeypatch.setattr(cli_common.errors, "width", 40)  # a narrow terminal
+    result = CliRunner().invoke(
+        app, ["train", str(tmp_path / "kfold.yaml"), "--runs-dir", str(tmp_path / "runs")]
+    )
+    assert result.exit_code == 1
+    reason = "fold 1/3: the training loss became nan in epoch 1"
+    assert result.output.count("the training loss became nan") == 1  # not also by the progress
+    assert f"error: {reason}; try a lower learning rate\n" in result.output  # one line
+    run_dir = next((tmp_path / "runs").iterdir())
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["stop_reason"] == reason
+    assert results["folds"] == [{"fold": "fold_01", "status": "diverged", "epochs_run": 1}]
+    assert "[fold_01/report.md](fold_01/report.md)" in (run_dir / "report.md").read_text()
+
+
 def test_final_retrain_uses_train_plus_validation(tmp_path: Path) -> None:
     cfg = config_from_data(
         tiny_config(evaluation={"validation": {"first": 30}, "final": {"epochs": 2}})

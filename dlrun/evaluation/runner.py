@@ -135,6 +135,12 @@ def _trained_now(outcome: ProtocolOutcome) -> bool:
     )
 
 
+def _named(fit: str, reason: str | None) -> str | None:
+    """A stop reason with the fit it happened in (``fold 2/3: ...``), so a run of many fits
+    says which one stopped; a single split's reason is the run's own."""
+    return f"{fit}: {reason}" if fit and reason else reason
+
+
 def run_protocol(
     cfg: ExperimentConfig, plan: Plan, device: torch.device, recording: Recording
 ) -> ProtocolOutcome:
@@ -151,7 +157,7 @@ def run_protocol(
         recording.fold_finished(scored_fold)
         halted = fitted.state.status.halted
         if (halted and not outcome.status.halted) or len(folds) == 1:
-            outcome.stop(fitted.state.status, fitted.state.stop_reason)
+            outcome.stop(fitted.state.status, _named(fold.label, fitted.state.stop_reason))
         if halted and not outcome.parallel:
             return outcome  # no later fold is trained
     if outcome.status.halted:
@@ -176,7 +182,7 @@ def run_protocol(
         outcome.scored = final
         y_train = train[targets_of] if targets_of else None
         if final.state.status.halted:
-            outcome.stop(final.state.status, final.state.stop_reason)
+            outcome.stop(final.state.status, _named("final retrain", final.state.stop_reason))
             return outcome
     if outcome.scored is None:
         return outcome  # K-fold without a final model: validation only, the test stays sealed

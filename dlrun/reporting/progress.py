@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from dlrun.reporting.markdown import sizes_text
 from dlrun.tasks.base import mean_loss
 from dlrun.training.callbacks import Callback
 from dlrun.training.state import TrainState
+from dlrun.training.status import RunStatus
 
 REFRESH_SECONDS = 0.25
 # Under the bar, printing a line redraws the live display (about a millisecond): epoch lines
@@ -53,7 +55,7 @@ class ProgressReporter(Callback):
         self.progress: Progress | None = None
         self.task: TaskID | None = None
         self.lines: list[str] = []  # epoch lines not printed yet (bar mode)
-        self.lines_printed = 0.0
+        self.lines_printed = -math.inf  # the first line at once, however early the clock
 
     def announce(self, line: str) -> None:
         """Print ``line`` before any progress (the run's start line); nothing in mode none,
@@ -76,7 +78,7 @@ class ProgressReporter(Callback):
 
     def on_epoch_start(self, state: TrainState) -> None:
         self.epoch_started = time.perf_counter()
-        self.last_refresh = 0.0
+        self.last_refresh = -math.inf
         if self.progress is not None and self.task is not None:
             description = f"{self.label}epoch {state.epoch + 1}/{state.epochs}"
             self.progress.update(self.task, completed=0, total=state.batches_per_epoch,
@@ -132,6 +134,8 @@ class ProgressReporter(Callback):
             self.progress = self.task = None
 
     def on_fit_end(self, state: TrainState) -> None:
+        """Say why a fit stopped early; a divergence is left to the run's end, which reports
+        it once, as an error with what to try."""
         self.close()
-        if state.stop_reason and self.mode != "none":
+        if state.stop_reason and self.mode != "none" and state.status is not RunStatus.DIVERGED:
             self.console.print(f"{self.label}{state.stop_reason}", highlight=False)

@@ -80,7 +80,7 @@ def build_results(
         }
         if outcome.cv
         else None,
-        "folds": [fold_summary(f) for f in outcome.folds] if outcome.cv else [],
+        "folds": [fold_summary(f) for f in outcome.folds if f.fold.name],
         "evaluation": None,
         "test": None,
         "test_split_reads": outcome.test_reads,
@@ -106,4 +106,6 @@ def resumed_fits(outcome: ProtocolOutcome) -> dict[str, int]:
 
 def fold_summary(outcome: FoldOutcome) -> dict[str, Any]:
     metrics = outcome.evaluation.metrics if outcome.evaluation else {}
-    return {"fold": outcome.fold.name, "epochs_run": outcome.fitted.state.epoch, **metrics}
+    state = outcome.fitted.state
+    return {"fold": outcome.fold.name, "status": state.status.value, "epochs_run": state.epoch,
+            **metrics}  # fmt: skip
