@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -57,11 +59,17 @@ REVIEWS = {
 }
 
 
-def _write_aclimdb(path: Path) -> None:
-    with tarfile.open(path, "w:gz") as archive:
+def _write_aclimdb(path: Path, edit: Callable[[str], str] = str, gzip_name: str = "") -> None:
+    """The reviews as an archive like aclImdb's; ``edit`` rewrites each text. The name stored
+    in the gzip header (``gzip_name``) sets the file's size to the byte."""
+    with (
+        open(path, "wb") as file,
+        gzip.GzipFile(gzip_name, "wb", fileobj=file, mtime=0) as compressed,
+        tarfile.open(fileobj=compressed, mode="w") as archive,
+    ):
         for (split, label), texts in REVIEWS.items():
             for i, text in enumerate(texts):
-                body = text.encode()
+                body = edit(text).encode()
                 info = tarfile.TarInfo(f"aclImdb/{split}/{label}/{i}_7.txt")
                 info.size = len(body)
                 archive.addfile(info, io.BytesIO(body))

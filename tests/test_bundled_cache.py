@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +13,7 @@ import pytest
 from sklearn import datasets
 
 from dlrun.data.bundled import cached_table
+from dlrun.data.derived import cached_arrays
 
 READ = (
     "import sys\n"
@@ -54,3 +57,21 @@ def test_a_damaged_cache_file_is_read_again(
         again = cached_table("iris", "load_iris", True)
         np.testing.assert_array_equal(first.x, again.x)
         assert np.load(cached)["x"].shape == (150, 4)  # rewritten whole
+
+
+def test_a_killed_writers_temporary_entry_is_removed_by_the_next_write(tmp_path: Path) -> None:
+    entry = tmp_path / "derived.npz"
+    stale, live = tmp_path / ".derived.npz.abc123.tmp", tmp_path / ".derived.npz.def456.tmp"
+    other = tmp_path / ".other.npz.abc123.tmp"  # another entry's: not this write's to judge
+    for temporary in (stale, live, other):
+        temporary.write_bytes(b"half an entry")
+    hour_ago = time.time() - 3600
+    for temporary in (stale, other):
+        os.utime(temporary, (hour_ago, hour_ago))
+    arrays = cached_arrays(entry, ("x",), lambda: {"x": np.arange(3)})
+    np.testing.assert_array_equal(arrays["x"], np.arange(3))
+    assert not stale.exists()  # left by a writer killed long ago
+    assert live.exists() and other.exists()  # maybe another run writing right now
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [".derived.npz.def456.tmp", ".other.npz.abc123.tmp", "derived.npz"]
+    )

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from dlrun.data import checksums
 from dlrun.data import word_sequences
 from dlrun.data.ragged import Ragged
 from dlrun.data.word_sequences import WordIndexConfig
@@ -104,9 +105,26 @@ def test_raw_reviews_are_tokenized_once_then_read_from_the_cache(
         assert [s.tolist() for s in _load(data, **BINARY).train.x] == [
             s.tolist() for s in first.train.x
         ]
-    os.utime(archive, ns=(0, 0))  # another archive at the same path: another entry
+    os.utime(archive, ns=(0, 0))  # the same reviews, touched: the same entry
+    monkeypatch.setattr(word_sequences, "_index_raw", tokenized)
     _load(data, **BINARY)
-    assert len(list(entry.parent.glob("raw-v*.npz"))) == 2
+    monkeypatch.setattr(word_sequences, "_index_raw", tokenize_reviews)
+    _write_aclimdb(archive, gzip_name="x" * 40)
+    before = _load(data, **BINARY).train.x
+    stat = archive.stat()
+
+    def other_reviews(text: str) -> str:
+        return text.replace("film", "dull")  # ranks change: "dull" is now the commonest word
+
+    _write_aclimdb(archive, other_reviews, "x" * 40)
+    padding = "x" * (40 + stat.st_size - archive.stat().st_size)
+    _write_aclimdb(archive, other_reviews, padding)
+    os.utime(archive, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert archive.stat().st_size == stat.st_size  # other reviews, same size and time:
+    checksums._digest.cache_clear()  # (in the next process)
+    after = _load(data, **BINARY).train.x  # read again, not taken for the old ones
+    assert [s.tolist() for s in after] != [s.tolist() for s in before]
+    assert len(list(entry.parent.glob("raw-v*.npz"))) == 3
     blocked = tmp_path / "a-file"
     blocked.write_text("")
     monkeypatch.setenv("DLRUN_CACHE", str(blocked))  # a cache that cannot be written: skipped

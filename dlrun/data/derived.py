@@ -4,6 +4,7 @@ the next run reads them back instead of deriving them again."""
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from dlrun.errors import OutputError
 from dlrun.reporting.files import atomic_path
 
 NamedArrays = dict[str, np.ndarray]
+STALE_SECONDS = 600.0  # a temporary entry this old is no write in progress: its writer died
 
 
 def cached_arrays(
@@ -33,6 +35,7 @@ def cached_arrays(
         if consistent(arrays):
             return arrays
     arrays = derive()
+    remove_stale_temporaries(path)
     with (
         contextlib.suppress(OSError, OutputError),
         atomic_path(path, durable=False) as tmp,
@@ -40,3 +43,16 @@ def cached_arrays(
     ):
         np.savez(handle, **arrays)  # type: ignore[arg-type]  # stubs: a name could be allow_pickle
     return arrays
+
+
+def remove_stale_temporaries(path: Path) -> None:
+    """Delete what killed writers of ``path`` left (``.<name>.*.tmp``, as large as the entry).
+
+    A temporary file younger than :data:`STALE_SECONDS` may be another run writing the same
+    entry right now, so it is left alone.
+    """
+    cutoff = time.time() - STALE_SECONDS
+    for temporary in path.parent.glob(f".{path.name}.*.tmp"):
+        with contextlib.suppress(OSError):  # gone already, or not ours to delete
+            if temporary.stat().st_mtime < cutoff:
+                temporary.unlink()
