@@ -107,13 +107,13 @@ def test_the_sentence_names_the_test_and_its_p_value() -> None:
 
     judged = {"metric": "accuracy", "model": 0.975, "baseline": "majority class",
               "baseline_value": 0.1, "beats": True, "p_value": 0.0, "test": "exact binomial"}  # fmt: skip
-    assert verdict_sentence(judged) == (
+    assert verdict_sentence(judged, markdown=True) == (
         "The model (accuracy 0.9750) beats the strongest baseline (majority class at 0.1000): "
         "one-sided exact binomial test, p < 1e-16."
     )
     weak = {**judged, "model": 0.1028, "beats": False, "p_value": 0.1813}
-    assert verdict_sentence(weak) == (
-        "The model (accuracy 0.1028) is no better than the majority class baseline at 0.1000: "
+    assert verdict_sentence(weak) == (  # after "warning:", as the terminal shows it
+        "the model (accuracy 0.1028) is no better than the majority class baseline at 0.1000: "
         "one-sided exact binomial test, p = 0.18"
     )
 

@@ -64,8 +64,9 @@ def _setup(results: dict[str, Any]) -> list[str]:
 
 
 def verdict_sentence(verdict: dict[str, Any], markdown: bool = False) -> str:
-    """The model against its strongest baseline, with the test behind "beats"."""
-    model = f"The model ({verdict['metric']} {_fmt(verdict['model'])})"
+    """The model against its strongest baseline, with the test behind "beats": a sentence for
+    report.md, a clause after ``warning:`` (lower case, as every warning) for the terminal."""
+    model = f"{'The' if markdown else 'the'} model ({verdict['metric']} {_fmt(verdict['model'])})"
     baseline = f"{verdict['baseline']} baseline at {_fmt(verdict['baseline_value'])}"
     p_value = verdict.get("p_value")
     if p_value is None:
