@@ -174,6 +174,15 @@ def test_optimizer_contract(name: str) -> None:
     for _ in range(20):
         spec.step(optimizer, [param], param.square().sum())
     assert float(param.detach().square().sum()) < first  # it descends a quadratic
+    twin = torch.nn.Parameter(torch.tensor([3.0, -2.0]))
+    by_torch = spec.create([twin])
+    for _ in range(20):
+        by_torch.zero_grad()
+        twin.square().sum().backward()
+        if spec.clips:
+            spec.clip([twin])
+        by_torch.step()
+    assert torch.equal(param.detach(), twin.detach())  # the update of torch's own step()
     again = spec.create([torch.nn.Parameter(param.detach().clone())])
     again.load_state_dict(optimizer.state_dict())
     assert again.state_dict()["param_groups"] == optimizer.state_dict()["param_groups"]

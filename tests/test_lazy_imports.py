@@ -21,9 +21,10 @@ from tests.conftest import tiny_config
 # inside scikit-learn, so validating against its data imports that package and nothing else).
 NOT_FOR_VALIDATE = ["matplotlib", "tensorboard", "torch.utils.tensorboard", "optuna", "sklearn",
                     "scipy.stats", "PIL", "torch._dynamo"]  # fmt: skip
-# A small run draws its figures and writes TensorBoard events; it never needs the sweep engine.
+# A small run draws its figures and writes TensorBoard events; it never needs the sweep engine,
+# nor torch's compiler, which torch's optimizers import on their first use (1.2 s here).
 # (scikit-learn reads a bundled dataset the first time, as validating iris just did.)
-NOT_FOR_A_RUN = ["optuna"]
+NOT_FOR_A_RUN = ["optuna", "torch._dynamo"]
 
 PROBE = """
 import json, sys
