@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -116,20 +117,25 @@ def test_cpu_runs_repeat_bit_for_bit(tmp_path: Path) -> None:
     assert first.results["test"] == second.results["test"]
 
 
-def test_nan_loss_stops_the_run_cleanly(tmp_path: Path) -> None:
-    cfg = config_from_data(
-        tiny_config(
-            task="regression",
-            data={"dataset": "diabetes"},
-            preprocess=[],
-            loss="mse",
-            metrics=["mae"],
-            optimizer={"name": "sgd", "lr": 1e6},
-            model={"layers": [{"dense": 16}, {"dense": 1}]},
-            train={"epochs": 20, "batch_size": 32, "progress": "none"},
-            evaluation={"validation": {"fraction": 0.2}},
-        )
+def _diverging(**overrides: Any) -> dict[str, Any]:
+    """A regression whose learning rate makes the loss NaN in the first epoch."""
+    return tiny_config(
+        **{
+            "task": "regression",
+            "data": {"dataset": "diabetes"},
+            "preprocess": [],
+            "loss": "mse",
+            "metrics": ["mae"],
+            "optimizer": {"name": "sgd", "lr": 1e6},
+            "model": {"layers": [{"dense": 16}, {"dense": 1}]},
+            "train": {"epochs": 20, "batch_size": 32, "progress": "none"},
+            **overrides,
+        }
     )
+
+
+def test_nan_loss_stops_the_run_cleanly(tmp_path: Path) -> None:
+    cfg = config_from_data(_diverging(evaluation={"validation": {"fraction": 0.2}}))
     result = run_experiment(cfg, tmp_path)
     assert result.status == "diverged"
     assert "the training loss became" in result.results["stop_reason"]
@@ -158,16 +164,8 @@ def test_a_fold_that_diverges_is_named_and_reported_once(
     from dlrun import cli_common
     from dlrun.cli import app
 
-    config = tiny_config(
-        task="regression",
-        data={"dataset": "diabetes"},
-        preprocess=[],
-        loss="mse",
-        metrics=["mae"],
-        optimizer={"name": "sgd", "lr": 1e6},
-        model={"layers": [{"dense": 16}, {"dense": 1}]},
-        train={"epochs": 20, "batch_size": 32},
-        evaluation={"protocol": "kfold", "k": 3},
+    config = _diverging(
+        train={"epochs": 20, "batch_size": 32}, evaluation={"protocol": "kfold", "k": 3}
     )
     (tmp_path / "kfold.yaml").write_text(yaml.safe_dump(config))
     monkeypatch.setattr(cli_common.errors, "width", 40)  # a narrow terminal
