@@ -86,6 +86,29 @@ def test_class_labels_are_encoded_from_the_labels_present(tmp_path: Path) -> Non
     assert data.class_names == ["2", "9", "10"] and data.train.y[:2].tolist() == [2, 0]
 
 
+def test_a_third_label_in_a_binary_task_is_refused(tmp_path: Path, write_config: Any) -> None:
+    cfg = config(table(tmp_path, ["0", "1", "2"] * 20))  # scored as 0/1, baselines on three
+    for command in ("validate", "train"):
+        result = runner.invoke(app, [command, str(write_config(cfg)), "--runs-dir", str(tmp_path)]
+                               if command == "train" else [command, str(write_config(cfg))])  # fmt: skip
+        assert result.exit_code == 2 and "Traceback" not in result.output
+        assert result.output.strip().endswith(
+            "task (line 3): task binary needs targets 0 and 1, but they hold 3 values (0, 1, 2); "
+            "for more than two classes use task: multiclass with one softmax unit per class"
+        )
+    assert not any(tmp_path.glob("*/results.json"))  # refused before a run directory exists
+    assert load_data(config_from_data(config(table(tmp_path, ["0", "1"] * 10)))).train.y.max() == 1
+
+
+@pytest.mark.parametrize("body", ["", "\n", "\n\n"])
+def test_a_csv_with_only_its_header_says_so(tmp_path: Path, body: str) -> None:
+    path = tmp_path / "table.csv"
+    path.write_text("a,b,label\n" + body)
+    with pytest.raises(DataError) as caught:
+        load_data(config_from_data(config(path)))
+    assert str(caught.value) == f"{path}: no data rows, only the header line (a,b,label)"
+
+
 def test_labels_already_zero_based_stay_as_they_are(tmp_path: Path) -> None:
     cfg = config(table(tmp_path, ["2", "0", "1"] * 10), "multiclass", 3, test_fraction=0)
     data = load_data(config_from_data(cfg))

@@ -87,6 +87,8 @@ def read_table(
         [name.strip() for name in rows[0]] if header else [f"col{i}" for i in range(len(rows[0]))]
     )
     body = rows[1:] if header else rows
+    if not body:
+        raise DataError(f"{path}: no data rows, only the header line ({','.join(names)})")
     for number, row in enumerate(body, start=2 if header else 1):
         if len(row) != len(names):
             raise DataError(f"{path}, line {number}: {len(row)} fields, expected {len(names)}")

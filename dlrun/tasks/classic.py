@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from dlrun.errors import ConfigError
 from dlrun.errors import ConfigIssue
 from dlrun.tasks.base import TASKS
 from dlrun.tasks.supervised import SupervisedTask
@@ -20,6 +21,7 @@ from dlrun.training.metrics import Predictions
 
 if TYPE_CHECKING:
     from dlrun.config.schema import ExperimentConfig
+    from dlrun.training.batches import Batch
 
 
 def output_path(cfg: ExperimentConfig) -> str:
@@ -67,6 +69,23 @@ class Binary(SingleLabel):
     def label(cls, y_true: torch.Tensor, y_pred: torch.Tensor) -> Predictions:
         true, pred = argmax_or_threshold(y_true), argmax_or_threshold(y_pred)
         return Predictions(y_true, y_pred, true, pred, averaging="binary")
+
+    def check_batch(self, batch: Batch) -> None:
+        """Targets are 0/1 (or probabilities between): a third label would be scored as a 1
+        and its baselines on three classes, with nothing said."""
+        super().check_batch(batch)
+        y = batch.get("y")
+        if y is None or not len(y) or y.is_sparse or y.layout != torch.strided:
+            return
+        outside = y[(y < 0) | (y > 1)]
+        if len(outside):
+            labels = torch.unique(y.reshape(-1))
+            shown = ", ".join(f"{float(v):g}" for v in labels[:5])
+            more = ", ..." if len(labels) > 5 else ""
+            raise ConfigError([ConfigIssue("task",
+                f"task binary needs targets 0 and 1, but they hold {len(labels)} values "
+                f"({shown}{more}); for more than two classes use task: multiclass with one "
+                "softmax unit per class")])  # fmt: skip
 
     def prediction_table(
         self, outputs: torch.Tensor, class_names: list[str] | None
