@@ -462,7 +462,33 @@ def test_report_flags_a_model_that_does_not_beat_its_baseline() -> None:
 def test_time_split_test_range_conflicts_with_a_dataset_test_split(tmp_path: Path) -> None:
     from dlrun.errors import DataError
 
+    x = np.arange(40, dtype=np.float32).reshape(20, 2)
+    np.savez(tmp_path / "split.npz", x_train=x[:15], y_train=x[:15, 0], x_test=x[15:],
+             y_test=x[15:, 0])  # fmt: skip
+    data = {"dataset": "npz", "path": str(tmp_path / "split.npz"), "test_fraction": 0}
     evaluation = {"protocol": "time_split", "train": 0.5, "validation": 0.2, "test": 0.3}
     with pytest.raises(DataError, match=r"already has a test split; set data\.test_fraction: 0"):
-        _run(tmp_path, evaluation=evaluation)
+        _run(tmp_path, task="regression", data=data, preprocess=[], loss="mse", metrics=["mae"],
+             model={"layers": [{"dense": 1}]}, evaluation=evaluation)  # fmt: skip
     assert not (tmp_path / "runs").exists()  # refused before any run directory was made
+
+
+@pytest.mark.parametrize("test", [0.3, None])
+def test_time_split_refuses_a_test_split_drawn_at_random(test: float | None) -> None:
+    evaluation = {"protocol": "time_split", "train": 0.5, "validation": 0.2, "test": test}
+    with pytest.raises(ConfigError) as caught:  # iris: data.test_fraction 0.2 by default
+        config_from_data(tiny_config(evaluation=evaluation))
+    assert str(caught.value).endswith(
+        "data.test_fraction: time_split keeps the rows in time order, but data.test_fraction "
+        "(0.2) draws test rows at random from the whole series, so the model would train on "
+        "rows from after them; set data.test_fraction: 0 and carve the last rows with "
+        "evaluation.test"
+    )
+
+
+def test_time_split_fractions_fit_in_the_rows() -> None:
+    evaluation = {"protocol": "time_split", "train": 0.6, "validation": 0.3, "test": 0.3}
+    with pytest.raises(ConfigError, match=r"add up to more than the rows there are "
+                       r"\(0\.6 \+ 0\.3 \+ 0\.3 = 1\.2\); make them add up to at most 1"):  # fmt: skip
+        config_from_data(tiny_config(data={"dataset": "iris", "test_fraction": 0},
+                                     evaluation=evaluation))  # fmt: skip

@@ -146,7 +146,7 @@ class JenaClimate(DataSource):
         def _test_range_from_time_split(self) -> JenaClimate.Config:
             if self.windows is not None and self.test_fraction:
                 raise ValueError(
-                    "windows take their test range from time_split.test; set test_fraction: 0"
+                    "windows take their test range from evaluation.test; set test_fraction: 0"
                 )
             return self
 

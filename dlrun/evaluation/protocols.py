@@ -290,6 +290,18 @@ class TimeSplit(Protocol):
                 raise ValueError("a fraction lies in (0, 1]")
             return value
 
+        @model_validator(mode="after")
+        def _fractions_fit(self) -> TimeSplit.Config:
+            fractions = [s for s in (self.train, self.validation, self.test)
+                         if isinstance(s, float | int)]  # fmt: skip
+            if sum(fractions) > 1 + 1e-9:
+                shown = " + ".join(f"{f:g}" for f in fractions)
+                raise ValueError(
+                    f"the fractions add up to more than the rows there are ({shown} = "
+                    f"{sum(fractions):g}); make them add up to at most 1"
+                )
+            return self
+
         @field_validator("shuffle")
         @classmethod
         def _no_shuffle(cls, value: bool) -> bool:
@@ -316,8 +328,8 @@ class TimeSplit(Protocol):
         c = self.config
         if c.test is not None and data.test_split is not None:
             raise DataError(
-                "time_split.test carves a test range but the dataset already has a test split; "
-                "set data.test_fraction: 0 or leave time_split.test out"
+                "evaluation.test carves a test range but the dataset already has a test split; "
+                "set data.test_fraction: 0 or leave evaluation.test out"
             )
         spans = [c.train, c.validation, c.test]
         train_rows, val_rows, test_rows = splits.time_ranges(time_rows(data.train), spans)
