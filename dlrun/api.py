@@ -69,12 +69,15 @@ def run_experiment(
     run_name: str | None = None,
     extra_callbacks: Sequence[Callback] = (),
     resume: bool = False,
+    hold_back_test: bool = False,
 ) -> RunResult:
     """Run ``cfg`` under its evaluation protocol and write a complete run directory.
 
     ``run_name`` gives the directory an exact name (sweep trials); ``extra_callbacks`` join the
     training callbacks (a sweep's pruning and heartbeat); ``resume`` continues the existing run
-    ``runs_dir/run_name`` from its saved states instead of starting a new one.
+    ``runs_dir/run_name`` from its saved states instead of starting a new one;
+    ``hold_back_test`` leaves the test split unread (a sweep's trials: a test score beside
+    every candidate invites choosing on it).
     """
     console = console or Console()
     seed_everything(cfg.seed)
@@ -84,6 +87,8 @@ def run_experiment(
     for note in data_notes:
         console.print(note, highlight=False, markup=False, soft_wrap=True)
     plan = plan_protocol(cfg, data)
+    if hold_back_test:
+        plan = plan.without_test()
     task = check_with_data(cfg, plan.data, device)  # a mistake leaves no run directory behind
     run = _run_directory(runs_dir, cfg.name, run_name, resume)
     config_yaml = resolved_yaml(cfg)
@@ -101,6 +106,7 @@ def run_experiment(
         results = build_results(cfg, outcome, data.description, str(device),
                                 time.perf_counter() - started)  # fmt: skip
         results["data"]["notes"] = data_notes
+        results["test_held_back"] = hold_back_test
         top = recording.top
         files = RunFiles(run, top.metrics.rows, top.tensorboard, config_yaml)
         write_run_files(files, cfg, data, results, outcome.top_model, outcome.evaluation,

@@ -212,6 +212,10 @@ def sweep(
     names = list(cfg.sweep.parameters) if cfg.sweep else []
     cells = [leaderboard_cells(row, names) for row in result.rows[:10]]
     print_rows((*LEADERBOARD_COLUMNS, *names, "seconds"), cells, f"leaderboard: {cfg.name}")
+    best = result.sweep_dir / "best_config.yaml"
+    if best.is_file():  # trials never read the test split; this run scores the choice once
+        console.print(f"score the best config on the test split: dlrun train {best}",
+                      highlight=False, markup=False, soft_wrap=True)  # fmt: skip
     print(result.sweep_dir)
 
 

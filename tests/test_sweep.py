@@ -95,6 +95,21 @@ def test_grid_points_run_exactly_once_across_two_workers(grid_sweep: Path) -> No
     assert objectives == sorted(objectives, reverse=True)  # accuracy: best first
 
 
+def test_trials_never_read_the_test_split(grid_sweep: Path) -> None:
+    """Hold-out trials would each score the test split, and the leaderboard's user would see a
+    test score beside every candidate: the test is left to the chosen config's own run."""
+    for trial in sorted(grid_sweep.glob("trial-*")):
+        results = json.loads((trial / "results.json").read_text())
+        assert results["test_held_back"] is True
+        assert results["test_split_reads"] == 0 and results["test"] is None
+        assert results["evaluation"]["split"] == "validation"
+        assert "- test split held back: a sweep's trials never read it" in (
+            trial / "report.md"
+        ).read_text()
+    best = yaml.safe_load((grid_sweep / "best_config.yaml").read_text())
+    assert best["evaluation"]["protocol"] == "holdout" and best["data"]["dataset"] == "iris"
+
+
 def test_the_main_process_is_one_of_the_workers(grid_sweep: Path) -> None:
     """With 2 workers only one process is started: this one, already loaded, runs trials too."""
     storage = open_storage(grid_sweep, None)

@@ -150,6 +150,9 @@ def test_dlrun_sweep_reports_each_trial_and_numbers_plots_as_folders(
     assert values == {"0.003162", "0.03162"}
     assert "0.0031622776" not in result.output
     sweep_dir = tmp_path / "one_param"
+    best = sweep_dir / "best_config.yaml"  # the trials left the test split unread
+    assert lines[-2:] == [f"score the best config on the test split: dlrun train {best}",
+                          str(sweep_dir)]  # fmt: skip
     (points,) = history_points
     folders = sorted(p.name for p in sweep_dir.glob("trial-*"))
     assert [f"trial-{trial:04d}" for trial, _ in points] == folders == ["trial-0001", "trial-0002"]

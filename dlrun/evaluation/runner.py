@@ -9,6 +9,7 @@ the test split is never read. The test split stays sealed until every model is t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -50,6 +51,10 @@ class Plan:
     protocol: Protocol
     data: LoadedData
     folds: list[Fold]
+
+    def without_test(self) -> Plan:
+        """The same folds with the test split left out: nothing can read it."""
+        return replace(self, data=self.data.with_splits(self.data.train, None))
 
 
 def plan_protocol(cfg: ExperimentConfig, data: LoadedData) -> Plan:

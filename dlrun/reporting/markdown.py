@@ -129,8 +129,12 @@ def _leaks(results: dict[str, Any]) -> list[str]:
     counts = ", ".join(f"{k.replace('_', '/')} {v}" for k, v in duplicates.items())
     lines = ["## Leak checks", "", "- preprocessing fitted on each training part only",
              f"- exact duplicate rows across splits: {counts}"]  # fmt: skip
-    reads = results.get("test_split_reads")
-    lines.append(f"- test split read {reads} time(s), after all training")
+    if results.get("test_held_back"):
+        lines.append("- test split held back: a sweep's trials never read it (train the sweep's "
+                     "best_config.yaml to score the chosen config on it once)")  # fmt: skip
+    else:
+        reads = results.get("test_split_reads")
+        lines.append(f"- test split read {reads} time(s), after all training")
     return [*lines, ""]
 
 

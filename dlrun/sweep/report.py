@@ -166,7 +166,8 @@ def _report(cfg: ExperimentConfig, study: optuna.Study, rows: list[LeaderRow], n
              f"- method: {sweep.method}; objective: validation {sweep.objective.metric} "
              f"({study.direction.name.lower()}); pruner: {sweep.pruner}",
              "- trials: " + ", ".join(f"{n} {s}" for s, n in states.items()),
-             "- the test split is never used to choose", "",
+             "- the test split is never read by a trial; `dlrun train best_config.yaml` "
+             "scores the chosen config on it once", "",
              "| rank | trial | state | objective | std | " + " | ".join(names) + " | seconds |",
              "|" + "---|" * (6 + len(names))]  # fmt: skip
     lines += ["| " + " | ".join(leaderboard_cells(r, names)) + " |" for r in rows]

@@ -238,7 +238,8 @@ def run_trial(cfg: ExperimentConfig, trial: optuna.Trial, sweep_dir: Path) -> fl
     name = resume_dir if resume else trial_folder(trial.number)
     trial.set_user_attr("run_dir", name)  # set first, so a dead worker's trial can be resumed
     result = run_experiment(config, sweep_dir, Console(quiet=True), run_name=name,
-                            extra_callbacks=[reporter], resume=resume)  # fmt: skip
+                            extra_callbacks=[reporter], resume=resume,
+                            hold_back_test=True)  # fmt: skip
     cv = result.results.get("cross_validation") or {}
     spread = cv.get("metrics", {}).get(sweep.objective.metric, {}).get("std")
     if spread is not None:
