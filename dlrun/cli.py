@@ -165,7 +165,9 @@ def print_outcome(results: dict[str, Any]) -> None:
     if cv and cv["metrics"]:
         console.print(cv_table(cv))
         if cv.get("best_epoch"):
-            console.print(f"best epoch by smoothed {cv['monitor']}: {cv['best_epoch']}")
+            smoothed = "smoothed " if cv.get("smoothing") else ""
+            console.print(f"best epoch by {smoothed}fold-averaged {cv['monitor']}: "
+                          f"{cv['best_epoch']}")  # fmt: skip
     scored = results.get("evaluation")
     if scored:
         console.print(metrics_table(f"{scored['split']} metrics", scored["metrics"]))

@@ -25,6 +25,7 @@ from dlrun.errors import DataError
 from dlrun.evaluation import splits
 from dlrun.evaluation.aggregate import average_curves
 from dlrun.evaluation.aggregate import best_epoch
+from dlrun.evaluation.aggregate import cross_validate
 from dlrun.evaluation.aggregate import smooth
 from dlrun.evaluation.baselines import Targets
 from dlrun.evaluation.baselines import score_baselines
@@ -440,6 +441,22 @@ def test_curve_averaging_smoothing_and_best_epoch() -> None:
     curves = average_curves([[{"val_loss": 1.0}, {"val_loss": 3.0}], [{"val_loss": 3.0}]])
     assert curves["val_loss"] == [2.0, 3.0]  # the second fold stopped after one epoch
     assert best_epoch([5.0, 2.0, 4.0], higher=False, offset=10) == (12, 2.0)
+
+
+def test_a_short_curve_picks_its_best_epoch_unsmoothed_and_a_long_one_smoothed() -> None:
+    def folds(curve: list[float]) -> list[list[dict[str, float]]]:
+        return [[{"val_loss": v} for v in curve], [{"val_loss": v + 0.1} for v in curve]]
+
+    short = cross_validate([{}], folds([1.0, 0.8, 0.6]), "val_loss", False, 0.9, 10)
+    assert (short.best_epoch, short.smoothing, short.skip_first) == (3, 0.0, 0)  # EMA: epoch 1
+    assert short.best_value == pytest.approx(0.65) and short.to_dict()["smoothing"] == 0.0
+    trend = [1 + ((epoch - 40) / 40) ** 2 for epoch in range(1, 61)]
+    trend[11] = 0.5  # one lucky epoch (12), the raw minimum; the EMA reads the trend instead
+    long = cross_validate([{}], folds(trend), "val_loss", False, 0.9, 10)
+    assert (long.smoothing, long.skip_first) == (0.9, 10)
+    assert long.smoothed == pytest.approx(smooth([v + 0.05 for v in trend[10:]], 0.9))
+    assert long.best_epoch == best_epoch(long.smoothed, False, offset=10)[0]
+    assert long.best_epoch is not None and long.best_epoch > 40  # past the trend's low point
 
 
 def test_report_flags_a_model_that_does_not_beat_its_baseline() -> None:

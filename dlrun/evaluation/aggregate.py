@@ -20,6 +20,9 @@ class MetricSummary:
     values: list[float]
 
 
+LONG_CURVE = 50  # epochs; from here on a curve is smoothed to be read (DLwP 3.6.4, 500 epochs)
+
+
 @dataclass(frozen=True)
 class CrossValidation:
     metrics: dict[str, MetricSummary]
@@ -28,12 +31,14 @@ class CrossValidation:
     smoothed: list[float]  # the monitor's averaged curve, smoothed, from epoch skip_first + 1
     skip_first: int
     best_epoch: int | None
-    best_value: float | None
+    best_value: float | None  # on the smoothed curve
+    smoothing: float = 0.0  # the EMA factor behind ``smoothed`` (0: the raw average)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "metrics": {k: vars(v) for k, v in self.metrics.items()},
             "monitor": self.monitor,
+            "smoothing": self.smoothing,
             "best_epoch": self.best_epoch,
             "best_smoothed_value": self.best_value,
         }
@@ -107,10 +112,19 @@ def cross_validate(
     smoothing: float,
     skip_first: int,
 ) -> CrossValidation:
-    """``higher``: whether a larger ``monitor`` is better (it picks the best epoch)."""
+    """``higher``: whether a larger ``monitor`` is better (it picks the best epoch).
+
+    A curve of :data:`LONG_CURVE` epochs or more is smoothed before its best epoch is read,
+    as DLwP 3.6.4 reads its 500-epoch curve; a shorter one is read as it is, since a moving
+    average of a few points stays near the first ones (3 epochs would pick epoch 1).
+    """
     curves = average_curves(histories)
     raw = curves.get(monitor, [])
-    skip = skip_first if skip_first < len(raw) else 0
-    smoothed = smooth(raw[skip:], smoothing)
+    long = len(raw) >= LONG_CURVE
+    factor = smoothing if long else 0.0
+    skip = skip_first if long and skip_first < len(raw) else 0
+    smoothed = smooth(raw[skip:], factor)
     epoch, value = best_epoch(smoothed, higher, offset=skip)
-    return CrossValidation(summarize(per_fold), curves, monitor, smoothed, skip, epoch, value)
+    return CrossValidation(
+        summarize(per_fold), curves, monitor, smoothed, skip, epoch, value, factor
+    )

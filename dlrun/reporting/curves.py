@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from typing import Any
 
+from dlrun.evaluation.aggregate import LONG_CURVE
 from dlrun.evaluation.aggregate import best_epoch
 
 if TYPE_CHECKING:
     from dlrun.config.schema import ExperimentConfig
 
 MARKERS_UP_TO = 30  # epochs; above this a marker per point only hides the line
-LONG_CURVE = 50  # epochs; from here on a smoothed line is drawn over the raw one (DLwP 3.6.4)
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ from dataclasses import field
 from pathlib import Path
 from typing import Any
 
+from dlrun.evaluation.aggregate import LONG_CURVE
 from dlrun.evaluation.analysis import ClassScores
-from dlrun.reporting.curves import LONG_CURVE
 from dlrun.reporting.curves import CurveMarks
 
 HISTORY_ROWS_SHOWN = 30  # a longer per-epoch table is folded (metrics.csv has every row)
@@ -185,7 +185,8 @@ def _cv_curve_notes(results: dict[str, Any], extras: ReportExtras) -> list[str]:
     cv = results.get("cross_validation") or {}
     if not cv.get("best_epoch"):
         return []
-    return [f"Best epoch by the smoothed fold-averaged {cv['monitor']}: {cv['best_epoch']} "
+    smoothed = "smoothed " if cv.get("smoothing") else ""
+    return [f"Best epoch by the {smoothed}fold-averaged {cv['monitor']}: {cv['best_epoch']} "
             f"({_fmt(cv['best_smoothed_value'])})."]  # fmt: skip
 
 

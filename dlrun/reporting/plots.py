@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from dlrun.evaluation.aggregate import LONG_CURVE
 from dlrun.evaluation.aggregate import smooth
 from dlrun.reporting.curves import MARKERS_UP_TO
 from dlrun.reporting.curves import CurveMarks
@@ -170,10 +171,12 @@ def cv_curves(cv: CrossValidation, title: str, target: Path) -> None:
         left.plot(epochs, cv.curves[train_key], "-", alpha=0.7, label=f"training {train_key}")
     left.set_title(f"{title}: averaged")
     smoothed_epochs = list(range(cv.skip_first + 1, cv.skip_first + len(cv.smoothed) + 1))
-    right.plot(smoothed_epochs, cv.smoothed, "-", label="smoothed (EMA)")
+    label = f"smoothed (EMA {cv.smoothing:g})" if cv.smoothing else "as averaged (short curve)"
+    right.plot(smoothed_epochs, cv.smoothed, "-", label=label)
     if cv.best_epoch is not None:
         right.axvline(cv.best_epoch, color="k", ls="--", lw=1, label=f"best epoch {cv.best_epoch}")
-    right.set_title(f"smoothed, first {cv.skip_first} epochs left out")
+    right.set_title(f"smoothed, first {cv.skip_first} epochs left out" if cv.smoothing
+                    else f"under {LONG_CURVE} epochs: read unsmoothed")  # fmt: skip
     for ax in (left, right):
         _epoch_axis(ax)
         ax.set_ylabel(cv.monitor)
