@@ -59,6 +59,16 @@ def test_invalid_paths_and_values_fail_before_any_trial(tmp_path: Path) -> None:
                 {**GRID, "parameters": {"optimizer.lr": {"float": {"low": 0.001, "high": 0.1}}}}
             )
         )
+    overlapping = {**GRID, "parameters": {
+        "model.layers": {"choice": [[{"dense": 8}, {"dense": {"units": 3, "activation": "softmax"}}]]},
+        "model.layers.0.dense.units": {"choice": [4, 16]}}}  # fmt: skip
+    with pytest.raises(ConfigError) as caught:
+        config_from_data(_sweep_config(overlapping))
+    assert str(caught.value).endswith(
+        "sweep.parameters.model.layers.0.dense.units: model.layers.0.dense.units lies inside "
+        "model.layers, which is swept too: each trial would set it twice and report one of the "
+        "values; sweep one of the two"
+    )
     assert not list(tmp_path.iterdir())
 
 
@@ -103,9 +113,10 @@ def test_trials_never_read_the_test_split(grid_sweep: Path) -> None:
         assert results["test_held_back"] is True
         assert results["test_split_reads"] == 0 and results["test"] is None
         assert results["evaluation"]["split"] == "validation"
-        assert "- test split held back: a sweep's trials never read it" in (
-            trial / "report.md"
-        ).read_text()
+        assert (
+            "- test split held back: a sweep's trials never read it"
+            in (trial / "report.md").read_text()
+        )
     best = yaml.safe_load((grid_sweep / "best_config.yaml").read_text())
     assert best["evaluation"]["protocol"] == "holdout" and best["data"]["dataset"] == "iris"
 

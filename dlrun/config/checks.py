@@ -246,4 +246,15 @@ def check_sweep(cfg: ExperimentConfig) -> list[ConfigIssue]:
                 "trains several models; set pruner: none or use a single split",
             )
         )
+    paths = list(cfg.sweep.parameters)
+    issues += [
+        ConfigIssue(
+            f"sweep.parameters.{inner}",
+            f"{inner} lies inside {outer}, which is swept too: each trial would set it twice "
+            "and report one of the values; sweep one of the two",
+        )
+        for inner in paths
+        for outer in paths
+        if inner.startswith(outer + ".")
+    ]
     return issues
