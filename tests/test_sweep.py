@@ -22,6 +22,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from dlrun.api import run_experiment
 from dlrun.config.load import config_from_data
 from dlrun.config.load import load_config
+from dlrun.config.schema import ExperimentConfig
 from dlrun.errors import ConfigError
 from dlrun.errors import DlrunError
 from dlrun.errors import RunError
@@ -172,6 +173,23 @@ def test_existing_sweep_needs_resume(tmp_path: Path) -> None:
         run_sweep(cfg, tmp_path)
     again = run_sweep(cfg, tmp_path, resume=True)
     assert [r.state for r in again.rows] == ["complete"]  # the finished point is not redone
+    other = {"optimizer.lr": {"choice": [0.01, 0.02]}}
+    with pytest.raises(RunError, match=r"sweep\.parameters\.optimizer\.lr: its choices changed"):
+        run_sweep(config_from_data(_sweep_config({**GRID, "parameters": other})), tmp_path,
+                  resume=True)  # fmt: skip
+
+
+def test_a_grid_resumed_with_a_wider_range_trains_only_the_new_points(tmp_path: Path) -> None:
+    def grid(high: int) -> ExperimentConfig:
+        units = {"model.layers.0.dense.units": {"int": {"low": 4, "high": high, "step": 4}}}
+        return config_from_data(_sweep_config({**GRID, "parameters": units}))
+
+    run_sweep(grid(8), tmp_path)
+    grown = run_sweep(grid(16), tmp_path, resume=True)  # before, no new point was queued
+    assert sorted((r.values["model.layers.0.dense.units"], r.state) for r in grown.rows) == [
+        (4, "complete"), (8, "complete"), (12, "complete"), (16, "complete")]  # fmt: skip
+    assert len(list((tmp_path / "tiny_sweep").glob("trial-*"))) == 4
+    assert len(run_sweep(grid(16), tmp_path, resume=True).rows) == 4  # and only once
 
 
 def test_tpe_respects_the_trial_budget(tmp_path: Path) -> None:

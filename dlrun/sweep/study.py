@@ -11,6 +11,8 @@ values are queued again.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import multiprocessing
 import os
 import socket
@@ -21,6 +23,7 @@ from typing import Any
 
 import optuna
 import torch
+from optuna.distributions import CategoricalDistribution
 from optuna.storages import BaseStorage
 from optuna.storages import JournalStorage
 from optuna.storages import RDBStorage
@@ -37,9 +40,11 @@ from dlrun.config.resume import check_resume_changes
 from dlrun.config.schema import ExperimentConfig
 from dlrun.errors import DlrunError
 from dlrun.errors import Interrupted
+from dlrun.errors import RunError
 from dlrun.sweep.names import JOURNAL
 from dlrun.sweep.space import SweepConfig
 from dlrun.sweep.trials import direction
+from dlrun.sweep.trials import encoded_choices
 from dlrun.sweep.trials import grid_points
 from dlrun.sweep.trials import run_trial
 
@@ -148,26 +153,60 @@ def check_same_training(study: optuna.Study, cfg: ExperimentConfig) -> None:
                          SAFE_ON_SWEEP_RESUME, "sweep")  # fmt: skip
 
 
-def enqueue_grid(study: optuna.Study, sweep: SweepConfig, wait_seconds: float = 120) -> None:
-    """Queue every grid point exactly once per study, however many processes start at once.
+def check_same_choices(study: optuna.Study, sweep: SweepConfig) -> None:
+    """A choice parameter keeps its values for the study's life (Optuna stores one set per
+    study): a resume that changes them is refused before anything runs. Ranges may grow."""
+    for trial in study.get_trials(deepcopy=False):
+        for path, kept in trial.distributions.items():
+            space = sweep.parameters.get(path)
+            if space is None or space.choice is None:
+                continue
+            if isinstance(kept, CategoricalDistribution) and (
+                list(kept.choices) != encoded_choices(space)
+            ):
+                raise RunError(
+                    f"sweep.parameters.{path}: its choices changed since the sweep began; "
+                    "a study keeps one set of choices, so start a new sweep (another name or "
+                    "--runs-dir) for other ones, or resume with the choices it began with"
+                )
 
-    Creating a study is atomic in every Optuna storage, so the one process that creates the
-    marker study ``<name>#grid`` enqueues; the others wait until it has finished.
+
+def enqueue_grid(study: optuna.Study, sweep: SweepConfig, wait_seconds: float = 120) -> None:
+    """Queue each grid point once per study, however many processes start at once.
+
+    Creating a study is atomic in every Optuna storage, so of the processes starting with one
+    grid, the one that creates the marker study ``<name>#grid-<points' hash>`` enqueues; the
+    others wait until it has finished. A sweep resumed with more values in its grid has a new
+    hash, and only the points that never had a trial are queued.
     """
-    marker = f"{study.study_name}#grid"
+    points = grid_points(sweep)
+    key = hashlib.sha256(json.dumps(points, sort_keys=True).encode()).hexdigest()[:16]
+    flag = f"{GRID_FLAG}-{key}"
     try:
-        optuna.create_study(study_name=marker, storage=study._storage)
+        optuna.create_study(study_name=f"{study.study_name}#grid-{key}", storage=study._storage)
     except optuna.exceptions.DuplicatedStudyError:
         deadline = time.monotonic() + wait_seconds
-        while not study.user_attrs.get(GRID_FLAG):
+        while not study.user_attrs.get(flag):
             if time.monotonic() > deadline:
                 raise DlrunError(f"the grid of study {study.study_name} was never queued; "
                                  "another sweep process may have died while queuing") from None  # fmt: skip
             time.sleep(0.5)
         return
-    for point in grid_points(sweep):
-        study.enqueue_trial(point, user_attrs={"grid_point": True})
-    study.set_user_attr(GRID_FLAG, True)
+    had_trials = {_point(t) for t in study.get_trials(deepcopy=False)}
+    for point in points:
+        if _point(point) not in had_trials:
+            study.enqueue_trial(point, user_attrs={"grid_point": True})
+    study.set_user_attr(flag, True)
+
+
+def _point(trial: FrozenTrial | dict[str, Any]) -> str:
+    """A trial's values (or a grid point) as comparable text; a waiting trial's are the
+    values it was queued with."""
+    if isinstance(trial, dict):
+        values = trial
+    else:
+        values = trial.params or trial.system_attrs.get("fixed_params", {})
+    return json.dumps(values, sort_keys=True)
 
 
 def _alive(pid: int) -> bool:
