@@ -378,3 +378,7 @@ def test_sweep_file_mistakes_have_path_line_and_suggestion(
     assert "sweep.objective.metric (line 3): unknown metric 'acc'; did you mean " \
            "'accuracy'?" in result.output  # fmt: skip
     assert not (tmp_path / "runs").exists()
+    plain = invoke("sweep", str(config), "--sweep-file", str(config))  # a config, not a sweep
+    assert plain.exit_code == 2 and plain.output.count("\n") == 1
+    assert plain.output.endswith("sweep: the file has no sweep section: give it a 'sweep:' "
+                                 "mapping, or the sweep's own keys (method, parameters, ...)\n")  # fmt: skip

@@ -93,6 +93,17 @@ def test_iterated_kfold_reshuffles_for_every_repetition() -> None:
     assert len({f.seed for f in folds}) == 6  # every model starts from its own initialisation
 
 
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_iterated_kfold_refuses_contiguous_folds_without_circular_advice(shuffle: bool) -> None:
+    evaluation = {"protocol": "iterated_kfold", "k": 3, "contiguous": True, "shuffle": shuffle}
+    with pytest.raises(ConfigError) as caught:  # shuffle: false was advised, then refused
+        config_from_data(tiny_config(evaluation=evaluation))
+    assert str(caught.value).endswith(
+        "evaluation.contiguous: iterated K-fold reshuffles for every repetition, and contiguous "
+        "folds are fixed slices; for those use protocol: kfold"
+    )
+
+
 def test_fold_names_sort_in_order_for_a_hundred_folds_and_more() -> None:
     config = PROTOCOLS.get("kfold").Config.model_validate({"k": 100})
     folds = PROTOCOLS.get("kfold")(config).folds(

@@ -247,6 +247,16 @@ class IteratedKFold(KFoldBase):
     class Config(KFoldConfig):
         repeats: int = Field(default=3, ge=2)
 
+        @field_validator("contiguous")
+        @classmethod
+        def _not_contiguous(cls, value: bool) -> bool:
+            """Said before the contiguous check, whose advice (shuffle: false) is refused here."""
+            if value:
+                raise ValueError("iterated K-fold reshuffles for every repetition, and "
+                                 "contiguous folds are fixed slices; for those use protocol: "
+                                 "kfold")  # fmt: skip
+            return value
+
         @model_validator(mode="after")
         def _reshuffles(self) -> IteratedKFold.Config:
             if not self.shuffle:

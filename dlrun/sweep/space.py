@@ -151,6 +151,9 @@ def load_sweep_file(path: Path) -> SweepConfig:
     if isinstance(data, dict) and "sweep" in data:
         data = data["sweep"]
         lines = {key[1:]: line for key, line in lines.items() if key[:1] == ("sweep",)}
+    elif isinstance(data, dict) and "parameters" not in data:  # e.g. an experiment config
+        raise ConfigError([ConfigIssue("sweep", "the file has no sweep section: give it a "
+            "'sweep:' mapping, or the sweep's own keys (method, parameters, ...)")], str(path))  # fmt: skip
     try:
         return SweepConfig.model_validate(data)
     except ValidationError as exc:
