@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from dlrun.cli_common import console
+from dlrun.cli_common import error_line
 from dlrun.cli_common import user_errors
 
 datasets_app = typer.Typer(help="List, download and verify book datasets.", no_args_is_help=True)
@@ -79,7 +80,10 @@ def datasets_path(name: str = typer.Argument(..., help="dataset name")) -> None:
     from dlrun.data.catalog import info
     from dlrun.data.locate import missing
 
-    for status in info(name).files:
+    entry = info(name)
+    if not entry.files:  # bundled or generated: stdout stays empty for scripts, a note says why
+        error_line(f"{name} has no files of its own to locate: {entry.summary}")
+    for status in entry.files:
         if status.path is None and status.resource.variant == "":
             raise missing(name, status.resource, "no local copy")
         if status.path is not None:

@@ -198,6 +198,9 @@ def test_datasets_cli_list_info_path_download_verify(file_server: FileServer, on
     assert downloaded.output.strip() == str(cached) and cached.read_bytes() == BODY
     found = runner.invoke(app, ["datasets", "path", "boston_housing"])
     assert found.output.strip() == str(cached)
+    bundled = runner.invoke(app, ["datasets", "path", "iris"], terminal_width=300)
+    assert bundled.exit_code == 0 and bundled.stdout == ""  # no path for a script to read
+    assert "iris has no files of its own to locate: Iris flowers" in bundled.output
     info = runner.invoke(app, ["datasets", "info", "boston_housing"], terminal_width=300)
     assert resource.url in info.output and resource.sha256 in info.output  # type: ignore[operator]
     assert runner.invoke(app, ["datasets", "verify"], terminal_width=300).exit_code == 0
