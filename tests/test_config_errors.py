@@ -171,6 +171,15 @@ def test_unknown_activation_layer_and_initializer_are_located() -> None:
     )
 
 
+def test_a_value_of_neither_type_of_a_union_is_one_issue_at_the_users_key() -> None:
+    text = config_text(data="{dataset: csv, path: t.csv, target: [y]}")
+    with pytest.raises(ConfigError) as info:
+        config_from_text(text, "exp.yaml", [])
+    assert [str(issue) for issue in info.value.issues] == [
+        "data.target (line 3): input should be a valid string or a valid integer, got a list"
+    ]  # was: data.target.str and data.target.int, one issue each
+
+
 def test_cross_field_problems_carry_their_line() -> None:
     with pytest.raises(ConfigError) as info:
         config_from_text(config_text(loss="binary_crossentropy"), "exp.yaml", [])

@@ -53,6 +53,17 @@ def test_rows_without_a_target_are_an_error_naming_count_and_line(
     )
 
 
+@pytest.mark.parametrize("missing_target", ["drop", "error"])
+def test_a_target_column_without_values_is_named(tmp_path: Path, missing_target: str) -> None:
+    path = table(tmp_path, [""] * 4)
+    with pytest.raises(DataError) as caught:
+        load_data(config_from_data(config(path, missing_target=missing_target)))
+    assert str(caught.value) == (
+        f"{path}: none of the 4 rows has a value in the target column 'label'; is data.target "
+        "the right column?"
+    )  # was: "holding out 0.2 of 0 samples leaves one side empty"
+
+
 def test_missing_targets_are_dropped_when_asked(tmp_path: Path) -> None:
     labels = ["0", "1"] * 10
     labels[3] = labels[8] = "NaN"

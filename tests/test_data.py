@@ -71,9 +71,14 @@ def test_csv_errors_name_the_problem(tmp_path: Path, changes: dict, expected: st
 
 
 def test_csv_non_numeric_feature_is_reported(tmp_path: Path) -> None:
-    path = write_csv(tmp_path, ["1,x,yes", "2,3,no"])
-    with pytest.raises(DataError, match="column 'b' is not numeric \\(value 'x'\\)"):
+    path = write_csv(tmp_path, ["1,x,yes", "2,3,no", "3,?,no"])  # one stray text cell
+    with pytest.raises(DataError) as caught:
         load_data(config_from_data(csv_config(path)))
+    assert str(caught.value) == (
+        f"{path}: column 'b' is not numeric (1 of 3 values are not numbers, first 'x'); fix "
+        "them, list such markers in data.missing_values, encode the column with "
+        "data.categorical (a list of columns, or auto) or leave it out with data.features"
+    )  # '?' is a missing-value marker by default
 
 
 def test_npz_with_official_split_and_with_one_array_pair(tmp_path: Path) -> None:

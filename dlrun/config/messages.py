@@ -29,6 +29,10 @@ from dlrun.registry import did_you_mean
 OVERRIDE_NOTE = " (set by a command-line override)"
 
 
+TYPE_PREFIX = "input should be "
+UNION_MEMBER_TYPES = frozenset({"str", "int", "float", "bool", "none", "bytes"})
+
+
 def issues_from_validation(
     exc: ValidationError,
     root: type[BaseModel],
@@ -36,13 +40,27 @@ def issues_from_validation(
     lines: dict[Path, int],
     overridden: list[Path],
 ) -> list[ConfigIssue]:
-    issues = []
+    by_path: dict[Path, list[str]] = {}
     for error in exc.errors(include_url=False):
-        path = _yaml_path(data, error["loc"])
-        message = _message(error, root, data)
+        by_path.setdefault(_yaml_path(data, error["loc"]), []).append(_message(error, root, data))
+    issues = []
+    for path, messages in by_path.items():
+        message = _either(messages)
         message += override_note(format_path(path), [format_path(o) for o in overridden])
         issues.append(ConfigIssue(format_path(path), message, _line(path, lines)))
     return issues
+
+
+def _either(messages: list[str]) -> str:
+    """One message for a value that fits none of a union's types: pydantic reports each
+    member (``input should be a valid string, got a list`` and the same for an integer)."""
+    heads = [m.removeprefix(TYPE_PREFIX).rpartition(", got ") for m in messages]
+    if len(messages) > 1 and all(m.startswith(TYPE_PREFIX) and sep for m, (_, sep, _) in
+                                 zip(messages, heads, strict=True)):  # fmt: skip
+        got = {tail for _, _, tail in heads}
+        if len(got) == 1:
+            return f"{TYPE_PREFIX}{' or '.join(head for head, _, _ in heads)}, got {got.pop()}"
+    return "; ".join(dict.fromkeys(messages))
 
 
 def locate(
@@ -139,8 +157,9 @@ def _has_child(node: Any, part: int | str) -> bool:
 
 
 def _is_synthetic(part: str, node: Any) -> bool:
-    """Union members (tag values) and validator names are not user keys."""
-    if "[" in part or part.endswith("]"):
+    """Union members (tag values, or the type names of a ``str | int`` union) and validator
+    names are not user keys."""
+    if "[" in part or part.endswith("]") or part in UNION_MEMBER_TYPES:
         return True
     return isinstance(node, dict) and part in {str(v) for v in node.values() if isinstance(v, str)}
 

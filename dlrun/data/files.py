@@ -126,10 +126,12 @@ def to_numeric(values: np.ndarray, missing: list[str], name: str, path: str) -> 
     try:
         out[present] = stripped[present].astype(np.float64)
     except ValueError:
-        bad = next(v for v in stripped[present] if not is_number(v))
+        bad = [v for v in stripped[present] if not is_number(v)]
         raise DataError(
-            f"{path}: column '{name}' is not numeric (value '{bad}'); encode it with "
-            "data.categorical (a list of columns, or auto) or leave it out with data.features"
+            f"{path}: column '{name}' is not numeric ({len(bad)} of {len(stripped)} values are "
+            f"not numbers, first '{bad[0]}'); fix them, list such markers in "
+            "data.missing_values, encode the column with data.categorical (a list of columns, "
+            "or auto) or leave it out with data.features"
         ) from None
     return out
 
@@ -256,6 +258,9 @@ class CsvSource(DataSource):
         missing = np.isin(np.char.strip(table[:, target].astype(str)), cfg.missing_values)
         if not missing.any():
             return table
+        if missing.all():
+            raise DataError(f"{cfg.path}: none of the {len(table)} rows has a value in the "
+                            f"target column '{name}'; is data.target the right column?")  # fmt: skip
         if cfg.missing_target == "drop":
             return table[~missing]
         first = int(np.argmax(missing)) + (2 if cfg.header else 1)
