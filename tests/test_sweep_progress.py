@@ -22,6 +22,8 @@ from dlrun.sweep.progress import SweepProgress
 from dlrun.sweep.progress import duration
 from dlrun.sweep.progress import trials_left
 from dlrun.sweep.report import fmt
+from dlrun.sweep.report import leaderboard
+from dlrun.sweep.study import queue_again
 from dlrun.sweep.trials import grid_points
 from dlrun.sweep.trials import suggest
 from tests.conftest import tiny_config
@@ -161,3 +163,44 @@ def test_dlrun_sweep_reports_each_trial_and_numbers_plots_as_folders(
     report = (sweep_dir / "report.md").read_text()
     assert "![optimization history](optimization_history.png)" in report
     assert "param_importances" not in report
+
+
+def test_a_trial_continued_after_ctrl_c_is_one_row_with_both_attempts_time() -> None:
+    """The stopped attempt (failed, queued again to continue its run) is shown as the trial
+    that continued it: no failed row, no extra count, and the time of both attempts."""
+    cfg, study = _study({**GRID, "parameters": {LR: {"choice": [0.0031622776, 0.01]}}})
+    _finish(cfg, study, TrialState.COMPLETE, 0.5)
+    _finish(cfg, study, TrialState.FAIL)  # Ctrl-C in trial 2: failed, then queued again
+    queue_again(study, study.get_trials()[1])
+    out = io.StringIO()
+    progress = SweepProgress(cfg, study, Console(file=out, width=300))  # the resumed sweep
+    retry = study.ask()
+    suggest(retry, LR, cfg.sweep.parameters[LR])
+    assert retry.user_attrs["retry_of"] == 1 and retry.user_attrs["resume_dir"] == "trial-0002"
+    retry.set_user_attr("run_dir", "trial-0002")
+    study.tell(retry, 0.75)
+    progress.poll()
+    assert out.getvalue().startswith("[2/2] trial 2 complete  objective 0.75")  # was [3/3]
+    rows = leaderboard(cfg, study)
+    assert [(r.trial, r.state, r.objective) for r in rows] == [(2, "complete", 0.75),
+                                                                (1, "complete", 0.5)]  # fmt: skip
+    first, second = study.get_trials()[1:3]
+    both = first.duration.total_seconds() + second.duration.total_seconds()  # type: ignore[union-attr]
+    assert rows[0].seconds == pytest.approx(both)
+
+
+def test_a_diverged_trial_says_so_in_the_leaderboard_and_its_line() -> None:
+    cfg, study = _study(GRID)
+    out = io.StringIO()
+    progress = SweepProgress(cfg, study, Console(file=out, width=300))
+    trial = study.ask()
+    for path, space in cfg.sweep.parameters.items():
+        suggest(trial, path, space)
+    trial.set_user_attr("run_status", "diverged")
+    trial.set_user_attr("error", "the training loss became nan in epoch 1")
+    study.tell(trial, None, state=TrialState.FAIL)
+    progress.poll()
+    assert out.getvalue().startswith(
+        "[1/4] trial 1 diverged  (the training loss became nan in epoch 1)"
+    )
+    assert [r.state for r in leaderboard(cfg, study)] == ["diverged"]

@@ -33,6 +33,7 @@ from dlrun.sweep.report import LeaderRow
 from dlrun.sweep.report import fmt
 from dlrun.sweep.report import leaderboard
 from dlrun.sweep.report import leaderboard_cells
+from dlrun.sweep.report import retried
 from dlrun.sweep.space import SweepConfig
 from dlrun.sweep.trials import label
 
@@ -89,7 +90,7 @@ class SweepProgress:
         self.finished_here = 0
         self.rows: list[LeaderRow] = []
         self.counts: tuple[int, int, int] = (
-            len(self.reported),
+            self._done(trials),
             0,
             trials_left(trials, self.sweep),
         )
@@ -117,12 +118,12 @@ class SweepProgress:
         trials = self.study.get_trials(deepcopy=False)
         new = [t for t in trials if t.state in FINISHED and t.number not in self.reported]
         new.sort(key=lambda t: (t.datetime_complete is None, t.datetime_complete, t.number))
-        before = len(self.reported)
         self.reported.update(t.number for t in new)
         self.finished_here += len(new)
         running = sum(t.state == TrialState.RUNNING for t in trials)
-        self.counts = (len(self.reported), running, trials_left(trials, self.sweep))
+        self.counts = (self._done(trials), running, trials_left(trials, self.sweep))
         self.best = self._best(trials)
+        before = self._done(trials) - len(new)
         for ordinal, trial in enumerate(new, start=before + 1):
             line = self.line(trial, ordinal)
             self.console.print(line, highlight=False, markup=False, soft_wrap=True)
@@ -130,12 +131,16 @@ class SweepProgress:
             self.rows = leaderboard(self.cfg, self.study)[:LIVE_ROWS]
             self.live.refresh()
 
+    def _done(self, trials: list[FrozenTrial]) -> int:
+        """Finished trials, an attempt continued by a later trial not counted apart."""
+        return len(self.reported - retried(trials).keys())
+
     def line(self, trial: FrozenTrial, ordinal: int) -> str:
         """The ``ordinal``-th finished trial, with the sweep's totals and time as they stand."""
         done, _, left = self.counts
         number = folder_number(str(trial.user_attrs.get("run_dir", "")), trial.number)
         state = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned"}.get(
-            trial.state, "failed"
+            trial.state, trial.user_attrs.get("run_status") or "failed"
         )
         parts = [f"[{ordinal}/{done + left}] trial {number} {state}"]
         if trial.state == TrialState.COMPLETE:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,22 +51,50 @@ def _shown(
     return {k: show(spaces[k], v) if k in spaces else v for k, v in params.items()}
 
 
+def retried(trials: list[FrozenTrial]) -> dict[int, FrozenTrial]:
+    """The attempts a later trial took over (stopped by Ctrl-C or a dead worker, queued again
+    to continue its run), by number: the later trial stands for them."""
+    by_number = {t.number: t for t in trials}
+    return {
+        int(t.user_attrs["retry_of"]): by_number[int(t.user_attrs["retry_of"])]
+        for t in trials
+        if t.user_attrs.get("retry_of") is not None
+    }
+
+
+def trial_seconds(trial: FrozenTrial, earlier: dict[int, FrozenTrial]) -> float | None:
+    """A trial's training time, with that of the attempts it continued."""
+    seconds = trial.duration.total_seconds() if trial.duration is not None else None
+    retry_of = trial.user_attrs.get("retry_of")
+    before = None if retry_of is None else earlier.get(int(retry_of))
+    if before is None or seconds is None:
+        return seconds
+    return seconds + (trial_seconds(before, earlier) or 0.0)
+
+
+def shown_state(trial: FrozenTrial) -> str:
+    """complete, pruned, fail, or what failed the trial's run (diverged)."""
+    return str(trial.user_attrs.get("run_status") or trial.state.name.lower())
+
+
 def leaderboard(cfg: ExperimentConfig, study: optuna.Study) -> list[LeaderRow]:
-    """Complete trials best first, then pruned and failed ones in trial order."""
+    """Complete trials best first, then pruned and failed ones in trial order; an attempt that
+    a later trial continued is shown as that trial."""
     maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
-    trials = study.get_trials(deepcopy=False)
+    every = study.get_trials(deepcopy=False)
+    earlier = retried(every)
+    trials = [t for t in every if t.number not in earlier]
     done = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
     done.sort(key=lambda t: float(t.value or 0.0), reverse=maximize)
     ranked = {t.number for t in done}  # by number: comparing FrozenTrials compares every field
     rest = [t for t in trials if t.number not in ranked and t.state != TrialState.WAITING]
 
     def row(trial: FrozenTrial, rank: int | None) -> LeaderRow:
-        seconds = trial.duration.total_seconds() if trial.duration is not None else None
         folder = str(trial.user_attrs.get("run_dir", ""))
-        return LeaderRow(rank, folder_number(folder, trial.number), trial.state.name.lower(),
+        return LeaderRow(rank, folder_number(folder, trial.number), shown_state(trial),
                          trial.value, trial.user_attrs.get("std"),
                          _shown(cfg, trial.params, label), _shown(cfg, trial.params, decode),
-                         seconds, folder)  # fmt: skip
+                         trial_seconds(trial, earlier), folder)  # fmt: skip
 
     return [row(t, i + 1) for i, t in enumerate(done)] + [row(t, None) for t in rest]
 
@@ -161,7 +190,8 @@ def _report(cfg: ExperimentConfig, study: optuna.Study, rows: list[LeaderRow], n
             plots: list[str]) -> str:  # fmt: skip
     sweep = cfg.sweep
     assert sweep is not None
-    states = {s: sum(r.state == s for r in rows) for s in ("complete", "pruned", "fail")}
+    states = dict.fromkeys(("complete", "pruned", "fail"), 0)  # shown even when none
+    states.update(Counter(r.state for r in rows))  # and any other ending (diverged)
     lines = [f"# Sweep {cfg.name}", "",
              f"- method: {sweep.method}; objective: validation {sweep.objective.metric} "
              f"({study.direction.name.lower()}); pruner: {sweep.pruner}",

@@ -246,6 +246,9 @@ def run_trial(cfg: ExperimentConfig, trial: optuna.Trial, sweep_dir: Path) -> fl
         trial.set_user_attr("std", spread)
     if result.status is RunStatus.INTERRUPTED:
         raise KeyboardInterrupt
+    if result.status is RunStatus.DIVERGED:  # the leaderboard says so, with the reason
+        trial.set_user_attr("run_status", result.status.value)
+        trial.set_user_attr("error", result.results["stop_reason"])
     if reporter.pruned:
         raise optuna.TrialPruned()
     return objective_value(result.results, sweep.objective.metric)
