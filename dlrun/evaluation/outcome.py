@@ -18,6 +18,8 @@ from dlrun.training.callbacks import Callback
 from dlrun.training.snapshots import Snapshots
 from dlrun.training.status import RunStatus
 
+Sizes = dict[str, int | str]  # rows per split; a range (``47-48``) where folds differ
+
 
 @dataclass
 class FoldOutcome:
@@ -38,7 +40,7 @@ class FoldOutcome:
 @dataclass
 class ProtocolOutcome:
     protocol: str
-    sizes: dict[str, int]
+    sizes: Sizes
     duplicates: dict[str, int]
     warnings: list[str]
     status: RunStatus = RunStatus.COMPLETED

@@ -32,6 +32,7 @@ from dlrun.evaluation.leaks import duplicate_warnings
 from dlrun.evaluation.outcome import FoldOutcome
 from dlrun.evaluation.outcome import ProtocolOutcome
 from dlrun.evaluation.outcome import Recording
+from dlrun.evaluation.outcome import Sizes
 from dlrun.evaluation.protocols import PROTOCOLS
 from dlrun.evaluation.protocols import Fold
 from dlrun.evaluation.protocols import Protocol
@@ -66,15 +67,24 @@ def plan_protocol(cfg: ExperimentConfig, data: LoadedData) -> Plan:
     return Plan(name, protocol, prepared, protocol.folds(prepared.train, task, cfg.seed))
 
 
-def split_sizes(folds: list[Fold], train: Arrays, data: LoadedData) -> dict[str, int]:
-    """Rows per split, as results.json and the start line state them."""
+def split_sizes(folds: list[Fold], train: Arrays, data: LoadedData) -> Sizes:
+    """Rows per split, as results.json and the start line state them; folds of unequal sizes
+    give the range (``47-48``)."""
     test = len(data.test_split) if data.test_split is not None else 0
     first = folds[0]
     val = 0 if first.val_idx is None else len(first.val_idx)
     if len(folds) == 1:
         return {"train": len(first.train_idx), "validation": val, "test": test}
-    return {"non_test": len(train), "folds": len(folds), "train_per_fold": len(first.train_idx),
-            "validation_per_fold": val, "test": test}  # fmt: skip
+    return {"non_test": len(train), "folds": len(folds),
+            "train_per_fold": _per_fold([len(f.train_idx) for f in folds]),
+            "validation_per_fold": _per_fold([0 if f.val_idx is None else len(f.val_idx)
+                                              for f in folds]),
+            "test": test}  # fmt: skip
+
+
+def _per_fold(counts: list[int]) -> int | str:
+    low, high = min(counts), max(counts)
+    return low if low == high else f"{low:,}-{high:,}"
 
 
 def _score_fold(

@@ -27,12 +27,15 @@ def _table(rows: list[dict[str, Any]], keys: list[str]) -> str:
     return "\n".join(lines)
 
 
-def sizes_text(sizes: dict[str, int]) -> str:
+def sizes_text(sizes: dict[str, int | str]) -> str:
     """``train 1,149, validation 288, test 360``: how the report and the start line say them."""
-    return ", ".join(f"{key.replace('_', ' ')} {value:,}" for key, value in sizes.items())
+    return ", ".join(
+        f"{key.replace('_', ' ')} {f'{value:,}' if isinstance(value, int) else value}"
+        for key, value in sizes.items()
+    )
 
 
-def _sizes(sizes: dict[str, int]) -> str:
+def _sizes(sizes: dict[str, int | str]) -> str:
     return f"- sizes: {sizes_text(sizes)}"
 
 

@@ -31,7 +31,7 @@ def format_logs(logs: dict[str, float]) -> str:
 
 
 def start_line(
-    name: str, run_dir: Path, device: str, params: int, sizes: dict[str, int], resume: bool
+    name: str, run_dir: Path, device: str, params: int, sizes: dict[str, int | str], resume: bool
 ) -> str:
     """What a run is about to do, in one line: where it writes, on what, how big, on what data.
 
