@@ -104,6 +104,18 @@ def test_a_line_per_finished_trial_with_best_so_far_and_time_left() -> None:
     assert again.getvalue() == ""
 
 
+def test_trials_finished_between_two_polls_name_only_the_best_before_them() -> None:
+    cfg, study = _study(GRID)
+    out = io.StringIO()
+    progress = SweepProgress(cfg, study, Console(file=out, width=300))
+    _finish(cfg, study, TrialState.COMPLETE, 0.5)  # two workers finish before one poll
+    _finish(cfg, study, TrialState.COMPLETE, 0.75)
+    progress.poll()
+    first, second = out.getvalue().splitlines()
+    assert "best 0.5 (trial 1)" in first and "trial 2" not in first  # not yet printed
+    assert "best 0.75 (trial 2)" in second
+
+
 def test_the_live_table_on_a_terminal_shows_the_leaderboard_so_far() -> None:
     cfg, study = _study(GRID)
     terminal = Console(file=io.StringIO(), force_terminal=True, width=200)

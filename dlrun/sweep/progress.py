@@ -118,15 +118,18 @@ class SweepProgress:
         trials = self.study.get_trials(deepcopy=False)
         new = [t for t in trials if t.state in FINISHED and t.number not in self.reported]
         new.sort(key=lambda t: (t.datetime_complete is None, t.datetime_complete, t.number))
+        shown = [t for t in trials if t.number in self.reported]
         self.reported.update(t.number for t in new)
         self.finished_here += len(new)
         running = sum(t.state == TrialState.RUNNING for t in trials)
         self.counts = (self._done(trials), running, trials_left(trials, self.sweep))
-        self.best = self._best(trials)
         before = self._done(trials) - len(new)
         for ordinal, trial in enumerate(new, start=before + 1):
+            shown.append(trial)
+            self.best = self._best(shown)  # as of this line: a later trial is not named yet
             line = self.line(trial, ordinal)
             self.console.print(line, highlight=False, markup=False, soft_wrap=True)
+        self.best = self._best(trials)
         if self.live is not None:
             self.rows = leaderboard(self.cfg, self.study)[:LIVE_ROWS]
             self.live.refresh()
