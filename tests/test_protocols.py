@@ -502,31 +502,41 @@ def test_report_flags_a_model_that_does_not_beat_its_baseline() -> None:
     )
 
 
-def test_time_split_test_range_conflicts_with_a_dataset_test_split(tmp_path: Path) -> None:
-    from dlrun.errors import DataError
-
+def _time_split_npz(tmp_path: Path, official: bool, **data: Any) -> dict[str, Any]:
+    """A 20-row regression series in an npz: with its own test split (the last 5 rows) or not."""
     x = np.arange(40, dtype=np.float32).reshape(20, 2)
-    np.savez(tmp_path / "split.npz", x_train=x[:15], y_train=x[:15, 0], x_test=x[15:],
-             y_test=x[15:, 0])  # fmt: skip
-    data = {"dataset": "npz", "path": str(tmp_path / "split.npz"), "test_fraction": 0}
+    arrays = ({"x_train": x[:15], "y_train": x[:15, 0], "x_test": x[15:], "y_test": x[15:, 0]}
+              if official else {"x": x, "y": x[:, 0]})  # fmt: skip
+    np.savez(tmp_path / "series.npz", **arrays)  # type: ignore[arg-type]
+    return {"task": "regression", "preprocess": [], "loss": "mse", "metrics": ["mae"],
+            "model": {"layers": [{"dense": 1}]},
+            "data": {"dataset": "npz", "path": str(tmp_path / "series.npz"), **data}}  # fmt: skip
+
+
+def test_time_split_test_range_conflicts_with_a_dataset_test_split(tmp_path: Path) -> None:
     evaluation = {"protocol": "time_split", "train": 0.5, "validation": 0.2, "test": 0.3}
-    with pytest.raises(DataError, match=r"already has a test split; set data\.test_fraction: 0"):
-        _run(tmp_path, task="regression", data=data, preprocess=[], loss="mse", metrics=["mae"],
-             model={"layers": [{"dense": 1}]}, evaluation=evaluation)  # fmt: skip
+    with pytest.raises(DataError, match=r"has a test split of its own; leave evaluation\.test "
+                       r"out to test on that one"):  # fmt: skip
+        _run(tmp_path, evaluation=evaluation, **_time_split_npz(tmp_path, official=True))
     assert not (tmp_path / "runs").exists()  # refused before any run directory was made
+    evaluation = {"protocol": "time_split", "train": 0.7, "validation": 0.3}
+    _, results = _run(tmp_path, evaluation=evaluation, **_time_split_npz(tmp_path, official=True))
+    assert results["data"]["sizes"] == {"train": 10, "validation": 4, "test": 5}  # its own
 
 
 @pytest.mark.parametrize("test", [0.3, None])
-def test_time_split_refuses_a_test_split_drawn_at_random(test: float | None) -> None:
+def test_time_split_refuses_a_test_split_drawn_at_random(
+    tmp_path: Path, test: float | None
+) -> None:
     evaluation = {"protocol": "time_split", "train": 0.5, "validation": 0.2, "test": test}
-    with pytest.raises(ConfigError) as caught:  # iris: data.test_fraction 0.2 by default
-        config_from_data(tiny_config(evaluation=evaluation))
-    assert str(caught.value).endswith(
-        "data.test_fraction: time_split keeps the rows in time order, but data.test_fraction "
-        "(0.2) draws test rows at random from the whole series, so the model would train on "
-        "rows from after them; set data.test_fraction: 0 and carve the last rows with "
-        "evaluation.test"
+    with pytest.raises(DataError) as caught:  # data.test_fraction 0.2 by default
+        _run(tmp_path, evaluation=evaluation, **_time_split_npz(tmp_path, official=False))
+    assert str(caught.value) == (
+        "the rows are kept in time order, but data.test_fraction (0.2) draws test rows at "
+        "random from the whole series, so the model would train on rows from after them; set "
+        "data.test_fraction: 0 and carve the last rows with evaluation.test"
     )
+    assert not (tmp_path / "runs").exists()
 
 
 def test_time_split_fractions_fit_in_the_rows() -> None:

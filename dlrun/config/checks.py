@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from dlrun.config.schema import ExperimentConfig
-from dlrun.data.base import SplitConfig
 from dlrun.errors import ConfigIssue
 from dlrun.evaluation.protocols import PROTOCOLS
 from dlrun.models.build import last_activation
@@ -164,22 +163,6 @@ def check_protocol_monitor(cfg: ExperimentConfig) -> list[ConfigIssue]:
             )
         )
     return issues  # fmt: skip
-
-
-@check
-def check_test_rows_follow_training(cfg: ExperimentConfig) -> list[ConfigIssue]:
-    """Rows in time order need their test rows last; a test split drawn at random from the
-    series (``data.test_fraction``) would train the model on rows from after its test rows."""
-    data = cfg.data
-    if not PROTOCOLS.get(cfg.evaluation.protocol).time_ordered:
-        return []
-    if not isinstance(data, SplitConfig) or data.test_fraction == 0:
-        return []
-    return [ConfigIssue("data.test_fraction",
-        f"{cfg.evaluation.protocol} keeps the rows in time order, but data.test_fraction "
-        f"({data.test_fraction:g}) draws test rows at random from the whole series, so the "
-        "model would train on rows from after them; set data.test_fraction: 0 and carve the "
-        "last rows with evaluation.test")]  # fmt: skip
 
 
 @check

@@ -175,12 +175,14 @@ class LoadedData:
 @dataclass(frozen=True)
 class LoadContext:
     """What a source may know of the experiment: its seed, whether the targets are classes
-    (labels are encoded only then) and whether each sample has one (test splits are stratified
-    only then)."""
+    (labels are encoded only then), whether each sample has one (test splits are stratified
+    only then) and whether the rows are kept in time order (no test split is drawn at random
+    then)."""
 
     seed: int
     class_labels: bool
     single_label: bool = False
+    time_ordered: bool = False
 
 
 class DatasetConfig(StrictModel):
@@ -236,6 +238,13 @@ def split_off_test(
     """Seeded test split; stratified on the labels for classification tasks when asked."""
     if split.test_fraction == 0:
         return Arrays(x, y), None
+    if context.time_ordered:
+        raise DataError(
+            f"the rows are kept in time order, but data.test_fraction ({split.test_fraction:g}) "
+            "draws test rows at random from the whole series, so the model would train on rows "
+            "from after them; set data.test_fraction: 0 and carve the last rows with "
+            "evaluation.test"
+        )
     stratify = y if split.stratify and context.single_label else None
     try:
         train_idx, test_idx = seeded_split(len(x), split.test_fraction, context.seed, stratify)

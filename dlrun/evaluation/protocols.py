@@ -338,8 +338,8 @@ class TimeSplit(Protocol):
         c = self.config
         if c.test is not None and data.test_split is not None:
             raise DataError(
-                "evaluation.test carves a test range but the dataset already has a test split; "
-                "set data.test_fraction: 0 or leave evaluation.test out"
+                "evaluation.test carves a test range but the dataset has a test split of its "
+                "own; leave evaluation.test out to test on that one"
             )
         spans = [c.train, c.validation, c.test]
         train_rows, val_rows, test_rows = splits.time_ranges(time_rows(data.train), spans)
