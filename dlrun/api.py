@@ -97,7 +97,7 @@ def run_experiment(
     _record_environment(run, env, resume)
     progress = ProgressReporter(cfg.train.progress, console)
     shown = f"{device} ({env['device_name']})" if device.type == "cuda" else str(device)
-    sizes = split_sizes(plan.folds, plan.data.train, plan.data)
+    sizes = split_sizes(plan)
     progress.announce(start_line(cfg.name, run.path, shown, task.total_params, sizes, resume))
     recording = RunRecording(run, cfg, config_yaml, data, progress, list(extra_callbacks), resume)
     started = time.perf_counter()
@@ -106,7 +106,7 @@ def run_experiment(
         results = build_results(cfg, outcome, data.description, str(device),
                                 time.perf_counter() - started)  # fmt: skip
         results["data"]["notes"] = data_notes
-        results["test_held_back"] = hold_back_test
+        results["test_held_back"] = plan.held_back  # rows; 0 when nothing was held back
         top = recording.top
         files = RunFiles(run, top.metrics.rows, top.tensorboard, config_yaml)
         write_run_files(files, cfg, data, results, outcome.top_model, outcome.evaluation,

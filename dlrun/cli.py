@@ -198,6 +198,7 @@ def sweep(
     from dlrun.config.load import load_config
     from dlrun.sweep.report import LEADERBOARD_COLUMNS
     from dlrun.sweep.report import leaderboard_cells
+    from dlrun.sweep.report import scoring_command
     from dlrun.sweep.run import run_sweep
     from dlrun.sweep.space import load_sweep_file
 
@@ -214,9 +215,9 @@ def sweep(
     names = list(cfg.sweep.parameters) if cfg.sweep else []
     cells = [leaderboard_cells(row, names) for row in result.rows[:10]]
     print_rows((*LEADERBOARD_COLUMNS, *names, "seconds"), cells, f"leaderboard: {cfg.name}")
-    best = result.sweep_dir / "best_config.yaml"
-    if best.is_file():  # trials never read the test split; this run scores the choice once
-        console.print(f"score the best config on the test split: dlrun train {best}",
+    scoring = scoring_command(cfg, result.sweep_dir, result.rows)
+    if scoring is not None:  # trials never read the test split; this run scores the choice once
+        console.print(f"score the best config on the test split: {scoring}",
                       highlight=False, markup=False, soft_wrap=True)  # fmt: skip
     print(result.sweep_dir)
 

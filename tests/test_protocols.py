@@ -197,14 +197,15 @@ def test_every_fold_is_a_full_run(kfold_run: tuple[Path, dict[str, Any]]) -> Non
 
 
 def test_folds_of_unequal_sizes_state_their_range() -> None:
+    from dlrun.evaluation.runner import Plan
     from dlrun.evaluation.runner import split_sizes
     from dlrun.reporting.markdown import sizes_text
 
     train = Arrays(np.zeros((50, 1)), np.zeros(50))
     config = PROTOCOLS.get("kfold").Config.model_validate({"k": 3})
-    folds = PROTOCOLS.get("kfold")(config).folds(train, TASKS.get("regression"), 0)
-    data = LoadedData(train, None, "fifty rows")
-    sizes = split_sizes(folds, train, data)
+    protocol = PROTOCOLS.get("kfold")(config)
+    folds = protocol.folds(train, TASKS.get("regression"), 0)
+    sizes = split_sizes(Plan("kfold", protocol, LoadedData(train, None, "fifty rows"), folds))
     assert sizes == {"non_test": 50, "folds": 3, "train_per_fold": "33-34",
                      "validation_per_fold": "16-17", "test": 0}  # fmt: skip  # was 33 and 17
     assert sizes_text(sizes) == ("non test 50, folds 3, train per fold 33-34, validation per "

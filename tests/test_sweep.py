@@ -26,6 +26,8 @@ from dlrun.config.schema import ExperimentConfig
 from dlrun.errors import ConfigError
 from dlrun.errors import DlrunError
 from dlrun.errors import RunError
+from dlrun.sweep.report import LeaderRow
+from dlrun.sweep.report import scoring_command
 from dlrun.sweep.run import run_sweep
 from dlrun.sweep.study import open_storage
 from dlrun.sweep.study import open_study
@@ -111,15 +113,39 @@ def test_trials_never_read_the_test_split(grid_sweep: Path) -> None:
     test score beside every candidate: the test is left to the chosen config's own run."""
     for trial in sorted(grid_sweep.glob("trial-*")):
         results = json.loads((trial / "results.json").read_text())
-        assert results["test_held_back"] is True
+        assert results["test_held_back"] == 30 and results["data"]["sizes"] == {
+            "train": 96, "validation": 24, "test_held_back": 30}  # fmt: skip
         assert results["test_split_reads"] == 0 and results["test"] is None
         assert results["evaluation"]["split"] == "validation"
-        assert (
-            "- test split held back: a sweep's trials never read it"
-            in (trial / "report.md").read_text()
-        )
+        report = (trial / "report.md").read_text()
+        assert "- test split held back (30 rows): a sweep's trials never read it" in report
     best = yaml.safe_load((grid_sweep / "best_config.yaml").read_text())
     assert best["evaluation"]["protocol"] == "holdout" and best["data"]["dataset"] == "iris"
+    command = f"dlrun train {grid_sweep / 'best_config.yaml'}"
+    assert (
+        "`dlrun train best_config.yaml` scores the chosen config on it once"
+        in (grid_sweep / "report.md").read_text()
+    )
+    rows = [LeaderRow(1, 1, "complete", 1.0, None, {}, {}, 1.0, "trial-0001")]
+    holdout = config_from_data(_sweep_config(GRID))
+    assert scoring_command(holdout, grid_sweep, rows) == command
+    kfold = config_from_data(_sweep_config(GRID, evaluation={"protocol": "kfold", "k": 3}))
+    assert scoring_command(kfold, grid_sweep, rows) is None  # its run tests nothing either
+    final = {"protocol": "kfold", "k": 3, "final": {"epochs": 2}}
+    assert scoring_command(config_from_data(_sweep_config(GRID, evaluation=final)), grid_sweep,
+                        rows) == command  # fmt: skip
+
+
+def test_a_trial_trains_no_final_model(tmp_path: Path) -> None:
+    """A trial is judged on validation data: a final retrain would be trained for nothing."""
+    evaluation = {"protocol": "kfold", "k": 2, "final": {"epochs": 2}}
+    sweep = {**GRID, "parameters": {"optimizer.lr": {"choice": [0.01]}}}
+    result = run_sweep(config_from_data(_sweep_config(sweep, evaluation=evaluation)), tmp_path)
+    trial = result.sweep_dir / "trial-0001"
+    assert json.loads((trial / "results.json").read_text())["final_epochs"] is None
+    assert yaml.safe_load((trial / "config.yaml").read_text())["evaluation"]["final"] is None
+    best = yaml.safe_load((result.sweep_dir / "best_config.yaml").read_text())
+    assert best["evaluation"]["final"]["epochs"] == 2  # the chosen config keeps it
 
 
 def test_the_main_process_is_one_of_the_workers(grid_sweep: Path) -> None:

@@ -52,10 +52,12 @@ class Plan:
     protocol: Protocol
     data: LoadedData
     folds: list[Fold]
+    held_back: int = 0  # test rows left out (a sweep's trials), as the sizes state them
 
     def without_test(self) -> Plan:
         """The same folds with the test split left out: nothing can read it."""
-        return replace(self, data=self.data.with_splits(self.data.train, None))
+        rows = len(self.data.test_split) if self.data.test_split is not None else 0
+        return replace(self, data=self.data.with_splits(self.data.train, None), held_back=rows)
 
 
 def plan_protocol(cfg: ExperimentConfig, data: LoadedData) -> Plan:
@@ -67,19 +69,24 @@ def plan_protocol(cfg: ExperimentConfig, data: LoadedData) -> Plan:
     return Plan(name, protocol, prepared, protocol.folds(prepared.train, task, cfg.seed))
 
 
-def split_sizes(folds: list[Fold], train: Arrays, data: LoadedData) -> Sizes:
+def split_sizes(plan: Plan) -> Sizes:
     """Rows per split, as results.json and the start line state them; folds of unequal sizes
-    give the range (``47-48``)."""
-    test = len(data.test_split) if data.test_split is not None else 0
+    give the range (``47-48``), and a test split held back says so."""
+    folds, data = plan.folds, plan.data
+    test: Sizes = (
+        {"test_held_back": plan.held_back}
+        if plan.held_back
+        else {"test": len(data.test_split) if data.test_split is not None else 0}
+    )
     first = folds[0]
     val = 0 if first.val_idx is None else len(first.val_idx)
     if len(folds) == 1:
-        return {"train": len(first.train_idx), "validation": val, "test": test}
-    return {"non_test": len(train), "folds": len(folds),
+        return {"train": len(first.train_idx), "validation": val, **test}
+    return {"non_test": len(data.train), "folds": len(folds),
             "train_per_fold": _per_fold([len(f.train_idx) for f in folds]),
             "validation_per_fold": _per_fold([0 if f.val_idx is None else len(f.val_idx)
                                               for f in folds]),
-            "test": test}  # fmt: skip
+            **test}  # fmt: skip
 
 
 def _per_fold(counts: list[int]) -> int | str:
@@ -164,7 +171,7 @@ def run_protocol(
     train = data.train
     duplicates = duplicate_counts(train, folds, data.test_split, task.inputs)
     outcome = ProtocolOutcome(
-        plan.name, split_sizes(folds, train, data), duplicates, duplicate_warnings(duplicates)
+        plan.name, split_sizes(plan), duplicates, duplicate_warnings(duplicates)
     )
     for fold, fitted in fold_models(cfg, protocol, data, folds, device, recording, outcome):
         scored_fold = _score_fold(task, train, fold, fitted, protocol)

@@ -133,8 +133,8 @@ def _leaks(results: dict[str, Any]) -> list[str]:
     lines = ["## Leak checks", "", "- preprocessing fitted on each training part only",
              f"- exact duplicate rows across splits: {counts}"]  # fmt: skip
     if results.get("test_held_back"):
-        lines.append("- test split held back: a sweep's trials never read it (train the sweep's "
-                     "best_config.yaml to score the chosen config on it once)")  # fmt: skip
+        lines.append(f"- test split held back ({results['test_held_back']:,} rows): a sweep's "
+                     "trials never read it")  # fmt: skip
     else:
         reads = results.get("test_split_reads")
         lines.append(f"- test split read {reads} time(s), after all training")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 from collections import Counter
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from optuna.trial import TrialState
 
 from dlrun.config.load import resolved_yaml
 from dlrun.config.schema import ExperimentConfig
+from dlrun.evaluation.protocols import PROTOCOLS
 from dlrun.reporting import plots
 from dlrun.reporting.files import atomic_path
 from dlrun.reporting.files import write_csv
@@ -132,8 +134,26 @@ def write_sweep_files(
     if best is not None:
         write_text(sweep_dir / "best_config.yaml", resolved_yaml(trial_config(cfg, best.values)))
     figures = _plots(cfg, study, rows, sweep_dir)
-    write_text(sweep_dir / "report.md", _report(cfg, study, rows, names, figures))
+    scoring = scoring_command(cfg, sweep_dir, rows)
+    write_text(sweep_dir / "report.md", _report(cfg, study, rows, names, figures, scoring))
     return rows
+
+
+def scoring_command(cfg: ExperimentConfig, sweep_dir: Path, rows: list[LeaderRow]) -> str | None:
+    """The command whose run scores the chosen config on the test split, where that run would:
+    the trials held a test split back, and the protocol tests a model (a single split, or a
+    final retrain). Without one the chosen config is never tested, by the sweep or by it."""
+    best = next((r for r in rows if r.rank == 1), None)
+    if best is None:
+        return None
+    try:
+        results = json.loads((sweep_dir / best.run_dir / "results.json").read_text())
+    except (OSError, ValueError):
+        return None
+    tested = PROTOCOLS.get(cfg.evaluation.protocol).single_split or cfg.evaluation.final
+    if not results.get("test_held_back") or not tested:
+        return None
+    return f"dlrun train {sweep_dir / 'best_config.yaml'}"
 
 
 def varying_parameters(study: optuna.Study) -> list[str]:
@@ -187,7 +207,7 @@ def _importances(study: optuna.Study, sweep_dir: Path) -> list[str]:
 
 
 def _report(cfg: ExperimentConfig, study: optuna.Study, rows: list[LeaderRow], names: list[str],
-            plots: list[str]) -> str:  # fmt: skip
+            plots: list[str], scoring: str | None) -> str:  # fmt: skip
     sweep = cfg.sweep
     assert sweep is not None
     states = dict.fromkeys(("complete", "pruned", "fail"), 0)  # shown even when none
@@ -196,8 +216,9 @@ def _report(cfg: ExperimentConfig, study: optuna.Study, rows: list[LeaderRow], n
              f"- method: {sweep.method}; objective: validation {sweep.objective.metric} "
              f"({study.direction.name.lower()}); pruner: {sweep.pruner}",
              "- trials: " + ", ".join(f"{n} {s}" for s, n in states.items()),
-             "- the test split is never read by a trial; `dlrun train best_config.yaml` "
-             "scores the chosen config on it once", "",
+             "- the test split is never read by a trial"
+             + ("; `dlrun train best_config.yaml` scores the chosen config on it once"
+                if scoring else ""), "",
              "| rank | trial | state | objective | std | " + " | ".join(names) + " | seconds |",
              "|" + "---|" * (6 + len(names))]  # fmt: skip
     lines += ["| " + " | ".join(leaderboard_cells(r, names)) + " |" for r in rows]

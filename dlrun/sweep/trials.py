@@ -94,14 +94,20 @@ def suggest(trial: optuna.Trial, path: str, space: ParameterSpace) -> Any:
     return trial.suggest_float(path, f.low, f.high, step=f.step, log=f.log)
 
 
-def trial_config(cfg: ExperimentConfig, values: dict[str, Any]) -> ExperimentConfig:
+def trial_config(
+    cfg: ExperimentConfig, values: dict[str, Any], trained: bool = False
+) -> ExperimentConfig:
     """The sweep's base config with ``values`` set at their dotted paths (sweep section dropped).
 
     A key may list several paths separated by commas; each gets the value (one dropout rate for
     two layers). Only the values the user wrote are kept before setting, so switching
-    ``optimizer.name`` does not carry the old optimizer's defaulted settings along.
+    ``optimizer.name`` does not carry the old optimizer's defaulted settings along. The config
+    a trial ``trained`` also drops ``evaluation.final``: a trial is judged on validation data
+    and never tested, so a final retrain would be trained for nothing.
     """
     data = cfg.model_dump(mode="json", exclude_defaults=True, exclude={"sweep"})
+    if trained:
+        data.get("evaluation", {}).pop("final", None)
     for key, value in values.items():
         for path in key.split(","):
             set_path(data, dotted(path.strip()), value, SHORTHAND_TAGS)
@@ -232,7 +238,7 @@ def run_trial(cfg: ExperimentConfig, trial: optuna.Trial, sweep_dir: Path) -> fl
     single_split = PROTOCOLS.get(cfg.evaluation.protocol).single_split
     reporter = TrialReporter(trial, f"val_{sweep.objective.metric}",
                              sweep.pruner != "none" and single_split)  # fmt: skip
-    config = trial_config(cfg, values)
+    config = trial_config(cfg, values, trained=True)
     resume_dir = trial.user_attrs.get("resume_dir")
     resume = isinstance(resume_dir, str) and resumable(sweep_dir / resume_dir, config)
     name = resume_dir if resume else trial_folder(trial.number)
