@@ -199,10 +199,21 @@ def test_existing_sweep_needs_resume(tmp_path: Path) -> None:
         run_sweep(cfg, tmp_path)
     again = run_sweep(cfg, tmp_path, resume=True)
     assert [r.state for r in again.rows] == ["complete"]  # the finished point is not redone
-    other = {"optimizer.lr": {"choice": [0.01, 0.02]}}
-    with pytest.raises(RunError, match=r"sweep\.parameters\.optimizer\.lr: its choices changed"):
-        run_sweep(config_from_data(_sweep_config({**GRID, "parameters": other})), tmp_path,
-                  resume=True)  # fmt: skip
+    stacks = [[{"dense": 8}, {"dense": {"units": 3, "activation": "softmax"}}]]
+    for other in ({"optimizer.lr": {"choice": [0.01, 0.02]}},  # other choices
+                  {"optimizer.lr": {"int": {"low": 1, "high": 2}}},  # another kind
+                  {"optimizer.lr": {"choice": [0.02]}}):  # fmt: skip
+        with pytest.raises(RunError, match=r"sweep\.parameters\.optimizer\.lr: its values "
+                           r"changed kind or choices since the sweep began"):  # fmt: skip
+            run_sweep(config_from_data(_sweep_config({**GRID, "parameters": other})), tmp_path,
+                      resume=True)  # fmt: skip
+    layered = tmp_path / "layered"
+    run_sweep(config_from_data(_sweep_config({**GRID, "parameters": {
+        "model.layers": {"choice": stacks}}})), layered)  # fmt: skip
+    wider = [[{"dense": 16}, {"dense": {"units": 3, "activation": "softmax"}}]]  # same count
+    with pytest.raises(RunError, match=r"sweep\.parameters\.model\.layers: its values changed"):
+        run_sweep(config_from_data(_sweep_config({**GRID, "parameters": {
+            "model.layers": {"choice": wider}}})), layered, resume=True)  # fmt: skip
 
 
 def test_a_grid_resumed_with_a_wider_range_trains_only_the_new_points(tmp_path: Path) -> None:

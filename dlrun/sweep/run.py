@@ -15,7 +15,7 @@ from dlrun.sweep.names import JOURNAL
 from dlrun.sweep.progress import SweepProgress
 from dlrun.sweep.report import LeaderRow
 from dlrun.sweep.report import write_sweep_files
-from dlrun.sweep.study import check_same_choices
+from dlrun.sweep.study import check_same_space
 from dlrun.sweep.study import check_same_training
 from dlrun.sweep.study import enqueue_grid
 from dlrun.sweep.study import open_storage
@@ -58,7 +58,7 @@ def run_sweep(
     study = open_study(cfg, open_storage(sweep_dir, storage), name)
     sweep_dir.mkdir(parents=True, exist_ok=True)  # only once the storage has opened
     check_same_training(study, cfg)
-    check_same_choices(study, cfg.sweep)
+    check_same_space(study, cfg)
     requeued = requeue_stale(study)
     if cfg.sweep.method == "grid":
         enqueue_grid(study, cfg.sweep)

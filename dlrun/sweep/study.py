@@ -23,7 +23,7 @@ from typing import Any
 
 import optuna
 import torch
-from optuna.distributions import CategoricalDistribution
+from optuna.distributions import check_distribution_compatibility
 from optuna.storages import BaseStorage
 from optuna.storages import JournalStorage
 from optuna.storages import RDBStorage
@@ -44,7 +44,7 @@ from dlrun.errors import RunError
 from dlrun.sweep.names import JOURNAL
 from dlrun.sweep.space import SweepConfig
 from dlrun.sweep.trials import direction
-from dlrun.sweep.trials import encoded_choices
+from dlrun.sweep.trials import distribution
 from dlrun.sweep.trials import grid_points
 from dlrun.sweep.trials import run_trial
 
@@ -153,22 +153,29 @@ def check_same_training(study: optuna.Study, cfg: ExperimentConfig) -> None:
                          SAFE_ON_SWEEP_RESUME, "sweep")  # fmt: skip
 
 
-def check_same_choices(study: optuna.Study, sweep: SweepConfig) -> None:
-    """A choice parameter keeps its values for the study's life (Optuna stores one set per
-    study): a resume that changes them is refused before anything runs. Ranges may grow."""
-    for trial in study.get_trials(deepcopy=False):
-        for path, kept in trial.distributions.items():
-            space = sweep.parameters.get(path)
-            if space is None or space.choice is None:
-                continue
-            if isinstance(kept, CategoricalDistribution) and (
-                list(kept.choices) != encoded_choices(space)
-            ):
-                raise RunError(
-                    f"sweep.parameters.{path}: its choices changed since the sweep began; "
-                    "a study keeps one set of choices, so start a new sweep (another name or "
-                    "--runs-dir) for other ones, or resume with the choices it began with"
-                )
+def check_same_space(study: optuna.Study, cfg: ExperimentConfig) -> None:
+    """A swept path keeps its kind of values for the study's life: Optuna refuses, inside a
+    worker, another kind (a choice made a range), another log scale or other choices; and
+    choices stored by position would show new values for old trials. Ranges may change."""
+    saved = study.user_attrs.get(BASE_CONFIG)
+    if saved is None or cfg.sweep is None:
+        return
+    began = config_from_text(saved, f"the sweep {study.study_name}", []).sweep
+    for path, space in cfg.sweep.parameters.items():
+        before = began.parameters.get(path) if began is not None else None
+        if before is None:
+            continue
+        try:
+            check_distribution_compatibility(distribution(before), distribution(space))
+            same = before.choice == space.choice
+        except ValueError:
+            same = False
+        if not same:
+            raise RunError(
+                f"sweep.parameters.{path}: its values changed kind or choices since the sweep "
+                "began; a study keeps them, so start a new sweep (another name or --runs-dir) "
+                "for other ones, or resume with the ones it began with (a range may grow)"
+            )
 
 
 def enqueue_grid(study: optuna.Study, sweep: SweepConfig, wait_seconds: float = 120) -> None:

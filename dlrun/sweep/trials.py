@@ -15,6 +15,10 @@ from typing import Any
 from typing import Literal
 
 import optuna
+from optuna.distributions import BaseDistribution
+from optuna.distributions import CategoricalDistribution
+from optuna.distributions import FloatDistribution
+from optuna.distributions import IntDistribution
 from rich.console import Console
 
 from dlrun.config.checks import check_sweep
@@ -81,6 +85,18 @@ def grid_points(sweep: SweepConfig) -> list[dict[str, Any]]:
             for k, v in sweep.parameters.items()}}
     )  # fmt: skip
     return encoded.grid()
+
+
+def distribution(space: ParameterSpace) -> BaseDistribution:
+    """The Optuna distribution :func:`suggest` draws ``space`` from."""
+    if space.choice is not None:
+        return CategoricalDistribution(encoded_choices(space))
+    if space.int is not None:
+        r = space.int
+        return IntDistribution(r.low, r.high, log=r.log, step=r.step)
+    assert space.float is not None
+    f = space.float
+    return FloatDistribution(f.low, f.high, log=f.log, step=f.step)
 
 
 def suggest(trial: optuna.Trial, path: str, space: ParameterSpace) -> Any:
