@@ -162,10 +162,14 @@ def test_loss_contract(name: str) -> None:
         assert torch.allclose(loss(logits, targets, True), loss(probs, targets, False), atol=1e-5)
 
 
-@pytest.mark.parametrize("name", sorted(OPTIMIZER_EXAMPLES))
-def test_optimizer_contract(name: str) -> None:
+KERAS3_RMSPROP = {"lr": 0.01, "epsilon_in_sqrt": True, "centered": True, "momentum": 0.9}
+
+
+@pytest.mark.parametrize(("name", "example"),
+                         [*sorted(OPTIMIZER_EXAMPLES.items()), ("rmsprop", KERAS3_RMSPROP)])  # fmt: skip
+def test_optimizer_contract(name: str, example: dict[str, Any]) -> None:
     spec_cls = OPTIMIZERS.get(name)
-    config = spec_cls.Config.model_validate(OPTIMIZER_EXAMPLES[name])
+    config = spec_cls.Config.model_validate(example)
     round_trips(config)
     spec = spec_cls(config)
     param = torch.nn.Parameter(torch.tensor([3.0, -2.0]))
@@ -186,6 +190,16 @@ def test_optimizer_contract(name: str) -> None:
     again = spec.create([torch.nn.Parameter(param.detach().clone())])
     again.load_state_dict(optimizer.state_dict())
     assert again.state_dict()["param_groups"] == optimizer.state_dict()["param_groups"]
+
+
+def test_an_optimizer_with_step_hooks_is_stepped_through_torchs_wrapper() -> None:
+    spec = OPTIMIZERS.get("sgd")(OPTIMIZERS.get("sgd").Config.model_validate({"lr": 0.1}))
+    param = torch.nn.Parameter(torch.tensor([1.0]))
+    optimizer = spec.create([param])
+    calls: list[int] = []
+    optimizer.register_step_post_hook(lambda *args: calls.append(1))
+    spec.step(optimizer, [param], param.square().sum())
+    assert calls == [1] and float(param.detach()) == pytest.approx(0.8)  # 1 - 0.1 * 2
 
 
 class _Weights:

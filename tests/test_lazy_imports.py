@@ -45,6 +45,8 @@ validate_experiment(load_config(args["iris"], []))
 seen["validate iris"] = loaded(args["validate"])
 run_experiment(load_config(args["iris"], []), Path(args["runs"]))
 seen["train iris"] = loaded(args["run"])
+import torch  # torch's own mark for compiled code is left as torch made it
+seen["marked"] = hasattr(torch.optim.Optimizer.add_param_group.__wrapped__, "__dynamo_disable")
 print(json.dumps(seen))
 """
 
@@ -60,7 +62,7 @@ def test_cli_validate_and_a_small_run_import_only_what_they_use(tmp_path: Path) 
     assert done.returncode == 0, done.stderr
     seen = json.loads(done.stdout.strip().splitlines()[-1])
     assert seen == {"cli": [], "validate --no-data": [], "validate iris": ["scipy.stats", "sklearn"],
-                    "train iris": []}  # fmt: skip
+                    "train iris": [], "marked": False}  # fmt: skip
 
 
 # TensorBoard's TensorFlow stand-ins (0.3 to 0.4 s): its record writer and plugin helpers load

@@ -36,6 +36,7 @@ from dlrun.config.base import StrictModel
 from dlrun.config.entries import tagged_config
 from dlrun.errors import ConfigIssue
 from dlrun.registry import Registry
+from dlrun.training import eager
 from dlrun.training.metrics import METRICS
 from dlrun.training.metrics import MetricKind
 from dlrun.training.metrics import Predictions
@@ -187,13 +188,13 @@ class Task(ABC):
 
     def state_dict(self) -> dict[str, Any]:
         """Everything training changes: weights and optimizer states (with learning rates)."""
-        optimizers = {name: opt.state_dict() for name, opt in self.optimizers.items()}
+        optimizers = {name: eager.state_of(opt) for name, opt in self.optimizers.items()}
         return {"models": self.model_state(), "optimizers": optimizers}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.load_model_state(state["models"])
         for name, optimizer in self.optimizers.items():
-            optimizer.load_state_dict(state["optimizers"][name])
+            eager.load_state(optimizer, state["optimizers"][name])
 
     @property
     def total_params(self) -> int:

@@ -6,9 +6,6 @@ Gradient clipping follows Keras: ``clipnorm`` clips each parameter's gradient no
 
 from __future__ import annotations
 
-import inspect
-import sys
-from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Sequence
 from typing import Any
@@ -20,6 +17,7 @@ from pydantic import Field
 from dlrun.config.base import Number
 from dlrun.config.base import StrictModel
 from dlrun.registry import Registry
+from dlrun.training import eager
 
 
 class OptimizerConfig(StrictModel):
@@ -53,8 +51,8 @@ class Optimizer:
 
     def create(self, params: Iterable[torch.Tensor]) -> torch.optim.Optimizer:
         kwargs: dict[str, Any] = {"lr": self.config.lr, "weight_decay": self.config.weight_decay}
-        skip_compiler_import()
-        return self.torch_class(params, **kwargs, **self.torch_kwargs())
+        with eager.constructing():
+            return self.torch_class(params, **kwargs, **self.torch_kwargs())
 
     def step(
         self, optimizer: torch.optim.Optimizer, params: Sequence[torch.Tensor], loss: torch.Tensor
@@ -64,8 +62,7 @@ class Optimizer:
         loss.backward()
         if self.clips:
             self.clip(params)
-        with torch.no_grad():
-            update_of(type(optimizer))(optimizer)
+        eager.step(optimizer)
 
     def clip(self, params: Sequence[torch.Tensor]) -> None:
         cfg = self.config
@@ -76,44 +73,6 @@ class Optimizer:
                 torch.nn.utils.clip_grad_norm_([param], cfg.clipnorm)
         if cfg.global_clipnorm is not None:
             torch.nn.utils.clip_grad_norm_(params, cfg.global_clipnorm)
-
-
-# torch wraps these optimizer methods so that compiled code never traces them; the wrapper
-# imports torch's compiler (torch._dynamo: 1.2 s of a process here) on the first call, to keep
-# the method's uncompiled form on it (``__dynamo_disable``).
-UNCOMPILED_METHODS = ("add_param_group", "state_dict", "load_state_dict")
-
-
-def skip_compiler_import() -> None:
-    """Keep each of :data:`UNCOMPILED_METHODS` as its own uncompiled form beforehand.
-
-    Outside compiled code that form behaves as the method itself, and dlrun compiles nothing,
-    so a run never loads the compiler. Once it is loaded, or where torch's wrapper differs,
-    nothing is changed (a run is then only slower).
-    """
-    if "torch._dynamo" in sys.modules:
-        return
-    for name in UNCOMPILED_METHODS:
-        method = getattr(getattr(torch.optim.Optimizer, name, None), "__wrapped__", None)
-        if method is not None and not hasattr(method, "__dynamo_disable"):
-            setattr(method, "__dynamo_disable", method)  # the name torch reads
-
-
-_UPDATES: dict[type[torch.optim.Optimizer], Callable[[torch.optim.Optimizer], object]] = {}
-
-
-def update_of(kind: type[torch.optim.Optimizer]) -> Callable[[torch.optim.Optimizer], object]:
-    """The optimizer's update itself, for a step taken under ``torch.no_grad()``.
-
-    ``optimizer.step()`` wraps it in a profiler label, step hooks (dlrun sets none) and the
-    compiler's graph breaks, which import the compiler on the first step and cost 10 µs a
-    step (24 against 14 µs for the book's 2-3-2 network); in eager mode they change nothing
-    else. A wrapper not marked as one (no ``__wrapped__``) is called as it is.
-    """
-    update = _UPDATES.get(kind)
-    if update is None:
-        update = _UPDATES[kind] = inspect.unwrap(kind.step)
-    return update
 
 
 def clear_gradients(optimizer: torch.optim.Optimizer) -> None:
