@@ -23,6 +23,7 @@ from dlrun.sweep.progress import duration
 from dlrun.sweep.progress import trials_left
 from dlrun.sweep.report import fmt
 from dlrun.sweep.report import leaderboard
+from dlrun.sweep.study import CONTINUED
 from dlrun.sweep.study import queue_again
 from dlrun.sweep.trials import grid_points
 from dlrun.sweep.trials import suggest
@@ -182,8 +183,13 @@ def test_a_trial_continued_after_ctrl_c_is_one_row_with_both_attempts_time() -> 
     that continued it: no failed row, no extra count, and the time of both attempts."""
     cfg, study = _study({**GRID, "parameters": {LR: {"choice": [0.0031622776, 0.01]}}})
     _finish(cfg, study, TrialState.COMPLETE, 0.5)
-    _finish(cfg, study, TrialState.FAIL)  # Ctrl-C in trial 2: failed, then queued again
+    stopped = study.ask()  # Ctrl-C in trial 2: marked to be continued, failed, queued again
+    suggest(stopped, LR, cfg.sweep.parameters[LR])
+    stopped.set_user_attr("run_dir", "trial-0002")
+    stopped.set_user_attr(CONTINUED, True)
+    study.tell(stopped, state=TrialState.FAIL)
     queue_again(study, study.get_trials()[1])
+    assert [r.state for r in leaderboard(cfg, study)] == ["complete", "fail"]  # not yet run
     out = io.StringIO()
     progress = SweepProgress(cfg, study, Console(file=out, width=300))  # the resumed sweep
     retry = study.ask()
@@ -216,3 +222,21 @@ def test_a_diverged_trial_says_so_in_the_leaderboard_and_its_line() -> None:
         "[1/4] trial 1 diverged  (the training loss became nan in epoch 1)"
     )
     assert [r.state for r in leaderboard(cfg, study)] == ["diverged"]
+
+
+def test_a_trial_stopped_to_be_continued_prints_no_failure_line() -> None:
+    """A dead worker's trial is failed and queued again while the sweep runs: the continuation
+    reports, once it finishes; the stopped attempt is no failure of its own."""
+    cfg, study = _study(GRID)
+    out = io.StringIO()
+    progress = SweepProgress(cfg, study, Console(file=out, width=300))
+    stopped = study.ask()
+    for path, space in cfg.sweep.parameters.items():
+        suggest(stopped, path, space)
+    stopped.set_user_attr(CONTINUED, True)
+    study.tell(stopped, state=TrialState.FAIL)
+    progress.poll()
+    assert out.getvalue() == "" and progress.counts[0] == 0
+    _finish(cfg, study, TrialState.COMPLETE, 0.5)
+    progress.poll()
+    assert out.getvalue().startswith("[1/")

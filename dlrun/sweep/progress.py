@@ -33,8 +33,8 @@ from dlrun.sweep.report import LeaderRow
 from dlrun.sweep.report import fmt
 from dlrun.sweep.report import leaderboard
 from dlrun.sweep.report import leaderboard_cells
-from dlrun.sweep.report import retried
 from dlrun.sweep.space import SweepConfig
+from dlrun.sweep.study import CONTINUED
 from dlrun.sweep.trials import label
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
@@ -119,11 +119,12 @@ class SweepProgress:
         new = [t for t in trials if t.state in FINISHED and t.number not in self.reported]
         new.sort(key=lambda t: (t.datetime_complete is None, t.datetime_complete, t.number))
         shown = [t for t in trials if t.number in self.reported]
+        before = self._done(trials)
         self.reported.update(t.number for t in new)
+        new = [t for t in new if not t.user_attrs.get(CONTINUED)]  # its continuation reports
         self.finished_here += len(new)
         running = sum(t.state == TrialState.RUNNING for t in trials)
         self.counts = (self._done(trials), running, trials_left(trials, self.sweep))
-        before = self._done(trials) - len(new)
         for ordinal, trial in enumerate(new, start=before + 1):
             shown.append(trial)
             self.best = self._best(shown)  # as of this line: a later trial is not named yet
@@ -135,8 +136,9 @@ class SweepProgress:
             self.live.refresh()
 
     def _done(self, trials: list[FrozenTrial]) -> int:
-        """Finished trials, an attempt continued by a later trial not counted apart."""
-        return len(self.reported - retried(trials).keys())
+        """Finished trials reported, an attempt continued by a later trial not counted apart."""
+        continued = {t.number for t in trials if t.user_attrs.get(CONTINUED)}
+        return len(self.reported - continued)
 
     def line(self, trial: FrozenTrial, ordinal: int) -> str:
         """The ``ordinal``-th finished trial, with the sweep's totals and time as they stand."""

@@ -55,12 +55,13 @@ def _shown(
 
 def retried(trials: list[FrozenTrial]) -> dict[int, FrozenTrial]:
     """The attempts a later trial took over (stopped by Ctrl-C or a dead worker, queued again
-    to continue its run), by number: the later trial stands for them."""
+    to continue its run) once it runs, by number: the later trial stands for them. An attempt
+    whose continuation still waits (a sweep that stopped first) stands for itself."""
     by_number = {t.number: t for t in trials}
     return {
         int(t.user_attrs["retry_of"]): by_number[int(t.user_attrs["retry_of"])]
         for t in trials
-        if t.user_attrs.get("retry_of") is not None
+        if t.user_attrs.get("retry_of") is not None and t.state != TrialState.WAITING
     }
 
 

@@ -51,6 +51,9 @@ from dlrun.sweep.trials import run_trial
 STALE_SECONDS = 600
 POLL_SECONDS = 1.0  # how often the main process reports the workers' finished trials
 GRID_FLAG = "grid_enqueued"
+# On a trial that stopped with its run (Ctrl-C, a dead worker) and is queued to continue: set
+# before it is marked failed, so no progress line reports it as a failure in between.
+CONTINUED = "continued"
 
 
 def open_storage(sweep_dir: Path, url: str | None) -> BaseStorage:
@@ -236,6 +239,7 @@ def requeue_stale(study: optuna.Study) -> int:
         silent = time.time() - float(attrs.get("heartbeat", time.time())) > STALE_SECONDS
         if not (dead or silent):
             continue
+        study._storage.set_trial_user_attr(trial._trial_id, CONTINUED, True)  # before it fails
         study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
         queue_again(study, trial)
         count += 1
@@ -295,6 +299,7 @@ def work(
         except optuna.TrialPruned:
             study.tell(trial, state=TrialState.PRUNED)
         except (KeyboardInterrupt, Interrupted):  # Ctrl-C stops the sweep, not just a trial
+            trial.set_user_attr(CONTINUED, True)
             study.tell(trial, state=TrialState.FAIL)
             queue_again(study, study._storage.get_trial(trial._trial_id))  # --resume continues it
             raise KeyboardInterrupt from None
