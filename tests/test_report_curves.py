@@ -12,9 +12,9 @@ import pytest
 from PIL import Image
 
 from dlrun.config.load import config_from_data
+from dlrun.evaluation.aggregate import LONG_CURVE
 from dlrun.evaluation.aggregate import smooth
 from dlrun.reporting import plots
-from dlrun.reporting.curves import LONG_CURVE
 from dlrun.reporting.curves import CurveMarks
 from dlrun.reporting.curves import curve_marks
 from dlrun.training.callbacks import CALLBACKS

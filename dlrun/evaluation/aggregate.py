@@ -104,6 +104,14 @@ def best_epoch(
     return index + 1 + offset, value
 
 
+def curve_reading(smoothing: float, skip_first: int, epochs: int) -> tuple[float, int]:
+    """How a validation curve of ``epochs`` is read and drawn: its EMA factor and the epochs
+    left out before it, as configured from :data:`LONG_CURVE` epochs on, else as it is."""
+    if epochs < LONG_CURVE:
+        return 0.0, 0
+    return float(smoothing), skip_first if skip_first < epochs else 0
+
+
 def cross_validate(
     per_fold: list[dict[str, float]],
     histories: list[list[dict[str, float]]],
@@ -120,9 +128,7 @@ def cross_validate(
     """
     curves = average_curves(histories)
     raw = curves.get(monitor, [])
-    long = len(raw) >= LONG_CURVE
-    factor = smoothing if long else 0.0
-    skip = skip_first if long and skip_first < len(raw) else 0
+    factor, skip = curve_reading(smoothing, skip_first, len(raw))
     smoothed = smooth(raw[skip:], factor)
     epoch, value = best_epoch(smoothed, higher, offset=skip)
     return CrossValidation(

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from typing import Any
 
-from dlrun.evaluation.aggregate import LONG_CURVE
 from dlrun.evaluation.aggregate import best_epoch
+from dlrun.evaluation.aggregate import curve_reading
 
 if TYPE_CHECKING:
     from dlrun.config.schema import ExperimentConfig
@@ -70,9 +70,8 @@ def curve_marks(
     final = any(row.get("phase", "fit") != "fit" for row in shown)
     curves = PROTOCOLS.get(cfg.evaluation.protocol)(cfg.evaluation).curves
     validated = bool(shown) and any(key.startswith("val_") for key in shown[0])
-    long = validated and len(shown) >= LONG_CURVE
-    smoothing, skip = (float(curves.smoothing), curves.skip_first) if long else (0.0, 0)
-    skip = skip if skip < len(shown) else 0
+    epochs = len(shown) if validated else 0
+    smoothing, skip = curve_reading(float(curves.smoothing), curves.skip_first, epochs)
     monitor = cfg.evaluation.monitor
     if not shown or any(monitor not in row for row in shown):
         return CurveMarks(smoothing=smoothing, skip_first=skip, final=final)

@@ -175,8 +175,11 @@ def cv_curves(cv: CrossValidation, title: str, target: Path) -> None:
     right.plot(smoothed_epochs, cv.smoothed, "-", label=label)
     if cv.best_epoch is not None:
         right.axvline(cv.best_epoch, color="k", ls="--", lw=1, label=f"best epoch {cv.best_epoch}")
-    right.set_title(f"smoothed, first {cv.skip_first} epochs left out" if cv.smoothing
-                    else f"under {LONG_CURVE} epochs: read unsmoothed")  # fmt: skip
+    if cv.smoothing:
+        right.set_title(f"smoothed, first {cv.skip_first} epochs left out")
+    else:
+        short = len(raw) < LONG_CURVE
+        right.set_title(f"under {LONG_CURVE} epochs: read unsmoothed" if short else "unsmoothed")
     for ax in (left, right):
         _epoch_axis(ax)
         ax.set_ylabel(cv.monitor)
