@@ -47,13 +47,15 @@ def _study(sweep: dict[str, Any]) -> tuple[Any, optuna.Study]:
 
 
 def _finish(cfg: Any, study: optuna.Study, state: TrialState, value: float | None = None,
-            error: str | None = None) -> None:  # fmt: skip
+            error: str | None = None, **attrs: Any) -> None:  # fmt: skip
     trial = study.ask()
     for path, space in cfg.sweep.parameters.items():
         suggest(trial, path, space)
     trial.set_user_attr("run_dir", f"trial-{trial.number + 1:04d}")
     if error:
         trial.set_user_attr("error", error)
+    for name, attr in attrs.items():
+        trial.set_user_attr(name, attr)
     study.tell(trial, value, state=state)
 
 
@@ -211,12 +213,8 @@ def test_a_diverged_trial_says_so_in_the_leaderboard_and_its_line() -> None:
     cfg, study = _study(GRID)
     out = io.StringIO()
     progress = SweepProgress(cfg, study, Console(file=out, width=300))
-    trial = study.ask()
-    for path, space in cfg.sweep.parameters.items():
-        suggest(trial, path, space)
-    trial.set_user_attr("run_status", "diverged")
-    trial.set_user_attr("error", "the training loss became nan in epoch 1")
-    study.tell(trial, None, state=TrialState.FAIL)
+    _finish(cfg, study, TrialState.FAIL, error="the training loss became nan in epoch 1",
+            run_status="diverged")  # fmt: skip
     progress.poll()
     assert out.getvalue().startswith(
         "[1/4] trial 1 diverged  (the training loss became nan in epoch 1)"
@@ -230,11 +228,7 @@ def test_a_trial_stopped_to_be_continued_prints_no_failure_line() -> None:
     cfg, study = _study(GRID)
     out = io.StringIO()
     progress = SweepProgress(cfg, study, Console(file=out, width=300))
-    stopped = study.ask()
-    for path, space in cfg.sweep.parameters.items():
-        suggest(stopped, path, space)
-    stopped.set_user_attr(CONTINUED, True)
-    study.tell(stopped, state=TrialState.FAIL)
+    _finish(cfg, study, TrialState.FAIL, **{CONTINUED: True})
     progress.poll()
     assert out.getvalue() == "" and progress.counts[0] == 0
     _finish(cfg, study, TrialState.COMPLETE, 0.5)
