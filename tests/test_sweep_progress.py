@@ -228,7 +228,8 @@ def test_a_trial_stopped_to_be_continued_prints_no_failure_line() -> None:
     cfg, study = _study(GRID)
     out = io.StringIO()
     progress = SweepProgress(cfg, study, Console(file=out, width=300))
-    _finish(cfg, study, TrialState.FAIL, **{CONTINUED: True})
+    assert CONTINUED == "continued"
+    _finish(cfg, study, TrialState.FAIL, continued=True)
     progress.poll()
     assert out.getvalue() == "" and progress.counts[0] == 0
     _finish(cfg, study, TrialState.COMPLETE, 0.5)
