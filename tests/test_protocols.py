@@ -540,6 +540,20 @@ def test_time_split_refuses_a_test_split_drawn_at_random(
     assert not (tmp_path / "runs").exists()
 
 
+def test_time_split_fractions_under_one_say_what_they_leave_out(tmp_path: Path) -> None:
+    data = _time_split_npz(tmp_path, official=False, test_fraction=0)
+    evaluation = {"protocol": "time_split", "train": 0.5, "validation": 0.25}
+    _, results = _run(tmp_path / "a", evaluation=evaluation, **data)
+    assert results["data"]["sizes"] == {"train": 10, "validation": 5, "test": 0}
+    assert results["warnings"] == [
+        "the time_split fractions leave the last 5 rows to no part; raise evaluation.train, "
+        "validation or test to use them"
+    ]
+    evaluation = {"protocol": "time_split", "train": 0.75, "validation": 0.25}
+    _, results = _run(tmp_path / "b", evaluation=evaluation, **data)
+    assert results["warnings"] == []  # every row has its part
+
+
 def test_time_split_fractions_fit_in_the_rows() -> None:
     evaluation = {"protocol": "time_split", "train": 0.6, "validation": 0.3, "test": 0.3}
     with pytest.raises(ConfigError, match=r"add up to more than the rows there are "

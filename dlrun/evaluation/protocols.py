@@ -141,6 +141,10 @@ class Protocol:
         """The config key that asks for stratified splits, if any (they need class labels)."""
         return None
 
+    def warnings(self) -> list[str]:
+        """What the run should say about the planned splits (after :meth:`prepare`)."""
+        return []
+
 
 PROTOCOLS: Registry[type[Protocol]] = Registry("protocol")
 
@@ -331,6 +335,7 @@ class TimeSplit(Protocol):
     time_ordered = True
     single_split = True
     planned: tuple[np.ndarray, np.ndarray | None] | None = None
+    unused: int = 0  # time rows after the last part, when the parts are fractions
 
     def prepare(self, data: LoadedData) -> LoadedData:
         """Carve the ranges in time rows; windowed series are fitted to the training range and
@@ -342,8 +347,15 @@ class TimeSplit(Protocol):
                 "own; leave evaluation.test out to test on that one"
             )
         spans = [c.train, c.validation, c.test]
-        train_rows, val_rows, test_rows = splits.time_ranges(time_rows(data.train), spans)
+        rows = time_rows(data.train)
+        train_rows, val_rows, test_rows = splits.time_ranges(rows, spans)
         assert train_rows is not None
+        given = [span for span in spans if span is not None]
+        fractions = all(isinstance(span, float | int) for span in given)
+        self.unused = 0  # rows the fractions leave out on purpose, not by rounding
+        if fractions and sum(given) < 1 - 1e-9:  # type: ignore[arg-type]
+            self.unused = rows - sum(len(part) for part in (train_rows, val_rows, test_rows)
+                                     if part is not None)  # fmt: skip
         data = fit_to_training_rows(data, train_rows)
         train = data.train
         val_idx = None if val_rows is None else samples_in(train, val_rows)
@@ -353,6 +365,12 @@ class TimeSplit(Protocol):
         # sample numbers stay valid: the kept part is the samples before the test range
         keep = samples_in(train, np.arange(int(test_rows[0])))
         return data.with_splits(train.subset(keep), train.subset(samples_in(train, test_rows)))
+
+    def warnings(self) -> list[str]:
+        if not self.unused:
+            return []
+        return [f"the time_split fractions leave the last {self.unused} rows to no part; "
+                "raise evaluation.train, validation or test to use them"]  # fmt: skip
 
     def folds(self, train: Arrays, task: type[Task], seed: int) -> list[Fold]:
         c = self.config

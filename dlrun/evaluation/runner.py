@@ -170,9 +170,8 @@ def run_protocol(
     task = TASKS.get(cfg.task.name)
     train = data.train
     duplicates = duplicate_counts(train, folds, data.test_split, task.inputs)
-    outcome = ProtocolOutcome(
-        plan.name, split_sizes(plan), duplicates, duplicate_warnings(duplicates)
-    )
+    outcome = ProtocolOutcome(plan.name, split_sizes(plan), duplicates,
+                              [*protocol.warnings(), *duplicate_warnings(duplicates)])  # fmt: skip
     for fold, fitted in fold_models(cfg, protocol, data, folds, device, recording, outcome):
         scored_fold = _score_fold(task, train, fold, fitted, protocol)
         outcome.folds.append(scored_fold)
