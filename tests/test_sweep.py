@@ -27,6 +27,7 @@ from dlrun.errors import ConfigError
 from dlrun.errors import DlrunError
 from dlrun.errors import RunError
 from dlrun.sweep.report import LeaderRow
+from dlrun.sweep.report import TrialOutcome
 from dlrun.sweep.report import scoring_command
 from dlrun.sweep.run import run_sweep
 from dlrun.sweep.study import open_storage
@@ -126,7 +127,7 @@ def test_trials_never_read_the_test_split(grid_sweep: Path) -> None:
         "`dlrun train best_config.yaml` scores the chosen config on it once"
         in (grid_sweep / "report.md").read_text()
     )
-    rows = [LeaderRow(1, 1, "complete", 1.0, None, {}, {}, 1.0, "trial-0001")]
+    rows = [LeaderRow(1, 1, TrialOutcome.COMPLETE, 1.0, None, {}, {}, 1.0, "trial-0001")]
     holdout = config_from_data(_sweep_config(GRID))
     assert scoring_command(holdout, grid_sweep, rows) == command
     kfold = config_from_data(_sweep_config(GRID, evaluation={"protocol": "kfold", "k": 3}))

@@ -33,6 +33,7 @@ from dlrun.sweep.report import LeaderRow
 from dlrun.sweep.report import fmt
 from dlrun.sweep.report import leaderboard
 from dlrun.sweep.report import leaderboard_cells
+from dlrun.sweep.report import shown_state
 from dlrun.sweep.space import SweepConfig
 from dlrun.sweep.study import CONTINUED
 from dlrun.sweep.trials import label
@@ -144,10 +145,7 @@ class SweepProgress:
         """The ``ordinal``-th finished trial, with the sweep's totals and time as they stand."""
         done, _, left = self.counts
         number = folder_number(str(trial.user_attrs.get("run_dir", "")), trial.number)
-        state = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned"}.get(
-            trial.state, trial.user_attrs.get("run_status") or "failed"
-        )
-        parts = [f"[{ordinal}/{done + left}] trial {number} {state}"]
+        parts = [f"[{ordinal}/{done + left}] trial {number} {shown_state(trial).said}"]
         if trial.state == TrialState.COMPLETE:
             parts.append(f"objective {fmt(trial.value)}")
         if trial.user_attrs.get("error"):

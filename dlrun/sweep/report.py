@@ -7,6 +7,7 @@ import warnings
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ IMPORTANCES_PNG = "param_importances.png"
 class LeaderRow:
     rank: int | None
     trial: int
-    state: str
+    state: TrialOutcome
     objective: float | None
     std: float | None  # across folds, for cross-validated trials
     params: dict[str, Any]  # as shown: choice labels where given
@@ -75,9 +76,27 @@ def trial_seconds(trial: FrozenTrial, earlier: dict[int, FrozenTrial]) -> float 
     return seconds + (trial_seconds(before, earlier) or 0.0)
 
 
-def shown_state(trial: FrozenTrial) -> str:
+class TrialOutcome(str, Enum):
+    """How a trial stands in the leaderboard: Optuna's state, or what ended its run."""
+
+    RUNNING = "running"
+    COMPLETE = "complete"
+    PRUNED = "pruned"
+    FAIL = "fail"
+    DIVERGED = "diverged"
+
+    @property
+    def said(self) -> str:
+        """The word a progress line uses (``trial 3 failed``)."""
+        return "failed" if self is TrialOutcome.FAIL else self.value
+
+    def __str__(self) -> str:  # tables and the CSV show the value
+        return self.value
+
+
+def shown_state(trial: FrozenTrial) -> TrialOutcome:
     """complete, pruned, fail, or what failed the trial's run (diverged)."""
-    return str(trial.user_attrs.get("run_status") or trial.state.name.lower())
+    return TrialOutcome(trial.user_attrs.get("run_status") or trial.state.name.lower())
 
 
 def leaderboard(cfg: ExperimentConfig, study: optuna.Study) -> list[LeaderRow]:
@@ -113,7 +132,7 @@ def fmt(value: Any) -> str:
 def leaderboard_cells(row: LeaderRow, names: list[str]) -> list[str]:
     """One leaderboard row as the CLI, the live table and report.md show it."""
     seconds = "" if row.seconds is None else f"{row.seconds:.1f}"
-    return [fmt(row.rank), str(row.trial), row.state, fmt(row.objective), fmt(row.std),
+    return [fmt(row.rank), str(row.trial), str(row.state), fmt(row.objective), fmt(row.std),
             *(fmt(row.params.get(n, "")) for n in names), seconds]  # fmt: skip
 
 
@@ -127,7 +146,7 @@ def write_sweep_files(
     names = list(cfg.sweep.parameters) if cfg.sweep else []
     write_csv(sweep_dir / LEADERBOARD,
               ["rank", "trial", "state", "objective", "std", *names, "seconds", "run_dir"],
-              [[r.rank or "", r.trial, r.state, "" if r.objective is None else r.objective,
+              [[r.rank or "", r.trial, str(r.state), "" if r.objective is None else r.objective,
                 "" if r.std is None else r.std,
                 *(fmt(r.params.get(n, "")) for n in names),
                 "" if r.seconds is None else round(r.seconds, 2), r.run_dir] for r in rows])  # fmt: skip
@@ -170,7 +189,9 @@ def _plots(cfg: ExperimentConfig, study: optuna.Study, rows: list[LeaderRow],
     importances when at least two parameters varied (with one, it is 100% by definition)."""
     assert cfg.sweep is not None
     points = [
-        (r.trial, r.objective) for r in rows if r.state == "complete" and r.objective is not None
+        (r.trial, r.objective)
+        for r in rows
+        if r.state is TrialOutcome.COMPLETE and r.objective is not None
     ]
     if not points:
         return []
@@ -211,8 +232,8 @@ def _report(cfg: ExperimentConfig, study: optuna.Study, rows: list[LeaderRow], n
             plots: list[str], scoring: str | None) -> str:  # fmt: skip
     sweep = cfg.sweep
     assert sweep is not None
-    states = dict.fromkeys(("complete", "pruned", "fail"), 0)  # shown even when none
-    states.update(Counter(r.state for r in rows))  # and any other ending (diverged)
+    shown = (TrialOutcome.COMPLETE, TrialOutcome.PRUNED, TrialOutcome.FAIL)  # even when none
+    states = dict.fromkeys(shown, 0) | Counter(r.state for r in rows)
     lines = [f"# Sweep {cfg.name}", "",
              f"- method: {sweep.method}; objective: validation {sweep.objective.metric} "
              f"({study.direction.name.lower()}); pruner: {sweep.pruner}",
