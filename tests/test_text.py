@@ -296,3 +296,21 @@ def test_text_tokenize_pad_embedding_lstm_trains_end_to_end(tmp_path: Path) -> N
                               if k.startswith("0.tokenize.")})  # fmt: skip
     assert restored.word_index["<unk>"] == 1 and "great" in restored.word_index
     assert int(saved["1.pad_sequences.maxlen_"]) == 8
+
+
+def test_token_ids_beyond_the_table_only_in_validation_rows_are_refused(tmp_path: Path) -> None:
+    """The check before the run reads a sample; the validation rows are checked before the
+    first epoch too (they used to stop it with an IndexError from the embedding)."""
+    x = np.random.default_rng(0).integers(0, 5, size=(100, 4))
+    x[90:, 0] = 9  # only among the last rows, which validate
+    np.savez(tmp_path / "ids.npz", x=x, y=np.arange(100) % 2)
+    cfg = tiny_config(
+        task="binary", loss="binary_crossentropy", preprocess=[], metrics=["accuracy"],
+        data={"dataset": "npz", "path": str(tmp_path / "ids.npz"), "test_fraction": 0},
+        model={"layers": [{"embedding": {"input_dim": 5, "output_dim": 2}}, "flatten",
+                          {"dense": {"units": 1, "activation": "sigmoid"}}]},
+        evaluation={"validation": {"last_fraction": 0.2}},
+    )  # fmt: skip
+    with pytest.raises(DataError, match=r"token id 9, outside the embedding layer's 0\.\.4; "
+                       r"set input_dim: 10"):  # fmt: skip
+        run_experiment(config_from_data(cfg), tmp_path / "runs")

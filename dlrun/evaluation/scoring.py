@@ -23,7 +23,9 @@ class Evaluation:
 
 def evaluate_split(fitted: FittedModel, arrays: Arrays, split: str) -> Evaluation:
     """Apply the model's own preprocessing to ``arrays``; loss and metrics in one pass."""
-    results = collect(fitted.task, fitted.sources(arrays))
+    source = fitted.sources(arrays)
+    fitted.task.check_batch(source.check_view())  # ids the training data never held
+    results = collect(fitted.task, source)
     metrics = fitted.task.epoch_logs(results)
     target = fitted.task.target
     if "mae" in metrics and target is not None and target in arrays:
