@@ -470,6 +470,14 @@ def test_curve_averaging_smoothing_and_best_epoch() -> None:
     assert best_epoch([5.0, 2.0, 4.0], higher=False, offset=10) == (12, 2.0)
 
 
+def test_the_best_epoch_is_read_where_every_fold_trained() -> None:
+    stopped_early = [[{"val_loss": v} for v in (1.0, 0.8, 0.7)],
+                     [{"val_loss": v} for v in (1.0, 0.8, 0.7, 0.75, 0.2)]]  # fmt: skip
+    cv = cross_validate([{}], stopped_early, "val_loss", False, 0.9, 0)
+    assert (cv.best_epoch, cv.best_value) == (3, pytest.approx(0.7))  # not 5: one fold's alone
+    assert cv.curves["val_loss"] == pytest.approx([1.0, 0.8, 0.7, 0.75, 0.2])  # drawn whole
+
+
 def test_a_short_curve_picks_its_best_epoch_unsmoothed_and_a_long_one_smoothed() -> None:
     def folds(curve: list[float]) -> list[list[dict[str, float]]]:
         return [[{"val_loss": v} for v in curve], [{"val_loss": v + 0.1} for v in curve]]

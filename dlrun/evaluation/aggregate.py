@@ -124,10 +124,13 @@ def cross_validate(
 
     A curve of :data:`LONG_CURVE` epochs or more is smoothed before its best epoch is read,
     as DLwP 3.6.4 reads its 500-epoch curve; a shorter one is read as it is, since a moving
-    average of a few points stays near the first ones (3 epochs would pick epoch 1).
+    average of a few points stays near the first ones (3 epochs would pick epoch 1). Only the
+    epochs every fold trained are read: after a fold stopped early the average is over fewer
+    folds, and at the end over one, whose epoch would be taken for the folds' best.
     """
     curves = average_curves(histories)
-    raw = curves.get(monitor, [])
+    shared = min((len(h) for h in histories if h), default=0)
+    raw = curves.get(monitor, [])[:shared]
     factor, skip = curve_reading(smoothing, skip_first, len(raw))
     smoothed = smooth(raw[skip:], factor)
     epoch, value = best_epoch(smoothed, higher, offset=skip)
