@@ -145,6 +145,11 @@ def read_inputs(
     if path.suffix == ".npz":
         if not header:
             raise DataError(f"{path}: --no-header applies to CSV files; an .npz has no header")
+        if categories:
+            coded = [feature_names[j] if feature_names else str(j) for j in categories]
+            raise DataError(f"{path}: this run codes text columns ({_listing(coded)}), which "
+                            "an .npz cannot hold as trained; give the inputs as a CSV with a "
+                            "header row")  # fmt: skip
         return _npz_inputs(path, feature_names)
     names, rows = read_table(str(path), ",", header=header)
     if not rows:
@@ -237,6 +242,12 @@ def _npz_inputs(path: Path, features: list[str] | None) -> np.ndarray:
             "named 'x' (or an archive's only array)"
         )
     x = arrays["x" if "x" in keys else keys[0]]
+    if x.dtype.kind not in "biuf":
+        raise DataError(f"{path}: the array holds {x.dtype} values, not numbers; predict reads "
+                        "the raw numeric features the run was trained on")  # fmt: skip
+    if x.ndim < 2 or not len(x):
+        raise DataError(f"{path}: the array has shape {list(x.shape)}; predict reads one row "
+                        "per sample (rows first), and at least one row")  # fmt: skip
     if features is not None and x.ndim == 2 and x.shape[1] != len(features):
         raise DataError(
             f"{path}: array has {x.shape[1]} columns, but the model was trained on "
@@ -264,6 +275,7 @@ def predict_file(
             f"{input_path}: inputs become shape {list(got)} after preprocessing; the model "
             f"expects {list(expected)}"
         )
+    fitted.task.check_batch(source.check_view())  # e.g. token ids beyond an embedding's rows
     with torch.no_grad():
         outputs = torch.cat([fitted.task.predict_step(batch) for batch in source.epoch()])
     unusable = ~torch.isfinite(outputs.reshape(len(outputs), -1)).all(dim=1)

@@ -74,6 +74,12 @@ def test_a_raw_table_with_text_columns_trains_with_stratified_kfold(
     assert predicted.exit_code == 0, predicted.output
     rows = out.read_text().splitlines()
     assert [row.split(",")[0] for row in rows] == ["prediction", "yes", "no", "no"]  # pain decides
+    np.savez(tmp_path / "coded.npz", x=np.zeros((2, 5)))  # codes an npz cannot say as trained
+    refused = runner.invoke(app, ["predict", str(run_dir), "-i", str(tmp_path / "coded.npz"),
+                                  "-o", str(out)], terminal_width=400)  # fmt: skip
+    assert refused.exit_code == 2 and "Traceback" not in refused.output
+    assert "this run codes text columns (sex, chest pain, thal), which an .npz cannot hold as " \
+        "trained; give the inputs as a CSV with a header row" in refused.output  # fmt: skip
 
 
 def test_categories_are_learned_from_the_training_rows_only() -> None:

@@ -172,6 +172,13 @@ def test_npz_input_is_array_x_or_the_only_array(holdout_run: Path, tmp_path: Pat
     np.savez(tmp_path / "objects.npz", x=np.array([[1], [1, 2]], dtype=object))
     with pytest.raises(DataError, match=r"cannot read .*objects\.npz as an \.npz archive: Object"):
         predict_file(holdout_run, tmp_path / "objects.npz", tmp_path / "p.csv")
+    for name, x, said in [("strings", np.full((3, 4), "abc"), "holds <U3 values, not numbers"),
+                          ("empty", np.zeros((0, 4)), "has shape [0, 4]; predict reads one row"),
+                          ("flat", np.zeros(4), "has shape [4]; predict reads one row")]:  # fmt: skip
+        np.savez(tmp_path / f"{name}.npz", x=x)  # each was a traceback
+        result = invoke_predict(holdout_run, tmp_path / f"{name}.npz", tmp_path / "p.csv")
+        assert result.exit_code == 2 and said in result.output, result.output
+        assert "Traceback" not in result.output
 
 
 @pytest.fixture(scope="module")

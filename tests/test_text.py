@@ -27,6 +27,7 @@ from dlrun.preprocess.pipeline import build_pipeline
 from dlrun.preprocess.pipeline import fit_pipeline
 from dlrun.preprocess.sequences import pad_sequences
 from dlrun.preprocess.tokenizer import Tokenize
+from dlrun.reuse import predict_file
 from tests.conftest import tiny_config
 
 # The TensorFlow course's Tokenizer example (Keras 2's keras.preprocessing.text), with the
@@ -314,3 +315,8 @@ def test_token_ids_beyond_the_table_only_in_validation_rows_are_refused(tmp_path
     with pytest.raises(DataError, match=r"token id 9, outside the embedding layer's 0\.\.4; "
                        r"set input_dim: 10"):  # fmt: skip
         run_experiment(config_from_data(cfg), tmp_path / "runs")
+    cfg["model"]["layers"][0]["embedding"]["input_dim"] = 10
+    run = run_experiment(config_from_data(cfg), tmp_path / "runs").run_dir
+    np.savez(tmp_path / "new.npz", x=np.array([[1, 2, 3, 12]]))  # predict: the same check
+    with pytest.raises(DataError, match=r"token id 12, outside the embedding layer's 0\.\.9"):
+        predict_file(run, tmp_path / "new.npz", tmp_path / "p.csv")
