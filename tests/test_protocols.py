@@ -474,7 +474,7 @@ def test_the_best_epoch_is_read_where_every_fold_trained() -> None:
     stopped_early = [[{"val_loss": v} for v in (1.0, 0.8, 0.7)],
                      [{"val_loss": v} for v in (1.0, 0.8, 0.7, 0.75, 0.2)]]  # fmt: skip
     cv = cross_validate([{}], stopped_early, "val_loss", False, 0.9, 0)
-    assert (cv.best_epoch, cv.best_value) == (3, pytest.approx(0.7))  # not 5: one fold's alone
+    assert cv.best_epoch == 3 and cv.best_value == pytest.approx(0.7)  # not 5: one fold's alone
     assert cv.curves["val_loss"] == pytest.approx([1.0, 0.8, 0.7, 0.75, 0.2])  # drawn whole
 
 
