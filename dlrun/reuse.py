@@ -77,6 +77,27 @@ class RunEvaluation:
     notes: list[str] = field(default_factory=list)
 
 
+def finished_run(path: str | Path, command: str) -> RunDirectory:
+    """The run at ``path`` if it ended normally; a halted or unfinished run's model is not
+    the one its config asked for, and ``eval``/``predict`` (``command``) refuse it."""
+    run = RunDirectory.open(path)
+    status = run.status().get("status")
+    if status not in (RunStatus.COMPLETED.value, RunStatus.STOPPED_EARLY.value):
+        known = {s.value: s for s in RunStatus}
+        resumable = status not in known or known[status].resumable
+        then = "continue it with dlrun train --resume first" if resumable else "train a new run"
+        raise RunError(f"{path} ended as {status}, so {command} does not use it; {then}")
+    return run
+
+
+def _run_above(run: RunDirectory) -> Path | None:
+    """The run a fold sub-run belongs to (``fold_02``, ``repeat_01/fold_02``), if it is one."""
+    for parent in run.path.resolve().parents[:2]:
+        if (parent / "config.yaml").is_file():
+            return parent
+    return None
+
+
 def evaluate_run(path: str | Path) -> RunEvaluation:
     """Score a finished run again with the same seed, hence the same splits.
 
@@ -85,13 +106,11 @@ def evaluate_run(path: str | Path) -> RunEvaluation:
     on the test split. Only a run that ended normally is scored: a halted or unfinished run never
     read its test split, and ``eval`` must not read it for it either.
     """
-    run = RunDirectory.open(path)
-    status = run.status().get("status")
-    if status not in (RunStatus.COMPLETED.value, RunStatus.STOPPED_EARLY.value):
-        known = {s.value: s for s in RunStatus}
-        resumable = status not in known or known[status].resumable
-        then = "continue it with dlrun train --resume first" if resumable else "train a new run"
-        raise RunError(f"{path} ended as {status}, so eval does not score it; {then}")
+    run = finished_run(path, "eval")
+    above = _run_above(run)
+    if above is not None:
+        raise RunError(f"{path} is one fold of the run {above}; eval that run, which scores "
+                       "every fold's model on its validation part")  # fmt: skip
     text = run.file("config.yaml").read_text(encoding="utf-8")
     cfg = config_from_text(text, str(run.file("config.yaml")), [])
     plan = plan_protocol(cfg, load_data(cfg))
@@ -260,6 +279,12 @@ def predict_file(
     run_path: str | Path, input_path: Path, output_path: Path, header: bool = True
 ) -> int:
     """Write one row of predictions per input row; returns the row count."""
+    run = finished_run(run_path, "predict")
+    folds = sorted(str(p.parent.relative_to(run.path)) for p in run.path.rglob("checkpoint.pt")
+                   if p.parent != run.path)  # fmt: skip
+    if not run.file("checkpoint.pt").is_file() and folds:
+        raise RunError(f"{run_path} has a model per fold and no final model (evaluation.final "
+                       f"trains one); predict with a fold's: dlrun predict {run.file(folds[0])}")  # fmt: skip
     loaded = load_run(run_path)
     fitted = loaded.fitted
     if len(fitted.task.inputs) != 1:

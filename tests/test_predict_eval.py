@@ -231,14 +231,26 @@ def test_eval_of_kfold_run_without_final_keeps_the_test_split_sealed(
     result = runner.invoke(app, ["eval", str(run)], terminal_width=400)
     assert result.exit_code == 0, result.output
     assert note in result.output and "no checkpoint" not in result.output
+    np.savez(tmp_path / "rows.npz", x=ROWS)  # predict: no final model, and it says so
+    with pytest.raises(RunError, match=r"has a model per fold and no final model "
+                       r"\(evaluation\.final trains one\); predict with a fold's: dlrun predict "
+                       r".*fold_01$"):  # fmt: skip
+        predict_file(run, tmp_path / "rows.npz", tmp_path / "p.csv")
+    assert predict_file(run / "fold_01", tmp_path / "rows.npz", tmp_path / "p.csv") == 5
+    with pytest.raises(RunError, match=r"fold_02 is one fold of the run .*; eval that run, which "
+                       r"scores every fold's model on its validation part"):  # fmt: skip
+        evaluate_run(run / "fold_02")  # was: "fold_01/checkpoint.pt is missing"
 
 
 def test_eval_of_halted_kfold_run_stays_sealed(kfold_final_run: Path, tmp_path: Path) -> None:
     copy = Path(shutil.copytree(kfold_final_run, tmp_path / "halted"))
     RunDirectory(copy).set_status(RunStatus.INTERRUPTED, "KeyboardInterrupt")
-    with pytest.raises(RunError, match="ended as interrupted, so eval does not score it; "
+    with pytest.raises(RunError, match="ended as interrupted, so eval does not use it; "
                        "continue it with dlrun train --resume first"):  # fmt: skip
         evaluate_run(copy)
+    np.savez(tmp_path / "rows.npz", x=ROWS)  # nor does predict use its half-trained model
+    with pytest.raises(RunError, match="ended as interrupted, so predict does not use it"):
+        predict_file(copy, tmp_path / "rows.npz", tmp_path / "p.csv")
 
 
 def test_eval_of_kfold_run_missing_a_fold_model_says_so(

@@ -225,7 +225,7 @@ def test_halted_runs_keep_their_test_split_sealed_from_eval(tmp_path: Path) -> N
     result = runner.invoke(app, ["eval", str(run_dir)])
     assert (
         result.exit_code == 2
-        and "ended as diverged, so eval does not score it; train a new run" in result.output
+        and "ended as diverged, so eval does not use it; train a new run" in result.output
     )  # not "resume it": a resume of a diverged run is refused
     status = json.loads((run_dir / "status.json").read_text())
     (run_dir / "status.json").write_text(json.dumps({**status, "status": "pruned"}))
