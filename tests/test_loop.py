@@ -109,3 +109,20 @@ def test_early_stopping_ends_a_run_as_stopped_early_and_it_is_still_tested(tmp_p
     assert json.loads((result.run_dir / "status.json").read_text())["status"] == "stopped_early"
     assert result.results["epochs_run"] < 60 and "early stopping" in result.results["stop_reason"]
     assert result.results["test_split_reads"] == 1 and result.results["test"] is not None
+
+
+def test_hold_out_validation_values_are_those_of_the_weights_early_stopping_kept(
+    tmp_path: Path,
+) -> None:
+    stop = {"early_stopping": {"monitor": "val_loss", "patience": 3, "restore_best": True}}
+    train = {"epochs": 60, "batch_size": 16, "progress": "none", "callbacks": [stop]}
+    config = tiny_config(train=train, optimizer={"name": "adam", "lr": 0.2})  # overfits fast
+    result = run_experiment(config_from_data(config), tmp_path)
+    rows = [
+        json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()
+    ]
+    validation = result.results["validation"]
+    kept = rows[validation["best_epoch"] - 1]  # restored: the best val_loss's epoch
+    assert len(rows) > validation["best_epoch"]  # the run went on past it
+    assert validation["val_loss"] == pytest.approx(kept["val_loss"])  # not the last epoch's
+    assert validation["val_loss"] != pytest.approx(rows[-1]["val_loss"])

@@ -111,11 +111,15 @@ def _score_fold(
 
 
 def _holdout_validation(cfg: ExperimentConfig, fitted: FittedModel) -> dict[str, Any]:
+    """The validation values of the model kept (the epoch early stopping restored, else the
+    last one), and the best epoch by the monitor."""
     history = fitted.state.history
     if not history or not any(k.startswith("val_") for k in history[-1]):
         return {}
     monitor = cfg.evaluation.monitor
-    last = {k: v for k, v in history[-1].items() if k.startswith("val_")}
+    restored = fitted.state.restored_epoch
+    kept = history[restored - 1] if restored and restored <= len(history) else history[-1]
+    last = {k: v for k, v in kept.items() if k.startswith("val_")}
     epoch, value = best_epoch([row.get(monitor, np.nan) for row in history],
                               higher_is_better(monitor))  # fmt: skip
     return {**last, "monitor": monitor, "best_epoch": epoch, "best_value": value}
