@@ -6,6 +6,7 @@ import csv
 import datetime as dt
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,11 +45,22 @@ class RunRow:
 
 
 def read_results(path: Path) -> dict[str, Any]:
+    """A run's results.json ({} before it has one); a damaged one is a one-line error."""
     results_file = path / "results.json"
     if not results_file.is_file():
         return {}
-    data: dict[str, Any] = json.loads(results_file.read_text())
+    data = _json_file(results_file, json.loads)
+    if not isinstance(data, dict):
+        raise RunError(f"{results_file} holds no results object; the file was changed")
     return data
+
+
+def _json_file(file: Path, parse: Callable[[str], Any]) -> Any:
+    """``parse`` of the file's text; a file that is not what dlrun wrote says so in one line."""
+    try:
+        return parse(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise RunError(f"{file} cannot be read ({exc}); the file was damaged or changed") from None
 
 
 def headline_metrics(results: dict[str, Any]) -> list[tuple[str, float]]:
@@ -108,7 +120,10 @@ def _run_row(path: Path) -> RunRow:
     status = RunDirectory(path).status().get("status", "unknown")
     if status == INCOMPLETE:
         status = "incomplete"
-    results = read_results(path)
+    try:
+        results = read_results(path)
+    except RunError:  # one damaged run does not hide the others
+        results, status = {}, "damaged"
     headline = key_metric(results)
     metric, value = (headline[0], f"{headline[1]:.4f}") if headline else ("", "")
     return RunRow(path.name, _date(_started(path)), status, results.get("task", ""), metric, value)
@@ -134,7 +149,9 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
     file = path / "metrics.jsonl"
     if not file.is_file():
         return []
-    rows = [json.loads(line) for line in file.read_text().splitlines() if line.strip()]
+    rows = _json_file(
+        file, lambda text: [json.loads(line) for line in text.splitlines() if line.strip()]
+    )
     return [{k: number(v) if v is None else v for k, v in row.items()} for row in rows]
 
 

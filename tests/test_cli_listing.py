@@ -127,3 +127,19 @@ def test_an_epoch_whose_loss_was_not_a_number_is_never_the_best(tmp_path: Path) 
 
     rows = [{"epoch": 1, "val_loss": float("nan")}, {"epoch": 2, "val_loss": 0.7}]
     assert _run_metrics("r", tmp_path, rows) == {"run": "r", "min val_loss": 0.7, "at epoch": 2}
+
+
+def test_a_damaged_results_file_is_named_and_hides_no_other_run(tmp_path: Path) -> None:
+    _fake_run(tmp_path / "good", "2026-11-30T10:15:00", "completed", 0.9)
+    _fake_run(tmp_path / "cut", "2026-11-30T11:15:00", "completed", 0.8)
+    (tmp_path / "cut" / "results.json").write_text('{"status": "compl')  # cut short
+    listed = runner.invoke(app, ["runs", "list", str(tmp_path)])
+    assert listed.exit_code == 0, listed.output  # was a JSONDecodeError traceback
+    rows = [line.split() for line in listed.output.splitlines()[1:]]
+    assert [row[:4] for row in rows] == [["cut", "2026-11-30", "11:15", "damaged"],
+                                         ["good", "2026-11-30", "10:15", "completed"]]  # fmt: skip
+    compared = runner.invoke(app, ["runs", "compare", str(tmp_path / "good"),
+                                   str(tmp_path / "cut"), "-o", str(tmp_path / "c.png")],
+                             terminal_width=400)  # fmt: skip
+    assert compared.exit_code == 2 and "Traceback" not in compared.output
+    assert f"{tmp_path / 'cut' / 'results.json'} cannot be read (" in compared.output
