@@ -86,6 +86,11 @@ def run_experiment(
         data = load_data(cfg)  # before the run directory exists: bad data leaves nothing behind
     for note in data_notes:
         console.print(note, highlight=False, markup=False, soft_wrap=True)
+    fingerprint = data.fingerprint()
+    if resume and run_name is not None:
+        RunDirectory(runs_dir / run_name).check_same_data(
+            fingerprint, "resuming would mix the two"
+        )
     plan = plan_protocol(cfg, data)
     if hold_back_test:
         plan = plan.without_test()
@@ -93,7 +98,7 @@ def run_experiment(
     run = _run_directory(runs_dir, cfg.name, run_name, resume)
     config_yaml = resolved_yaml(cfg)
     write_text(run.file("config.yaml"), config_yaml)
-    env = environment(device, command or sys.argv)
+    env = {**environment(device, command or sys.argv), "data_fingerprint": fingerprint}
     _record_environment(run, env, resume)
     progress = ProgressReporter(cfg.train.progress, console)
     shown = f"{device} ({env['device_name']})" if device.type == "cuda" else str(device)

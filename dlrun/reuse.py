@@ -113,7 +113,9 @@ def evaluate_run(path: str | Path) -> RunEvaluation:
                        "every fold's model on its validation part")  # fmt: skip
     text = run.file("config.yaml").read_text(encoding="utf-8")
     cfg = config_from_text(text, str(run.file("config.yaml")), [])
-    plan = plan_protocol(cfg, load_data(cfg))
+    data = load_data(cfg)
+    run.check_same_data(data.fingerprint(), "eval would score other rows")
+    plan = plan_protocol(cfg, data)
     folds = [_score_fold(run, fold, plan.data.train) for fold in plan.folds if fold.name]
     has_model = run.file("checkpoint.pt").is_file()
     if not folds and not has_model:

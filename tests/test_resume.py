@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -21,6 +22,7 @@ from dlrun.cli import app
 from dlrun.config.load import config_from_data
 from dlrun.errors import ConfigError
 from dlrun.errors import RunError
+from dlrun.reuse import evaluate_run
 from dlrun.training.callbacks import Callback
 from dlrun.training.state import TrainState
 from dlrun.training.status import RunStatus
@@ -231,3 +233,27 @@ def test_halted_runs_keep_their_test_split_sealed_from_eval(tmp_path: Path) -> N
     (run_dir / "status.json").write_text(json.dumps({**status, "status": "pruned"}))
     with pytest.raises(RunError, match="was pruned by its sweep"):
         resume_experiment(run_dir)
+
+
+def test_eval_and_resume_refuse_a_data_file_that_changed(tmp_path: Path) -> None:
+    """Reordered rows give other splits: eval would score rows the model trained on, and a
+    resume would go on training on them, both silently."""
+    x = np.random.default_rng(0).normal(size=(60, 3)).round(3)
+    lines = ["a,b,c,label", *(f"{a},{b},{c},{int(a > 0)}" for a, b, c in x)]
+    table = tmp_path / "table.csv"
+    table.write_text("\n".join(lines) + "\n")
+    config = tiny_config(task="binary", loss="binary_crossentropy", metrics=["accuracy"],
+                         data={"dataset": "csv", "path": str(table), "target": "label"},
+                         preprocess=["standardize"],
+                         model={"layers": [{"dense": 4},
+                                           {"dense": {"units": 1, "activation": "sigmoid"}}]},
+                         train={"epochs": 2, "batch_size": 16, "progress": "none"})  # fmt: skip
+    run = run_experiment(config_from_data(config), tmp_path / "runs").run_dir
+    assert evaluate_run(run).test is not None  # the same file: scored again
+    table.write_text("\n".join([lines[0], *reversed(lines[1:])]) + "\n")
+    for act in (lambda: evaluate_run(run), lambda: resume_experiment(run, ["train.epochs=3"])):
+        with pytest.raises(RunError, match=r"was trained on other rows than the data reads now "
+                           r"\(data fingerprint [0-9a-f]{16}, now [0-9a-f]{16}\): the data file "
+                           r"changed"):  # fmt: skip
+            act()
+    assert json.loads((run / "status.json").read_text())["status"] == "completed"  # untouched

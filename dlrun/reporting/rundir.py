@@ -74,6 +74,21 @@ class RunDirectory:
     def file(self, name: str) -> Path:
         return self.path / name
 
+    def check_same_data(self, fingerprint: str, then: str) -> None:
+        """Refuse to go on with this run if its data changed since it began (``then``: what
+        going on would do); env.json holds the rows' fingerprint from the first start (a run
+        from before fingerprints were recorded is not checked)."""
+        try:
+            began = json.loads(self.file("env.json").read_text()).get("data_fingerprint")
+        except (OSError, ValueError, AttributeError):
+            return
+        if began is not None and began != fingerprint:
+            raise RunError(
+                f"{self.path} was trained on other rows than the data reads now (data "
+                f"fingerprint {began}, now {fingerprint}): the data file changed; {then}. "
+                "Restore the data, or train a new run"
+            )
+
     def set_status(self, status: RunStatus, reason: str | None = None) -> None:
         record = {
             "status": status.value,
