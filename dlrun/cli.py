@@ -394,6 +394,8 @@ def runs_compare(
     ]
     console.print(number_table("results", columns[0], columns[1:], rows))  # [0]: the run
     console.print(f"curves: {comparison.figure}")
+    if comparison.unrecorded:
+        warn(f"no run recorded {', '.join(comparison.unrecorded)} per epoch; not drawn")
 
 
 def main() -> None:

@@ -31,6 +31,7 @@ from dlrun.preprocess.categorical import category_codes
 from dlrun.preprocess.categorical import vocabularies
 from dlrun.preprocess.pipeline import build_pipeline
 from dlrun.reporting.files import write_csv
+from dlrun.reporting.rundir import INCOMPLETE
 from dlrun.reporting.rundir import RunDirectory
 from dlrun.training import checkpoint as ckpt
 from dlrun.training.batches import FieldSpec
@@ -86,7 +87,9 @@ def finished_run(path: str | Path, command: str) -> RunDirectory:
         known = {s.value: s for s in RunStatus}
         resumable = status not in known or known[status].resumable
         then = "continue it with dlrun train --resume first" if resumable else "train a new run"
-        raise RunError(f"{path} ended as {status}, so {command} does not use it; {then}")
+        ended = ("is incomplete (still training, or killed)" if status == INCOMPLETE
+                 else f"ended as {status}")  # fmt: skip  # as runs list says it
+        raise RunError(f"{path} {ended}, so {command} does not use it; {then}")
     return run
 
 
@@ -161,6 +164,8 @@ def read_inputs(
     ``categories`` maps the positions of text-valued (categorical) features to the training
     vocabulary their cells are coded by.
     """
+    if path.is_dir():
+        raise DataError(f"input {path} is a directory; give a CSV or .npz file")
     if not path.is_file():
         raise DataError(f"input file not found: {path}")
     if path.suffix == ".npz":
@@ -281,6 +286,8 @@ def predict_file(
     run_path: str | Path, input_path: Path, output_path: Path, header: bool = True
 ) -> int:
     """Write one row of predictions per input row; returns the row count."""
+    if output_path.resolve() == input_path.resolve():
+        raise DataError(f"--output {output_path} is the input file; name another file")
     run = finished_run(run_path, "predict")
     folds = sorted(str(p.parent.relative_to(run.path)) for p in run.path.rglob("checkpoint.pt")
                    if p.parent != run.path)  # fmt: skip

@@ -174,6 +174,7 @@ class Comparison:
     differences: dict[str, list[Any]]  # config keys whose values differ, one value per run
     metrics: list[dict[str, Any]]  # per run: headline metric, best validation epoch
     figure: Path
+    unrecorded: list[str]  # asked-for keys no run recorded per epoch (not drawn)
 
 
 def compare_runs(paths: list[Path], output: Path, keys: list[str]) -> Comparison:
@@ -197,7 +198,8 @@ def compare_runs(paths: list[Path], output: Path, keys: list[str]) -> Comparison
     metrics = [
         _run_metrics(name, r.path, curves[name]) for name, r in zip(names, runs, strict=True)
     ]
-    return Comparison(names, differences, metrics, output)
+    unrecorded = [k for k in keys if k not in present]
+    return Comparison(names, differences, metrics, output, unrecorded)
 
 
 def _unique_names(runs: list[RunDirectory]) -> list[str]:

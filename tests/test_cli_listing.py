@@ -120,6 +120,12 @@ def test_runs_compare_puts_kfold_runs_with_and_without_a_final_retrain_in_one_co
     monkeypatch.setattr(console, "width", 200)
     scored = runner.invoke(app, ["eval", dirs[0]])
     assert f"{dirs[0]}: validation metrics per fold" in scored.output  # the path on one line
+    typo = runner.invoke(app, ["runs", "compare", *dirs, "-o", str(tmp_path / "c.png"),
+                               "--keys", "val_loss,val_acc"])  # fmt: skip
+    assert (
+        typo.exit_code == 0
+        and "warning: no run recorded val_acc per epoch; not drawn" in typo.output
+    )
 
 
 def test_an_epoch_whose_loss_was_not_a_number_is_never_the_best(tmp_path: Path) -> None:

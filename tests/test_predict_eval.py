@@ -172,6 +172,10 @@ def test_npz_input_is_array_x_or_the_only_array(holdout_run: Path, tmp_path: Pat
     np.savez(tmp_path / "objects.npz", x=np.array([[1], [1, 2]], dtype=object))
     with pytest.raises(DataError, match=r"cannot read .*objects\.npz as an \.npz archive: Object"):
         predict_file(holdout_run, tmp_path / "objects.npz", tmp_path / "p.csv")
+    same = invoke_predict(holdout_run, tmp_path / "one.npz", tmp_path / "one.npz")
+    assert same.exit_code == 2 and "is the input file; name another file" in same.output
+    folder = invoke_predict(holdout_run, tmp_path, tmp_path / "p.csv")
+    assert folder.exit_code == 2 and f"input {tmp_path} is a directory" in folder.output
     for name, x, said in [("strings", np.full((3, 4), "abc"), "holds <U3 values, not numbers"),
                           ("empty", np.zeros((0, 4)), "has shape [0, 4]; predict reads one row"),
                           ("flat", np.zeros(4), "has shape [4]; predict reads one row")]:  # fmt: skip
@@ -251,6 +255,9 @@ def test_eval_of_halted_kfold_run_stays_sealed(kfold_final_run: Path, tmp_path: 
     np.savez(tmp_path / "rows.npz", x=ROWS)  # nor does predict use its half-trained model
     with pytest.raises(RunError, match="ended as interrupted, so predict does not use it"):
         predict_file(copy, tmp_path / "rows.npz", tmp_path / "p.csv")
+    RunDirectory(copy).set_status(RunStatus.RUNNING)  # killed: status.json says running
+    with pytest.raises(RunError, match=r"is incomplete \(still training, or killed\), so eval"):
+        evaluate_run(copy)
 
 
 def test_eval_of_kfold_run_missing_a_fold_model_says_so(

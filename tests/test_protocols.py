@@ -562,6 +562,21 @@ def test_time_split_fractions_under_one_say_what_they_leave_out(tmp_path: Path) 
     assert results["warnings"] == []  # every row has its part
 
 
+@pytest.mark.parametrize("final", [None, {"epochs": 1}])
+def test_test_rows_duplicating_training_rows_are_warned_of_only_when_tested(
+    tmp_path: Path, final: dict[str, int] | None
+) -> None:
+    x = np.arange(40, dtype=np.float32).reshape(20, 2)
+    np.savez(tmp_path / "dup.npz", x_train=x, y_train=x[:, 0], x_test=x[:4], y_test=x[:4, 0])
+    evaluation = {"protocol": "kfold", "k": 2, **({"final": final} if final else {})}
+    _, results = _run(tmp_path, task="regression", preprocess=[], loss="mse", metrics=["mae"],
+                      model={"layers": [{"dense": 1}]}, evaluation=evaluation,
+                      data={"dataset": "npz", "path": str(tmp_path / "dup.npz")})  # fmt: skip
+    said = [w for w in results["warnings"] if "test rows" in w]
+    assert said == (["4 test rows are exact duplicates of training rows; their scores are "
+                     "optimistic (deduplicate the data to fix this)"] if final else [])  # fmt: skip
+
+
 def test_time_split_fractions_fit_in_the_rows() -> None:
     evaluation = {"protocol": "time_split", "train": 0.6, "validation": 0.3, "test": 0.3}
     with pytest.raises(ConfigError, match=r"add up to more than the rows there are "

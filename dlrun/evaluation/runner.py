@@ -173,7 +173,8 @@ def run_protocol(
     protocol, data, folds = plan.protocol, plan.data, plan.folds
     task = TASKS.get(cfg.task.name)
     train = data.train
-    duplicates = duplicate_counts(train, folds, data.test_split, task.inputs)
+    tested = len(folds) == 1 or cfg.evaluation.final is not None  # else the test stays sealed
+    duplicates = duplicate_counts(train, folds, data.test_split if tested else None, task.inputs)
     outcome = ProtocolOutcome(plan.name, split_sizes(plan), duplicates,
                               [*protocol.warnings(), *duplicate_warnings(duplicates)])  # fmt: skip
     for fold, fitted in fold_models(cfg, protocol, data, folds, device, recording, outcome):
