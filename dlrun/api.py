@@ -6,12 +6,10 @@ Tests call these functions directly; ``cli.py`` only parses arguments and prints
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
-from collections.abc import Iterator
 from collections.abc import Sequence
-from contextlib import contextmanager
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ from dlrun.config.resume import check_resume_changes
 from dlrun.config.schema import ExperimentConfig
 from dlrun.data.checksums import collect_notes
 from dlrun.data.load import load_data
+from dlrun.data.locate import local_copies_only
 from dlrun.errors import DataError
 from dlrun.errors import DlrunError
 from dlrun.errors import Interrupted
@@ -50,8 +49,6 @@ from dlrun.training.callbacks import Callback
 from dlrun.training.status import RunStatus
 from dlrun.utils import resolve_device
 from dlrun.utils import seed_everything
-
-OFFLINE = "DLRUN_OFFLINE"  # the switch dlrun.data.locate reads
 
 
 @dataclass
@@ -216,7 +213,12 @@ def validate_experiment(cfg: ExperimentConfig, use_data: bool = True) -> Validat
         task = check_with_shape(cfg, device)
         return Validation(list(task.models.values()), "--no-data")
     try:
-        with _no_downloads(cfg.model.input_shape is not None):
+        reading = (
+            local_copies_only("validate reads only local copies when model.input_shape is set")
+            if cfg.model.input_shape is not None
+            else nullcontext()
+        )
+        with reading:
             data = load_data(cfg)
     except DataError as exc:
         if cfg.model.input_shape is None:
@@ -225,21 +227,6 @@ def validate_experiment(cfg: ExperimentConfig, use_data: bool = True) -> Validat
         return Validation(list(task.models.values()), f"it could not be read here: {exc}")
     task = check_with_data(cfg, plan_protocol(cfg, data).data, device)
     return Validation(list(task.models.values()))
-
-
-@contextmanager
-def _no_downloads(active: bool) -> Iterator[None]:
-    """Read only local copies (validate with an input shape must not fetch gigabytes)."""
-    saved = os.environ.get(OFFLINE)
-    if active:
-        os.environ[OFFLINE] = "1"
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop(OFFLINE, None)
-        else:
-            os.environ[OFFLINE] = saved
 
 
 def models_for_summary(cfg: ExperimentConfig) -> list[BuiltModel]:

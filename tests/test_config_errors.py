@@ -271,6 +271,8 @@ def test_validate_with_an_input_shape_never_downloads(
     assert result.exit_code == 0, result.output
     output = " ".join(result.output.split())
     assert "not checked against the data (it could not be read here: dataset mnist" in output
+    assert "(validate reads only local copies when model.input_shape is set)" in output
+    assert "DLRUN_OFFLINE is set" not in output  # the user never set it
     assert "Total params: 6,370" in output and "config OK" in output
     assert "DLRUN_OFFLINE" not in os.environ
 

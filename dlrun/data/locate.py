@@ -9,7 +9,10 @@ names the file, where to put it and the URL to fetch it from.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
+from contextvars import ContextVar
 from pathlib import Path
 
 from dlrun.data.checksums import check_local_file
@@ -24,8 +27,24 @@ def mirror_dirs(dataset: str) -> list[Path]:
     return [Path(root).expanduser() / dataset for root in roots]
 
 
-def offline() -> bool:
-    return os.environ.get("DLRUN_OFFLINE", "") not in ("", "0")
+_LOCAL_ONLY: ContextVar[str | None] = ContextVar("dlrun_local_only", default=None)
+
+
+@contextlib.contextmanager
+def local_copies_only(why: str) -> Iterator[None]:
+    """Inside: no download, and ``why`` is what a missing file's error gives as the reason."""
+    token = _LOCAL_ONLY.set(why)
+    try:
+        yield
+    finally:
+        _LOCAL_ONLY.reset(token)
+
+
+def offline() -> str | None:
+    """Why nothing may be downloaded now (``DLRUN_OFFLINE``, or a caller's reason), if so."""
+    if os.environ.get("DLRUN_OFFLINE", "") not in ("", "0"):
+        return "DLRUN_OFFLINE is set"
+    return _LOCAL_ONLY.get()
 
 
 def mirror_copies(dataset: str, resource: Resource) -> list[Path]:
@@ -66,8 +85,9 @@ def obtain(dataset: str, resource: Resource) -> Path:
     cached = cached_path(dataset, resource)
     if cached.is_file():
         return cached
-    if offline():
-        raise missing(dataset, resource, "DLRUN_OFFLINE is set")
+    why = offline()
+    if why is not None:
+        raise missing(dataset, resource, why)
     try:
         return fetch(dataset, resource)
     except ConnectionError as exc:
