@@ -199,9 +199,9 @@ def prepare_fold(
     check_augment(cfg, fields)
     torch.manual_seed(seed)
     sources.task.build(fields, device)
-    for part in (train, val):  # token ids beyond an embedding's rows may be in either
-        if part is not None:
-            sources.task.check_batch(part.check_view())
+    sources.task.check_batch(train.check_view())
+    if val is not None and not sources.streaming:  # all in memory: no batch decoded twice
+        sources.task.check_batch(val.check_view())  # ids beyond an embedding's rows, say
     return PreparedFold(sources, train, val, fields)
 
 
