@@ -69,6 +69,12 @@ def plan_protocol(cfg: ExperimentConfig, data: LoadedData) -> Plan:
     return Plan(name, protocol, prepared, protocol.folds(prepared.train, task, cfg.seed))
 
 
+def tests_a_model(cfg: ExperimentConfig) -> bool:
+    """Whether a run of ``cfg`` scores a model on the test split: a single split's, or a final
+    retrain's (K-fold without one never reads it)."""
+    return PROTOCOLS.get(cfg.evaluation.protocol).single_split or cfg.evaluation.final is not None
+
+
 def split_sizes(plan: Plan) -> Sizes:
     """Rows per split, as results.json and the start line state them; folds of unequal sizes
     give the range (``47-48``), and a test split held back says so."""
@@ -173,8 +179,8 @@ def run_protocol(
     protocol, data, folds = plan.protocol, plan.data, plan.folds
     task = TASKS.get(cfg.task.name)
     train = data.train
-    tested = len(folds) == 1 or cfg.evaluation.final is not None  # else the test stays sealed
-    duplicates = duplicate_counts(train, folds, data.test_split if tested else None, task.inputs)
+    tested = data.test_split if tests_a_model(cfg) else None  # else never read: no warning
+    duplicates = duplicate_counts(train, folds, tested, task.inputs)
     outcome = ProtocolOutcome(plan.name, split_sizes(plan), duplicates,
                               [*protocol.warnings(), *duplicate_warnings(duplicates)])  # fmt: skip
     for fold, fitted in fold_models(cfg, protocol, data, folds, device, recording, outcome):

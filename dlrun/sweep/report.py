@@ -17,7 +17,7 @@ from optuna.trial import TrialState
 
 from dlrun.config.load import resolved_yaml
 from dlrun.config.schema import ExperimentConfig
-from dlrun.evaluation.protocols import PROTOCOLS
+from dlrun.evaluation.runner import tests_a_model
 from dlrun.reporting import plots
 from dlrun.reporting.files import atomic_path
 from dlrun.reporting.files import write_csv
@@ -170,8 +170,7 @@ def scoring_command(cfg: ExperimentConfig, sweep_dir: Path, rows: list[LeaderRow
         results = json.loads((sweep_dir / best.run_dir / "results.json").read_text())
     except (OSError, ValueError):
         return None
-    tested = PROTOCOLS.get(cfg.evaluation.protocol).single_split or cfg.evaluation.final
-    if not results.get("test_held_back") or not tested:
+    if not results.get("test_held_back") or not tests_a_model(cfg):
         return None
     return f"dlrun train {sweep_dir / 'best_config.yaml'}"
 
