@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from dlrun.config.load import config_from_data
+from dlrun.data.checksums import collect_notes
 from dlrun.data.load import load_data
 from dlrun.data.word_sequences import decode
 from dlrun.data.word_sequences import tokenize
@@ -113,8 +114,12 @@ def test_keras_imdb_npz_is_read_with_the_same_semantics(tmp_path: Path) -> None:
     data = _load({"dataset": "imdb", "path": str(tmp_path), "num_words": 8, "maxlen": 4}, **BINARY)
     assert sorted(tuple(s.tolist()) for s in data.train.x) == [(1, 4, 5), (1, 6, 7, 2)]
     assert [s.tolist() for s in data.test_split.unseal().x] == [[1, 5, 2]]
-    dropped = _load({"dataset": "imdb", "path": str(tmp_path), "maxlen": 3}, **BINARY)
+    with collect_notes() as notes:
+        dropped = _load({"dataset": "imdb", "path": str(tmp_path), "maxlen": 3}, **BINARY)
     assert len(dropped.train) == 1  # Keras drops longer sequences rather than cutting them
+    assert notes[-1] == ("data.maxlen 3 keeps 1 of the 2 training reviews (longer ones are "
+                         "dropped, as Keras does; pad_sequences' maxlen cuts them instead)")  # fmt: skip
+    assert len(notes) == 2  # after the note that this npz is not the published one
     with pytest.raises(DataError, match=r"data.maxlen is 2, but every sequence is longer \(the "
                        r"shortest has 3 words, start mark included\)"):  # fmt: skip
         _load({"dataset": "imdb", "path": str(tmp_path), "maxlen": 2}, **BINARY)

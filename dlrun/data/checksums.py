@@ -92,12 +92,17 @@ def collect_notes() -> Iterator[list[str]]:
 
 def check_local_file(dataset: str, resource: Resource, path: Path) -> Path:
     """``path``, after noting (once) any difference from the registered checksum."""
-    note = note_for(dataset, resource, path)
-    if note is None:
-        return path
+    said = note_for(dataset, resource, path)
+    if said is not None:
+        note(said)
+    return path
+
+
+def note(text: str) -> None:
+    """One line about the data for the run's output and report (once), or for stderr when no
+    run collects notes."""
     notes = _NOTES.get()
     if notes is None:
-        Console(stderr=True).print(note, highlight=False, markup=False, soft_wrap=True)
-    elif note not in notes:
-        notes.append(note)
-    return path
+        Console(stderr=True).print(text, highlight=False, markup=False, soft_wrap=True)
+    elif text not in notes:
+        notes.append(text)

@@ -32,6 +32,7 @@ from dlrun.data.base import DataSource
 from dlrun.data.base import LoadContext
 from dlrun.data.base import LoadedData
 from dlrun.data.checksums import file_digest
+from dlrun.data.checksums import note
 from dlrun.data.derived import cached_arrays
 from dlrun.data.download import Resource
 from dlrun.data.download import cache_root
@@ -239,8 +240,8 @@ class Imdb(DataSource):
         x_test, y_test = x_test.take(order), y_test[order]
         x_train, x_test = keras_encode(x_train, c), keras_encode(x_test, c)
         if c.maxlen is not None:
-            x_train, y_train = _drop_longer(x_train, y_train, c.maxlen)
-            x_test, y_test = _drop_longer(x_test, y_test, c.maxlen)
+            x_train, y_train = _drop_longer(x_train, y_train, c.maxlen, "training reviews")
+            x_test, y_test = _drop_longer(x_test, y_test, c.maxlen, "test reviews")
         words = f"{c.num_words} most frequent words" if c.num_words else "all words"
         description = (f"IMDB reviews ({c.source} source), {len(x_train)} train / {len(x_test)} "
                        f"test, {words}")  # fmt: skip
@@ -262,8 +263,9 @@ class Imdb(DataSource):
         return LoadedData(splits[0], splits[1], description, None, ["neg", "pos"])
 
 
-def _drop_longer(x: Ragged, y: np.ndarray, maxlen: int) -> tuple[Ragged, np.ndarray]:
-    """Keras drops (does not truncate) sequences longer than ``maxlen``."""
+def _drop_longer(x: Ragged, y: np.ndarray, maxlen: int, part: str) -> tuple[Ragged, np.ndarray]:
+    """Keras drops (does not truncate) sequences longer than ``maxlen``; how many of the
+    ``part`` are left is said in the run's notes."""
     keep = np.flatnonzero(x.lengths <= maxlen)
     if len(x) and not len(keep):
         raise DataError(
@@ -271,6 +273,9 @@ def _drop_longer(x: Ragged, y: np.ndarray, maxlen: int) -> tuple[Ragged, np.ndar
             f"{int(x.lengths.min())} words, start mark included); raise maxlen, or cut the "
             "sequences with pad_sequences' maxlen instead"
         )
+    if len(keep) < len(x):
+        note(f"data.maxlen {maxlen} keeps {len(keep):,} of the {len(x):,} {part} (longer ones "
+             "are dropped, as Keras does; pad_sequences' maxlen cuts them instead)")  # fmt: skip
     return x.take(keep), y[keep]
 
 
@@ -315,7 +320,7 @@ class Reuters(DataSource):
         order = _shuffle_order(len(xs), np.random.RandomState(SHUFFLE_SEED))
         x, y = keras_encode(Ragged.from_lists(xs).take(order), c), labels.astype(np.int64)[order]
         if c.maxlen is not None:
-            x, y = _drop_longer(x, y, c.maxlen)
+            x, y = _drop_longer(x, y, c.maxlen, "newswires")
         cut = int(len(x) * (1 - c.test_split))
         rows = x.rows()
         description = f"Reuters newswires, {cut} train / {len(x) - cut} test, 46 topics"
