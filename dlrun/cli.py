@@ -356,11 +356,13 @@ def tensorboard(
     It listens on this machine only unless --host says otherwise (runs hold configs and data
     paths). Ctrl-C or SIGTERM stops TensorBoard too, rather than leaving it serving, orphaned.
     """
+    from dlrun.reporting.tensorboard_server import check_port_free
     from dlrun.reporting.tensorboard_server import serve_tensorboard
     from dlrun.reporting.tensorboard_server import tensorboard_url
 
     if not directory.is_dir():
         raise RunError(f"no runs directory at {directory}")
+    check_port_free(host, port)  # before the address is printed as if it served
     console.print(f"TensorBoard on {directory}: {tensorboard_url(host, port)} (Ctrl-C stops it)")
     code = serve_tensorboard(directory, port, host)
     if code:  # TensorBoard ended by itself, e.g. the port was taken

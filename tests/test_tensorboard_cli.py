@@ -129,3 +129,4 @@ def test_a_port_in_use_is_one_line(tmp_path: Path) -> None:
     assert done.stderr.strip() == (
         f"error: cannot listen on 127.0.0.1:{port}: Address already in use; choose another --port"
     )
+    assert done.stdout == ""  # no address printed as if it were served
