@@ -309,7 +309,7 @@ def predict_file(
             f"{input_path}: inputs become shape {list(got)} after preprocessing; the model "
             f"expects {list(expected)}"
         )
-    fitted.task.check_batch(source.check_view())  # e.g. token ids beyond an embedding's rows
+    fitted.sources.check(source)  # e.g. token ids beyond an embedding's rows
     with torch.no_grad():
         outputs = torch.cat([fitted.task.predict_step(batch) for batch in source.epoch()])
     unusable = ~torch.isfinite(outputs.reshape(len(outputs), -1)).all(dim=1)

@@ -128,6 +128,13 @@ class Sources:
         return InMemorySource(tensors, batch_size, self.device,
                               device_steps=device_steps, **options)  # fmt: skip
 
+    def check(self, source: BatchSource) -> None:
+        """The task's checks on a split scored without training (token ids beyond an
+        embedding's rows, say), when all of it is in memory: a streamed split is not decoded
+        twice for them."""
+        if not self.streaming:
+            self.task.check_batch(source.check_view())
+
 
 def sample_source(sources: Sources, sample: Arrays) -> InMemorySource:
     """These raw rows as the task would see them (for their fields and a batch to check)."""
@@ -200,8 +207,8 @@ def prepare_fold(
     torch.manual_seed(seed)
     sources.task.build(fields, device)
     sources.task.check_batch(train.check_view())
-    if val is not None and not sources.streaming:  # all in memory: no batch decoded twice
-        sources.task.check_batch(val.check_view())  # ids beyond an embedding's rows, say
+    if val is not None:
+        sources.check(val)
     return PreparedFold(sources, train, val, fields)
 
 

@@ -24,8 +24,7 @@ class Evaluation:
 def evaluate_split(fitted: FittedModel, arrays: Arrays, split: str) -> Evaluation:
     """Apply the model's own preprocessing to ``arrays``; loss and metrics in one pass."""
     source = fitted.sources(arrays)
-    if not fitted.sources.streaming:  # all in memory: no batch decoded twice
-        fitted.task.check_batch(source.check_view())  # ids the training data never held
+    fitted.sources.check(source)  # ids the training data never held, say
     results = collect(fitted.task, source)
     metrics = fitted.task.epoch_logs(results)
     target = fitted.task.target

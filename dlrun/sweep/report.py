@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import warnings
 from collections import Counter
 from collections.abc import Callable
@@ -17,12 +16,14 @@ from optuna.trial import TrialState
 
 from dlrun.config.load import resolved_yaml
 from dlrun.config.schema import ExperimentConfig
+from dlrun.errors import RunError
 from dlrun.evaluation.runner import tests_a_model
 from dlrun.reporting import plots
 from dlrun.reporting.files import atomic_path
 from dlrun.reporting.files import write_csv
 from dlrun.reporting.files import write_text
 from dlrun.reporting.markdown import image
+from dlrun.runs import read_results
 from dlrun.sweep.names import LEADERBOARD
 from dlrun.sweep.names import folder_number
 from dlrun.sweep.trials import decode
@@ -167,8 +168,8 @@ def scoring_command(cfg: ExperimentConfig, sweep_dir: Path, rows: list[LeaderRow
     if best is None:
         return None
     try:
-        results = json.loads((sweep_dir / best.run_dir / "results.json").read_text())
-    except (OSError, ValueError):
+        results = read_results(sweep_dir / best.run_dir)
+    except RunError:  # a damaged trial: its run says nothing of the test split
         return None
     if not results.get("test_held_back") or not tests_a_model(cfg):
         return None

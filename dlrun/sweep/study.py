@@ -202,20 +202,21 @@ def enqueue_grid(study: optuna.Study, sweep: SweepConfig, wait_seconds: float = 
                                  "another sweep process may have died while queuing") from None  # fmt: skip
             time.sleep(0.5)
         return
-    had_trials = {_point(t) for t in study.get_trials(deepcopy=False)}
+    had_trials = {_point(_values(t)) for t in study.get_trials(deepcopy=False)}
     for point in points:
         if _point(point) not in had_trials:
             study.enqueue_trial(point, user_attrs={"grid_point": True})
     study.set_user_attr(flag, True)
 
 
-def _point(trial: FrozenTrial | dict[str, Any]) -> str:
-    """A trial's values (or a grid point) as comparable text; a waiting trial's are the
-    values it was queued with."""
-    if isinstance(trial, dict):
-        values = trial
-    else:
-        values = trial.params or trial.system_attrs.get("fixed_params", {})
+def _values(trial: FrozenTrial) -> dict[str, Any]:
+    """A trial's values; a waiting trial's are those it was queued with."""
+    values: dict[str, Any] = trial.params or trial.system_attrs.get("fixed_params", {})
+    return values
+
+
+def _point(values: dict[str, Any]) -> str:
+    """Values (a trial's or a grid point's) as comparable text."""
     return json.dumps(values, sort_keys=True)
 
 
@@ -254,8 +255,7 @@ def queue_again(study: optuna.Study, trial: FrozenTrial) -> None:
     retry = {"grid_point": bool(attrs.get("grid_point")), "retry_of": trial.number}
     if attrs.get("run_dir"):
         retry["resume_dir"] = attrs["run_dir"]
-    study.enqueue_trial(trial.params or trial.system_attrs.get("fixed_params", {}),
-                        user_attrs=retry)  # fmt: skip
+    study.enqueue_trial(_values(trial), user_attrs=retry)
 
 
 def _claim_waiting(study: optuna.Study) -> optuna.Trial | None:
