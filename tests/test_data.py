@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from dlrun.config.load import config_from_data
+from dlrun.data import idx
 from dlrun.data.base import LoadContext
 from dlrun.data.base import SplitConfig
 from dlrun.data.base import split_off_test
@@ -128,6 +129,37 @@ def test_mnist_reads_idx_files_from_the_mirror_path(
         and data.test_split is not None
         and data.test_split.unseal().y.tolist() == [0, 1]
     )
+
+
+def test_a_gzipped_idx_file_is_decoded_once_then_read_from_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DLRUN_CACHE", str(tmp_path / "cache"))
+    images = np.arange(3 * 4 * 4).reshape(3, 4, 4) % 256
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    write_idx(path, images)
+    np.testing.assert_array_equal(read_idx(path), images)
+    assert [entry.parent.name for entry in (tmp_path / "cache").rglob("*.npz")] == ["idx"]
+
+    def inflate(path: Path) -> np.ndarray:
+        raise AssertionError(f"{path} inflated again")
+
+    monkeypatch.setattr(idx, "_parse_idx", inflate)
+    np.testing.assert_array_equal(read_idx(path), images)
+    write_idx(path, images[:2])  # new content: a new entry, not the old array
+    with pytest.raises(AssertionError, match="inflated again"):
+        read_idx(path)
+
+
+def test_a_damaged_idx_file_leaves_nothing_in_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DLRUN_CACHE", str(tmp_path / "cache"))
+    path = tmp_path / "bad.gz"
+    path.write_bytes(b"not gzip at all")
+    with pytest.raises(DataError, match=r"cannot read .*bad\.gz"):
+        read_idx(path)
+    assert not list((tmp_path / "cache").rglob("*"))
 
 
 def test_mnist_missing_file_error_says_where_to_put_it(monkeypatch: pytest.MonkeyPatch) -> None:

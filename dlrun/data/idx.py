@@ -1,7 +1,9 @@
 """MNIST-family datasets from the four canonical IDX files (``*-ubyte.gz``).
 
 Files are found by :func:`dlrun.data.locate.locate`: ``data.path`` (a directory), the
-``DLRUN_DATA_PATH`` mirrors, the cache, or a verified download.
+``DLRUN_DATA_PATH`` mirrors, the cache, or a verified download. A gzipped file's decoded array
+is kept in dlrun's cache under the file's SHA-256, so only the first run pays for inflating it
+(MNIST's training images: 0.27 s to inflate, 0.03 to 0.15 s to read back).
 """
 
 from __future__ import annotations
@@ -21,7 +23,10 @@ from dlrun.data.base import DatasetConfig
 from dlrun.data.base import DataSource
 from dlrun.data.base import LoadContext
 from dlrun.data.base import LoadedData
+from dlrun.data.checksums import file_digest
+from dlrun.data.derived import cached_arrays
 from dlrun.data.download import Resource
+from dlrun.data.download import cache_root
 from dlrun.data.locate import locate
 from dlrun.errors import DataError
 
@@ -35,8 +40,23 @@ _DTYPES: dict[int, Any] = {
 }
 
 
+IDX_CACHE_FORMAT = 1  # raise when read_idx's result changes
+
+
 def read_idx(path: Path) -> np.ndarray:
-    """Parse one (optionally gzipped) IDX file into an array of its declared shape."""
+    """One (optionally gzipped) IDX file as an array of its declared shape; a gzipped one's
+    array from the cache when its content was decoded before."""
+    try:
+        digest = file_digest(path) if path.suffix == ".gz" else None
+    except OSError:
+        digest = None  # unreadable: parsing says why
+    if digest is None:
+        return _parse_idx(path)
+    entry = cache_root() / "idx" / f"v{IDX_CACHE_FORMAT}-{digest[:16]}.npz"
+    return cached_arrays(entry, ("array",), lambda: {"array": _parse_idx(path)})["array"]
+
+
+def _parse_idx(path: Path) -> np.ndarray:
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as handle:
