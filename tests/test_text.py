@@ -300,8 +300,9 @@ def test_text_tokenize_pad_embedding_lstm_trains_end_to_end(tmp_path: Path) -> N
 
 
 def test_token_ids_beyond_the_table_only_in_validation_rows_are_refused(tmp_path: Path) -> None:
-    """The check before the run reads a sample; the validation rows are checked before the
-    first epoch too (they used to stop it with an IndexError from the embedding)."""
+    """Every training and validation row is checked before the run directory exists (the
+    check read a 64-row sample, and the validation rows stopped the first epoch with an
+    IndexError from the embedding, then left a failed run)."""
     x = np.random.default_rng(0).integers(0, 5, size=(100, 4))
     x[90:, 0] = 9  # only among the last rows, which validate
     np.savez(tmp_path / "ids.npz", x=x, y=np.arange(100) % 2)
@@ -315,6 +316,7 @@ def test_token_ids_beyond_the_table_only_in_validation_rows_are_refused(tmp_path
     with pytest.raises(DataError, match=r"token id 9, outside the embedding layer's 0\.\.4; "
                        r"set input_dim: 10"):  # fmt: skip
         run_experiment(config_from_data(cfg), tmp_path / "runs")
+    assert not (tmp_path / "runs").exists()
     cfg["model"]["layers"][0]["embedding"]["input_dim"] = 10
     run = run_experiment(config_from_data(cfg), tmp_path / "runs").run_dir
     np.savez(tmp_path / "new.npz", x=np.array([[1, 2, 3, 12]]))  # predict: the same check

@@ -57,6 +57,8 @@ def check_with_data(cfg: ExperimentConfig, data: LoadedData, device: torch.devic
         check_augment(cfg, fields)  # as each fold will, but before the run directory exists
         _build_on_meta(task, fields, device)
         task.check_batch(sample.check_view())
+        if task.checks_every_row():  # train and validation rows: the test split stays sealed
+            task.check_batch(sample_source(sources, train).check_view())
         if task.target is not None and task.target in train:
             targets = task.array_form()(
                 pipeline.transform(Arrays(**{task.target: train[task.target]}))

@@ -137,6 +137,13 @@ class Task(ABC):
         first batch when streamed): raise :class:`DataError` for values the models cannot take."""
         return None
 
+    def checks_every_row(self) -> bool:
+        """Whether :meth:`check_batch` must see every training row before the run starts, not
+        a sample: a value the built models cannot take may sit in any row (a token id beyond
+        an embedding's table), and finding it only when a fold is prepared leaves a failed
+        run behind."""
+        return False
+
     @abstractmethod
     def train_step(self, batch: Batch) -> StepResult:
         """One optimisation step on ``batch``."""

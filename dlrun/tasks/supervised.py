@@ -163,6 +163,9 @@ class SupervisedTask(Task):
                 f"{target_shape[0]}; set units: {target_shape[0]}"
             )
 
+    def checks_every_row(self) -> bool:
+        return bool(self.model.layers) and self.model.layers[0][1].id_limit() is not None
+
     def check_batch(self, batch: Batch) -> None:
         x = batch.get("x")
         if x is not None and self.model.layers:
