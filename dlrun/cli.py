@@ -398,6 +398,9 @@ def runs_compare(
     console.print(f"curves: {comparison.figure}")
     if comparison.unrecorded:
         warn(f"no run recorded {', '.join(comparison.unrecorded)} per epoch; not drawn")
+    if comparison.losses:
+        warn(f"the runs train different losses ({', '.join(comparison.losses)}): their loss "
+             "curves and min val_loss are on different scales, not better or worse")  # fmt: skip
 
 
 def main() -> None:

@@ -175,6 +175,7 @@ class Comparison:
     metrics: list[dict[str, Any]]  # per run: headline metric, best validation epoch
     figure: Path
     unrecorded: list[str]  # asked-for keys no run recorded per epoch (not drawn)
+    losses: list[str]  # the different losses the runs train; empty when they train one
 
 
 def compare_runs(paths: list[Path], output: Path, keys: list[str]) -> Comparison:
@@ -190,16 +191,21 @@ def compare_runs(paths: list[Path], output: Path, keys: list[str]) -> Comparison
         for key in all_keys
         if key not in IGNORED_IN_DIFF and len({json.dumps(c.get(key)) for c in configs}) > 1
     }
-    curves = {name: training_curves(r.path) for name, r in zip(names, runs, strict=True)}
-    present = [k for k in keys if any(k in row for rows in curves.values() for row in rows)]
+    histories = [training_curves(r.path) for r in runs]
+    present = [k for k in keys if any(k in row for rows in histories for row in rows)]
     if not present:
         raise RunError(f"none of the runs recorded {', '.join(keys)} per epoch")
-    plots.compare_curves(curves, present, output)
+    trained = [str(c.get("loss.name")) for c in configs]
+    losses = list(dict.fromkeys(trained)) if len(set(trained)) > 1 else []
+    # loss curves on different scales: each run's label says which loss it is
+    labels = [f"{n} ({loss})" if losses else n for n, loss in zip(names, trained, strict=True)]
+    plots.compare_curves(dict(zip(labels, histories, strict=True)), present, output)
     metrics = [
-        _run_metrics(name, r.path, curves[name]) for name, r in zip(names, runs, strict=True)
+        _run_metrics(name, r.path, rows)
+        for name, r, rows in zip(names, runs, histories, strict=True)
     ]
     unrecorded = [k for k in keys if k not in present]
-    return Comparison(names, differences, metrics, output, unrecorded)
+    return Comparison(names, differences, metrics, output, unrecorded, losses)
 
 
 def _unique_names(runs: list[RunDirectory]) -> list[str]:

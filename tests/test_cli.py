@@ -294,6 +294,31 @@ def test_runs_compare_overlays_curves_and_diffs_configs(tmp_path: Path, write_co
     assert alone.exit_code == 2 and "at least two run directories" in alone.output
 
 
+def test_runs_compare_says_when_the_runs_train_different_losses(
+    tmp_path: Path, write_config: Any
+) -> None:
+    regression = tiny_config(
+        name="diabetes", task="regression", data={"dataset": "diabetes"}, loss="mse",
+        preprocess=["standardize"], metrics=["mae"],
+        model={"layers": [{"dense": 4}, {"dense": 1}]}, evaluation={"validation": {"fraction": 0.2}},
+    )  # fmt: skip
+    dirs = []
+    for config in (tiny_config(), regression):
+        path = write_config(config, f"{config['name']}.yaml")
+        result = runner.invoke(app, ["train", str(path), "--runs-dir", str(tmp_path / "runs")])
+        assert result.exit_code == 0, result.output
+        dirs.append(result.output.strip().splitlines()[-1])
+    result = runner.invoke(app, ["runs", "compare", *dirs, "-o", str(tmp_path / "c.png")],
+                           terminal_width=200)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert (
+        "warning: the runs train different losses (categorical_crossentropy, mse): their loss "
+        "curves and min val_loss are on different scales" in " ".join(result.output.split())
+    )
+    same = runner.invoke(app, ["runs", "compare", dirs[0], dirs[0], "-o", str(tmp_path / "s.png")])
+    assert same.exit_code == 0 and "different losses" not in same.output
+
+
 def test_kfold_cli_prints_the_cross_validation_table(tmp_path: Path, write_config: Any) -> None:
     config = write_config(tiny_config(evaluation={"protocol": "kfold", "k": 2}))
     result = runner.invoke(
