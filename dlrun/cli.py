@@ -34,8 +34,11 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",  # docstring paragraphs rewrap to the terminal's width
 )
-runs_app = typer.Typer(help="List and inspect run directories.", no_args_is_help=True)
+runs_app = typer.Typer(
+    help="List and inspect run directories.", no_args_is_help=True, rich_markup_mode="markdown"
+)
 app.add_typer(runs_app, name="runs")
 app.add_typer(datasets_app, name="datasets")
 
@@ -194,7 +197,7 @@ def sweep(
     ),
     sweep_file: Path = typer.Option(None, "--sweep-file", help="YAML whose sweep section is used"),
 ) -> None:
-    """Search hyperparameters; every trial is a normal run under runs/<name>/trial-NNNN."""
+    """Search hyperparameters; every trial is a normal run under `runs/NAME/trial-NNNN`."""
     from dlrun.config.load import load_config
     from dlrun.sweep.report import LEADERBOARD_COLUMNS
     from dlrun.sweep.report import leaderboard_cells

@@ -12,7 +12,11 @@ from dlrun.cli_common import console
 from dlrun.cli_common import error_line
 from dlrun.cli_common import user_errors
 
-datasets_app = typer.Typer(help="List, download and verify book datasets.", no_args_is_help=True)
+datasets_app = typer.Typer(
+    help="List, download and verify book datasets.",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+)
 
 
 def human_size(count: int | None) -> str:
@@ -132,7 +136,7 @@ def datasets_subset(
 @datasets_app.command("embed")
 @user_errors
 def datasets_embed(
-    path: Path = typer.Option(..., "--path", help="glove.6B.<dim>d.txt or glove.6B.zip"),
+    path: Path = typer.Option(..., "--path", help="`glove.6B.DIMd.txt` or `glove.6B.zip`"),
     word_index: Path = typer.Option(..., "--word-index", help="JSON word -> rank (Keras form)"),
     num_words: int = typer.Option(10000, "--num-words"),
     dim: int = typer.Option(100, "--dim"),

@@ -149,3 +149,24 @@ def test_a_damaged_results_file_is_named_and_hides_no_other_run(tmp_path: Path) 
                              terminal_width=400)  # fmt: skip
     assert compared.exit_code == 2 and "Traceback" not in compared.output
     assert f"{tmp_path / 'cut' / 'results.json'} cannot be read (" in compared.output
+
+
+@pytest.mark.parametrize(
+    ("command", "sentence"),
+    [
+        (["train"], "(train.epochs=30 extends a finished run)"),
+        (["eval"], "the run's model on the test split"),
+        (["sweep"], "every trial is a normal run under runs/NAME/trial-NNNN"),
+        (["datasets", "embed"], "glove.6B.DIMd.txt or glove.6B.zip"),
+    ],
+)
+def test_help_texts_rewrap_their_sentences_to_the_terminal(
+    command: list[str], sentence: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A docstring's line breaks are the source file's, not the terminal's: the help joins
+    them (a sentence used to break mid-line at 80 columns), and nothing in it is eaten as
+    markup (``<name>`` was)."""
+    monkeypatch.setenv("COLUMNS", "120")  # typer's help console reads its width from here
+    result = runner.invoke(app, [*command, "--help"])
+    assert result.exit_code == 0
+    assert sentence in result.output
