@@ -143,6 +143,10 @@ def test_time_ranges_from_fractions_and_rows_refuse_overlap() -> None:
             "last_fraction takes samples in file order; it cannot be stratified",
         ),
         ({"validation": {"last_fraction": 0.1, "first": 3}}, "give exactly one of fraction"),
+        (
+            {"validation": 0.2},
+            r"say which rows: \{fraction: 0.2\} draws them at random, \{last_fraction: 0.2\}",
+        ),
         ({"protocol": "kfold", "monitor": "val_mae"}, "cannot monitor 'val_mae'"),
         ({"protocol": "kfoldd"}, "kfold"),
     ],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from typing import Any
 from typing import ClassVar
 from typing import Literal
 
@@ -42,6 +43,16 @@ class ValidationConfig(StrictModel):
     first: int | None = Field(default=None, gt=0)
     last_fraction: Number | None = Field(default=None, gt=0, lt=1)
     stratify: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _not_a_bare_number(cls, value: Any) -> Any:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            raise ValueError(
+                f"say which rows: {{fraction: {value}}} draws them at random, {{last_fraction: "
+                f"{value}}} takes the last ones in file order (Keras's validation_split)"
+            )
+        return value
 
     @model_validator(mode="after")
     def _one_size(self) -> ValidationConfig:
