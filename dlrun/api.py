@@ -45,6 +45,7 @@ from dlrun.reporting.recorder import check_resumable
 from dlrun.reporting.results import build_results
 from dlrun.reporting.rundir import RunDirectory
 from dlrun.reporting.rundir import environment
+from dlrun.runs import read_results
 from dlrun.training.callbacks import Callback
 from dlrun.training.status import RunStatus
 from dlrun.utils import resolve_device
@@ -93,6 +94,7 @@ def run_experiment(
         plan = plan.without_test()
     task = check_with_data(cfg, plan.data, device)  # a mistake leaves no run directory behind
     run = _run_directory(runs_dir, cfg.name, run_name, resume)
+    earlier_reads = int(read_results(run.path).get("test_split_reads") or 0) if resume else 0
     config_yaml = resolved_yaml(cfg)
     write_text(run.file("config.yaml"), config_yaml)
     env = {**environment(device, command or sys.argv), "data_fingerprint": fingerprint}
@@ -109,6 +111,7 @@ def run_experiment(
                                 time.perf_counter() - started)  # fmt: skip
         results["data"]["notes"] = data_notes
         results["test_held_back"] = plan.held_back  # rows; 0 when nothing was held back
+        _count_earlier_reads(results, earlier_reads)
         top = recording.top
         files = RunFiles(run, top.metrics.rows, top.tensorboard, config_yaml)
         write_run_files(files, cfg, data, results, outcome.top_model, outcome.evaluation,
@@ -126,6 +129,20 @@ def run_experiment(
     recording.close()
     run.set_status(outcome.status, outcome.stop_reason)
     return RunResult(run.path, outcome.status, results)
+
+
+def _count_earlier_reads(results: dict[str, Any], earlier: int) -> None:
+    """A resumed run's test reads include those before it: a run extended after its test
+    score was seen has had that score read more than once."""
+    if not earlier:
+        return
+    now = results["test_split_reads"]
+    results["test_split_reads"] = earlier + now
+    if now:
+        results["warnings"].append(
+            f"the test split was scored before this resume too ({earlier + now} reads in all): "
+            "a run extended after its test score was seen is no longer tested on unseen data"
+        )
 
 
 def _run_directory(runs_dir: Path, name: str, run_name: str | None, resume: bool) -> RunDirectory:

@@ -85,7 +85,7 @@ def test_artifact_contents(quickstart_run: tuple[Path, str]) -> None:
     report = (run_dir / "classification_report.txt").read_text()
     assert "balanced error rate (BER)" in report and "precision" in report
     markdown = (run_dir / "report.md").read_text()
-    for section in ("## Final metrics (test split, evaluated once)", "### Baselines", "| shuffled labels |", "## Leak checks", "test split read 1 time(s)",
+    for section in ("## Final metrics (test split, evaluated once)", "### Baselines", "| shuffled labels |", "## Leak checks", "test split read once, after all training",
                     "Total params: 8,970", "## Per-epoch history", "[checkpoint.pt](checkpoint.pt)"):  # fmt: skip
         assert section in markdown
 

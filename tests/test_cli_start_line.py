@@ -3,6 +3,7 @@ directory, the device, the parameter count and the split sizes."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,16 @@ def test_a_resumed_run_says_so_and_which_settings_changed(
     assert lines[0] == "resuming with changed settings: train.epochs 2 -> 3"
     assert lines[1].startswith(f"resuming tiny in {run_dir} on cpu: 67 parameters")
     assert lines[2].startswith("epoch 3/3")
+    assert (
+        "warning: the test split was scored before this resume too (2 reads in all)"
+        in " ".join(result.output.split())
+    )
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["test_split_reads"] == 2
+    report = (run_dir / "report.md").read_text()
+    assert (
+        "test split read 2 times: the run was resumed and trained on after a test score" in report
+    )
     same = runner.invoke(app, ["train", "--resume", str(run_dir), "train.epochs=3"])
     assert same.exit_code == 0, same.output
     assert same.output.splitlines()[0] == (

@@ -398,6 +398,15 @@ def test_duplicate_rows_across_splits_are_counted_and_warned(tmp_path: Path) -> 
         "exact duplicate rows across splits: train/validation 2, train/test 1"
         in (run_dir / "report.md").read_text()
     )
+    assert any("1 test row is an exact duplicate of training rows" in w
+               for w in results["warnings"])  # fmt: skip
+    _, unvalidated = _run(
+        tmp_path, task="binary", loss="binary_crossentropy", preprocess=[],
+        data={"dataset": "csv", "path": str(path), "target": "y", "test_fraction": 0.2},
+        model={"layers": [{"dense": {"units": 1, "activation": "sigmoid"}}]},
+        evaluation={"validation": None},
+    )  # fmt: skip
+    assert list(unvalidated["leaks"]["duplicate_rows"]) == ["train_test"]  # no validation rows
 
 
 def test_test_rows_are_sealed_until_the_final_evaluation() -> None:
@@ -587,3 +596,24 @@ def test_time_split_fractions_fit_in_the_rows() -> None:
                        r"\(0\.6 \+ 0\.3 \+ 0\.3 = 1\.2\); make them add up to at most 1"):  # fmt: skip
         config_from_data(tiny_config(data={"dataset": "iris", "test_fraction": 0},
                                      evaluation=evaluation))  # fmt: skip
+
+
+def test_validation_rows_of_a_single_class_are_warned_about(tmp_path: Path) -> None:
+    """Iris is stored class by class: its last fifth is all virginica, where any constant
+    guess is perfect (the shuffled-labels baseline scored 1.0 and the verdict blamed power)."""
+    _, results = _run(
+        tmp_path, data={"dataset": "iris", "test_fraction": 0},
+        evaluation={"validation": {"last_fraction": 0.2}},
+    )  # fmt: skip
+    assert [w for w in results["warnings"] if "single class" in w] == [
+        "the validation rows (30) hold a single class: any constant guess scores them "
+        "perfectly; draw them at random (evaluation.validation: {fraction: ..., stratify: "
+        "true}) or shuffle the data"
+    ]
+    folds = {"protocol": "kfold", "k": 3, "contiguous": True, "shuffle": False}
+    _, kfold = _run(tmp_path, evaluation=folds, preprocess=["standardize"],
+                    loss="sparse_categorical_crossentropy",
+                    data={"dataset": "iris", "test_fraction": 0})  # fmt: skip
+    assert len([w for w in kfold["warnings"] if "validation rows (50) hold a single" in w]) == 3
+    _, mixed = _run(tmp_path)
+    assert not [w for w in mixed["warnings"] if "single class" in w]

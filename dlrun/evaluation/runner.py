@@ -8,6 +8,7 @@ the test split is never read. The test split stays sealed until every model is t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import replace
 from typing import Any
@@ -173,6 +174,28 @@ def _named(fit: str, reason: str | None) -> str | None:
     return f"{fit}: {reason}" if fit and reason else reason
 
 
+def _one_class_warnings(task: type[Task], train: Arrays, folds: Sequence[Fold]) -> list[str]:
+    """Validation rows of a single class: a constant guess scores them perfectly, so their
+    accuracy and baselines say nothing about telling the classes apart (the last rows of data
+    stored class by class, as Keras's validation_split takes them, are one class)."""
+    if not task.single_label or task.target is None or task.target not in train:
+        return []
+    targets = train[task.target]
+    warnings = []
+    for fold in folds:
+        if fold.val_idx is None or not len(fold.val_idx):
+            continue
+        values = targets[fold.val_idx]
+        if len(np.unique(values, axis=0 if values.ndim > 1 else None)) == 1:
+            where = f"{fold.label}'s validation rows" if fold.label else "the validation rows"
+            warnings.append(
+                f"{where} ({len(fold.val_idx):,}) hold a single class: any constant guess "
+                "scores them perfectly; draw them at random (evaluation.validation: "
+                "{fraction: ..., stratify: true}) or shuffle the data"
+            )
+    return warnings
+
+
 def run_protocol(
     cfg: ExperimentConfig, plan: Plan, device: torch.device, recording: Recording
 ) -> ProtocolOutcome:
@@ -181,8 +204,9 @@ def run_protocol(
     train = data.train
     tested = data.test_split if tests_a_model(cfg) else None  # else never read: no warning
     duplicates = duplicate_counts(train, folds, tested, task.inputs)
-    outcome = ProtocolOutcome(plan.name, split_sizes(plan), duplicates,
-                              [*protocol.warnings(), *duplicate_warnings(duplicates)])  # fmt: skip
+    warnings = [*protocol.warnings(), *duplicate_warnings(duplicates),
+                *_one_class_warnings(task, train, folds)]  # fmt: skip
+    outcome = ProtocolOutcome(plan.name, split_sizes(plan), duplicates, warnings)
     for fold, fitted in fold_models(cfg, protocol, data, folds, device, recording, outcome):
         scored_fold = _score_fold(task, train, fold, fitted, protocol)
         outcome.folds.append(scored_fold)

@@ -129,16 +129,28 @@ def _leaks(results: dict[str, Any]) -> list[str]:
     duplicates = (results.get("leaks") or {}).get("duplicate_rows")
     if duplicates is None:
         return []
-    counts = ", ".join(f"{k.replace('_', '/')} {v}" for k, v in duplicates.items())
+    counts = ", ".join(f"{k.replace('_', '/')} {v}" for k, v in duplicates.items()) or (
+        "none to count (no validation or test rows)"
+    )
     lines = ["## Leak checks", "", "- preprocessing fitted on each training part only",
              f"- exact duplicate rows across splits: {counts}"]  # fmt: skip
     if results.get("test_held_back"):
         lines.append(f"- test split held back ({results['test_held_back']:,} rows): a sweep's "
                      "trials never read it")  # fmt: skip
     else:
-        reads = results.get("test_split_reads")
-        lines.append(f"- test split read {reads} time(s), after all training")
+        lines.append(f"- {_test_reads(results)}")
     return [*lines, ""]
+
+
+def _test_reads(results: dict[str, Any]) -> str:
+    reads = int(results.get("test_split_reads") or 0)
+    if not (results.get("data") or {}).get("sizes", {}).get("test"):
+        return "no test split"
+    if reads == 0:
+        return "test split never read: no model of this run was scored on it"
+    if reads == 1:
+        return "test split read once, after all training"
+    return f"test split read {reads} times: the run was resumed and trained on after a test score"
 
 
 def _warnings(results: dict[str, Any]) -> list[str]:
@@ -292,7 +304,8 @@ def render_report(
         lines += ["## Model", "", model_summary, ""]
     scored = results.get("evaluation")
     if scored:
-        lines += [f"## Final metrics ({scored['split']} split, evaluated once)", ""]
+        how = "evaluated once" if scored["split"] == "test" else "scored every epoch"
+        lines += [f"## Final metrics ({scored['split']} split, {how})", ""]
         lines += [_table([scored["metrics"]], list(scored["metrics"])), ""]
         lines += _baselines(results)
     lines += _cross_validation(results)
