@@ -108,7 +108,7 @@ def run_experiment(
     try:
         outcome = run_protocol(cfg, plan, device, recording)
         results = build_results(cfg, outcome, data.description, str(device),
-                                time.perf_counter() - started)  # fmt: skip
+                                time.perf_counter() - started, data.class_names)  # fmt: skip
         results["data"]["notes"] = data_notes
         results["test_held_back"] = plan.held_back  # rows; 0 when nothing was held back
         _count_earlier_reads(results, earlier_reads)

@@ -164,3 +164,21 @@ def scores_of_matrix(path: Path) -> list[ClassScores]:
         ClassScores(label, float(p), float(r), float(f), int(n))
         for label, p, r, f, n in zip(labels, *columns, strict=True)
     ]
+
+
+@pytest.mark.parametrize(
+    ("task", "meaning"),
+    [
+        ("binary", "the share that belong to it, for the positive class 'benign' only"),
+        ("multiclass", "the share that belong to it, computed per class, then averaged over"),
+        ("multilabel", "the share that belong to it, computed per label, then averaged over"),
+    ],
+)
+def test_precision_says_how_the_task_combines_class_scores(task: str, meaning: str) -> None:
+    """A binary run's precision is its positive class's (scikit-learn's average='binary'),
+    not an average over the classes, as the report used to say for every task."""
+    from dlrun.reporting.results import metric_meanings
+
+    meanings = metric_meanings(task, ["precision", "accuracy"], ["malignant", "benign"])
+    assert meaning in meanings["precision"]
+    assert "averaged" not in meanings["accuracy"] and "positive" not in meanings["accuracy"]

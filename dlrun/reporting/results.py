@@ -7,6 +7,7 @@ from typing import Any
 from dlrun.config.schema import ExperimentConfig
 from dlrun.evaluation.outcome import FoldOutcome
 from dlrun.evaluation.outcome import ProtocolOutcome
+from dlrun.tasks.base import TASKS
 from dlrun.training.metrics import METRICS
 
 
@@ -42,19 +43,33 @@ def fold_results(cfg: ExperimentConfig, outcome: FoldOutcome) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def metric_meanings(
+    task: str, metrics: list[str], class_names: list[str] | None
+) -> dict[str, str]:
+    """Each metric in a sentence; those made of class scores say how the task combines them."""
+    averaging = TASKS.get(task).averaging(class_names)
+    meanings = {}
+    for name in metrics:
+        metric = METRICS.get(name)
+        combined = metric.per_class and averaging is not None
+        meanings[name] = f"{metric.meaning}, {averaging}" if combined else metric.meaning
+    return meanings
+
+
 def build_results(
     cfg: ExperimentConfig,
     outcome: ProtocolOutcome,
     description: str,
     device: str,
     duration: float,
+    class_names: list[str] | None = None,
 ) -> dict[str, Any]:
     model = outcome.model
     results: dict[str, Any] = {
         "name": cfg.name,
         "description": cfg.description,
         "source": cfg.source.citation() if cfg.source else None,
-        "metric_meanings": {name: METRICS.get(name).meaning for name in cfg.metrics},
+        "metric_meanings": metric_meanings(cfg.task.name, cfg.metrics, class_names),
         "status": outcome.status.value,
         "stop_reason": outcome.stop_reason,
         "task": cfg.task.name,

@@ -137,6 +137,12 @@ class Task(ABC):
         first batch when streamed): raise :class:`DataError` for values the models cannot take."""
         return None
 
+    @classmethod
+    def averaging(cls, class_names: list[str] | None) -> str | None:
+        """How precision, recall and F1 combine per-class scores, for the report ("for the
+        positive class 'diabetes' only"); None where no class scores are kept."""
+        return None
+
     def checks_every_row(self) -> bool:
         """Whether :meth:`check_batch` must see every training row before the run starts, not
         a sample: a value the built models cannot take may sit in any row (a token id beyond

@@ -50,10 +50,18 @@ class SingleLabel(SupervisedTask):
     baselines = ("majority class", "random guessing", "shuffled labels")
     analyses = ("confusion_matrix",)
 
+    @classmethod
+    def averaging(cls, class_names: list[str] | None) -> str | None:
+        return "computed per class, then averaged over the classes"
+
 
 @TASKS.register("binary")
 class Binary(SingleLabel):
     """Two classes: one sigmoid output with binary cross-entropy."""
+
+    @classmethod
+    def averaging(cls, class_names: list[str] | None) -> str | None:
+        return f"for the positive class '{names_for(class_names, 2)[1]}' only"
 
     @classmethod
     def check_model(
@@ -142,6 +150,10 @@ class Multilabel(SupervisedTask):
     metric_kinds = frozenset({MetricKind.LABELS, MetricKind.ERRORS})
     baselines = ("most frequent value per label",)
     analyses = ("confusion_matrix",)
+
+    @classmethod
+    def averaging(cls, class_names: list[str] | None) -> str | None:
+        return "computed per label, then averaged over the labels"
 
     @classmethod
     def check_model(

@@ -70,6 +70,7 @@ class Metric:
     compute: Callable[[Predictions], float]
     higher_is_better: bool
     kind: MetricKind
+    per_class: bool = False  # combines per-class scores as the task averages them
 
     @property
     def meaning(self) -> str:
@@ -82,10 +83,10 @@ METRICS: Registry[Metric] = Registry("metric")
 
 
 def metric(
-    name: str, higher_is_better: bool, kind: MetricKind
+    name: str, higher_is_better: bool, kind: MetricKind, per_class: bool = False
 ) -> Callable[[Callable[[Predictions], float]], Callable[[Predictions], float]]:
     def decorator(fn: Callable[[Predictions], float]) -> Callable[[Predictions], float]:
-        METRICS.register(name)(Metric(fn, higher_is_better, kind))
+        METRICS.register(name)(Metric(fn, higher_is_better, kind, per_class))
         return fn
 
     return decorator
@@ -157,21 +158,21 @@ def _average(p: Predictions, per_class: torch.Tensor, counts: ClassCounts) -> fl
     return float(per_class.sum() / seen.sum())
 
 
-@metric("precision", True, MetricKind.LABELS)
+@metric("precision", True, MetricKind.LABELS, per_class=True)
 def precision(p: Predictions) -> float:
-    """Of the samples predicted as a class, the share that belong to it (per class, averaged)."""
+    """Of the samples predicted as a class, the share that belong to it."""
     counts = class_counts(p)
     return _average(p, _share(counts.hits, counts.predicted), counts)
 
 
-@metric("recall", True, MetricKind.LABELS)
+@metric("recall", True, MetricKind.LABELS, per_class=True)
 def recall(p: Predictions) -> float:
-    """Of the samples of a class, the share predicted as it (per class, averaged)."""
+    """Of the samples of a class, the share predicted as it."""
     counts = class_counts(p)
     return _average(p, _share(counts.hits, counts.actual), counts)
 
 
-@metric("f1", True, MetricKind.LABELS)
+@metric("f1", True, MetricKind.LABELS, per_class=True)
 def f1(p: Predictions) -> float:
     """Harmonic mean of precision and recall, as ``2 tp / (predicted + actual)``."""
     counts = class_counts(p)
