@@ -182,3 +182,15 @@ def test_precision_says_how_the_task_combines_class_scores(task: str, meaning: s
     meanings = metric_meanings(task, ["precision", "accuracy"], ["malignant", "benign"])
     assert meaning in meanings["precision"]
     assert "averaged" not in meanings["accuracy"] and "positive" not in meanings["accuracy"]
+
+
+def test_small_rates_keep_their_figures_and_the_status_reads_as_words() -> None:
+    """A learning rate of 3e-05 printed as 0.0000 in the history table; the setup line left
+    the rate out; an early stop opened the report with the raw token stopped_early."""
+    results = {**RESULTS, "status": "stopped_early", "stop_reason": "val_loss did not improve",
+               "learning_rate": 3e-05}  # fmt: skip
+    history = [{"epoch": 1, "loss": 0.5, "lr": 3e-05, "phase": "fit"}]
+    text = render_report(results, history, "", ["report.md"])
+    assert "| 1 | 0.5000 | 3e-05 |" in text
+    assert "optimizer: adam (learning rate 3e-05);" in text
+    assert "> **Run stopped early**: val_loss did not improve" in text

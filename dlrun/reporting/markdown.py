@@ -16,8 +16,8 @@ HISTORY_ROWS_SHOWN = 30  # a longer per-epoch table is folded (metrics.csv has e
 
 
 def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4f}"
+    if isinstance(value, float):  # four decimals; a small value (a learning rate) in figures
+        return f"{value:.4g}" if 0 < abs(value) < 1e-3 else f"{value:.4f}"
     return "" if value is None else str(value)
 
 
@@ -59,11 +59,16 @@ def _setup(results: dict[str, Any]) -> list[str]:
         # a data file that differs from its registered checksum ("note: ..." or "warning: ...")
         *(f"- {note}" for note in results["data"].get("notes", [])),
         _sizes(results["data"]["sizes"]),
-        f"- loss: {results['loss'] or 'defined by the task'}; optimizer: {results['optimizer']}; "
+        f"- loss: {results['loss'] or 'defined by the task'}; optimizer: {results['optimizer']}{_rate(results)}; "
         f"epochs: {results['epochs']}; batch size: {results['batch_size']}{final}",
         f"- device: {results['device']}; duration: {results['duration_s']:.1f} s",
         "",
     ]
+
+
+def _rate(results: dict[str, Any]) -> str:
+    rate = results.get("learning_rate")
+    return f" (learning rate {rate:g})" if isinstance(rate, int | float) else ""
 
 
 def verdict_sentence(verdict: dict[str, Any], markdown: bool = False) -> str:
@@ -296,7 +301,8 @@ def render_report(
     status = results["status"]
     lines = [f"# {results['name']}", ""]
     if status != "completed":
-        lines += [f"> **Run {status}**: {results.get('stop_reason') or 'see status.json'}", ""]
+        said = status.replace("_", " ")  # "stopped early", as runs list shows it
+        lines += [f"> **Run {said}**: {results.get('stop_reason') or 'see status.json'}", ""]
     if results.get("description"):
         lines += [results["description"], ""]
     lines += _setup(results)

@@ -78,6 +78,7 @@ def build_results(
         "seed": cfg.seed,
         "loss": cfg.loss.name if cfg.loss is not None else None,
         "optimizer": cfg.optimizer.name,
+        "learning_rate": cfg.optimizer.lr,
         "epochs": cfg.train.epochs,
         "epochs_run": model.state.epoch if model else 0,
         "resumed_from_epoch": resumed_fits(outcome),
