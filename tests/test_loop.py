@@ -126,3 +126,8 @@ def test_hold_out_validation_values_are_those_of_the_weights_early_stopping_kept
     assert len(rows) > validation["best_epoch"]  # the run went on past it
     assert validation["val_loss"] == pytest.approx(kept["val_loss"])  # not the last epoch's
     assert validation["val_loss"] != pytest.approx(rows[-1]["val_loss"])
+    assert validation["epoch"] == validation["best_epoch"]  # the table says whose values
+    report = (result.run_dir / "report.md").read_text()
+    assert "| epoch | val_loss | val_accuracy | monitor | best_epoch |" in report
+    plain = run_experiment(config_from_data(tiny_config()), tmp_path).results["validation"]
+    assert plain["epoch"] == 3  # no weights restored: the last epoch's values

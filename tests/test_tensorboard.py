@@ -191,6 +191,10 @@ def test_hparams_rows_for_every_run_and_fold(
     holdout = json.loads((mixed_runs["lr=0.05"] / "results.json").read_text())
     lr_005 = scores[_run(mixed_runs, "lr=0.05", "results")]
     assert lr_005["results/test_accuracy"] == pytest.approx(holdout["test"]["accuracy"])
+    # its validation values too, so hold-out runs share columns with sweep trials (no test)
+    assert lr_005["results/validation_accuracy"] == pytest.approx(
+        holdout["validation"]["val_accuracy"]
+    )
     folds = [scores[f"{kfold}/fold_0{i}/results"] for i in (1, 2)]
     for fold in folds:  # a fold's row shows its validation scores
         assert set(fold) == {"results/validation_accuracy", "results/validation_loss"}

@@ -125,11 +125,12 @@ def _holdout_validation(cfg: ExperimentConfig, fitted: FittedModel) -> dict[str,
         return {}
     monitor = cfg.evaluation.monitor
     restored = fitted.state.restored_epoch
-    kept = history[restored - 1] if restored and restored <= len(history) else history[-1]
-    last = {k: v for k, v in kept.items() if k.startswith("val_")}
+    kept = restored if restored and restored <= len(history) else len(history)
+    values = {k: v for k, v in history[kept - 1].items() if k.startswith("val_")}
     epoch, value = best_epoch([row.get(monitor, np.nan) for row in history],
                               higher_is_better(monitor))  # fmt: skip
-    return {**last, "monitor": monitor, "best_epoch": epoch, "best_value": value}
+    # "epoch": whose values these are (the last, unless weights were restored), beside the best
+    return {"epoch": kept, **values, "monitor": monitor, "best_epoch": epoch, "best_value": value}
 
 
 def _aggregate_folds(cfg: ExperimentConfig, protocol: Protocol, outcome: ProtocolOutcome) -> None:

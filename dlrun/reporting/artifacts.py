@@ -91,6 +91,10 @@ def write_run_files(
     scores = {scored.split: scored.metrics} if scored else {}
     if cv is not None:  # the folds' mean, under the name each fold gives its own score
         scores["validation"] = {k: s.mean for k, s in cv.metrics.items()}
+    elif "validation" not in scores:  # a hold-out run's kept epoch: a column trials share
+        kept = results.get("validation") or {}
+        scores["validation"] = {k.removeprefix("val_"): v for k, v in kept.items()
+                                if k.startswith("val_") and isinstance(v, float)}  # fmt: skip
     files.tensorboard.write_hparams(hparams_of(cfg), scores, RunStatus(results["status"]))
     files.tensorboard.close()
     written = (p.name for p in run.path.iterdir() if p.is_file() and not p.name.startswith("."))
