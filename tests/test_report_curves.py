@@ -178,3 +178,24 @@ def test_long_curves_drop_markers_and_draw_the_moving_average(
     assert lines["training"].get_alpha() is None  # an epoch's average: drawn raw
     assert lines["training"].get_marker() in ("None", "", None)
     assert list(lines["weights restored: epoch 40"].get_xdata()) == [40, 40]
+
+
+@pytest.mark.parametrize(
+    ("skip_first", "title"), [(0, "smoothed"), (10, "smoothed, first 10 epochs left out")]
+)
+def test_cv_curves_name_what_each_panel_draws(
+    tmp_path: Path, captured: list[Any], skip_first: int, title: str
+) -> None:
+    """The left panel draws training and validation MAE, so its axis is "mae", not
+    "val_mae"; a curve with no epochs skipped does not say "first 0 epochs left out"."""
+    from dlrun.evaluation.aggregate import CrossValidation
+
+    curve = list(np.linspace(3.0, 2.0, 2 * LONG_CURVE))
+    smoothed = smooth(curve[skip_first:], 0.9)
+    cv = CrossValidation({}, {"val_mae": curve, "mae": curve}, "val_mae", smoothed,
+                         skip_first, len(curve), smoothed[-1], 0.9)  # fmt: skip
+    plots.cv_curves(cv, "boston", tmp_path / "cv.png")
+    (fig,) = captured
+    left, right = fig.axes
+    assert (left.get_ylabel(), right.get_ylabel()) == ("mae", "val_mae")
+    assert right.get_title() == title

@@ -176,13 +176,15 @@ def cv_curves(cv: CrossValidation, title: str, target: Path) -> None:
     if cv.best_epoch is not None:
         right.axvline(cv.best_epoch, color="k", ls="--", lw=1, label=f"best epoch {cv.best_epoch}")
     if cv.smoothing:
-        right.set_title(f"smoothed, first {cv.skip_first} epochs left out")
+        skipped = f", first {cv.skip_first} epochs left out" if cv.skip_first else ""
+        right.set_title(f"smoothed{skipped}")
     else:
         short = len(raw) < LONG_CURVE
         right.set_title(f"under {LONG_CURVE} epochs: read unsmoothed" if short else "unsmoothed")
+    left.set_ylabel(train_key if train_key in cv.curves else cv.monitor)  # both curves drawn
+    right.set_ylabel(cv.monitor)
     for ax in (left, right):
         _epoch_axis(ax)
-        ax.set_ylabel(cv.monitor)
         ax.grid(alpha=0.3)
         ax.legend()
     _save(fig, target)
