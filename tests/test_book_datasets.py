@@ -155,6 +155,7 @@ def test_pima_reads_the_canonical_headerless_csv_and_the_kaggle_copy(tmp_path: P
         )
         assert (len(data.train), len(data.test_split or [])) == (30, 10)
         assert data.feature_names[1] == "Glucose" and data.train.x.shape[1] == 8
+        assert data.description == f"{path}: 40 rows, 8 features, target 'Outcome'"  # not col8
 
 
 def test_heart_imputes_question_marks_and_can_binarize(tmp_path: Path) -> None:

@@ -162,10 +162,13 @@ class LoadedData:
         sealed = SealedSplit(test) if test is not None and len(test) else None
         object.__setattr__(self, "test_split", sealed)
 
-    def renamed(self, feature_names: list[str], class_names: list[str] | None) -> LoadedData:
-        """The same arrays under the dataset's own feature and class names."""
+    def renamed(
+        self, feature_names: list[str], class_names: list[str] | None, description: str
+    ) -> LoadedData:
+        """The same arrays under the dataset's own feature and class names and description."""
         test = self.test_split._arrays if self.test_split is not None else None
-        return replace(self, feature_names=feature_names, class_names=class_names, test=test)
+        return replace(self, feature_names=feature_names, class_names=class_names, test=test,
+                       description=description)  # fmt: skip
 
     def fingerprint(self) -> str:
         """Every row of every array, in order, as 16 hex digits: another file, a reordered or

@@ -67,9 +67,8 @@ class Pima(DataSource):
 
     def load(self, context: LoadContext) -> LoadedData:
         path = locate("pima", self.resources[0], self.config.path)
-        return _csv_table(
-            path, 8, self.config, context, PIMA_FEATURES, ["no diabetes", "diabetes"]
-        )
+        return _csv_table(path, 8, self.config, context, PIMA_FEATURES + ["Outcome"],
+                          ["no diabetes", "diabetes"])  # fmt: skip
 
 
 @DATASETS.register("heart")
@@ -94,7 +93,8 @@ class Heart(DataSource):
         path = locate("heart", self.resources[0], self.config.path)
         binarize = self.config.binarize
         names = ["no disease", "disease"] if binarize else [str(i) for i in range(5)]
-        return _csv_table(path, 13, self.config, context, HEART_FEATURES, names, binarize)
+        return _csv_table(path, 13, self.config, context, [*HEART_FEATURES, "num"], names,
+                          binarize)  # fmt: skip
 
 
 def _csv_table(
@@ -102,15 +102,21 @@ def _csv_table(
     target: int,
     config: TableConfig,
     context: LoadContext,
-    features: list[str],
+    columns: list[str],
     classes: list[str],
     binarize: bool = False,
 ) -> LoadedData:
+    """The table at ``path`` under its dataset's ``columns`` names (the files have no header
+    line, or another one), the target column ``target`` among them."""
     csv_config = CsvConfig(path=str(path), target=target, header=has_header(path),
                            missing=config.missing, test_fraction=config.test_fraction,
                            stratify=config.stratify)  # fmt: skip
     source = _BinarizedCsv(csv_config) if binarize else CsvSource(csv_config)
-    return source.load(context).renamed(features, classes)
+    loaded = source.load(context)
+    features = columns[:target] + columns[target + 1 :]
+    rows = len(loaded.train) + (len(loaded.test_split) if loaded.test_split is not None else 0)
+    described = f"{path}: {rows} rows, {len(features)} features, target '{columns[target]}'"
+    return loaded.renamed(features, classes, described)
 
 
 class _BinarizedCsv(CsvSource):

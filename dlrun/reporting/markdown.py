@@ -42,7 +42,7 @@ def _sizes(sizes: dict[str, int | str]) -> str:
 def _setup(results: dict[str, Any]) -> list[str]:
     if "data" not in results:  # a fold's sub-run
         sizes = results.get("sizes", {})
-        return ["## Setup", "", f"- fold {results.get('fold')} of the run one directory up; "
+        return ["## Setup", "", f"- {results.get('fold')}: a fold of the run one directory up; "
                 f"seed {results.get('seed')}; epochs run {results.get('epochs_run')}",
                 _sizes(sizes), ""]  # fmt: skip
     final = (
