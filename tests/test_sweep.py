@@ -173,6 +173,10 @@ def test_trials_are_normal_runs_with_hparams(grid_sweep: Path) -> None:
         for t in trials
     }
     assert units == {4, 8}
+    openings = {(t / "report.md").read_text().split("\n\n")[1] for t in trials}
+    assert "A trial of sweep tiny_sweep: optimizer.lr=0.05, model.layers.0.dense.units=8." in (
+        openings
+    )  # the trial's own values, not only the base config's description
 
 
 def test_sweep_directory_holds_leaderboard_plots_best_config_and_report(grid_sweep: Path) -> None:

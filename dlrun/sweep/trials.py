@@ -124,10 +124,22 @@ def trial_config(
     data = cfg.model_dump(mode="json", exclude_defaults=True, exclude={"sweep"})
     if trained:
         data.get("evaluation", {}).pop("final", None)
+        data["description"] = _trial_description(cfg, values)
     for key, value in values.items():
         for path in key.split(","):
             set_path(data, dotted(path.strip()), value, SHORTHAND_TAGS)
     return config_from_data(data, f"sweep values {values}")
+
+
+def _trial_description(cfg: ExperimentConfig, values: dict[str, Any]) -> str:
+    """What a trial's report opens with: its sweep and values (the base config's description
+    describes the base model, which the values may have changed)."""
+    shown = ", ".join(
+        f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}"
+        for key, value in values.items()
+    )
+    base = f" The sweep's base config: {cfg.description}" if cfg.description else ""
+    return f"A trial of sweep {cfg.name}: {shown}.{base}"
 
 
 def check_space(cfg: ExperimentConfig, with_data: bool = False) -> None:
