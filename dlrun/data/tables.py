@@ -67,7 +67,7 @@ class Pima(DataSource):
 
     def load(self, context: LoadContext) -> LoadedData:
         path = locate("pima", self.resources[0], self.config.path)
-        return _csv_table(path, 8, self.config, context, PIMA_FEATURES + ["Outcome"],
+        return _csv_table(path, 8, self.config, context, [*PIMA_FEATURES, "Outcome"],
                           ["no diabetes", "diabetes"])  # fmt: skip
 
 
