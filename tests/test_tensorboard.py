@@ -184,6 +184,9 @@ def test_hparams_rows_for_every_run_and_fold(
     for name, (config, lr) in expected.items():
         hparams = groups[name]["hparams"]
         assert (hparams["name"], hparams["optimizer.lr"]) == (config, pytest.approx(lr))
+    folds_shown = {name: groups[name]["hparams"].get("fold") for name in expected}
+    assert folds_shown[f"{kfold}/fold_02/results"] == "fold_02"  # a column to filter folds by
+    assert folds_shown[f"{kfold}/results"] is None
     scores = {
         name: {m["name"]["tag"]: m["value"] for m in group["metricValues"]}
         for name, group in groups.items()

@@ -51,11 +51,13 @@ def write_analysis(
     cfg: ExperimentConfig,
     scored: Evaluation | None,
     class_names: list[str] | None,
+    fold: str = "",
 ) -> Analysed:
-    """The analyses the task names (confusion matrix, residuals, ...): their files and tables."""
+    """The analyses the task names (confusion matrix, residuals, ...): their files and tables.
+    A ``fold``'s figures name it: the folds' figures look alike otherwise."""
     if scored is None or scored.predictions is None:
         return Analysed()
-    title = f"{cfg.name}: {scored.split} split"
+    title = f"{cfg.name}{f' {fold}' if fold else ''}: {scored.split} split"
     written = Analysed()
     for name in TASKS.get(cfg.task.name).analyses:
         written += ANALYSES.get(name)(run, title, scored, class_names)
@@ -87,7 +89,8 @@ def write_run_files(
              target=run.file("learning_curves.png"))  # fmt: skip
     if cv is not None and folds:
         write_cv_files(run, cv, folds, cfg.name)
-    analysed = write_analysis(run, cfg, scored, data.class_names)
+    fold = str(results.get("fold") or "")  # a fold's sub-run: its name
+    analysed = write_analysis(run, cfg, scored, data.class_names, fold)
     scores = {scored.split: scored.metrics} if scored else {}
     if cv is not None:  # the folds' mean, under the name each fold gives its own score
         scores["validation"] = {k: s.mean for k, s in cv.metrics.items()}
@@ -95,7 +98,8 @@ def write_run_files(
         kept = results.get("validation") or {}
         scores["validation"] = {k.removeprefix("val_"): v for k, v in kept.items()
                                 if k.startswith("val_") and isinstance(v, float)}  # fmt: skip
-    files.tensorboard.write_hparams(hparams_of(cfg), scores, RunStatus(results["status"]))
+    params = {**hparams_of(cfg), **({"fold": fold} if fold else {})}  # a column to filter on
+    files.tensorboard.write_hparams(params, scores, RunStatus(results["status"]))
     files.tensorboard.close()
     written = (p.name for p in run.path.iterdir() if p.is_file() and not p.name.startswith("."))
     listed = sorted({*written, *pending_names(run.path)} - {"report.md"})
