@@ -454,4 +454,4 @@ def test_a_diverged_trial_is_named_so_with_its_reason(tmp_path: Path) -> None:
     assert [r.state for r in result.rows] == ["diverged"]
     assert [r["state"] for r in _rows(tmp_path / "tiny_sweep")] == ["diverged"]
     report = (tmp_path / "tiny_sweep" / "report.md").read_text()
-    assert "- trials: 0 complete, 0 pruned, 0 fail, 1 diverged" in report
+    assert "- trials: 0 complete, 0 pruned, 0 failed, 1 diverged" in report

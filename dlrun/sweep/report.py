@@ -237,7 +237,7 @@ def _report(cfg: ExperimentConfig, study: optuna.Study, rows: list[LeaderRow], n
     lines = [f"# Sweep {cfg.name}", "",
              f"- method: {sweep.method}; objective: validation {sweep.objective.metric} "
              f"({study.direction.name.lower()}); pruner: {sweep.pruner}",
-             "- trials: " + ", ".join(f"{n} {s}" for s, n in states.items()),
+             "- trials: " + ", ".join(f"{n} {s.said}" for s, n in states.items()),
              "- the test split is never read by a trial"
              + ("; `dlrun train best_config.yaml` scores the chosen config on it once"
                 if scoring else ""), "",
