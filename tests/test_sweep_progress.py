@@ -235,3 +235,15 @@ def test_a_trial_stopped_to_be_continued_prints_no_failure_line() -> None:
     _finish(cfg, study, TrialState.COMPLETE, 0.5)
     progress.poll()
     assert out.getvalue().startswith("[1/")
+
+
+def test_leaderboard_scores_keep_four_figures_and_parameters_stay_short() -> None:
+    from dlrun.sweep.report import LeaderRow
+    from dlrun.sweep.report import TrialOutcome
+    from dlrun.sweep.report import leaderboard_cells
+
+    rows = [LeaderRow(rank, rank, TrialOutcome.COMPLETE, objective, None, {"lr": 0.0003162},
+                      {}, 1.0, "") for rank, objective in ((1, 0.6806), (2, 0.68), (3, 0.6))]  # fmt: skip
+    cells = [leaderboard_cells(row, ["lr"]) for row in rows]
+    assert [c[3] for c in cells] == ["0.6806", "0.6800", "0.6000"]  # one column lines up
+    assert cells[0][5] == "0.0003162" and cells[0][4] == ""

@@ -133,8 +133,13 @@ def fmt(value: Any) -> str:
 def leaderboard_cells(row: LeaderRow, names: list[str]) -> list[str]:
     """One leaderboard row as the CLI, the live table and report.md show it."""
     seconds = "" if row.seconds is None else f"{row.seconds:.1f}"
-    return [fmt(row.rank), str(row.trial), str(row.state), fmt(row.objective), fmt(row.std),
-            *(fmt(row.params.get(n, "")) for n in names), seconds]  # fmt: skip
+    return [fmt(row.rank), str(row.trial), str(row.state), _score(row.objective),
+            _score(row.std), *(fmt(row.params.get(n, "")) for n in names), seconds]  # fmt: skip
+
+
+def _score(value: float | None) -> str:
+    """Scores keep their trailing zeros (0.6800, not 0.68 above 0.6806), so a column lines up."""
+    return "" if value is None else f"{value:#.4g}"
 
 
 LEADERBOARD_COLUMNS = ("rank", "trial", "state", "objective", "std")  # then the parameters
