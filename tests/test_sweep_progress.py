@@ -247,3 +247,32 @@ def test_leaderboard_scores_keep_four_figures_and_parameters_stay_short() -> Non
     cells = [leaderboard_cells(row, ["lr"]) for row in rows]
     assert [c[3] for c in cells] == ["0.6806", "0.6800", "0.6000"]  # one column lines up
     assert cells[0][5] == "0.0003162" and cells[0][4] == ""
+
+
+def test_importances_say_how_many_trials_they_rest_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Optuna's plot kept its "Objective Value" legend and said nothing of resting on four
+    trials."""
+    from optuna.visualization import matplotlib as vis
+
+    from dlrun.sweep import report
+
+    drawn: list[Any] = []
+    plot = vis.plot_param_importances
+
+    def keep(study: optuna.Study) -> Any:
+        drawn.append(plot(study))
+        return drawn[-1]
+
+    monkeypatch.setattr(vis, "plot_param_importances", keep)
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(0))
+    study.optimize(lambda t: t.suggest_float("a", 0, 1) + 0.1 * t.suggest_float("b", 0, 1), 6)
+    assert report._importances(study, tmp_path) == [report.IMPORTANCES_PNG]
+    (axes,) = drawn
+    assert axes.get_title() == (
+        "Parameter importances (fANOVA over 6 complete trials; too few to rely on)"
+    )
+    assert [t.get_text() for t in axes.get_legend().get_texts()] == [
+        "importance for the maximized objective"
+    ]

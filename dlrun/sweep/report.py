@@ -32,6 +32,7 @@ from dlrun.sweep.trials import trial_config
 
 HISTORY_PNG = "optimization_history.png"
 IMPORTANCES_PNG = "param_importances.png"
+FEW_TRIALS = 20  # fewer complete trials give importances too noisy to rely on
 
 
 @dataclass(frozen=True)
@@ -227,6 +228,13 @@ def _importances(study: optuna.Study, sweep_dir: Path) -> list[str]:
     figure = axes.get_figure()
     if not isinstance(figure, Figure):
         return []  # not drawn on a figure of its own: nothing to save
+    complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    axes.set_title(f"Parameter importances (fANOVA over {complete} complete trials"
+                   f"{'; too few to rely on' if complete < FEW_TRIALS else ''})")  # fmt: skip
+    legend = axes.get_legend()
+    if legend is not None:  # Optuna labels its bars "Objective Value"
+        legend.get_texts()[0].set_text(f"importance for the {study.direction.name.lower()}d "
+                                       "objective")  # fmt: skip
     with atomic_path(sweep_dir / IMPORTANCES_PNG) as tmp:
         figure.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
     plt.close(figure)
