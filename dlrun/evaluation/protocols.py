@@ -90,7 +90,9 @@ class CurveConfig(StrictModel):
     for K-fold's best epoch on the fold-averaged curve."""
 
     smoothing: Number = Field(default=0.9, ge=0, lt=1, description="EMA factor; 0 = raw")
-    skip_first: int = Field(default=0, ge=0, description="epochs left out of the smoothed curve")
+    # DLwP L3.31 leaves out the first 10 epochs: an EMA started at epoch 1's value (far above
+    # the rest) lags behind for about 1 / (1 - smoothing) epochs and delays the best epoch
+    skip_first: int = Field(default=10, ge=0, description="epochs left out of the smoothed curve")
 
 
 class ProtocolConfig(StrictModel):
