@@ -5,7 +5,6 @@ Tests call these functions directly; ``cli.py`` only parses arguments and prints
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from collections.abc import Sequence
@@ -97,7 +96,8 @@ def run_experiment(
     earlier_reads = int(read_results(run.path).get("test_split_reads") or 0) if resume else 0
     config_yaml = resolved_yaml(cfg)
     write_text(run.file("config.yaml"), config_yaml)
-    env = {**environment(device, command or sys.argv), "data_fingerprint": fingerprint}
+    env = {**environment(device, command or sys.argv), "data_fingerprint": fingerprint,
+           **({"test_held_back": True} if hold_back_test else {})}  # fmt: skip
     _record_environment(run, env, resume)
     progress = ProgressReporter(cfg.train.progress, console)
     shown = f"{device} ({env['device_name']})" if device.type == "cuda" else str(device)
@@ -157,14 +157,26 @@ def _run_directory(runs_dir: Path, name: str, run_name: str | None, resume: bool
     return RunDirectory.create(runs_dir, name)
 
 
+def _refuse_parts(run: RunDirectory, path: str | Path) -> None:
+    """A fold of a run, or a sweep's trial, is not resumed on its own: a fold's directory would
+    fill with a whole new run, and a trial resumed as a run would read its held-back test."""
+    above = run.run_above()
+    if above is not None:
+        raise RunError(f"{path} is one fold of the run {above}; resume that run: "
+                       f"dlrun train --resume {above}")  # fmt: skip
+    if run.holds_back_test():
+        raise RunError(f"{path} is a sweep's trial, which never reads the test split; continue "
+                       "the sweep with dlrun sweep CONFIG --resume, and test the chosen config "
+                       "with dlrun train SWEEP_DIR/best_config.yaml")  # fmt: skip
+
+
 def _record_environment(run: RunDirectory, env: dict[str, Any], resume: bool) -> None:
     """env.json describes the first start; each resume is appended to its ``resumes`` list."""
-    target = run.file("env.json")
-    if resume and target.is_file():
-        first = json.loads(target.read_text())
+    first = run.recorded_environment() if resume else {}  # checked before anything changed
+    if first:
         first.setdefault("resumes", []).append(env)
         env = first
-    write_json(target, env)
+    write_json(run.file("env.json"), env)
 
 
 def resume_experiment(
@@ -188,6 +200,7 @@ def resume_experiment(
         )
     if status == RunStatus.PRUNED.value:
         raise RunError(f"{path} was pruned by its sweep; its trial is over")
+    _refuse_parts(run, path)
     source = str(run.file("config.yaml"))
     text = run.file("config.yaml").read_text(encoding="utf-8")
     saved = config_from_text(text, source, [])

@@ -93,14 +93,6 @@ def finished_run(path: str | Path, command: str) -> RunDirectory:
     return run
 
 
-def _run_above(run: RunDirectory) -> Path | None:
-    """The run a fold sub-run belongs to (``fold_02``, ``repeat_01/fold_02``), if it is one."""
-    for parent in run.path.resolve().parents[:2]:
-        if (parent / "config.yaml").is_file():
-            return parent
-    return None
-
-
 def evaluate_run(path: str | Path) -> RunEvaluation:
     """Score a finished run again with the same seed, hence the same splits.
 
@@ -110,10 +102,14 @@ def evaluate_run(path: str | Path) -> RunEvaluation:
     read its test split, and ``eval`` must not read it for it either.
     """
     run = finished_run(path, "eval")
-    above = _run_above(run)
+    above = run.run_above()
     if above is not None:
         raise RunError(f"{path} is one fold of the run {above}; eval that run, which scores "
                        "every fold's model on its validation part")  # fmt: skip
+    if run.holds_back_test():
+        raise RunError(f"{path} is a sweep's trial: its test split stays held back, so that no "
+                       "candidate is chosen on it; test the chosen config with dlrun train "
+                       "SWEEP_DIR/best_config.yaml")  # fmt: skip
     text = run.file("config.yaml").read_text(encoding="utf-8")
     cfg = config_from_text(text, str(run.file("config.yaml")), [])
     data = load_data(cfg)

@@ -257,3 +257,32 @@ def test_eval_and_resume_refuse_a_data_file_that_changed(tmp_path: Path) -> None
                            r"changed"):  # fmt: skip
             act()
     assert json.loads((run / "status.json").read_text())["status"] == "completed"  # untouched
+
+
+def _files(run: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(run)): p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()}
+
+
+def test_a_fold_is_not_resumed_on_its_own(tmp_path: Path) -> None:
+    """Resuming fold_02 built a whole new K-fold run inside it and replaced its model."""
+    config = tiny_config(evaluation={"protocol": "kfold", "k": 2})
+    run = run_experiment(config_from_data(config), tmp_path).run_dir
+    before = _files(run)
+    result = runner.invoke(app, ["train", "--resume", str(run / "fold_02")])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert f"is one fold of the run {run}; resume that run" in " ".join(result.output.split())
+    assert _files(run) == before
+
+
+def test_a_damaged_env_json_is_refused_before_the_run_changes(uninterrupted: Path) -> None:
+    env = uninterrupted / "env.json"
+    kept = env.read_bytes()
+    try:
+        env.write_text("{bad")
+        before = _files(uninterrupted)
+        result = runner.invoke(app, ["train", "--resume", str(uninterrupted), "train.epochs=13"])
+        assert result.exit_code == 2 and "Traceback" not in result.output
+        assert "env.json cannot be read (" in result.output
+        assert _files(uninterrupted) == before  # still completed, config as it was
+    finally:
+        env.write_bytes(kept)

@@ -179,6 +179,22 @@ def test_trials_are_normal_runs_with_hparams(grid_sweep: Path) -> None:
     )  # the trial's own values, not only the base config's description
 
 
+def test_a_trial_is_neither_resumed_as_a_run_nor_evaluated_on_the_test(grid_sweep: Path) -> None:
+    """Both read the test split its trial held back (eval printed a test score; a resume as a
+    run wrote one into results.json)."""
+    from dlrun.api import resume_experiment
+    from dlrun.errors import RunError
+    from dlrun.reuse import evaluate_run
+
+    trial = grid_sweep / "trial-0002"
+    before = (trial / "results.json").read_bytes()
+    with pytest.raises(RunError, match="is a sweep's trial, which never reads the test split"):
+        resume_experiment(trial)
+    with pytest.raises(RunError, match="is a sweep's trial: its test split stays held back"):
+        evaluate_run(trial)
+    assert (trial / "results.json").read_bytes() == before
+
+
 def test_sweep_directory_holds_leaderboard_plots_best_config_and_report(grid_sweep: Path) -> None:
     files = {p.name for p in grid_sweep.iterdir()}
     assert {

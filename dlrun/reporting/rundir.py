@@ -11,6 +11,7 @@ import datetime as dt
 import importlib.metadata
 import json
 import platform
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -74,14 +75,39 @@ class RunDirectory:
     def file(self, name: str) -> Path:
         return self.path / name
 
+    def recorded_environment(self) -> dict[str, Any]:
+        """env.json as the run's first start wrote it ({} when there is none); a damaged one
+        is refused in one line, before resuming or scoring the run changes anything."""
+        file = self.file("env.json")
+        try:
+            record = json.loads(file.read_text())
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            raise RunError(f"{file} cannot be read ({exc}); it is not as dlrun wrote it") from None
+        if not isinstance(record, dict):
+            raise RunError(f"{file} holds no environment record; the file was changed")
+        return record
+
+    def run_above(self) -> Path | None:
+        """The run a fold sub-run belongs to (``fold_02``, ``repeat_01/fold_02``), if it is
+        one."""
+        if not re.fullmatch(r"fold_\d+", self.path.resolve().name):
+            return None  # a run in a folder that holds a config is no fold
+        for parent in self.path.resolve().parents[:2]:
+            if (parent / "config.yaml").is_file():
+                return parent
+        return None
+
+    def holds_back_test(self) -> bool:
+        """Whether this run is a sweep's trial, which never reads the test split."""
+        return bool(self.recorded_environment().get("test_held_back"))
+
     def check_same_data(self, fingerprint: str, then: str) -> None:
         """Refuse to go on with this run if its data changed since it began (``then``: what
         going on would do); env.json holds the rows' fingerprint from the first start (a run
         from before fingerprints were recorded is not checked)."""
-        try:
-            began = json.loads(self.file("env.json").read_text()).get("data_fingerprint")
-        except (OSError, ValueError, AttributeError):
-            return
+        began = self.recorded_environment().get("data_fingerprint")
         if began is not None and began != fingerprint:
             raise RunError(
                 f"{self.path} was trained on other rows than the data reads now (data "
