@@ -349,7 +349,7 @@ def runs_list(directory: Path = typer.Argument(Path("runs"), help="runs director
 @user_errors
 def tensorboard(
     directory: Path = typer.Argument(Path("runs"), help="runs or sweep directory"),
-    port: int = typer.Option(6006, "--port"),
+    port: int = typer.Option(6006, "--port", min=1, max=65535),
     host: str = typer.Option(
         "127.0.0.1", "--host", help="address to listen on (0.0.0.0: every interface)"
     ),

@@ -42,6 +42,9 @@ def test_boston_housing_uses_the_keras_seed_113_split(tmp_path: Path) -> None:
     assert data.train.y.tolist() == order[:404].tolist()
     assert data.test_split.unseal().y.tolist() == order[404:].tolist()
     assert data.train.x[0].tolist() == x[order[0]].tolist() and data.feature_names[5] == "RM"
+    np.savez(tmp_path / "boston_housing.npz", x=x[:100], y=y)  # trained on wrong pairs before
+    with pytest.raises(DataError, match=r"100 rows in 'x' but 506 in 'y'"):
+        _load({"dataset": "boston_housing", "path": str(tmp_path)}, **REGRESSION)
 
 
 def test_boston_housing_missing_file_says_where_to_put_it(

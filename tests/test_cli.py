@@ -164,6 +164,11 @@ def test_outputs_that_cannot_be_written_there_are_one_line_errors(
             ["predict", str(run_dir), "--input", str(tmp_path / "x.npz"), "--output", "{out}"],
             ["runs", "compare", str(run_dir), str(run_dir), "--output", "{out}"],
         ],
+        "cannot write {out}/a_file/p.csv: {out}/a_file is a file, not a folder": [
+            ["predict", str(run_dir), "--input", str(tmp_path / "x.npz"), "--output",
+             "{out}/a_file/p.csv"],
+            ["runs", "compare", str(run_dir), str(run_dir), "--output", "{out}/a_file/p.csv"],
+        ],
         "cannot make a run directory in {out}/a_file: Not a directory": [
             ["train", str(REPO / "configs/quickstart.yaml"), "train.epochs=1", "--runs-dir",
              "{out}/a_file"],

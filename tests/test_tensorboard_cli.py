@@ -15,7 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from dlrun.cli import app
 from tests.conftest import REPO
 from tests.test_tensorboard import free_port
 from tests.test_tensorboard import wait_for_port
@@ -24,6 +26,8 @@ pytestmark = pytest.mark.skipif(
     not Path("/proc/net/tcp").is_file(), reason="reads sockets and processes from /proc"
 )
 LISTEN = "0A"
+
+runner = CliRunner()
 
 
 def listening(port: int) -> set[str]:
@@ -130,3 +134,20 @@ def test_a_port_in_use_is_one_line(tmp_path: Path) -> None:
         f"error: cannot listen on 127.0.0.1:{port}: Address already in use; choose another --port"
     )
     assert done.stdout == ""  # no address printed as if it were served
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--port", "99999"], "Invalid value for '--port'"),
+        (["--host", "999.1.1.1"], "cannot listen on 999.1.1.1: "),
+    ],
+)
+def test_a_port_or_host_that_cannot_be_is_refused_without_a_traceback(
+    tmp_path: Path, options: list[str], message: str
+) -> None:
+    result = runner.invoke(app, ["tensorboard", str(tmp_path), *options])
+    assert result.exit_code == 2 and message in result.output
+    assert not isinstance(result.exception, OverflowError)  # bind() raised it before
+    if "--host" in options:
+        assert "give --host an address of this machine" in " ".join(result.output.split())

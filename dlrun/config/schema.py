@@ -181,7 +181,7 @@ class ExperimentConfig(StrictModel):
     source: SourceConfig | None = Field(
         default=None, description="the book experiment this config reproduces"
     )
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, lt=2**32, description="numpy and torch take 0 .. 2**32-1")
     task: TaskConfig
     data: DataConfig
     preprocess: list[StepEntry] = []

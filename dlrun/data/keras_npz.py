@@ -112,6 +112,9 @@ class BostonHousing(DataSource):
         c = self.config
         path = locate("boston_housing", self.resources[0], c.path)
         arrays = read_npz(str(path), ("x", "y"))
+        if len(arrays["x"]) != len(arrays["y"]):  # pairs would be mismatched, or run out
+            raise DataError(f"{path}: {len(arrays['x'])} rows in 'x' but {len(arrays['y'])} "
+                            "in 'y'; each row needs its target")  # fmt: skip
         train, test = keras_shuffle_split(
             arrays["x"].astype(np.float32), arrays["y"].astype(np.float32), c.split_seed,
             c.test_split,

@@ -41,6 +41,9 @@ def atomic_path(target: Path, durable: bool = True) -> Iterator[Path]:
     """
     if target.is_dir():
         raise OutputError(f"cannot write {target}: it is a directory; name a file to write")
+    blocking = next((p for p in target.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:  # mkdir says only "File exists"
+        raise OutputError(f"cannot write {target}: {blocking} is a file, not a folder")
     with refused_as(f"cannot write {target}"):
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")

@@ -57,6 +57,9 @@ def check_port_free(host: str, port: int) -> None:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers bind
         try:
             probe.bind((host, port))
+        except socket.gaierror as exc:  # not an address of this machine, or no address at all
+            raise OutputError(f"cannot listen on {host}: {exc.strerror or exc}; give --host an "
+                              "address of this machine (127.0.0.1, or 0.0.0.0 for all)") from None  # fmt: skip
         except OSError as exc:
             raise OutputError(
                 f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another --port"

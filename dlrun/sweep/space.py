@@ -9,6 +9,8 @@ stepped integer ranges.
 from __future__ import annotations
 
 import itertools
+import math
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,8 @@ from dlrun.errors import ConfigError
 from dlrun.errors import ConfigIssue
 from dlrun.registry import did_you_mean
 from dlrun.training.metrics import METRICS
+
+MAX_GRID = 10_000  # points; a grid beyond it is a typo or a search for another method
 
 
 class IntRange(StrictModel):
@@ -73,12 +77,13 @@ class ParameterSpace(StrictModel):
             raise ValueError("labels name the choices: give one label per choice")
         return self
 
-    def grid_values(self) -> list[Any] | None:
-        """Every value for a grid, or ``None`` when the space is continuous."""
+    def grid_values(self) -> Sequence[Any] | None:
+        """Every value for a grid (a range is not listed: its size is known without), or
+        ``None`` when the space is continuous."""
         if self.choice is not None:
             return list(self.choice)
         if self.int is not None and not self.int.log:
-            return list(range(self.int.low, self.int.high + 1, self.int.step))
+            return range(self.int.low, self.int.high + 1, self.int.step)
         return None
 
     def examples(self) -> list[Any]:
@@ -110,7 +115,7 @@ class SweepConfig(StrictModel):
     objective: Objective = Objective()
     n_trials: int | None = Field(default=None, gt=0, description="default: the grid size, or 20")
     timeout: Number | None = Field(default=None, gt=0, description="seconds per worker")
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, lt=2**32)
     pruner: Literal["none", "median", "hyperband"] = "none"
 
     @model_validator(mode="after")
@@ -120,6 +125,12 @@ class SweepConfig(StrictModel):
             if continuous:
                 raise ValueError(
                     f"grid sweeps need choice or int ranges; continuous: {continuous}"
+                )
+            points = math.prod(len(v.grid_values() or ()) for v in self.parameters.values())
+            if points > MAX_GRID:
+                raise ValueError(
+                    f"the grid has {points:,} points, more than {MAX_GRID:,}: narrow the int "
+                    "ranges or raise their step, or use method: tpe or random with n_trials"
                 )
         return self
 
