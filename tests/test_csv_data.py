@@ -187,3 +187,42 @@ def test_a_relative_data_path_is_read_from_the_config_files_folder(
     assert saved["data"]["path"] == str(project / "data" / "table.csv")
     absolute = config(project / "data" / "table.csv")  # absolute paths stay as written
     assert config_from_data(absolute).data.path == str(project / "data" / "table.csv")  # type: ignore[attr-defined]
+
+
+def _npz_config(path: Path, preprocess: list[Any]) -> dict[str, Any]:
+    return tiny_config(
+        task="regression", loss="mse", preprocess=preprocess, metrics=["mae"],
+        data={"dataset": "npz", "path": str(path), "test_fraction": 0.2},
+        model={"layers": [{"dense": 1}]}, evaluation={"validation": {"fraction": 0.2}},
+    )  # fmt: skip
+
+
+def test_values_no_model_can_train_on_are_refused_when_loaded(
+    tmp_path: Path, write_config: Any
+) -> None:
+    """They made the first loss NaN: a run directory, a 'diverged' run, and a learning rate
+    blamed; validate said config OK."""
+    rows = ["a,b,y", *(f"{i},{i % 3},{i % 2}" for i in range(30))]
+    rows[4] = "1e300,1,0"  # beyond float32: infinite
+    (tmp_path / "big.csv").write_text("\n".join(rows) + "\n")
+    config = tiny_config(
+        task="binary", loss="binary_crossentropy", preprocess=[], metrics=["accuracy"],
+        data={"dataset": "csv", "path": str(tmp_path / "big.csv"), "target": "y"},
+        model={"layers": [{"dense": {"units": 1, "activation": "sigmoid"}}]},
+    )  # fmt: skip
+    result = runner.invoke(app, ["validate", str(write_config(config))])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "1 training row holds infinite values in 'x'" in " ".join(result.output.split())
+    x = np.random.default_rng(0).normal(size=(50, 3))
+    y = x.sum(axis=1)
+    y[::10] = np.nan
+    np.savez(tmp_path / "gaps.npz", x=x, y=y)
+    with pytest.raises(DataError, match=r"\d training rows hold missing \(NaN\) values in 'y'.*"
+                       "drop those rows"):  # fmt: skip
+        load_data(config_from_data(_npz_config(tmp_path / "gaps.npz", [])))
+    x[3, 1] = np.nan
+    np.savez(tmp_path / "holes.npz", x=x, y=np.nan_to_num(y))
+    with pytest.raises(DataError, match=r"missing \(NaN\) values in 'x'.*add an impute step"):
+        load_data(config_from_data(_npz_config(tmp_path / "holes.npz", [])))
+    filled = _npz_config(tmp_path / "holes.npz", [{"impute": "mean"}])
+    assert len(load_data(config_from_data(filled)).train) == 40  # an impute step fills them

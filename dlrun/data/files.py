@@ -197,7 +197,9 @@ class CsvSource(DataSource):
             steps = [self._encoding_step(columns, vocabularies), *steps]
             coded = "; ".join(_category_listing(names[i], v) for i, v in vocabularies.items())
             description += f"; {cfg.categorical_encoding} encoded from the training rows: {coded}"
-        train, test = split_off_test(x.astype(np.float32), y, cfg, context)
+        with np.errstate(over="ignore"):  # beyond float32: infinite, refused when loaded
+            features = x.astype(np.float32)
+        train, test = split_off_test(features, y, cfg, context)
         return LoadedData(
             train, test, description, [names[i] for i in columns], class_names, steps
         )

@@ -36,6 +36,7 @@ class Step:
     # at a time (stacked folds share one copy of such steps).
     elementwise: ClassVar[bool] = False
     encodes_labels: ClassVar[bool] = False  # turns class labels into one-hot rows
+    fills_missing: ClassVar[bool] = False  # replaces NaN inputs, so the data may hold them
 
     def __init__(self, config: StepConfig) -> None:
         self.config = config

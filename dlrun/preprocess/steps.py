@@ -228,6 +228,8 @@ class OneHot(Step):
 class Impute(Step):
     """Fill missing values (NaN) with the training mean, median, or a constant."""
 
+    fills_missing = True
+
     class Config(StepConfig):
         positional: ClassVar[str] = "strategy"
         strategy: Literal["mean", "median", "constant"] = "mean"
