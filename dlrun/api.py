@@ -23,7 +23,7 @@ from dlrun.config.schema import ExperimentConfig
 from dlrun.data.checksums import collect_notes
 from dlrun.data.load import load_data
 from dlrun.data.locate import local_copies_only
-from dlrun.errors import DataError
+from dlrun.errors import DataNotHere
 from dlrun.errors import DlrunError
 from dlrun.errors import Interrupted
 from dlrun.errors import RunError
@@ -250,7 +250,7 @@ def validate_experiment(cfg: ExperimentConfig, use_data: bool = True) -> Validat
         )
         with reading:
             data = load_data(cfg)
-    except DataError as exc:
+    except DataNotHere as exc:  # a file here but damaged is a failure, not a skip
         if cfg.model.input_shape is None:
             raise
         task = check_with_shape(cfg, device)

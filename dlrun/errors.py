@@ -61,6 +61,11 @@ class DataError(DlrunError):
     """A dataset could not be read or does not match what the config expects."""
 
 
+class DataNotHere(DataError):
+    """A registered dataset's file is on no local path and was not downloaded: the data may be
+    fine elsewhere (``validate`` then checks without it), unlike a file that is damaged."""
+
+
 class RunError(DlrunError):
     """A run directory is missing, incomplete or unreadable."""
 

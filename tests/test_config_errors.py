@@ -7,6 +7,7 @@ journal.
 
 from __future__ import annotations
 
+import gzip
 import os
 from pathlib import Path
 from typing import Any
@@ -393,3 +394,20 @@ def test_sweep_file_mistakes_have_path_line_and_suggestion(
     assert plain.exit_code == 2 and plain.output.count("\n") == 1
     assert plain.output.endswith("sweep: the file has no sweep section: give it a 'sweep:' "
                                  "mapping, or the sweep's own keys (method, parameters, ...)\n")  # fmt: skip
+
+
+def test_validate_fails_on_data_that_is_here_but_damaged(
+    write_config: Any, tmp_path: Path
+) -> None:
+    """Data not here is checked without (input_shape); a truncated file that is here was
+    treated the same and validate said config OK, while train failed on it."""
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+                 "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):  # fmt: skip
+        (folder / name).write_bytes(gzip.compress(b"\0\0\x08\x01\0\0\0\x05abc")[:-6])
+    data = f"{{dataset: mnist, path: {folder}}}"
+    mnist = {"data": data, "outputs": 10, "input_shape": "\n  input_shape: [784]"}
+    result = invoke("validate", str(write_config(config_text(**mnist))))
+    assert result.exit_code == 2 and "config OK" not in result.output
+    assert "cannot read " in result.output and "Traceback" not in result.output

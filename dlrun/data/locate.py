@@ -20,6 +20,7 @@ from dlrun.data.download import Resource
 from dlrun.data.download import cached_path
 from dlrun.data.download import fetch
 from dlrun.errors import DataError
+from dlrun.errors import DataNotHere
 
 
 def mirror_dirs(dataset: str) -> list[Path]:
@@ -94,8 +95,8 @@ def obtain(dataset: str, resource: Resource) -> Path:
         raise missing(dataset, resource, str(exc)) from None
 
 
-def missing(dataset: str, resource: Resource, why: str) -> DataError:
-    return DataError(
+def missing(dataset: str, resource: Resource, why: str) -> DataNotHere:
+    return DataNotHere(
         f"dataset {dataset}: file {resource.name} not found and not downloadable ({why}); "
         f"put it in <dir>/{dataset}/ and set DLRUN_DATA_PATH=<dir>, or set data.path to it; "
         f"it is published at {resource.url}"
