@@ -476,3 +476,17 @@ def test_a_diverged_trial_is_named_so_with_its_reason(tmp_path: Path) -> None:
     assert [r["state"] for r in _rows(tmp_path / "tiny_sweep")] == ["diverged"]
     report = (tmp_path / "tiny_sweep" / "report.md").read_text()
     assert "- trials: 0 complete, 0 pruned, 0 failed, 1 diverged" in report
+
+
+def test_a_resume_under_another_study_name_is_refused_and_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    """It started a new study in the same journal: every trial failed on the first study's
+    folders, and the leaderboard and report were overwritten with six failures."""
+    cfg = config_from_data(_sweep_config({**GRID, "n_trials": 1}))
+    sweep_dir = run_sweep(cfg, tmp_path, study_name="first").sweep_dir
+    before = {p.name: p.read_bytes() for p in sweep_dir.iterdir() if p.is_file()}
+    with pytest.raises(RunError, match=r"holds no study 'tiny_sweep' \(it holds 'first'\); "
+                       "pass --study first"):  # fmt: skip
+        run_sweep(cfg, tmp_path, resume=True)
+    assert {p.name: p.read_bytes() for p in sweep_dir.iterdir() if p.is_file()} == before

@@ -17,6 +17,7 @@ from dlrun.sweep.report import LeaderRow
 from dlrun.sweep.report import write_sweep_files
 from dlrun.sweep.study import check_same_space
 from dlrun.sweep.study import check_same_training
+from dlrun.sweep.study import check_study_exists
 from dlrun.sweep.study import enqueue_grid
 from dlrun.sweep.study import open_storage
 from dlrun.sweep.study import open_study
@@ -55,7 +56,10 @@ def run_sweep(
     if resume and storage is None and not journal_exists:
         raise RunError(f"nothing to resume: no sweep in {sweep_dir}")
     name = study_name or cfg.name
-    study = open_study(cfg, open_storage(sweep_dir, storage), name)
+    opened = open_storage(sweep_dir, storage)
+    if resume:
+        check_study_exists(opened, name)
+    study = open_study(cfg, opened, name)
     sweep_dir.mkdir(parents=True, exist_ok=True)  # only once the storage has opened
     check_same_training(study, cfg)
     check_same_space(study, cfg)

@@ -130,6 +130,17 @@ def _pruner(sweep: SweepConfig) -> optuna.pruners.BasePruner:
     return optuna.pruners.NopPruner()
 
 
+def check_study_exists(storage: BaseStorage, name: str) -> None:
+    """A resume continues a study its storage holds: under another name (a --study given or
+    left out) it would start a new study, whose trials find the first one's folders taken."""
+    names = [n for n in optuna.get_all_study_names(storage) if "#grid-" not in n]
+    if name not in names:
+        held = ", ".join(repr(n) for n in names) or "none"
+        hint = f"; pass --study {names[0]}" if len(names) == 1 else ""
+        raise RunError(f"nothing to resume: the sweep's storage holds no study {name!r} "
+                       f"(it holds {held}){hint}")  # fmt: skip
+
+
 def open_study(cfg: ExperimentConfig, storage: BaseStorage, name: str) -> optuna.Study:
     sweep = cfg.sweep
     assert sweep is not None
