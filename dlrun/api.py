@@ -32,6 +32,7 @@ from dlrun.evaluation.preflight import check_with_shape
 from dlrun.evaluation.runner import plan_protocol
 from dlrun.evaluation.runner import run_protocol
 from dlrun.evaluation.runner import split_sizes
+from dlrun.interrupts import held_interrupts
 from dlrun.models.build import BuiltModel
 from dlrun.reporting.artifacts import RunFiles
 from dlrun.reporting.artifacts import write_run_files
@@ -107,15 +108,18 @@ def run_experiment(
     started = time.perf_counter()
     try:
         outcome = run_protocol(cfg, plan, device, recording)
-        results = build_results(cfg, outcome, data.description, str(device),
-                                time.perf_counter() - started, data.class_names)  # fmt: skip
-        results["data"]["notes"] = data_notes
-        results["test_held_back"] = plan.held_back  # rows; 0 when nothing was held back
-        _count_earlier_reads(results, earlier_reads)
-        top = recording.top
-        files = RunFiles(run, top.metrics.rows, top.tensorboard, config_yaml)
-        write_run_files(files, cfg, data, results, outcome.top_model, outcome.evaluation,
-                        outcome.cv, outcome.folds, summary_model=outcome.model)  # fmt: skip
+        with held_interrupts():  # Ctrl-C waits until the finished run's files are all written
+            results = build_results(cfg, outcome, data.description, str(device),
+                                    time.perf_counter() - started, data.class_names)  # fmt: skip
+            results["data"]["notes"] = data_notes
+            results["test_held_back"] = plan.held_back  # rows; 0 when nothing was held back
+            _count_earlier_reads(results, earlier_reads)
+            top = recording.top
+            files = RunFiles(run, top.metrics.rows, top.tensorboard, config_yaml)
+            write_run_files(files, cfg, data, results, outcome.top_model, outcome.evaluation,
+                            outcome.cv, outcome.folds, summary_model=outcome.model)  # fmt: skip
+            recording.close()
+            run.set_status(outcome.status, outcome.stop_reason)
     except KeyboardInterrupt:  # outside an epoch (an epoch stops cleanly by itself)
         run.set_status(RunStatus.INTERRUPTED, "interrupted by the user outside training")
         recording.close()
@@ -126,8 +130,6 @@ def run_experiment(
         run.set_status(RunStatus.FAILED, f"{type(exc).__name__}: {exc}")
         recording.close()
         raise
-    recording.close()
-    run.set_status(outcome.status, outcome.stop_reason)
     return RunResult(run.path, outcome.status, results)
 
 

@@ -286,3 +286,23 @@ def test_a_damaged_env_json_is_refused_before_the_run_changes(uninterrupted: Pat
         assert _files(uninterrupted) == before  # still completed, config as it was
     finally:
         env.write_bytes(kept)
+
+
+def test_ctrl_c_while_a_finished_run_writes_its_files_waits_for_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It left results.json "completed" beside status.json "interrupted" and no report."""
+    import dlrun.api
+
+    write = dlrun.api.write_run_files
+
+    def interrupted_write(*args: Any, **kwargs: Any) -> None:
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C just as the files are written
+        write(*args, **kwargs)
+
+    monkeypatch.setattr(dlrun.api, "write_run_files", interrupted_write)
+    result = run_experiment(config_from_data(tiny_config()), tmp_path)
+    assert result.status is RunStatus.COMPLETED
+    assert json.loads((result.run_dir / "status.json").read_text())["status"] == "completed"
+    assert (result.run_dir / "report.md").is_file()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C as before

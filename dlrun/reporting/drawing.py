@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from dlrun.errors import RunError
+from dlrun.interrupts import held_interrupts
 
 
 @dataclass(frozen=True)
@@ -165,7 +166,8 @@ def drawn_last() -> Iterator[None]:
     finally:
         _PENDING.reset(token)
         if finished:
-            _finish(scope)
+            with held_interrupts():  # the report embeds them: drawn whole before Ctrl-C
+                _finish(scope)
         elif interrupted or not scope.figures():  # nothing to wait for: don't
             if scope.process is not None:
                 scope.process.stop()
