@@ -5,6 +5,7 @@ Tests call these functions directly; ``cli.py`` only parses arguments and prints
 
 from __future__ import annotations
 
+import hashlib
 import sys
 import time
 from collections.abc import Sequence
@@ -98,6 +99,7 @@ def run_experiment(
     config_yaml = resolved_yaml(cfg)
     write_text(run.file("config.yaml"), config_yaml)
     env = {**environment(device, command or sys.argv), "data_fingerprint": fingerprint,
+           "config_sha256": text_digest(config_yaml),
            **({"test_held_back": True} if hold_back_test else {})}  # fmt: skip
     _record_environment(run, env, resume)
     progress = ProgressReporter(cfg.train.progress, console)
@@ -172,6 +174,22 @@ def _refuse_parts(run: RunDirectory, path: str | Path) -> None:
                        "with dlrun train SWEEP_DIR/best_config.yaml")  # fmt: skip
 
 
+def text_digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _refuse_edited_config(run: RunDirectory, text: str, source: str) -> None:
+    """The run's config.yaml must be the one its last start wrote: an edited file would be
+    taken for what was trained (a changed learning rate recorded but never used, a changed
+    layer failing on the saved weights). Changes go through ``--resume`` overrides."""
+    record = run.recorded_environment()
+    written = [record, *record.get("resumes", [])][-1].get("config_sha256")
+    if written is not None and written != text_digest(text):
+        raise RunError(f"{source} was edited after the run wrote it, so it no longer says what "
+                       "was trained; put it back, and give changes as key=value overrides "
+                       "after --resume")  # fmt: skip
+
+
 def _record_environment(run: RunDirectory, env: dict[str, Any], resume: bool) -> None:
     """env.json describes the first start; each resume is appended to its ``resumes`` list."""
     first = run.recorded_environment() if resume else {}  # checked before anything changed
@@ -205,6 +223,7 @@ def resume_experiment(
     _refuse_parts(run, path)
     source = str(run.file("config.yaml"))
     text = run.file("config.yaml").read_text(encoding="utf-8")
+    _refuse_edited_config(run, text, source)
     saved = config_from_text(text, source, [])
     cfg = config_from_text(text, source, list(overrides))
     changes = check_resume_changes(saved, cfg, source)

@@ -306,3 +306,20 @@ def test_ctrl_c_while_a_finished_run_writes_its_files_waits_for_them(
     assert json.loads((result.run_dir / "status.json").read_text())["status"] == "completed"
     assert (result.run_dir / "report.md").is_file()
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C as before
+
+
+def test_a_hand_edited_config_is_refused_on_resume(tmp_path: Path) -> None:
+    """An edited learning rate was accepted and recorded, though never used; an edited layer
+    failed on the saved weights with a traceback and marked the run failed."""
+    run = run_experiment(config_from_data(tiny_config()), tmp_path).run_dir
+    config = run / "config.yaml"
+    config.write_text(config.read_text().replace("lr: 0.01", "lr: 0.05"))
+    before = _files(run)
+    with pytest.raises(RunError, match=r"config\.yaml was edited after the run wrote it"):
+        resume_experiment(run, ["train.epochs=4"])
+    assert _files(run) == before
+    config.write_text(config.read_text().replace("lr: 0.05", "lr: 0.01"))
+    assert resume_experiment(run, ["train.epochs=4"]).status is RunStatus.COMPLETED
+    with pytest.raises(RunError, match="edited"):  # the resume recorded its own config
+        config.write_text(config.read_text().replace("epochs: 4", "epochs: 5"))
+        resume_experiment(run)
