@@ -3,6 +3,7 @@ rows printed for a terminal or a pipe."""
 
 from __future__ import annotations
 
+import errno
 import functools
 from collections.abc import Callable
 from typing import Any
@@ -14,6 +15,7 @@ from rich.table import Table
 
 from dlrun.errors import DlrunError
 from dlrun.errors import Interrupted
+from dlrun.errors import OutputError
 
 console = Console()
 errors = Console(stderr=True)
@@ -39,6 +41,14 @@ def user_errors(fn: F) -> F:
                 return fn(*args, **kwargs)
             except KeyboardInterrupt:
                 raise Interrupted("stopped by the user; nothing was left half-written") from None
+            except (OSError, RuntimeError) as exc:  # torch.save wraps the OSError it met
+                full = disk_full(exc)
+                if full is None:
+                    raise
+                raise OutputError(
+                    f"no space left on the device{full}; free some space and run the command "
+                    "again (a run continues where it stopped with dlrun train --resume RUN_DIR)"
+                ) from None
         except DlrunError as exc:
             errors.print(
                 f"[bold red]{exc.label}:[/] {exc}", highlight=False, markup=True, soft_wrap=True
@@ -46,6 +56,16 @@ def user_errors(fn: F) -> F:
             raise typer.Exit(exc.exit_code) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def disk_full(exc: BaseException) -> str | None:
+    """`` writing <file>`` (or "") when ``exc`` or what caused it is a full disk, else None."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno == errno.ENOSPC:
+            return f" writing {seen.filename}" if seen.filename else ""
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def print_rows(columns: tuple[str, ...], rows: list[list[str]], title: str = "") -> None:

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from dlrun.cli import app
+from tests.conftest import tiny_config
 
 SCRIPT = """
 import atexit, sys, threading, time
@@ -54,3 +62,28 @@ def test_the_dlrun_command_keeps_its_exit_codes_and_output() -> None:
     missing = subprocess.run([sys.executable, "-m", "dlrun", "validate", "missing.yaml"],
                              capture_output=True, text=True)  # fmt: skip
     assert missing.returncode == 2 and "missing.yaml: config file not found" in missing.stderr
+
+
+def test_a_full_disk_is_one_line_with_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It was a chain of tracebacks (torch.save's RuntimeError around the OSError)."""
+    import errno
+
+    import dlrun.api
+
+    def full(*args: object, **kwargs: object) -> None:
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "x.png"))
+        except OSError as exc:
+            raise RuntimeError("[enforce fail at inline_container.cc] file write failed") from exc
+
+    monkeypatch.setattr(dlrun.api, "write_run_files", full)
+    config = tmp_path / "c.yaml"
+    config.write_text(json.dumps(tiny_config()))
+    result = CliRunner().invoke(app, ["train", str(config), "--runs-dir", str(tmp_path / "r")])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert (
+        f"error: no space left on the device writing {tmp_path / 'x.png'}; free some space"
+        in " ".join(result.output.split())
+    )
