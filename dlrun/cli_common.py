@@ -16,6 +16,7 @@ from rich.table import Table
 from dlrun.errors import DlrunError
 from dlrun.errors import Interrupted
 from dlrun.errors import OutputError
+from dlrun.interrupts import terminate_as_interrupt
 
 console = Console()
 errors = Console(stderr=True)
@@ -38,7 +39,8 @@ def user_errors(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             try:
-                return fn(*args, **kwargs)
+                with terminate_as_interrupt():
+                    return fn(*args, **kwargs)
             except KeyboardInterrupt:
                 raise Interrupted("stopped by the user; nothing was left half-written") from None
             except (OSError, RuntimeError) as exc:  # torch.save wraps the OSError it met

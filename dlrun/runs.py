@@ -88,6 +88,10 @@ def list_runs(directory: Path) -> list[RunRow]:
     """Every run and sweep directory directly under ``directory``, by name."""
     if not directory.is_dir():
         raise RunError(f"no runs directory at {directory}")
+    if (directory / "config.yaml").is_file():
+        raise RunError(f"{directory} is a run, not a directory of runs; its report is "
+                       f"{directory / 'report.md'}, and dlrun runs list {directory.parent} "
+                       "lists it among the others")  # fmt: skip
     rows = []
     for path in sorted(p for p in directory.iterdir() if p.is_dir()):
         if (path / "config.yaml").is_file():
@@ -182,6 +186,8 @@ def compare_runs(paths: list[Path], output: Path, keys: list[str]) -> Comparison
     """Overlay the runs' curves for ``keys`` in one PNG and diff their configs."""
     if len(paths) < 2:
         raise RunError("give at least two run directories to compare")
+    if output.suffix.lower() != ".png" and not output.is_dir():  # a PNG, whatever its name
+        raise RunError(f"--output {output}: the curves are written as a PNG; name a .png file")
     runs = [RunDirectory.open(p) for p in paths]
     names = _unique_names(runs)
     configs = [flatten(yaml.safe_load(r.file("config.yaml").read_text())) for r in runs]

@@ -167,8 +167,18 @@ def test_outputs_that_cannot_be_written_there_are_one_line_errors(
         "cannot write {out}/a_file/p.csv: {out}/a_file is a file, not a folder": [
             ["predict", str(run_dir), "--input", str(tmp_path / "x.npz"), "--output",
              "{out}/a_file/p.csv"],
-            ["runs", "compare", str(run_dir), str(run_dir), "--output", "{out}/a_file/p.csv"],
         ],
+        "cannot write {out}/a_file/c.png: {out}/a_file is a file, not a folder": [
+            ["runs", "compare", str(run_dir), str(run_dir), "--output", "{out}/a_file/c.png"],
+        ],
+        "--output {out}/c.txt: the curves are written as a PNG; name a .png file": [
+            ["runs", "compare", str(run_dir), str(run_dir), "--output", "{out}/c.txt"],
+        ],
+        "{out}/nowhere does not exist; dlrun runs list shows the runs there are": [
+            ["eval", "{out}/nowhere"],
+        ],
+        "{run} is a run, not a directory of runs; its report is {run}/report.md, and dlrun runs "
+        "list {runs} lists it among the others": [["runs", "list", "{run}"]],
         "cannot make a run directory in {out}/a_file: Not a directory": [
             ["train", str(REPO / "configs/quickstart.yaml"), "train.epochs=1", "--runs-dir",
              "{out}/a_file"],
@@ -176,11 +186,10 @@ def test_outputs_that_cannot_be_written_there_are_one_line_errors(
     }  # fmt: skip
     for message, runs in commands.items():
         for args in runs:
-            result = runner.invoke(app, [arg.format(out=tmp_path) for arg in args])
+            where = {"out": tmp_path, "run": run_dir, "runs": run_dir.parent}
+            result = runner.invoke(app, [arg.format(**where) for arg in args])
             assert result.exit_code == 2, result.output
-            assert result.output.strip().splitlines()[-1] == f"error: {message}".format(
-                out=tmp_path
-            )
+            assert " ".join(result.output.split()) == f"error: {message}".format(**where)
             assert "Traceback" not in result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "x.npz"]
 
@@ -252,7 +261,11 @@ def test_sigkill_mid_epoch_leaves_no_partial_file(write_config: Any, tmp_path: P
     assert "incomplete" in result.output
 
 
-def test_interrupt_writes_report_marked_interrupted(write_config: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["Ctrl-C", "SIGTERM"])
+def test_interrupt_writes_report_marked_interrupted(
+    write_config: Any, tmp_path: Path, stop: signal.Signals
+) -> None:
+    """SIGTERM (a scheduler's stop, or timeout's) killed the run mid-write, status "running"."""
     slow = tiny_config(
         data={"dataset": "classification", "n_samples": 8000, "n_features": 50},
         preprocess=["standardize"], loss="sparse_categorical_crossentropy",
@@ -268,7 +281,7 @@ def test_interrupt_writes_report_marked_interrupted(write_config: Any, tmp_path:
     deadline = time.time() + 120
     while "epoch " not in proc.stdout.readline() and time.time() < deadline:
         pass
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(stop)
     output = proc.communicate(timeout=120)[0]
     assert proc.returncode == 130, output
     (run_dir,) = list(runs.iterdir())

@@ -68,6 +68,8 @@ class RunDirectory:
     @classmethod
     def open(cls, path: str | Path) -> RunDirectory:
         run = cls(Path(path))
+        if not run.path.exists():
+            raise RunError(f"{path} does not exist; dlrun runs list shows the runs there are")
         if not (run.path / "config.yaml").is_file():
             raise RunError(f"{path} is not a dlrun run directory (no config.yaml)")
         return run
