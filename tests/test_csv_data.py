@@ -103,11 +103,19 @@ def test_a_third_label_in_a_binary_task_is_refused(tmp_path: Path, write_config:
         result = runner.invoke(app, [command, str(write_config(cfg)), "--runs-dir", str(tmp_path)]
                                if command == "train" else [command, str(write_config(cfg))])  # fmt: skip
         assert result.exit_code == 2 and "Traceback" not in result.output
-        assert result.output.strip().endswith(
-            "task (line 3): task binary needs targets 0 and 1, but they hold 3 values (0, 1, 2); "
-            "for more than two classes use task: multiclass with one softmax unit per class"
-        )
+        assert " ".join(result.output.split()).endswith(
+            "the task takes 2 classes, but the target column 'label' holds 3 values ('0', '1', "
+            "'2'); set data.target to the column of classes, or use task: multiclass"
+        )  # the raw labels, before a stratified split counts them (it blamed rare classes)
     assert not any(tmp_path.glob("*/results.json"))  # refused before a run directory exists
+    np.savez(tmp_path / "three.npz", x=np.random.default_rng(0).normal(size=(60, 2)),
+             y=np.arange(60) % 3)  # fmt: skip
+    npz = {**cfg, "data": {"dataset": "npz", "path": str(tmp_path / "three.npz")}}
+    result = runner.invoke(app, ["validate", str(write_config(npz))])
+    assert result.exit_code == 2 and result.output.strip().endswith(
+        "task binary needs targets 0 and 1, but they hold 3 values (0, 1, 2); for more than "
+        "two classes use task: multiclass with one softmax unit per class"
+    )  # arrays as they are: the check of the first batch
     assert load_data(config_from_data(config(table(tmp_path, ["0", "1"] * 10)))).train.y.max() == 1
 
 

@@ -202,6 +202,7 @@ class LoadContext:
     class_labels: bool
     single_label: bool = False
     time_ordered: bool = False
+    max_classes: int | None = None  # the task's limit (binary: 2), checked on the raw labels
 
 
 class DatasetConfig(StrictModel):

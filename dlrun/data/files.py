@@ -219,9 +219,19 @@ class CsvSource(DataSource):
             numbers = values.astype(np.float64)
             classes, labels = np.unique(numbers, return_inverse=True)
             whole = bool(np.all(classes == np.round(classes)))
-            return labels.astype(np.int64), [_number_name(c, whole) for c in classes]
-        classes, labels = np.unique(values, return_inverse=True)
-        return labels.astype(np.int64), [str(c) for c in classes]
+            names = [_number_name(c, whole) for c in classes]
+        else:
+            classes, labels = np.unique(values, return_inverse=True)
+            names = [str(c) for c in classes]
+        limit = context.max_classes
+        if limit is not None and len(names) > limit:  # before any split counts them
+            shown = ", ".join(repr(n) for n in names[:6]) + (", ..." if len(names) > 6 else "")
+            raise DataError(
+                f"{self.config.path}: the task takes {limit} classes, but the target column "
+                f"'{name}' holds {len(names)} values ({shown}); set data.target to the column "
+                "of classes, or use task: multiclass"
+            )
+        return labels.astype(np.int64), names
 
     def _vocabularies(
         self, table: np.ndarray, names: list[str], columns: list[int]

@@ -20,7 +20,8 @@ def load_data(cfg: ExperimentConfig) -> LoadedData:
     source = DATASETS.get(cfg.data.dataset)(cfg.data)
     task = TASKS.get(cfg.task.name)
     time_ordered = PROTOCOLS.get(cfg.evaluation.protocol).time_ordered
-    context = LoadContext(cfg.seed, task.class_labels, task.single_label, time_ordered)
+    context = LoadContext(cfg.seed, task.class_labels, task.single_label, time_ordered,
+                          task.max_classes)  # fmt: skip
     data = source.load(context)
     steps = [entry.selected()[0] for entry in preprocess_entries(cfg, data.implied_steps)]
     filled = any(STEPS.get(name).fills_missing for name in steps)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
@@ -125,8 +126,8 @@ class _BinarizedCsv(CsvSource):
     def _targets(
         self, column: np.ndarray, name: str, context: LoadContext
     ) -> tuple[np.ndarray, list[str] | None]:
-        labels, _ = super()._targets(column, name, context)
-        return (labels > 0).astype(np.int64), ["0", "1"]
+        labels, _ = super()._targets(column, name, replace(context, max_classes=None))
+        return (labels > 0).astype(np.int64), ["0", "1"]  # two classes, whatever the task
 
 
 @DATASETS.register("jena_climate")

@@ -91,6 +91,7 @@ class Task(ABC):
     target: ClassVar[str | None] = None  # the array of targets baselines are scored on
     class_labels: ClassVar[bool] = False  # targets are classes: labels encoded, class analyses
     single_label: ClassVar[bool] = False  # one class per sample: stratified splits, one_hot
+    max_classes: ClassVar[int | None] = None  # binary: 2, refused beyond on the raw labels
     metric_kinds: ClassVar[frozenset[MetricKind]] = frozenset()
     baselines: ClassVar[tuple[str, ...]] = ()  # names in evaluation.baselines.BASELINES
     analyses: ClassVar[tuple[str, ...]] = ()  # names in reporting.analyses.ANALYSES

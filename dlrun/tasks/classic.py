@@ -59,6 +59,8 @@ class SingleLabel(SupervisedTask):
 class Binary(SingleLabel):
     """Two classes: one sigmoid output with binary cross-entropy."""
 
+    max_classes = 2
+
     @classmethod
     def averaging(cls, class_names: list[str] | None) -> str | None:
         return f"for the positive class '{names_for(class_names, 2)[1]}' only"
