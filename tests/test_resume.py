@@ -323,3 +323,11 @@ def test_a_hand_edited_config_is_refused_on_resume(tmp_path: Path) -> None:
     with pytest.raises(RunError, match="edited"):  # the resume recorded its own config
         config.write_text(config.read_text().replace("epochs: 4", "epochs: 5"))
         resume_experiment(run)
+
+
+def test_an_empty_resume_state_says_why_and_what_to_do(tmp_path: Path) -> None:
+    run = run_experiment(config_from_data(tiny_config()), tmp_path).run_dir
+    (run / "resume-fit.pt").write_bytes(b"")
+    with pytest.raises(RunError, match=r"resume-fit\.pt \(.+\); it is damaged: delete it to "
+                       "restart that fit"):  # fmt: skip
+        resume_experiment(run, ["train.epochs=4"])

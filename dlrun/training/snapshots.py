@@ -108,7 +108,9 @@ def read_resume_state(path: Path, epochs: int) -> dict[str, Any]:
     try:
         saved = load_state(path)
     except Exception as exc:  # torch raises many types for a damaged file
-        raise RunError(f"cannot read the resume state {path}: {exc}") from None
+        reason = str(exc) or type(exc).__name__  # an empty file's EOFError says nothing
+        raise RunError(f"cannot read the resume state {path} ({reason}); it is damaged: delete "
+                       "it to restart that fit from its first epoch, or start a new run") from None  # fmt: skip
     if saved.get("format") != FORMAT:
         raise RunError(f"{path} was written by another dlrun version; start a new run")
     if int(saved["epoch"]) > epochs:
