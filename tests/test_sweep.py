@@ -18,8 +18,10 @@ import pytest
 import yaml
 from rich.console import Console
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from typer.testing import CliRunner
 
 from dlrun.api import run_experiment
+from dlrun.cli import app
 from dlrun.config.load import config_from_data
 from dlrun.config.load import load_config
 from dlrun.config.schema import ExperimentConfig
@@ -428,10 +430,6 @@ def test_a_requeued_trial_resumes_only_a_run_that_can_continue(tmp_path: Path) -
 
 
 def test_sweep_file_merges_over_a_plain_config(tmp_path: Path, write_config: Any) -> None:
-    from typer.testing import CliRunner
-
-    from dlrun.cli import app
-
     config = write_config(tiny_config(name="merged"))
     sweep_file = tmp_path / "space.yaml"
     sweep_file.write_text(yaml.safe_dump({"sweep": {"method": "grid", "objective": {"metric": "accuracy"},
@@ -471,8 +469,13 @@ def test_a_diverged_trial_is_named_so_with_its_reason(tmp_path: Path) -> None:
                         loss="mse", metrics=["mae"], optimizer={"name": "sgd", "lr": 0.01},
                         model={"layers": [{"dense": 16}, {"dense": 1}]},
                         evaluation={"validation": {"fraction": 0.2}})  # fmt: skip
-    result = run_sweep(config_from_data(cfg), tmp_path)
-    assert [r.state for r in result.rows] == ["diverged"]
+    (tmp_path / "d.yaml").write_text(json.dumps(cfg))
+    result = CliRunner().invoke(app, ["sweep", str(tmp_path / "d.yaml"), "--runs-dir",
+                                      str(tmp_path)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "warning: no trial finished with a score (diverged): nothing was chosen" in " ".join(
+        result.output.split()
+    )  # it ended as if a sweep had chosen something
     assert [r["state"] for r in _rows(tmp_path / "tiny_sweep")] == ["diverged"]
     report = (tmp_path / "tiny_sweep" / "report.md").read_text()
     assert "- trials: 0 complete, 0 pruned, 0 failed, 1 diverged" in report
