@@ -148,15 +148,19 @@ def print_result(result: RunResult) -> None:
     print(result.run_dir, flush=True)
 
 
-def cv_table(cv: dict[str, Any]) -> Table:
-    table = Table(
-        title=f"cross-validation ({len(next(iter(cv['metrics'].values()))['values'])} folds)"
+def cv_table(cv: dict[str, Any], folds: list[dict[str, Any]]) -> Table:
+    """The folds' metrics; iterated K-fold's as ``K folds x P repeats``."""
+    count = len(next(iter(cv["metrics"].values()))["values"])
+    repeats = {str(f.get("fold", "")).split("/")[0] for f in folds if "/" in str(f.get("fold"))}
+    shown = (
+        f"{count // len(repeats)} folds x {len(repeats)} repeats" if repeats else f"{count} folds"
     )
+    table = Table(title=f"cross-validation ({shown})")
     for column in ("metric", "mean", "std", "per fold"):
         table.add_column(column, justify="right")
     for name, summary in cv["metrics"].items():
-        folds = " ".join(f"{v:.4f}" for v in summary["values"])
-        table.add_row(name, f"{summary['mean']:.4f}", f"{summary['std']:.4f}", folds)
+        values = " ".join(f"{v:.4f}" for v in summary["values"])
+        table.add_row(name, f"{summary['mean']:.4f}", f"{summary['std']:.4f}", values)
     return table
 
 
@@ -166,7 +170,7 @@ def print_outcome(results: dict[str, Any]) -> None:
 
     cv = results.get("cross_validation")
     if cv and cv["metrics"]:
-        console.print(cv_table(cv))
+        console.print(cv_table(cv, results.get("folds") or []))
         if cv.get("best_epoch"):
             smoothed = "smoothed " if cv.get("smoothing") else ""
             console.print(f"best epoch by {smoothed}fold-averaged {cv['monitor']}: "

@@ -347,6 +347,10 @@ def test_kfold_cli_prints_the_cross_validation_table(tmp_path: Path, write_confi
     run_dir = Path(result.output.strip().splitlines()[-1])
     listed = runner.invoke(app, ["runs", "list", str(tmp_path)], terminal_width=200)
     assert run_dir.name in listed.output and "cv accuracy (mean)" in listed.output
+    iterated = write_config(tiny_config(name="it", evaluation={"protocol": "iterated_kfold",
+                                                                "k": 2, "repeats": 2}), "it.yaml")  # fmt: skip
+    result = runner.invoke(app, ["train", str(iterated), "--runs-dir", str(tmp_path)])
+    assert "cross-validation (2 folds x 2 repeats)" in result.output  # not "(4 folds)"
 
 
 def test_ctrl_c_before_the_run_starts_is_one_line(
