@@ -162,8 +162,10 @@ def read_inputs(
     """
     if path.is_dir():
         raise DataError(f"input {path} is a directory; give a CSV or .npz file")
-    if not path.is_file():
+    if not path.exists():
         raise DataError(f"input file not found: {path}")
+    if not path.is_file():  # /dev/null, a pipe: nothing to read rows from twice
+        raise DataError(f"input {path} is not a regular file; give a CSV or .npz file")
     if path.suffix == ".npz":
         if not header:
             raise DataError(f"{path}: --no-header applies to CSV files; an .npz has no header")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -176,6 +177,8 @@ def test_npz_input_is_array_x_or_the_only_array(holdout_run: Path, tmp_path: Pat
     assert same.exit_code == 2 and "is the input file; name another file" in same.output
     folder = invoke_predict(holdout_run, tmp_path, tmp_path / "p.csv")
     assert folder.exit_code == 2 and f"input {tmp_path} is a directory" in folder.output
+    null = invoke_predict(holdout_run, Path(os.devnull), tmp_path / "p.csv")
+    assert null.exit_code == 2 and "is not a regular file" in null.output  # not "not found"
     for name, x, said in [("strings", np.full((3, 4), "abc"), "holds <U3 values, not numbers"),
                           ("empty", np.zeros((0, 4)), "has shape [0, 4]; predict reads one row"),
                           ("flat", np.zeros(4), "has shape [4]; predict reads one row")]:  # fmt: skip
