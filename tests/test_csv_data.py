@@ -156,6 +156,9 @@ def test_a_latin1_file_names_the_line_and_the_setting(tmp_path: Path, write_conf
     assert "Traceback" not in result.output
     data = load_data(config_from_data(config(path, encoding="latin-1")))
     assert data.feature_names == ["âge", "b"]
+    np.savez(tmp_path / "arrays.npz", x=np.zeros(3))  # no encoding makes this text
+    with pytest.raises(DataError, match=r"arrays\.npz holds binary data, not CSV text"):
+        load_data(config_from_data(config(tmp_path / "arrays.npz")))
 
 
 def test_an_unknown_encoding_is_a_config_error(tmp_path: Path) -> None:

@@ -96,7 +96,11 @@ def read_table(
 
 
 def _decoding_error(path: str, raw: bytes, encoding: str) -> str:
-    """Where a file stops being ``encoding`` text, and the setting that fixes it."""
+    """Where a file stops being ``encoding`` text, and the setting that fixes it; a file of
+    binary data (NUL bytes: an archive, an .npz, an image) is no text in any encoding."""
+    if b"\0" in raw[:4096]:
+        return (f"{path} holds binary data, not CSV text (a zip, gzip or .npz file?); give the "
+                "CSV itself, or the dataset that reads this format")  # fmt: skip
     try:
         raw.decode(encoding)
     except UnicodeDecodeError as exc:
