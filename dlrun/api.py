@@ -33,6 +33,7 @@ from dlrun.evaluation.preflight import check_with_shape
 from dlrun.evaluation.runner import plan_protocol
 from dlrun.evaluation.runner import run_protocol
 from dlrun.evaluation.runner import split_sizes
+from dlrun.interrupts import HeldInterrupt
 from dlrun.interrupts import held_interrupts
 from dlrun.models.build import BuiltModel
 from dlrun.reporting.artifacts import RunFiles
@@ -122,6 +123,8 @@ def run_experiment(
                             outcome.cv, outcome.folds, summary_model=outcome.model)  # fmt: skip
             recording.close()
             run.set_status(outcome.status, outcome.stop_reason)
+    except HeldInterrupt:  # the run's files are complete: nothing to mark or continue
+        raise Interrupted(f"stopped by the user once {run.path} was complete") from None
     except KeyboardInterrupt:  # outside an epoch (an epoch stops cleanly by itself)
         run.set_status(RunStatus.INTERRUPTED, "interrupted by the user outside training")
         recording.close()

@@ -20,17 +20,27 @@ from types import FrameType
 STOPS = (signal.SIGINT, signal.SIGTERM)  # Ctrl-C, and a scheduler's or timeout's stop
 
 
+class HeldInterrupt(KeyboardInterrupt):
+    """A stop that came while :func:`held_interrupts` held it, raised once the block is done:
+    what the block wrote is complete."""
+
+
 @contextlib.contextmanager
-def held_interrupts() -> Iterator[Callable[[], bool]]:
-    """Within the block Ctrl-C and SIGTERM are recorded, not raised; the block gets a function
-    saying whether one came. Only the main thread receives signals: elsewhere nothing changes."""
+def held_interrupts() -> Iterator[None]:
+    """Within the block a first Ctrl-C or SIGTERM is held and raised as :class:`HeldInterrupt`
+    when the block ends; a second one stops at once (the user insists). Only the main thread
+    receives signals: elsewhere nothing changes."""
     received: list[int] = []
 
     def record(signum: int, frame: FrameType | None) -> None:
+        if received:
+            raise KeyboardInterrupt
         received.append(signum)
 
     with _handled(record):
-        yield lambda: bool(received)
+        yield
+    if received:
+        raise HeldInterrupt
 
 
 @contextlib.contextmanager

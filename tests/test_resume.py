@@ -21,6 +21,7 @@ from dlrun.api import run_experiment
 from dlrun.cli import app
 from dlrun.config.load import config_from_data
 from dlrun.errors import ConfigError
+from dlrun.errors import Interrupted
 from dlrun.errors import RunError
 from dlrun.reuse import evaluate_run
 from dlrun.training.callbacks import Callback
@@ -301,10 +302,12 @@ def test_ctrl_c_while_a_finished_run_writes_its_files_waits_for_them(
         write(*args, **kwargs)
 
     monkeypatch.setattr(dlrun.api, "write_run_files", interrupted_write)
-    result = run_experiment(config_from_data(tiny_config()), tmp_path)
-    assert result.status is RunStatus.COMPLETED
-    assert json.loads((result.run_dir / "status.json").read_text())["status"] == "completed"
-    assert (result.run_dir / "report.md").is_file()
+    with pytest.raises(Interrupted, match=r"stopped by the user once .* was complete"):
+        run_experiment(config_from_data(tiny_config()), tmp_path)  # held, then raised
+    (run_dir,) = tmp_path.iterdir()
+    assert json.loads((run_dir / "status.json").read_text())["status"] == "completed"
+    assert json.loads((run_dir / "results.json").read_text())["status"] == "completed"
+    assert (run_dir / "report.md").is_file()
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C as before
 
 

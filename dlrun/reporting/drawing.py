@@ -166,7 +166,7 @@ def drawn_last() -> Iterator[None]:
     finally:
         _PENDING.reset(token)
         if finished:
-            with held_interrupts():  # the report embeds them: drawn whole before Ctrl-C
+            with held_interrupts():  # the report embeds them: Ctrl-C waits until they are drawn
                 _finish(scope)
         elif interrupted or not scope.figures():  # nothing to wait for: don't
             if scope.process is not None:
