@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from dlrun.cli import app
@@ -67,23 +68,33 @@ def test_the_dlrun_command_keeps_its_exit_codes_and_output() -> None:
 def test_a_full_disk_is_one_line_with_what_to_do(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """It was a chain of tracebacks (torch.save's RuntimeError around the OSError)."""
-    import errno
-
+    """It was a chain of tracebacks. torch.save to a path hides the OSError behind its own
+    RuntimeErrors; to a file object, as dlrun saves checkpoints and resume states, the full
+    disk (here /dev/full) shows as ENOSPC."""
     import dlrun.api
 
     def full(*args: object, **kwargs: object) -> None:
-        try:
-            raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "x.png"))
-        except OSError as exc:
-            raise RuntimeError("[enforce fail at inline_container.cc] file write failed") from exc
+        with open("/dev/full", "wb") as handle:
+            torch.save({"weights": torch.zeros(100_000)}, handle)
 
     monkeypatch.setattr(dlrun.api, "write_run_files", full)
     config = tmp_path / "c.yaml"
     config.write_text(json.dumps(tiny_config()))
     result = CliRunner().invoke(app, ["train", str(config), "--runs-dir", str(tmp_path / "r")])
     assert result.exit_code == 2 and "Traceback" not in result.output
-    assert (
-        f"error: no space left on the device writing {tmp_path / 'x.png'}; free some space"
-        in " ".join(result.output.split())
+    assert "error: no space left on the device; free some space and run the command again" in (
+        " ".join(result.output.split())
     )
+
+
+def test_resume_states_meet_a_full_disk_as_enospc() -> None:
+    """What the one-line message above recognises: saved to a path, torch raised only its own
+    RuntimeErrors ("unexpected pos"), and the user got their traceback."""
+    import errno
+
+    from dlrun.cli_common import disk_full
+    from dlrun.training.snapshots import dump_state
+
+    with pytest.raises(OSError) as caught:
+        dump_state({"epoch": 3, "weights": torch.zeros(100_000)}, Path("/dev/full"))
+    assert caught.value.errno == errno.ENOSPC and disk_full(caught.value) == ""

@@ -62,8 +62,8 @@ def save_checkpoint(
         CLASS_NAMES_KEY: names.class_names,
         FEATURE_NAMES_KEY: names.feature_names,
     }
-    with atomic_path(target) as tmp:
-        torch.save(payload, tmp)
+    with atomic_path(target) as tmp, open(tmp, "wb") as handle:
+        torch.save(payload, handle)  # to a file object: a full disk raises ENOSPC, not "pos"
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

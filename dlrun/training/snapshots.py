@@ -58,7 +58,8 @@ def dump_state(payload: dict[str, Any], path: Path) -> None:
     pickler.dispatch_table = {torch.Tensor: slot, torch.nn.Parameter: slot}
     pickler.dump(payload)
     plain = torch.frombuffer(bytearray(buffer.getbuffer()), dtype=torch.uint8)
-    torch.save({"plain": plain, "tensors": tensors}, path)
+    with open(path, "wb") as handle:  # a file object: a full disk raises ENOSPC
+        torch.save({"plain": plain, "tensors": tensors}, handle)
 
 
 class _PlainUnpickler(pickle.Unpickler):
