@@ -411,3 +411,14 @@ def test_validate_fails_on_data_that_is_here_but_damaged(
     result = invoke("validate", str(write_config(config_text(**mnist))))
     assert result.exit_code == 2 and "config OK" not in result.output
     assert "cannot read " in result.output and "Traceback" not in result.output
+
+
+def test_validate_checks_without_a_data_file_that_is_not_here(write_config: Any) -> None:
+    """A user's CSV that is on another machine is skipped as a missing mirror copy is."""
+    data = "{dataset: csv, path: /nowhere/table.csv, target: y}"
+    config = config_text(data=data, input_shape="\n  input_shape: [4]")
+    result = invoke("validate", str(write_config(config)))
+    assert result.exit_code == 0, result.output
+    assert "not checked against the data (it could not be read here: CSV file not found" in (
+        " ".join(result.output.split())
+    )

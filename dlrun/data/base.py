@@ -26,6 +26,7 @@ from pydantic import Field
 from dlrun.config.base import StrictModel
 from dlrun.data.download import Resource
 from dlrun.errors import DataError
+from dlrun.errors import DataNotHere
 from dlrun.errors import DlrunError
 from dlrun.evaluation.splits import seeded_split
 from dlrun.guards import is_training
@@ -279,5 +280,5 @@ def existing_file(path: str, what: str) -> Path:
     if resolved.is_dir():
         raise DataError(f"{what} path {path} is a directory; give the file inside it")
     if not resolved.is_file():
-        raise DataError(f"{what} file not found: {path} (looked in {resolved.resolve().parent})")
+        raise DataNotHere(f"{what} file not found: {path} (looked in {resolved.resolve().parent})")
     return resolved

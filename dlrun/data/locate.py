@@ -19,7 +19,6 @@ from dlrun.data.checksums import check_local_file
 from dlrun.data.download import Resource
 from dlrun.data.download import cached_path
 from dlrun.data.download import fetch
-from dlrun.errors import DataError
 from dlrun.errors import DataNotHere
 
 
@@ -72,8 +71,8 @@ def locate(dataset: str, resource: Resource, explicit: str | None = None) -> Pat
             return check_local_file(dataset, resource, path)
         if (path / resource.name).is_file():
             return check_local_file(dataset, resource, path / resource.name)
-        raise DataError(f"dataset {dataset}: data.path {explicit} is not {resource.name} "
-                        "or a directory holding it")  # fmt: skip
+        raise DataNotHere(f"dataset {dataset}: data.path {explicit} is not {resource.name} "
+                          "or a directory holding it")  # fmt: skip
     copies = mirror_copies(dataset, resource)
     if copies:
         return check_local_file(dataset, resource, copies[0])
