@@ -96,7 +96,7 @@ def run_experiment(
         plan = plan.without_test()
     task = check_with_data(cfg, plan.data, device)  # a mistake leaves no run directory behind
     run = _run_directory(runs_dir, cfg.name, run_name, resume)
-    earlier_reads = int(read_results(run.path).get("test_split_reads") or 0) if resume else 0
+    earlier_reads = _earlier_test_reads(run) if resume else 0
     config_yaml = resolved_yaml(cfg)
     write_text(run.file("config.yaml"), config_yaml)
     env = {**environment(device, command or sys.argv), "data_fingerprint": fingerprint,
@@ -138,6 +138,15 @@ def run_experiment(
     return RunResult(run.path, outcome.status, results)
 
 
+def _earlier_test_reads(run: RunDirectory) -> int:
+    """How often the run's test split was read before this resume (0 without results: a
+    damaged results.json is rewritten by the resume, not a reason to refuse it)."""
+    try:
+        return int(read_results(run.path).get("test_split_reads") or 0)
+    except (RunError, TypeError, ValueError):
+        return 0
+
+
 def _count_earlier_reads(results: dict[str, Any], earlier: int) -> None:
     """A resumed run's test reads include those before it: a run extended after its test
     score was seen has had that score read more than once."""
@@ -148,7 +157,8 @@ def _count_earlier_reads(results: dict[str, Any], earlier: int) -> None:
     if now:
         results["warnings"].append(
             f"the test split was scored before this resume too ({earlier + now} reads in all): "
-            "a run extended after its test score was seen is no longer tested on unseen data"
+            "a run changed or extended after its test score was seen is no longer tested on "
+            "unseen data"
         )
 
 

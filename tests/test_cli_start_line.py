@@ -67,9 +67,7 @@ def test_a_resumed_run_says_so_and_which_settings_changed(
     results = json.loads((run_dir / "results.json").read_text())
     assert results["test_split_reads"] == 2
     report = (run_dir / "report.md").read_text()
-    assert (
-        "test split read 2 times: the run was resumed and trained on after a test score" in report
-    )
+    assert "test split read 2 times: the run was resumed after a test score" in report
     same = runner.invoke(app, ["train", "--resume", str(run_dir), "train.epochs=3"])
     assert same.exit_code == 0, same.output
     assert same.output.splitlines()[0] == (

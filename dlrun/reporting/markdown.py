@@ -155,7 +155,7 @@ def _test_reads(results: dict[str, Any]) -> str:
         return "test split never read: no model of this run was scored on it"
     if reads == 1:
         return "test split read once, after all training"
-    return f"test split read {reads} times: the run was resumed and trained on after a test score"
+    return f"test split read {reads} times: the run was resumed after a test score"
 
 
 def _warnings(results: dict[str, Any]) -> list[str]:
