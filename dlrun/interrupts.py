@@ -20,6 +20,11 @@ from types import FrameType
 STOPS = (signal.SIGINT, signal.SIGTERM)  # Ctrl-C, and a scheduler's or timeout's stop
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, stopping as Ctrl-C does; unlike Ctrl-C it reaches this process only, so a
+    process with workers of its own passes it on."""
+
+
 class HeldInterrupt(KeyboardInterrupt):
     """A stop that came while :func:`held_interrupts` held it, raised once the block is done:
     what the block wrote is complete."""
@@ -50,7 +55,7 @@ def terminate_as_interrupt() -> Iterator[None]:
     left "running"."""
 
     def interrupt(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
+        raise Terminated
 
     with _handled(interrupt, (signal.SIGTERM,)):
         yield

@@ -493,3 +493,29 @@ def test_a_resume_under_another_study_name_is_refused_and_changes_nothing(
                        "pass --study first"):  # fmt: skip
         run_sweep(cfg, tmp_path, resume=True)
     assert {p.name: p.read_bytes() for p in sweep_dir.iterdir() if p.is_file()} == before
+
+
+def test_sigterm_to_the_main_process_stops_its_workers_too(
+    tmp_path: Path, write_config: Any
+) -> None:
+    """SIGTERM reaches one process, not the group as Ctrl-C does: the workers, never told,
+    went on with the sweep while the main process waited for them."""
+    sweep = {**GRID, "parameters": {"optimizer.lr": {"choice": [0.01, 0.02, 0.03, 0.04]}}}
+    config = write_config(
+        _sweep_config(sweep, train={"epochs": 400, "batch_size": 8, "progress": "none"})
+    )
+    command = [sys.executable, "-m", "dlrun", "sweep", str(config), "--workers", "2",
+               "--runs-dir", str(tmp_path)]  # fmt: skip
+    proc = subprocess.Popen(command, env={**os.environ, "PYTHONPATH": str(REPO)},
+                            start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    sweep_dir = tmp_path / "tiny_sweep"
+    deadline = time.monotonic() + 120
+    while len(list(sweep_dir.glob("trial-*/resume-fit.pt"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)  # both workers are training
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=90)
+    assert proc.returncode == 130, stderr
+    assert "interrupted: finished trials are kept" in stderr
+    statuses = [json.loads(p.read_text())["status"] for p in sweep_dir.glob("trial-*/status.json")]
+    assert "running" not in statuses  # every trial stopped cleanly, none killed mid-epoch

@@ -15,6 +15,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import signal
 import socket
 import time
 from collections.abc import Callable
@@ -41,6 +42,8 @@ from dlrun.config.schema import ExperimentConfig
 from dlrun.errors import DlrunError
 from dlrun.errors import Interrupted
 from dlrun.errors import RunError
+from dlrun.interrupts import Terminated
+from dlrun.interrupts import terminate_as_interrupt
 from dlrun.sweep.names import JOURNAL
 from dlrun.sweep.space import SweepConfig
 from dlrun.sweep.trials import direction
@@ -349,7 +352,7 @@ def _child_main(
 ) -> None:
     """A worker process: Ctrl-C (sent to the whole process group) ends it quietly; the
     main process says the sweep was interrupted."""
-    with contextlib.suppress(KeyboardInterrupt):
+    with contextlib.suppress(KeyboardInterrupt), terminate_as_interrupt():
         _worker_main(config_yaml, sweep_dir, url, name, threads)
 
 
@@ -379,8 +382,10 @@ def run_workers(cfg: ExperimentConfig, sweep_dir: Path, url: str | None, name: s
                 process.join(timeout=POLL_SECONDS)
                 poll()
         poll()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         for process in processes:
+            if isinstance(stop, Terminated) and process.pid is not None and process.is_alive():
+                os.kill(process.pid, signal.SIGINT)  # Ctrl-C reached them too; SIGTERM did not
             process.join(timeout=30)
         raise
     except BaseException:
