@@ -18,6 +18,9 @@ from collections.abc import Iterator
 from types import FrameType
 
 STOPS = (signal.SIGINT, signal.SIGTERM)  # Ctrl-C, and a scheduler's or timeout's stop
+# Set once this process got SIGTERM: the stop it raised may be caught and raised again as a
+# plain KeyboardInterrupt on its way up (an interrupted sweep trial), losing its type
+TERMINATED = threading.Event()
 
 
 class Terminated(KeyboardInterrupt):
@@ -55,6 +58,7 @@ def terminate_as_interrupt() -> Iterator[None]:
     left "running"."""
 
     def interrupt(signum: int, frame: FrameType | None) -> None:
+        TERMINATED.set()
         raise Terminated
 
     with _handled(interrupt, (signal.SIGTERM,)):

@@ -502,7 +502,7 @@ def test_sigterm_to_the_main_process_stops_its_workers_too(
     went on with the sweep while the main process waited for them."""
     sweep = {**GRID, "parameters": {"optimizer.lr": {"choice": [0.01, 0.02, 0.03, 0.04]}}}
     config = write_config(
-        _sweep_config(sweep, train={"epochs": 400, "batch_size": 8, "progress": "none"})
+        _sweep_config(sweep, train={"epochs": 3000, "batch_size": 8, "progress": "none"})
     )
     command = [sys.executable, "-m", "dlrun", "sweep", str(config), "--workers", "2",
                "--runs-dir", str(tmp_path)]  # fmt: skip
@@ -514,8 +514,13 @@ def test_sigterm_to_the_main_process_stops_its_workers_too(
     while len(list(sweep_dir.glob("trial-*/resume-fit.pt"))) < 2 and time.monotonic() < deadline:
         time.sleep(0.2)  # both workers are training
     proc.send_signal(signal.SIGTERM)
+    sent = time.monotonic()
     _, stderr = proc.communicate(timeout=90)
     assert proc.returncode == 130, stderr
     assert "interrupted: finished trials are kept" in stderr
+    assert time.monotonic() - sent < 20  # the worker stopped at its epoch's end, not its trial's
+    trials = sorted(p.name for p in sweep_dir.glob("trial-*"))
+    time.sleep(3)
+    assert sorted(p.name for p in sweep_dir.glob("trial-*")) == trials  # no orphan goes on
     statuses = [json.loads(p.read_text())["status"] for p in sweep_dir.glob("trial-*/status.json")]
     assert "running" not in statuses  # every trial stopped cleanly, none killed mid-epoch

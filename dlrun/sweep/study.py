@@ -42,7 +42,7 @@ from dlrun.config.schema import ExperimentConfig
 from dlrun.errors import DlrunError
 from dlrun.errors import Interrupted
 from dlrun.errors import RunError
-from dlrun.interrupts import Terminated
+from dlrun.interrupts import TERMINATED
 from dlrun.interrupts import terminate_as_interrupt
 from dlrun.sweep.names import JOURNAL
 from dlrun.sweep.space import SweepConfig
@@ -382,9 +382,9 @@ def run_workers(cfg: ExperimentConfig, sweep_dir: Path, url: str | None, name: s
                 process.join(timeout=POLL_SECONDS)
                 poll()
         poll()
-    except KeyboardInterrupt as stop:
+    except KeyboardInterrupt:
         for process in processes:
-            if isinstance(stop, Terminated) and process.pid is not None and process.is_alive():
+            if TERMINATED.is_set() and process.pid is not None and process.is_alive():
                 os.kill(process.pid, signal.SIGINT)  # Ctrl-C reached them too; SIGTERM did not
             process.join(timeout=30)
         raise
