@@ -98,11 +98,11 @@ def run_experiment(
     run = _run_directory(runs_dir, cfg.name, run_name, resume)
     earlier_reads = _earlier_test_reads(run) if resume else 0
     config_yaml = resolved_yaml(cfg)
-    write_text(run.file("config.yaml"), config_yaml)
     env = {**environment(device, command or sys.argv), "data_fingerprint": fingerprint,
            "config_sha256": text_digest(config_yaml),
            **({"test_held_back": True} if hold_back_test else {})}  # fmt: skip
-    _record_environment(run, env, resume)
+    _record_environment(run, env, resume)  # first: a stop before the config leaves the old one
+    write_text(run.file("config.yaml"), config_yaml)
     progress = ProgressReporter(cfg.train.progress, console)
     shown = f"{device} ({env['device_name']})" if device.type == "cuda" else str(device)
     sizes = split_sizes(plan)
@@ -196,8 +196,9 @@ def _refuse_edited_config(run: RunDirectory, text: str, source: str) -> None:
     taken for what was trained (a changed learning rate recorded but never used, a changed
     layer failing on the saved weights). Changes go through ``--resume`` overrides."""
     record = run.recorded_environment()
-    written = [record, *record.get("resumes", [])][-1].get("config_sha256")
-    if written is not None and written != text_digest(text):
+    # the last start's config, or the one before it when that start stopped before writing its
+    written = [start.get("config_sha256") for start in [record, *record.get("resumes", [])]]
+    if written[-1] is not None and text_digest(text) not in written[-2:]:
         raise RunError(f"{source} was edited after the run wrote it, so it no longer says what "
                        "was trained; put it back, and give changes as key=value overrides "
                        "after --resume")  # fmt: skip
