@@ -177,6 +177,10 @@ def test_heart_imputes_question_marks_and_can_binarize(tmp_path: Path) -> None:
         **{**BINARY, "preprocess": []},
     )
     assert sorted(set(two.train.y.tolist())) == [0, 1] and int(two.train.y.sum()) == 24
+    with pytest.raises(DataError, match=r"the heart diagnosis has 5 values \(0-4\).*set "
+                       "data.binarize: true"):  # fmt: skip
+        _load({"dataset": "heart", "path": str(path), "test_fraction": 0.0},
+              **{**BINARY, "preprocess": []})  # it blamed 'col13' and data.target  # fmt: skip
 
 
 def test_jena_climate_zip_keeps_time_order(tmp_path: Path) -> None:

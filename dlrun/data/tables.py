@@ -91,8 +91,13 @@ class Heart(DataSource):
     )  # fmt: skip
 
     def load(self, context: LoadContext) -> LoadedData:
-        path = locate("heart", self.resources[0], self.config.path)
         binarize = self.config.binarize
+        if context.max_classes is not None and context.max_classes < 5 and not binarize:
+            raise DataError(f"the heart diagnosis has 5 values (0-4), more than the task's "
+                            f"{context.max_classes} classes; set data.binarize: true for disease "
+                            "yes/no (as Deep Learning for Beginners ch. 3), or use task: "
+                            "multiclass")  # fmt: skip
+        path = locate("heart", self.resources[0], self.config.path)
         names = ["no disease", "disease"] if binarize else [str(i) for i in range(5)]
         return _csv_table(path, 13, self.config, context, [*HEART_FEATURES, "num"], names,
                           binarize)  # fmt: skip
