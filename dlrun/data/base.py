@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 from abc import ABC
 from abc import abstractmethod
-from collections.abc import Callable
 from collections.abc import Sequence
 from dataclasses import InitVar
 from dataclasses import dataclass
@@ -32,6 +31,38 @@ from dlrun.evaluation.splits import seeded_split
 from dlrun.guards import is_training
 from dlrun.preprocess.augment import AugmentConfig
 from dlrun.registry import Registry
+
+
+@dataclass(frozen=True)
+class NonFinite:
+    """Values no model can train on (they make the first loss NaN), found in one array."""
+
+    array: str
+    kind: str  # "infinite" or "missing (NaN)"
+    rows: int  # how many rows hold one
+    first_row: int  # its index in the part's rows (after any test split was drawn)
+    column: int | None  # where in that row, for arrays of several columns
+    value: float
+
+
+def nonfinite(arrays: Arrays, target: str | None, filled: set[str]) -> NonFinite | None:
+    """The first float array holding an infinite value, or a NaN where none may be: in the
+    ``target``, or in an input array no imputation step ``filled``."""
+    for name, array in arrays.fields.items():
+        if array.dtype.kind != "f":
+            continue
+        checks = [("infinite", np.isinf(array))]
+        if name == target or name not in filled:
+            checks.append(("missing (NaN)", np.isnan(array)))
+        for kind, bad in checks:
+            per_row = bad.reshape(len(array), -1)
+            rows = np.flatnonzero(per_row.any(axis=1))
+            if len(rows):
+                first = int(rows[0])
+                column = int(np.flatnonzero(per_row[first])[0]) if per_row.shape[1] > 1 else None
+                value = float(array.reshape(len(array), -1)[first, column or 0])
+                return NonFinite(name, kind, len(rows), first, column, value)
+    return None
 
 
 class Arrays:
@@ -131,9 +162,10 @@ class SealedSplit:
     def row_hashes(self, names: Sequence[str]) -> np.ndarray:
         return row_hashes(self._arrays, names)
 
-    def check(self, check: Callable[[Arrays], None]) -> None:
-        """Run a check of the values (no model, no score) on the sealed rows: not a read."""
-        check(self._arrays)
+    def nonfinite(self, target: str | None, filled: set[str]) -> NonFinite | None:
+        """:func:`nonfinite` of the sealed rows: a check of values, never a score, so not a
+        read."""
+        return nonfinite(self._arrays, target, filled)
 
     def unseal(self) -> Arrays:
         if is_training():
