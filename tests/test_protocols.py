@@ -147,6 +147,7 @@ def test_time_ranges_from_fractions_and_rows_refuse_overlap() -> None:
             {"validation": 0.2},
             r"say which rows: \{fraction: 0.2\} draws them at random, \{last_fraction: 0.2\}",
         ),
+        ({"validation": 10000}, r"\{count: 10000\} draws them at random, \{first: 10000\}"),
         ({"protocol": "kfold", "monitor": "val_mae"}, "cannot monitor 'val_mae'"),
         ({"protocol": "kfoldd"}, "kfold"),
     ],

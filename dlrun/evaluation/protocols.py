@@ -47,12 +47,17 @@ class ValidationConfig(StrictModel):
     @model_validator(mode="before")
     @classmethod
     def _not_a_bare_number(cls, value: Any) -> Any:
-        if isinstance(value, int | float) and not isinstance(value, bool):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return value
+        if value >= 1:  # a number of rows
             raise ValueError(
-                f"say which rows: {{fraction: {value}}} draws them at random, {{last_fraction: "
-                f"{value}}} takes the last ones in file order (Keras's validation_split)"
+                f"say which rows: {{count: {value}}} draws them at random, {{first: {value}}} "
+                "takes the first ones in file order (as DLwP takes 10,000 reviews)"
             )
-        return value
+        raise ValueError(
+            f"say which rows: {{fraction: {value}}} draws them at random, {{last_fraction: "
+            f"{value}}} takes the last ones in file order (Keras's validation_split)"
+        )
 
     @model_validator(mode="after")
     def _one_size(self) -> ValidationConfig:
