@@ -222,10 +222,9 @@ def sweep(
     names = list(cfg.sweep.parameters) if cfg.sweep else []
     cells = [leaderboard_cells(row, names) for row in result.rows[:10]]
     print_rows((*LEADERBOARD_COLUMNS, *names, "seconds"), cells, f"leaderboard: {cfg.name}")
-    if result.rows and not any(row.rank for row in result.rows):  # no trial scored
-        states = sorted({str(row.state) for row in result.rows})
-        warn(f"no trial finished with a score ({', '.join(states)}): nothing was chosen; see "
-             f"{result.sweep_dir / 'report.md'} for why")  # fmt: skip
+    if result.unscored():
+        warn(f"no trial finished with a score ({', '.join(result.unscored())}): nothing was "
+             "chosen; each trial's run directory says why it ended")  # fmt: skip
     scoring = scoring_command(cfg, result.sweep_dir, result.rows)
     if scoring is not None:  # trials never read the test split; this run scores the choice once
         console.print(f"score the best config on the test split: {scoring}",

@@ -11,6 +11,7 @@ from typing import Any
 from dlrun.evaluation.aggregate import LONG_CURVE
 from dlrun.evaluation.analysis import ClassScores
 from dlrun.reporting.curves import CurveMarks
+from dlrun.training.status import RunStatus
 
 HISTORY_ROWS_SHOWN = 30  # a longer per-epoch table is folded (metrics.csv has every row)
 
@@ -42,7 +43,7 @@ def _sizes(sizes: dict[str, int | str]) -> str:
 def _setup(results: dict[str, Any]) -> list[str]:
     if "data" not in results:  # a fold's sub-run
         sizes = results.get("sizes", {})
-        return ["## Setup", "", f"- {results.get('fold')}: a fold of the run one directory up; "
+        return ["## Setup", "", f"- {results.get('fold')}: a fold of the run above it; "
                 f"seed {results.get('seed')}; epochs run {results.get('epochs_run')}",
                 _sizes(sizes), ""]  # fmt: skip
     final = (
@@ -301,7 +302,7 @@ def render_report(
     status = results["status"]
     lines = [f"# {results['name']}", ""]
     if status != "completed":
-        said = status.replace("_", " ")  # "stopped early", as runs list shows it
+        said = RunStatus(status).said
         lines += [f"> **Run {said}**: {results.get('stop_reason') or 'see status.json'}", ""]
     if results.get("description"):
         lines += [results["description"], ""]

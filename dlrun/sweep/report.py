@@ -261,7 +261,9 @@ def _report(cfg: ExperimentConfig, study: optuna.Study, rows: list[LeaderRow], n
         "",
         *(line for p in plots for line in (image(p), "")),
         "",
-        "Best config: [best_config.yaml](best_config.yaml)",
+        "Best config: [best_config.yaml](best_config.yaml)"
+        if any(r.rank for r in rows)
+        else "No trial finished with a score, so no config was chosen.",
         "",
     ]
     return "\n".join(lines)

@@ -32,6 +32,12 @@ class SweepResult:
     rows: list[LeaderRow]
     requeued: int
 
+    def unscored(self) -> list[str]:
+        """How the trials ended when none finished with a score (nothing was chosen), else []."""
+        if not self.rows or any(row.rank for row in self.rows):
+            return []
+        return sorted({row.state.said for row in self.rows})
+
 
 def run_sweep(
     cfg: ExperimentConfig,

@@ -31,6 +31,11 @@ class RunStatus(str, Enum):
         (it would diverge again) nor a trial its sweep pruned."""
         return self not in (RunStatus.DIVERGED, RunStatus.PRUNED)
 
+    @property
+    def said(self) -> str:
+        """The status in words, as a report's sentence reads it (``stopped early``)."""
+        return self.value.replace("_", " ")
+
     def __str__(self) -> str:  # f-strings and messages show the value, not RunStatus.X
         return self.value
 
