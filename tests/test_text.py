@@ -23,6 +23,7 @@ from dlrun.data.base import Arrays
 from dlrun.data.load import load_data
 from dlrun.errors import ConfigError
 from dlrun.errors import DataError
+from dlrun.evaluation import preflight
 from dlrun.preprocess.pipeline import build_pipeline
 from dlrun.preprocess.pipeline import fit_pipeline
 from dlrun.preprocess.sequences import pad_sequences
@@ -299,12 +300,15 @@ def test_text_tokenize_pad_embedding_lstm_trains_end_to_end(tmp_path: Path) -> N
     assert int(saved["1.pad_sequences.maxlen_"]) == 8
 
 
-def test_token_ids_beyond_the_table_only_in_validation_rows_are_refused(tmp_path: Path) -> None:
+def test_token_ids_beyond_the_table_only_in_validation_rows_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Every training and validation row is checked before the run directory exists (the
     check read a 64-row sample, and the validation rows stopped the first epoch with an
     IndexError from the embedding, then left a failed run)."""
     x = np.random.default_rng(0).integers(0, 5, size=(100, 4))
     x[90:, 0] = 9  # only among the last rows, which validate
+    monkeypatch.setattr(preflight, "CHECKED_ROWS", 16)  # checked 16 rows at a time
     np.savez(tmp_path / "ids.npz", x=x, y=np.arange(100) % 2)
     cfg = tiny_config(
         task="binary", loss="binary_crossentropy", preprocess=[], metrics=["accuracy"],

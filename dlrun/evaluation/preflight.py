@@ -36,6 +36,7 @@ from dlrun.training.batches import Fields
 from dlrun.training.batches import FieldSpec
 
 META = torch.device("meta")
+CHECKED_ROWS = 4096  # rows preprocessed at once when every row is checked
 
 
 def check_with_data(cfg: ExperimentConfig, data: LoadedData, device: torch.device) -> Task:
@@ -58,7 +59,9 @@ def check_with_data(cfg: ExperimentConfig, data: LoadedData, device: torch.devic
         _build_on_meta(task, fields, device)
         task.check_batch(sample.check_view())
         if task.checks_every_row():  # train and validation rows: the test split stays sealed
-            task.check_batch(sample_source(sources, train).check_view())
+            for start in range(0, len(train), CHECKED_ROWS):  # a bounded copy at a time
+                part = train.subset(rows[start : start + CHECKED_ROWS])
+                task.check_batch(sample_source(sources, part).check_view())
         if task.target is not None and task.target in train:
             targets = task.array_form()(
                 pipeline.transform(Arrays(**{task.target: train[task.target]}))
