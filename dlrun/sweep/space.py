@@ -115,7 +115,7 @@ class SweepConfig(StrictModel):
     objective: Objective = Objective()
     n_trials: int | None = Field(default=None, gt=0, description="default: the grid size, or 20")
     timeout: Number | None = Field(default=None, gt=0, description="seconds per worker")
-    seed: int = Field(default=0, ge=0, lt=2**32)
+    seed: int = Field(default=0, ge=0, lt=2**31)
     pruner: Literal["none", "median", "hyperband"] = "none"
 
     @model_validator(mode="after")
