@@ -21,6 +21,7 @@ from dlrun.tasks.classic import Binary
 from dlrun.tasks.classic import Multiclass
 from dlrun.tasks.classic import Multilabel
 from dlrun.training.metrics import METRICS
+from dlrun.training.metrics import Averaging
 from dlrun.training.metrics import Predictions
 from dlrun.training.ranking import roc_auc_columns
 
@@ -132,9 +133,9 @@ def test_classes_missing_from_predictions_or_targets(seed: int) -> None:
 def test_binary_zero_division_cases() -> None:
     zeros, ones = torch.zeros(6, dtype=torch.long), torch.ones(6, dtype=torch.long)
     for true, pred in ((zeros, zeros), (zeros, ones), (ones, zeros), (ones, ones)):
-        p = Predictions(true.float(), pred.float(), true, pred, averaging="binary")
+        p = Predictions(true.float(), pred.float(), true, pred, averaging=Averaging.BINARY)
         check_label_metrics(p)
-    nothing = Predictions(zeros.float(), zeros.float(), zeros, zeros, averaging="binary")
+    nothing = Predictions(zeros.float(), zeros.float(), zeros, zeros, averaging=Averaging.BINARY)
     assert ours("precision", nothing) == ours("recall", nothing) == ours("f1", nothing) == 0.0
 
 

@@ -38,6 +38,7 @@ from dlrun.errors import ConfigIssue
 from dlrun.registry import Registry
 from dlrun.training import eager
 from dlrun.training.metrics import METRICS
+from dlrun.training.metrics import Averaging
 from dlrun.training.metrics import MetricKind
 from dlrun.training.metrics import Predictions
 from dlrun.training.metrics import compute_metrics
@@ -138,10 +139,21 @@ class Task(ABC):
         first batch when streamed): raise :class:`DataError` for values the models cannot take."""
         return None
 
+    # How the task's labels combine per-class scores (its predictions carry it), and what a
+    # mean runs over: ("class", "classes") or ("label", "labels"); None without class scores
+    class_averaging: ClassVar[Averaging | None] = None
+    averaged_over: ClassVar[tuple[str, str]] = ("class", "classes")
+
     @classmethod
     def averaging(cls, class_names: list[str] | None) -> str | None:
-        """How precision, recall and F1 combine per-class scores, for the report ("for the
-        positive class 'diabetes' only"); None where no class scores are kept."""
+        """How precision, recall and F1 combine per-class scores, in words for the report
+        ("for the positive class 'diabetes' only")."""
+        if cls.class_averaging is Averaging.BINARY:
+            positive = class_names[1] if class_names and len(class_names) > 1 else "1"
+            return f"for the positive class '{positive}' only"
+        if cls.class_averaging is Averaging.MACRO:
+            one, many = cls.averaged_over
+            return f"computed per {one}, then averaged over the {many}"
         return None
 
     def checks_every_row(self) -> bool:

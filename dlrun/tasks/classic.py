@@ -16,6 +16,7 @@ from dlrun.errors import ConfigIssue
 from dlrun.tasks.base import TASKS
 from dlrun.tasks.supervised import SupervisedTask
 from dlrun.training.losses import Loss
+from dlrun.training.metrics import Averaging
 from dlrun.training.metrics import MetricKind
 from dlrun.training.metrics import Predictions
 
@@ -49,10 +50,7 @@ class SingleLabel(SupervisedTask):
     metric_kinds = frozenset({MetricKind.LABELS, MetricKind.SINGLE_LABEL, MetricKind.ERRORS})
     baselines = ("majority class", "random guessing", "shuffled labels")
     analyses = ("confusion_matrix",)
-
-    @classmethod
-    def averaging(cls, class_names: list[str] | None) -> str | None:
-        return "computed per class, then averaged over the classes"
+    class_averaging = Averaging.MACRO
 
 
 @TASKS.register("binary")
@@ -60,10 +58,7 @@ class Binary(SingleLabel):
     """Two classes: one sigmoid output with binary cross-entropy."""
 
     max_classes = 2
-
-    @classmethod
-    def averaging(cls, class_names: list[str] | None) -> str | None:
-        return f"for the positive class '{names_for(class_names, 2)[1]}' only"
+    class_averaging = Averaging.BINARY
 
     @classmethod
     def check_model(
@@ -78,7 +73,7 @@ class Binary(SingleLabel):
     @classmethod
     def label(cls, y_true: torch.Tensor, y_pred: torch.Tensor) -> Predictions:
         true, pred = argmax_or_threshold(y_true), argmax_or_threshold(y_pred)
-        return Predictions(y_true, y_pred, true, pred, averaging="binary")
+        return Predictions(y_true, y_pred, true, pred, cls.class_averaging)
 
     def check_batch(self, batch: Batch) -> None:
         """Targets are 0/1 (or probabilities between): a third label would be scored as a 1
@@ -131,7 +126,7 @@ class Multiclass(SingleLabel):
             true = y_true.argmax(dim=1)
         else:
             true = y_true.reshape(-1).round().long()  # integer labels, possibly stored as floats
-        return Predictions(y_true, y_pred, true, argmax_or_threshold(y_pred), averaging="macro")
+        return Predictions(y_true, y_pred, true, argmax_or_threshold(y_pred), cls.class_averaging)
 
     def prediction_table(
         self, outputs: torch.Tensor, class_names: list[str] | None
@@ -152,10 +147,8 @@ class Multilabel(SupervisedTask):
     metric_kinds = frozenset({MetricKind.LABELS, MetricKind.ERRORS})
     baselines = ("most frequent value per label",)
     analyses = ("confusion_matrix",)
-
-    @classmethod
-    def averaging(cls, class_names: list[str] | None) -> str | None:
-        return "computed per label, then averaged over the labels"
+    class_averaging = Averaging.MACRO
+    averaged_over = ("label", "labels")
 
     @classmethod
     def check_model(
@@ -172,7 +165,7 @@ class Multilabel(SupervisedTask):
     @classmethod
     def label(cls, y_true: torch.Tensor, y_pred: torch.Tensor) -> Predictions:
         true, pred = (y_true > 0.5).long(), (y_pred > 0.5).long()
-        return Predictions(y_true, y_pred, true, pred, averaging="macro")
+        return Predictions(y_true, y_pred, true, pred, cls.class_averaging)
 
     def prediction_table(
         self, outputs: torch.Tensor, class_names: list[str] | None

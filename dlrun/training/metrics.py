@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Literal
 from typing import NamedTuple
 
 import numpy as np
@@ -35,6 +34,13 @@ class MetricKind(Enum):
     REGRESSION = "continuous targets"
 
 
+class Averaging(str, Enum):
+    """How precision, recall and F1 combine per-class scores (scikit-learn's ``average``)."""
+
+    BINARY = "binary"  # the positive class's score alone
+    MACRO = "macro"  # the mean over the classes (or labels)
+
+
 @dataclass(frozen=True)
 class Predictions:
     """Targets and model outputs (after the output activation) for one evaluation.
@@ -48,7 +54,7 @@ class Predictions:
     y_pred: torch.Tensor
     true_labels: torch.Tensor | None = None
     pred_labels: torch.Tensor | None = None
-    averaging: Literal["binary", "macro"] = "macro"
+    averaging: Averaging = Averaging.MACRO
 
     def labels(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self.true_labels is None or self.pred_labels is None:
@@ -152,7 +158,7 @@ def _average(p: Predictions, per_class: torch.Tensor, counts: ClassCounts) -> fl
     """
     if p.several_labels:
         return float(per_class.mean())
-    if p.averaging == "binary":
+    if p.averaging is Averaging.BINARY:
         return float(per_class[1])
     seen = (counts.predicted + counts.actual) > 0
     return float(per_class.sum() / seen.sum())
