@@ -55,6 +55,7 @@ class ProtocolOutcome:
     verdict: dict[str, Any] | None = None
     cv_baselines: list[dict[str, Any]] = field(default_factory=list)  # fold means
     cv_verdict: dict[str, Any] | None = None
+    layout: str = ""  # how the folds are said: "3 folds x 2 repeats"
     test_reads: int = 0
     parallel: bool = False
 

@@ -163,6 +163,10 @@ class Protocol:
         """What the run should say about the planned splits (after :meth:`prepare`)."""
         return []
 
+    def layout(self, folds: int) -> str:
+        """How the run's ``folds`` fits are said (``4 folds``; ``3 folds x 2 repeats``)."""
+        return f"{folds} folds"
+
 
 PROTOCOLS: Registry[type[Protocol]] = Registry("protocol")
 
@@ -286,6 +290,10 @@ class IteratedKFold(KFoldBase):
             return self
 
     config: Config
+
+    def layout(self, folds: int) -> str:
+        repeats = self.config.repeats
+        return f"{folds // repeats} folds x {repeats} repeats"
 
     def folds(self, train: Arrays, task: type[Task], seed: int) -> list[Fold]:
         folds: list[Fold] = []

@@ -149,6 +149,7 @@ def _aggregate_folds(cfg: ExperimentConfig, protocol: Protocol, outcome: Protoco
     outcome.cv_baselines = average_baselines([f.baselines for f in outcome.folds])
     pooled = [part for f in outcome.folds for part in f.evidence()]
     outcome.cv_verdict = verdict(pooled, outcome.validation, outcome.cv_baselines)
+    outcome.layout = protocol.layout(len(outcome.folds))
     outcome.baselines, outcome.verdict = outcome.cv_baselines, outcome.cv_verdict
 
 

@@ -91,6 +91,7 @@ def build_results(
         "validation": outcome.validation,
         "cross_validation": {
             **outcome.cv.to_dict(),
+            "layout": outcome.layout,
             "baselines": outcome.cv_baselines,
             "baseline_verdict": outcome.cv_verdict,
         }
