@@ -99,7 +99,7 @@ def run_experiment(
     earlier_reads = _earlier_test_reads(run) if resume else 0
     config_yaml = resolved_yaml(cfg)
     env = {**environment(device, command or sys.argv), "data_fingerprint": fingerprint,
-           "config_sha256": text_digest(config_yaml),
+           "config_sha256": _config_digest(config_yaml),
            **({"test_held_back": True} if hold_back_test else {})}  # fmt: skip
     _record_environment(run, env, resume)  # first: a stop before the config leaves the old one
     write_text(run.file("config.yaml"), config_yaml)
@@ -187,7 +187,8 @@ def _refuse_parts(run: RunDirectory, path: str | Path) -> None:
                        "with dlrun train SWEEP_DIR/best_config.yaml")  # fmt: skip
 
 
-def text_digest(text: str) -> str:
+def _config_digest(text: str) -> str:
+    """What env.json records of each start's config.yaml, to tell a hand edit from it."""
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -198,7 +199,7 @@ def _refuse_edited_config(run: RunDirectory, text: str, source: str) -> None:
     record = run.recorded_environment()
     # the last start's config, or the one before it when that start stopped before writing its
     written = [start.get("config_sha256") for start in [record, *record.get("resumes", [])]]
-    if written[-1] is not None and text_digest(text) not in written[-2:]:
+    if written[-1] is not None and _config_digest(text) not in written[-2:]:
         raise RunError(f"{source} was edited after the run wrote it, so it no longer says what "
                        "was trained; put it back, and give changes as key=value overrides "
                        "after --resume")  # fmt: skip
