@@ -14,6 +14,7 @@ from dataclasses import InitVar
 from dataclasses import dataclass
 from dataclasses import field
 from dataclasses import replace
+from enum import Enum
 from pathlib import Path
 from typing import Any
 from typing import ClassVar
@@ -33,12 +34,22 @@ from dlrun.preprocess.augment import AugmentConfig
 from dlrun.registry import Registry
 
 
+class Unusable(str, Enum):
+    """Values no model can train on: they make the first loss NaN."""
+
+    INFINITE = "infinite"
+    MISSING = "missing (NaN)"
+
+    def __str__(self) -> str:  # messages show the value
+        return self.value
+
+
 @dataclass(frozen=True)
 class NonFinite:
-    """Values no model can train on (they make the first loss NaN), found in one array."""
+    """Unusable values found in one array."""
 
     array: str
-    kind: str  # "infinite" or "missing (NaN)"
+    kind: Unusable
     rows: int  # how many rows hold one
     first_row: int  # its index in the part's rows (after any test split was drawn)
     column: int | None  # where in that row, for arrays of several columns
@@ -51,9 +62,9 @@ def nonfinite(arrays: Arrays, target: str | None, filled: set[str]) -> NonFinite
     for name, array in arrays.fields.items():
         if array.dtype.kind != "f":
             continue
-        checks = [("infinite", np.isinf(array))]
+        checks = [(Unusable.INFINITE, np.isinf(array))]
         if name == target or name not in filled:
-            checks.append(("missing (NaN)", np.isnan(array)))
+            checks.append((Unusable.MISSING, np.isnan(array)))
         for kind, bad in checks:
             per_row = bad.reshape(len(array), -1)
             rows = np.flatnonzero(per_row.any(axis=1))

@@ -7,6 +7,7 @@ from dlrun.data.base import DATASETS
 from dlrun.data.base import LoadContext
 from dlrun.data.base import LoadedData
 from dlrun.data.base import NonFinite
+from dlrun.data.base import Unusable
 from dlrun.data.base import nonfinite
 from dlrun.errors import DataError
 from dlrun.evaluation.fitting import preprocess_entries
@@ -51,7 +52,7 @@ def _refusal(found: NonFinite, part: str, target: str | None) -> str:
     with a learning rate to blame."""
     rows = f"{found.rows:,} {part} rows hold" if found.rows > 1 else f"1 {part} row holds"
     where = f"column {found.column} of " if found.column is not None else ""
-    if found.kind == "infinite":
+    if found.kind is Unusable.INFINITE:
         fix = "a number beyond float32's range (about 3.4e38) reads as infinite too"
     elif found.array == target:
         fix = "drop those rows"
