@@ -41,6 +41,8 @@ def held_interrupts() -> Iterator[None]:
     received: list[int] = []
 
     def record(signum: int, frame: FrameType | None) -> None:
+        if signum == signal.SIGTERM:
+            TERMINATED.set()
         if received:
             raise KeyboardInterrupt
         received.append(signum)
