@@ -223,7 +223,14 @@ def test_values_no_model_can_train_on_are_refused_when_loaded(
     )  # fmt: skip
     result = runner.invoke(app, ["validate", str(write_config(config))])
     assert result.exit_code == 2 and "Traceback" not in result.output
-    assert "1 training row holds infinite values in 'x'" in " ".join(result.output.split())
+    assert (
+        "1 row holds values float32 cannot hold (first on line 5, column 'a': 1e+300)"
+        in " ".join(result.output.split())
+    )  # by its line in the file
+    np.savez(tmp_path / "inf.npz", x=np.array([[1.0, 2.0], [3.0, np.inf]] * 10), y=np.ones(20))
+    with pytest.raises(DataError, match=r"\d training rows hold infinite values in 'x' "
+                       r"\(the first, inf, in column 1 of row \d+"):  # fmt: skip
+        load_data(config_from_data(_npz_config(tmp_path / "inf.npz", [])))
     x = np.random.default_rng(0).normal(size=(50, 3))
     y = x.sum(axis=1)
     y[::10] = np.nan

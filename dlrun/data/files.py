@@ -192,6 +192,7 @@ class CsvSource(DataSource):
             ],
             axis=1,
         )
+        self._refuse_too_large(x, [names[i] for i in columns])
         y, class_names = self._targets(table[:, target], names[target], context)
         x, y, steps = self._handle_missing(x, y)
         description = (
@@ -201,9 +202,7 @@ class CsvSource(DataSource):
             steps = [self._encoding_step(columns, vocabularies), *steps]
             coded = "; ".join(_category_listing(names[i], v) for i, v in vocabularies.items())
             description += f"; {cfg.categorical_encoding} encoded from the training rows: {coded}"
-        with np.errstate(over="ignore"):  # beyond float32: infinite, refused when loaded
-            features = x.astype(np.float32)
-        train, test = split_off_test(features, y, cfg, context)
+        train, test = split_off_test(x.astype(np.float32), y, cfg, context)
         return LoadedData(
             train, test, description, [names[i] for i in columns], class_names, steps
         )
@@ -283,6 +282,23 @@ class CsvSource(DataSource):
         raise DataError(
             f"{cfg.path}: {int(missing.sum())} rows have no value in the target column '{name}' "
             f"(first on line {first}); fix them or set data.missing_target: drop"
+        )
+
+    def _refuse_too_large(self, x: np.ndarray, names: list[str]) -> None:
+        """Values float32 cannot hold (inf, or beyond about 3.4e38) by their line in the file;
+        the check when the data is loaded finds them too, but by their row after the split."""
+        cfg = self.config
+        with np.errstate(invalid="ignore"):
+            too_large = np.abs(x) > np.finfo(np.float32).max
+        rows = np.flatnonzero(too_large.any(axis=1))
+        if not len(rows):
+            return
+        column = int(np.argmax(too_large[rows[0]]))
+        line = int(rows[0]) + (2 if cfg.header else 1)
+        raise DataError(
+            f"{cfg.path}: {len(rows)} row{'s hold' if len(rows) > 1 else ' holds'} values "
+            f"float32 cannot hold (first on line {line}, column '{names[column]}': "
+            f"{x[rows[0], column]:g}); fix or drop them"
         )
 
     def _handle_missing(
