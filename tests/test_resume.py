@@ -334,3 +334,18 @@ def test_an_empty_resume_state_says_why_and_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(RunError, match=r"resume-fit\.pt \(.+\); it is damaged: delete it to "
                        "restart that fit"):  # fmt: skip
         resume_experiment(run, ["train.epochs=4"])
+
+
+def test_a_fit_whose_resume_state_is_gone_says_it_starts_over(
+    tmp_path: Path, write_config: Any
+) -> None:
+    """It trained again from epoch 1 without a word."""
+    run = run_experiment(config_from_data(tiny_config()), tmp_path).run_dir
+    (run / "resume-fit.pt").unlink()
+    result = runner.invoke(app, ["train", "--resume", str(run), "train.epochs=4"])
+    assert result.exit_code == 0, result.output
+    assert f"note: {run / 'resume-fit.pt'} is missing, so this fit trains again from epoch 1" in (
+        " ".join(result.output.split())
+    )
+    rows = (run / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(r)["epoch"] for r in rows] == [1, 2, 3, 4]

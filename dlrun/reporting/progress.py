@@ -57,6 +57,10 @@ class ProgressReporter(Callback):
         self.lines: list[str] = []  # epoch lines not printed yet (bar mode)
         self.lines_printed = -math.inf  # the first line at once, however early the clock
 
+    def note(self, line: str) -> None:
+        """Print ``line`` whatever the mode: something the user must know (as warnings)."""
+        self.console.print(line, highlight=False, markup=False, soft_wrap=True)
+
     def announce(self, line: str) -> None:
         """Print ``line`` before any progress (the run's start line); nothing in mode none,
         which asks for a silent run."""

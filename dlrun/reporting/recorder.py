@@ -10,8 +10,10 @@ stacked folds) beside its files.
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from dlrun.config.schema import ExperimentConfig
 from dlrun.data.base import LoadedData
@@ -54,6 +56,18 @@ def check_resumable(run: RunDirectory, cfg: ExperimentConfig) -> None:
         read_resume_state(path, epochs)
 
 
+def _trained_before(run: RunDirectory, phase: str) -> bool:
+    """Whether the run's metrics hold epochs of ``phase``: a fit that trained before, whose
+    resume state is gone (deleted, or never written by an old version), starts over."""
+    try:
+        lines = run.file("metrics.jsonl").read_text().splitlines()
+    except OSError:
+        return False
+    with contextlib.suppress(ValueError):
+        return any(json.loads(line).get("phase", "fit") == phase for line in lines if line)
+    return False
+
+
 @dataclass
 class DirectoryLog:
     """The metrics files and TensorBoard events of one run directory."""
@@ -94,6 +108,7 @@ class RunRecording:
         self.extra_callbacks = extra_callbacks or []
         self.resuming = resuming
         self.logs: dict[str, DirectoryLog] = {"": DirectoryLog.at(run, resuming)}
+        self.found: set[Path] = set()  # resume states seen here: one dlrun removes is no news
 
     @property
     def top(self) -> DirectoryLog:
@@ -123,7 +138,12 @@ class RunRecording:
         return FitHooks(CallbackList(chain), self.saver(log), self.snapshots(fold, phase))
 
     def snapshots(self, fold: Fold | None, phase: str) -> Snapshots:
-        path = self.log_for(fold).run.file(RESUME_FILE.format(phase=phase))
+        log = self.log_for(fold)
+        path = log.run.file(RESUME_FILE.format(phase=phase))
+        if path.is_file():
+            self.found.add(path)  # if it goes, dlrun discarded it (a stale final retrain)
+        elif self.resuming and path not in self.found and _trained_before(log.run, phase):
+            self.reporter.note(f"note: {path} is missing, so this fit trains again from epoch 1")
         return Snapshots(path, self.cfg.train.checkpoint_every)
 
     def saver(self, log: DirectoryLog) -> SaverFactory:
