@@ -131,6 +131,11 @@ def fmt(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
+def best_row(rows: list[LeaderRow]) -> LeaderRow | None:
+    """The chosen trial's row; None when no trial finished with a score."""
+    return next((r for r in rows if r.rank == 1), None)
+
+
 def leaderboard_cells(row: LeaderRow, names: list[str]) -> list[str]:
     """One leaderboard row as the CLI, the live table and report.md show it."""
     seconds = "" if row.seconds is None else f"{row.seconds:.1f}"
@@ -157,7 +162,7 @@ def write_sweep_files(
                 "" if r.std is None else r.std,
                 *(fmt(r.params.get(n, "")) for n in names),
                 "" if r.seconds is None else round(r.seconds, 2), r.run_dir] for r in rows])  # fmt: skip
-    best = next((r for r in rows if r.rank == 1), None)
+    best = best_row(rows)
     if best is not None:
         write_text(sweep_dir / "best_config.yaml", resolved_yaml(trial_config(cfg, best.values)))
     figures = _plots(cfg, study, rows, sweep_dir)
@@ -170,7 +175,7 @@ def scoring_command(cfg: ExperimentConfig, sweep_dir: Path, rows: list[LeaderRow
     """The command whose run scores the chosen config on the test split, where that run would:
     the trials held a test split back, and the protocol tests a model (a single split, or a
     final retrain). Without one the chosen config is never tested, by the sweep or by it."""
-    best = next((r for r in rows if r.rank == 1), None)
+    best = best_row(rows)
     if best is None:
         return None
     try:
@@ -262,7 +267,7 @@ def _report(cfg: ExperimentConfig, study: optuna.Study, rows: list[LeaderRow], n
         *(line for p in plots for line in (image(p), "")),
         "",
         "Best config: [best_config.yaml](best_config.yaml)"
-        if any(r.rank for r in rows)
+        if best_row(rows) is not None
         else "No trial finished with a score, so no config was chosen.",
         "",
     ]

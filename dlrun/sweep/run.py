@@ -14,6 +14,7 @@ from dlrun.errors import RunError
 from dlrun.sweep.names import JOURNAL
 from dlrun.sweep.progress import SweepProgress
 from dlrun.sweep.report import LeaderRow
+from dlrun.sweep.report import best_row
 from dlrun.sweep.report import write_sweep_files
 from dlrun.sweep.study import check_same_space
 from dlrun.sweep.study import check_same_training
@@ -34,7 +35,7 @@ class SweepResult:
 
     def unscored(self) -> list[str]:
         """How the trials ended when none finished with a score (nothing was chosen), else []."""
-        if not self.rows or any(row.rank for row in self.rows):
+        if not self.rows or best_row(self.rows) is not None:
             return []
         return sorted({row.state.said for row in self.rows})
 
