@@ -135,7 +135,8 @@ def sparse_rows(dense: torch.Tensor) -> torch.Tensor:
 def training_set_bytes(source: InMemorySource) -> int:
     x = source.tensors["x"]
     if x.layout == torch.sparse_csr:
-        return sum(t.numel() * t.element_size() for t in (x.crow_indices(), x.col_indices()))
+        parts = (x.crow_indices(), x.col_indices(), x.values())
+        return sum(t.untyped_storage().nbytes() for t in parts)
     return x.numel() * x.element_size()
 
 

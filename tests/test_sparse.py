@@ -16,6 +16,9 @@ from dlrun.api import validate_experiment
 from dlrun.config.load import config_from_data
 from dlrun.config.schema import StepEntry
 from dlrun.data.sparse import IndexRows
+from dlrun.data.sparse import _column_sums_by_sorting
+from dlrun.data.sparse import _gather_on_device
+from dlrun.data.sparse import _gather_on_host
 from dlrun.data.sparse import csr_tensor
 from dlrun.data.sparse import gather_rows
 from dlrun.data.sparse import slice_rows
@@ -78,10 +81,11 @@ def test_a_dense_layer_reads_sparse_rows_with_the_same_outputs_and_gradients() -
         torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("width", [WIDTH, 70_000])  # 16-bit column keys, and wider ones
+@pytest.mark.parametrize("width", [WIDTH, 70_000])
 def test_the_bag_sum_gradient_adds_each_column_in_row_order(width: int) -> None:
     """The weight's gradient equals a scatter of each row's output gradient, bit for bit
-    (the same additions in the same order), for empty rows and an empty batch too."""
+    (the same additions in the same order), for empty rows and an empty batch too; so does
+    the sorting form other devices use, run here on the CPU."""
     rng = np.random.default_rng(4)
     rows = [np.unique(rng.integers(0, width, rng.integers(0, 40))) for _ in range(64)]
     rows[5] = np.array([0, width - 1])
@@ -97,6 +101,24 @@ def test_the_bag_sum_gradient_adds_each_column_in_row_order(width: int) -> None:
         expected = torch.zeros(width, 6).index_add_(0, cols, grad[owners]).t()
         assert torch.equal(weight_grad, expected)
         assert weight_grad.stride() == weight.stride()  # in the kernel's layout: no copy
+        sorted_sums = _column_sums_by_sorting(cols, x.crow_indices(), grad, width)
+        assert torch.equal(sorted_sums.t(), expected)
+
+
+def test_rows_are_gathered_alike_on_the_host_and_on_a_device() -> None:
+    """The numpy gather (the CPU's) and the torch one (a GPU's, run here on the CPU) pick the
+    same rows, with the indices' 32-bit type kept (half of int64's memory)."""
+    rng = np.random.default_rng(5)
+    rows = [np.unique(rng.integers(0, WIDTH, rng.integers(0, 30))) for _ in range(40)]
+    matrix = csr_tensor(IndexRows(rows, WIDTH))
+    assert matrix.crow_indices().dtype == matrix.col_indices().dtype == torch.int32
+    index = torch.tensor([39, 0, 7, 7, 12])
+    ours = _gather_on_host(matrix.crow_indices(), matrix.col_indices(), index)
+    theirs = _gather_on_device(matrix.crow_indices(), matrix.col_indices(), index)
+    for a, b in zip(ours, theirs, strict=True):
+        assert a.dtype == torch.int32 and torch.equal(a, b)
+    picked = IndexRows([rows[i] for i in index.tolist()], WIDTH)
+    assert torch.equal(gather_rows(matrix, index).to_dense(), torch.from_numpy(picked.dense()))
 
 
 def test_a_first_dense_layer_on_sparse_rows_keeps_its_kernel_as_keras_does() -> None:
