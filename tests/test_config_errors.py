@@ -146,8 +146,8 @@ def test_unknown_activation_has_path_line_suggestion_and_joins_other_errors() ->
         config_from_text(text, "exp.yaml", [])
     assert [str(issue) for issue in info.value.issues] == [
         "model.layers[0].dense.activation (line 7): unknown activation 'rellu'; did you mean "
-        "'relu'?; known: elu, gelu, hard_sigmoid, leaky_relu, linear, relu, selu, sigmoid, "
-        "silu, softmax, softplus, softsign, swish, tanh",
+        "'relu'?; known: elu, gelu, hard_sigmoid, hard_sigmoid_keras2, leaky_relu, linear, "
+        "relu, selu, sigmoid, silu, softmax, softplus, softsign, swish, tanh",
         "metrcs (line 10): unknown key; did you mean 'metrics'?",
     ]
 

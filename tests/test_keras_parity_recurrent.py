@@ -40,6 +40,11 @@ def keras_masked(*layers: Any) -> list[Any]:
     return [L.Embedding(VOCAB, FEATURES, mask_zero=True), *layers]
 
 
+def keras2_hard_sigmoid(x: Any) -> Any:
+    """Keras 2's hard sigmoid (the books' LSTM and GRU gates), which Keras 3 no longer has."""
+    return keras.ops.clip(0.2 * x + 0.5, 0.0, 1.0)
+
+
 def bidirectional_lstm(mode: str) -> KerasLayers:
     return lambda: [L.Bidirectional(L.LSTM(3), merge_mode=mode)]
 
@@ -61,6 +66,8 @@ SEQUENCE_CASES: dict[str, tuple[list[Any], KerasLayers]] = {
     "gru": ([{"gru": 4}], lambda: [L.GRU(4)]),
     "gru_reset_before": ([{"gru": {"units": 4, "reset_after": False, "return_sequences": True}}],
                          lambda: [L.GRU(4, reset_after=False, return_sequences=True)]),
+    "gru_keras2_gates": ([{"gru": {"units": 4, "reset_after": False, "recurrent_activation": "hard_sigmoid_keras2"}}],
+                         lambda: [L.GRU(4, reset_after=False, recurrent_activation=keras2_hard_sigmoid)]),
     "gru_backwards_no_bias_dropout": ([{"gru": {"units": 3, "go_backwards": True, "use_bias": False, "recurrent_dropout": 0.3}}],
                                       lambda: [L.GRU(3, go_backwards=True, use_bias=False, recurrent_dropout=0.3)]),
     "gru_linear": ([{"gru": {"units": 3, "activation": "linear", "return_sequences": True}}],

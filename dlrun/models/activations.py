@@ -4,11 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import torch
 from torch import nn
 
 from dlrun.registry import Registry
 
 ACTIVATIONS: Registry[Callable[[], nn.Module]] = Registry("activation")
+
+
+class Keras2HardSigmoid(nn.Module):
+    """Keras 2's ``hard_sigmoid``, ``clip(0.2 x + 0.5, 0, 1)``: the default gate activation of
+    its LSTM and GRU, which the books' code ran. Keras 3 and torch use ``x / 6 + 0.5``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.clamp(0.2 * x + 0.5, 0.0, 1.0)
+
 
 _FACTORIES: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU,
@@ -22,6 +32,7 @@ _FACTORIES: dict[str, Callable[[], nn.Module]] = {
     "swish": nn.SiLU,
     "silu": nn.SiLU,
     "hard_sigmoid": nn.Hardsigmoid,
+    "hard_sigmoid_keras2": Keras2HardSigmoid,
     "leaky_relu": lambda: nn.LeakyReLU(0.2),  # Keras's default negative slope
     "softmax": lambda: nn.Softmax(dim=-1),
     "linear": nn.Identity,
