@@ -99,6 +99,14 @@ class Arrays:
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("Arrays is immutable; use replace()")
 
+    def __getstate__(self) -> dict[str, np.ndarray]:
+        return self.fields
+
+    def __setstate__(self, fields: dict[str, np.ndarray]) -> None:
+        """Unpickling sets the fields once, as ``__init__`` does (DataLoader workers started by
+        spawn, as a sweep's worker processes start theirs, receive their arrays pickled)."""
+        object.__setattr__(self, "fields", fields)
+
     def __len__(self) -> int:
         return len(next(iter(self.fields.values()))) if self.fields else 0
 
