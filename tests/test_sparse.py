@@ -226,7 +226,9 @@ def test_a_first_layer_that_cannot_read_sparse_rows_is_named(tmp_path: Path) -> 
         preprocess=[{"multi_hot": WIDTH}], loss="binary_crossentropy",
         model={"layers": [{"dropout": 0.5}, {"dense": {"units": 1, "activation": "sigmoid"}}]},
     )  # fmt: skip
-    with pytest.raises(DataError, match="sparse multi-hot rows, which a dropout layer cannot"):
+    with pytest.raises(
+        DataError, match=r"sparse multi-hot rows, which the first layer \(dropout\) cannot"
+    ):
         run_experiment(config_from_data(cfg), tmp_path / "runs")
     assert not (tmp_path / "runs").exists()
 
@@ -279,7 +281,9 @@ def test_validate_without_data_knows_that_multi_hot_rows_are_sparse() -> None:
             loss="binary_crossentropy",
         ))  # fmt: skip
         if sparse:
-            with pytest.raises(DataError, match="sparse multi-hot rows, which a dropout layer"):
+            with pytest.raises(
+                DataError, match=r"sparse multi-hot rows, which the first layer \(dropout\)"
+            ):
                 validate_experiment(cfg, use_data=False)
         else:
             assert validate_experiment(cfg, use_data=False).skipped_data == "--no-data"

@@ -163,6 +163,32 @@ def test_index_steps_refuse_missing_and_fractional_ids(name: str) -> None:
             fitted.transform(np.array([[1.0, bad, 3.0]]))
 
 
+@pytest.mark.parametrize("name", ["multi_hot", "pad_sequences"])
+def test_index_steps_refuse_samples_that_are_not_one_sequence_of_ids(name: str) -> None:
+    """Images, single numbers, booleans and floats past int64 gave a traceback or made up
+    ids (1e20 cast to an arbitrary one); each is now one line."""
+    fitted = step(name, {"dim": 20} if name == "multi_hot" else {"maxlen": 4})
+    fitted.fit(ragged([[1, 2, 3]]))
+    cases = [
+        (np.zeros((2, 3, 4)), "one index sequence per sample; a sample here is an array of shape (3, 4)"),
+        (np.array([3.0, 4.0]), "one index sequence per sample; a sample here is one number"),
+        (np.array([[True, False]]), "index sequences of whole numbers; got booleans"),
+        (np.array([[1.0, 1e20]]), "index sequences of whole numbers; got 1e+20"),
+    ]  # fmt: skip
+    for data, message in cases:
+        with pytest.raises(DataError, match=rf"^{name} acts on {re.escape(message)}$"):
+            fitted.transform(data)
+
+
+def test_multi_hot_refuses_negative_ids_instead_of_dropping_them() -> None:
+    fitted = step("multi_hot", {"dim": 20})
+    fitted.fit(ragged([[1, 2, 3]]))
+    with pytest.raises(
+        DataError, match=r"^multi_hot acts on indices from 0 \(word ranks\); got -5$"
+    ):
+        fitted.transform(ragged([[1, 2], [-5, 3]]))
+
+
 def test_pad_sequences_keeps_the_last_ids_by_default() -> None:
     assert pad_sequences(ragged([[1, 2, 3]]), 2, "pre", "pre", 0).tolist() == [[2, 3]]
 
@@ -219,7 +245,9 @@ def test_float_inputs_to_an_embedding_are_refused_with_the_fix(tmp_path: Path) -
     archive(tmp_path)
     cfg = text_config(tmp_path, preprocess=[{"tokenize": 20}, {"pad_sequences": 6},
                                             {"rescale": 0.5}])  # fmt: skip
-    with pytest.raises(DataError, match=r"embedding layer reads integer token ids.*float32"):
+    with pytest.raises(
+        DataError, match=r"first layer \(embedding\) reads integer token ids.*float32"
+    ):
         run_experiment(config_from_data(cfg), tmp_path / "runs")
     assert not (tmp_path / "runs").exists()
 

@@ -28,16 +28,22 @@ def not_text(step: str) -> DataError:
 
 def index_sequence(row: object, step: str) -> np.ndarray:
     """One sample as an int64 index array, or a one-line error saying what it holds instead:
-    text, a missing value (NaN, which a cast would turn into an arbitrary index) or a number
-    that is not a whole one."""
+    text, a missing value (NaN, which a cast would turn into an arbitrary index), a number that
+    is not a whole one or too large for int64 (a cast wraps it), booleans, or a sample that is
+    not one sequence (an image, a single number)."""
     if isinstance(row, str):
         raise not_text(step)
     values = np.asarray(row)
-    if values.dtype.kind == "f":
-        whole = np.isfinite(values) & (values == np.floor(values))
+    if values.ndim != 1:
+        what = "one number" if values.ndim == 0 else f"an array of shape {values.shape}"
+        raise DataError(f"{step} acts on one index sequence per sample; a sample here is {what}")
+    if values.dtype.kind == "b":
+        raise DataError(f"{step} acts on index sequences of whole numbers; got booleans")
+    if values.dtype.kind in "fu":  # floats and uint64 may not fit int64; other ints always do
+        whole = np.isfinite(values) & (values == np.floor(values)) & (values <= 2**62)
         if not whole.all():
             bad = values[~whole].flat[0]
-            what = "a missing value (NaN)" if np.isnan(bad) else f"{bad}"
+            what = "a missing value (NaN)" if np.isnan(bad) else f"{bad:g}"
             raise DataError(f"{step} acts on index sequences of whole numbers; got {what}")
     try:
         return values.astype(np.int64, copy=False)
@@ -185,6 +191,8 @@ class MultiHot(Step):
     def _transform(self, data: np.ndarray) -> np.ndarray:
         dim = self.config.dim
         sequences = Ragged.from_arrays([index_sequence(row, "multi_hot") for row in data])
+        if len(sequences.values) and (low := int(sequences.values.min())) < 0:
+            raise DataError(f"multi_hot acts on indices from 0 (word ranks); got {low}")
         hot = IndexRows(sequences.distinct(dim).rows(np.int64), dim)
         return hot if self.config.sparse else hot.dense()
 

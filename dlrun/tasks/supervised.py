@@ -72,14 +72,14 @@ def check_first_layer_input(name: str, layer: Layer, x: torch.Tensor) -> None:
     sparse = x.layout == torch.sparse_csr
     if sparse and not layer.reads_sparse:
         raise DataError(
-            f"the inputs are sparse multi-hot rows, which a {name} layer cannot read "
-            "first; start the model with a dense layer, or set multi_hot: {dim: ..., "
+            f"the inputs are sparse multi-hot rows, which the first layer ({name}) cannot "
+            "read; start the model with a dense layer, or set multi_hot: {dim: ..., "
             "sparse: false} to keep the 0/1 matrix"
         )
     if layer.reads_integers and not sparse and x.dtype not in ID_DTYPES:
         raise DataError(
-            f"a {name} layer reads integer token ids, but the inputs are {x.dtype} values; "
-            "give it index sequences: tokenize text, then pad_sequences (and no rescale or "
+            f"the first layer ({name}) reads integer token ids, but the inputs are {x.dtype} "
+            "values; give it index sequences: tokenize text, then pad_sequences (and no rescale or "
             "standardize step before the model)"
         )
     limit = layer.id_limit()
