@@ -13,8 +13,9 @@ from dlrun.errors import DlrunError
 def seed_everything(seed: int) -> torch.Generator:
     """Seed Python, NumPy and torch; returns a generator for data shuffling.
 
-    On the CPU this makes a run repeat bit for bit. On CUDA some kernels stay nondeterministic
-    unless ``torch.use_deterministic_algorithms(True)`` is set, which costs speed.
+    On the CPU this makes a run repeat bit for bit, except a rare second set of roundings seen
+    with two threads (README, "Resume"). On CUDA some kernels stay nondeterministic unless
+    ``torch.use_deterministic_algorithms(True)`` is set, which costs speed.
     """
     random.seed(seed)
     np.random.seed(seed % 2**32)
