@@ -4,6 +4,7 @@ positions, training-only transforms, and streaming equal to in-memory."""
 from __future__ import annotations
 
 import csv
+from multiprocessing.reduction import ForkingPickler
 from pathlib import Path
 from typing import Any
 
@@ -137,6 +138,27 @@ def test_streaming_source_gives_the_in_memory_batches() -> None:
     for _ in range(2):
         for a, b in zip(memory.epoch(), stream.epoch(), strict=True):
             assert torch.equal(a["x"], b["x"]) and torch.equal(a["y"], b["y"])
+
+
+def _as_they_are(arrays: Arrays) -> Arrays:
+    return arrays
+
+
+def test_a_batch_reader_survives_the_pickling_of_a_spawned_worker() -> None:
+    """A sweep's workers are spawned, so their DataLoader workers are too and receive the
+    reader pickled: arrays that refused to unpickle killed each loader at its start (a sweep of
+    IMDB with in_memory: false and 2 workers hung for good)."""
+    rows = np.empty(6, dtype=object)
+    rows[:] = [np.array(r) for r in ([1, 2], [3], [], [4, 1, 4], [0], [2, 2])]
+    raw = Arrays(rows, np.arange(6) % 2)
+    pipeline = fit_pipeline([StepEntry.model_validate({"multi_hot": 5})], raw, np.arange(6))
+    reader = BatchReader(raw, PreparedRows(pipeline, _as_they_are), np.arange(1, 6))
+    loaded = ForkingPickler.loads(ForkingPickler.dumps(reader))
+    index = torch.tensor([0, 2, 3])
+    ours, theirs = reader[index], loaded[index]
+    assert torch.equal(ours["x"].to_dense(), theirs["x"].to_dense())
+    assert theirs["x"].to_dense().tolist() == [[0, 0, 0, 1, 0], [0, 1, 0, 0, 1], [1, 0, 0, 0, 0]]
+    assert torch.equal(ours["y"], theirs["y"])
 
 
 def _metrics(run_dir: Path) -> list[dict[str, str]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -54,6 +55,9 @@ def test_sparse_rows_are_the_dense_matrix_and_subset_like_arrays() -> None:
     picked = hot[np.array([7, 3, 3])]
     assert isinstance(picked, IndexRows) and picked.width == WIDTH
     np.testing.assert_array_equal(picked.dense(), dense[[7, 3, 3]])
+    again = pickle.loads(pickle.dumps(hot))  # as a spawned DataLoader worker receives rows
+    assert isinstance(again, IndexRows) and again.width == WIDTH
+    np.testing.assert_array_equal(again.dense(), dense)
     matrix = csr_tensor(hot)
     index = torch.tensor([5, 0, 39, 5])
     assert torch.equal(gather_rows(matrix, index).to_dense(), torch.from_numpy(dense)[index])
@@ -81,7 +85,7 @@ def test_a_dense_layer_reads_sparse_rows_with_the_same_outputs_and_gradients() -
         torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("width", [WIDTH, 70_000])
+@pytest.mark.parametrize("width", [WIDTH, 70_000])  # column ids past 16 bits too
 def test_the_bag_sum_gradient_adds_each_column_in_row_order(width: int) -> None:
     """The weight's gradient equals a scatter of each row's output gradient, bit for bit
     (the same additions in the same order), for empty rows and an empty batch too; so does

@@ -52,6 +52,14 @@ def ragged(rows: list[list[int]]) -> np.ndarray:
     return array
 
 
+def samples(*rows: object) -> np.ndarray:
+    """Rows as a user's data may hold them: Python lists, mixed numbers, nested lists."""
+    array = np.empty(len(rows), dtype=object)
+    for i, row in enumerate(rows):
+        array[i] = row
+    return array
+
+
 def step(name: str, params: dict[str, Any] | None = None) -> Any:
     return build_pipeline([StepEntry.model_validate({name: params or {}})]).steps[0][1]
 
@@ -173,11 +181,17 @@ def test_index_steps_refuse_samples_that_are_not_one_sequence_of_ids(name: str) 
         (np.zeros((2, 3, 4)), "one index sequence per sample; a sample here is an array of shape (3, 4)"),
         (np.array([3.0, 4.0]), "one index sequence per sample; a sample here is one number"),
         (np.array([[True, False]]), "index sequences of whole numbers; got booleans"),
-        (np.array([[1.0, 1e20]]), "index sequences of whole numbers; got 1e+20"),
+        (samples([1, 2], [[1, 2], [3]]), "one index sequence of numbers per sample; a sample here is [[1, 2], [3]]"),
+        (samples([1, 2], [1.5, 2]), "index sequences of whole numbers; got 1.5"),
     ]  # fmt: skip
     for data, message in cases:
         with pytest.raises(DataError, match=rf"^{name} acts on {re.escape(message)}$"):
             fitted.transform(data)
+    for huge in (1e20, -1e20):  # a cast to int64 would wrap these
+        with pytest.raises(
+            DataError, match=rf"^{name}: index {re.escape(repr(huge))} lies outside the int64"
+        ):
+            fitted.transform(np.array([[1.0, huge]]))
 
 
 def test_multi_hot_refuses_negative_ids_instead_of_dropping_them() -> None:

