@@ -78,9 +78,9 @@ def _gather_on_host(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The picked rows' pointers and columns, in numpy: its ``repeat`` takes half the time of
     torch's ``repeat_interleave`` on the CPU."""
-    crow_np = crow.numpy()
-    starts = crow_np[index.numpy()]
-    lengths = crow_np[index.numpy() + 1] - starts
+    crow_np, picks = crow.numpy(), index.numpy()
+    starts = crow_np[picks]
+    lengths = crow_np[picks + 1] - starts
     new_crow = np.zeros(len(index) + 1, dtype=crow_np.dtype)
     np.cumsum(lengths, out=new_crow[1:])
     # each picked entry's position: its row's start, plus its place within that row
