@@ -19,3 +19,4 @@ bench:
 	python bench/bench_folds.py
 	python bench/bench_sweep.py
 	python bench/bench_process.py
+	python bench/repeatability.py
