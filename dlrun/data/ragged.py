@@ -40,9 +40,7 @@ class Ragged:
     def take(self, rows: np.ndarray) -> Ragged:
         """The sequences ``rows`` (indices, in that order)."""
         lengths = self.lengths[rows]
-        # each kept value's position: its sequence's old start, plus its place within it
-        shift = np.repeat(starts(self.lengths)[rows] - starts(lengths), lengths)
-        return Ragged(self.values[shift + np.arange(len(shift))], lengths)
+        return Ragged(gather_segments(self.values, starts(self.lengths)[rows], lengths), lengths)
 
     def prepend(self, value: int) -> Ragged:
         """Every sequence with ``value`` put in front."""
@@ -80,6 +78,14 @@ class Ragged:
         out = np.empty(len(self.lengths), dtype=object)
         out[:] = np.split(self.values.astype(dtype), np.cumsum(self.lengths)[:-1])
         return out
+
+
+def gather_segments(values: np.ndarray, firsts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The segments of ``values`` that begin at ``firsts`` with these ``lengths``, end to end
+    (sequences picked out of a corpus, or rows out of a CSR matrix's column indices)."""
+    # each picked value's position: its segment's old start, plus its place within it
+    shift = np.repeat(firsts - starts(lengths).astype(firsts.dtype), lengths)
+    return values[shift + np.arange(len(shift), dtype=shift.dtype)]
 
 
 def starts(lengths: np.ndarray) -> np.ndarray:

@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from dlrun.data.ragged import gather_segments
+
 # dlrun builds its CSR tensors itself, valid by construction; opting out of the invariant
 # checks explicitly also keeps DataLoader workers handing them over from warning each time.
 torch.sparse.check_sparse_tensor_invariants.disable()
@@ -79,13 +81,11 @@ def _gather_on_host(
     """The picked rows' pointers and columns, in numpy: its ``repeat`` takes half the time of
     torch's ``repeat_interleave`` on the CPU."""
     crow_np, picks = crow.numpy(), index.numpy()
-    starts = crow_np[picks]
-    lengths = crow_np[picks + 1] - starts
+    firsts = crow_np[picks]
+    lengths = crow_np[picks + 1] - firsts
     new_crow = np.zeros(len(index) + 1, dtype=crow_np.dtype)
     np.cumsum(lengths, out=new_crow[1:])
-    # each picked entry's position: its row's start, plus its place within that row
-    shift = np.repeat(starts - new_crow[:-1], lengths)
-    picked = cols.numpy()[shift + np.arange(len(shift), dtype=shift.dtype)]
+    picked = gather_segments(cols.numpy(), firsts, lengths)
     return torch.from_numpy(new_crow), torch.from_numpy(picked)
 
 
