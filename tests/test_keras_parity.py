@@ -186,3 +186,43 @@ def test_uneven_same_average_pooling_leaves_the_padding_out_of_the_mean() -> Non
     model2d = dlrun_model([{"average_pooling2d": {"pool_size": 2, "padding": "same"}}], (3, 3, 1))
     grid = torch.arange(9.0).reshape(1, 3, 3, 1)
     assert model2d.network(grid).flatten().tolist() == [2.0, 3.5, 6.5, 8.0]
+
+
+def test_evaluated_loss_includes_the_weight_penalties_as_keras_evaluate_does() -> None:
+    """Keras adds the regularisers' penalty to the loss it reports in evaluation as well as in
+    training, so a regularised model's ``val_loss`` and test loss hold it (DLwP Fig. 4.7)."""
+    from dlrun.config.load import config_from_data
+    from dlrun.evaluation.fitting import task_for
+    from dlrun.training.batches import FieldSpec
+    from tests.conftest import tiny_config
+
+    layers = [
+        {"dense": {"units": 4, "activation": "relu",
+                   "kernel_regularizer": {"l1": 0.01, "l2": 0.02}}},
+        {"dense": {"units": 1, "kernel_regularizer": {"l2": 0.5}}},
+    ]  # fmt: skip
+    keras_layers = [
+        L.Dense(4, activation="relu", kernel_regularizer=keras.regularizers.L1L2(0.01, 0.02)),
+        L.Dense(1, kernel_regularizer=keras.regularizers.L2(0.5)),
+    ]
+    k_model = keras.Sequential([keras.Input((3,)), *keras_layers])
+    k_model.compile(loss="mse")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((8, 3)).astype(np.float32)
+    y = rng.standard_normal((8, 1)).astype(np.float32)
+    expected = k_model.evaluate(x, y, batch_size=8, verbose=0)
+
+    cfg = config_from_data(tiny_config(
+        task="regression", loss="mse", metrics=[], preprocess=[], model={"layers": layers},
+        data={"dataset": "regression", "n_samples": 40, "n_features": 3},
+        evaluation={"validation": {"fraction": 0.2}},
+    ))  # fmt: skip
+    task = task_for(cfg)
+    task.build({"x": FieldSpec((3,), torch.float32), "y": FieldSpec((1,), torch.float32)},
+               torch.device("cpu"))  # fmt: skip
+    for keras_layer, module in zip(k_model.layers, task.models["model"].network, strict=True):
+        load_keras_weights(keras_layer, module)
+    result = task.eval_step({"x": torch.from_numpy(x), "y": torch.from_numpy(y)})
+    plain = float(np.mean((keras.ops.convert_to_numpy(k_model(x)) - y) ** 2))
+    assert expected > plain + 0.1  # the penalty is a visible part of Keras's figure
+    assert float(result.loss) == pytest.approx(expected, rel=1e-5)

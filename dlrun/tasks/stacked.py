@@ -2,9 +2,9 @@
 
 Every batch carries K fold batches, shape ``(K, batch, ...)``, with a mask of real rows (folds
 of unequal size are padded). Each fold's loss is its own masked mean plus its own weight
-penalty; their sum is minimised, so each fold's parameters get exactly their own gradient, and
-since dlrun's optimizers update element by element, one optimizer over the stacked parameters
-is K independent ones.
+penalty (in evaluation too, as Keras reports it); their sum is minimised, so each fold's
+parameters get exactly their own gradient, and since dlrun's optimizers update element by
+element, one optimizer over the stacked parameters is K independent ones.
 """
 
 from __future__ import annotations
@@ -44,8 +44,9 @@ class StackedSupervised(StackedTask):
         raise TypeError("a stacked task is built from built fold tasks")
 
     def _fold_losses(self, batch: Batch, outputs: torch.Tensor) -> torch.Tensor:
+        """Each fold's mean loss over its real rows, with its weight penalty."""
         if MASK not in batch:  # no padding in this batch
-            return self.loss.per_member(outputs, batch["y"], self.fused)
+            return self._penalized(self.loss.per_member(outputs, batch["y"], self.fused))
         k = len(self.members)
         per_sample = self.loss.per_sample(
             outputs.flatten(0, 1), batch["y"].flatten(0, 1), self.fused
@@ -53,15 +54,17 @@ class StackedSupervised(StackedTask):
         mask = batch[MASK]
         # a fold's last validation batch may hold no rows when folds differ in size: its
         # loss is 0 there and weighs nothing in the epoch's mean
-        return (per_sample * mask).sum(dim=1) / mask.sum(dim=1).clamp_min(1)
+        return self._penalized((per_sample * mask).sum(dim=1) / mask.sum(dim=1).clamp_min(1))
+
+    def _penalized(self, fold_loss: torch.Tensor) -> torch.Tensor:
+        """Each fold's loss plus its own weight penalty, in training and evaluation (Keras)."""
+        penalty = weight_penalty(self.network.params, self.penalties, per_fold=True)
+        return fold_loss if penalty is None else fold_loss + penalty
 
     def train_step(self, batch: Batch) -> StepResult:
         self.network.train()
         outputs = self.network(batch["x"])
         fold_loss = self._fold_losses(batch, outputs)
-        penalty = weight_penalty(self.network.params, self.penalties, per_fold=True)
-        if penalty is not None:
-            fold_loss = fold_loss + penalty  # Keras adds it to the training loss
         self.spec.step(self.optimizer, self.params, fold_loss.sum())
         return self._result(batch, outputs.detach(), fold_loss.detach())
 

@@ -196,9 +196,7 @@ class SupervisedTask(Task):
     def train_step(self, batch: Batch) -> StepResult:
         self._mode(True)
         outputs = self.model.network(batch["x"])
-        loss = self.loss(outputs, batch["y"], self.fused)
-        penalty = self.model.penalty()
-        total = loss if penalty is None else loss + penalty  # Keras adds it to the training loss
+        total = self._penalized(self.loss(outputs, batch["y"], self.fused))
         self.optimizer_spec.step(self.optimizer, self.params, total)
         kept = {"y_pred": outputs.detach(), "y_true": batch["y"]} if self.cfg.metrics else {}
         return StepResult(total.detach(), len(outputs), kept)  # outputs only for epoch metrics
@@ -207,8 +205,14 @@ class SupervisedTask(Task):
     def eval_step(self, batch: Batch) -> StepResult:
         self._mode(False)
         outputs = self.model.network(batch["x"])
-        loss = self.loss(outputs, batch["y"], self.fused)
+        loss = self._penalized(self.loss(outputs, batch["y"], self.fused))
         return StepResult(loss, len(outputs), {"y_pred": outputs, "y_true": batch["y"]})
+
+    def _penalized(self, loss: torch.Tensor) -> torch.Tensor:
+        """The loss plus the weight penalties, as Keras reports it in training and evaluation
+        alike (so ``val_loss`` and a test loss of a regularised model match Keras's)."""
+        penalty = self.model.penalty()
+        return loss if penalty is None else loss + penalty
 
     @torch.no_grad()
     def predict_step(self, batch: Batch) -> torch.Tensor:
