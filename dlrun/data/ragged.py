@@ -82,10 +82,14 @@ class Ragged:
 
 def gather_segments(values: np.ndarray, firsts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """The segments of ``values`` that begin at ``firsts`` with these ``lengths``, end to end
-    (sequences picked out of a corpus, or rows out of a CSR matrix's column indices)."""
+    (sequences picked out of a corpus, or rows out of a CSR matrix's column indices).
+
+    The positions are computed as int64, numpy's index type: int32 ones (a CSR tensor's) would
+    be converted by the indexing, which made a gather of an IMDB batch 1.5x slower."""
     # each picked value's position: its segment's old start, plus its place within it
-    shift = np.repeat(firsts - starts(lengths).astype(firsts.dtype), lengths)
-    return values[shift + np.arange(len(shift), dtype=shift.dtype)]
+    positions = np.repeat(firsts.astype(np.int64) - starts(lengths), lengths)
+    positions += np.arange(len(positions))
+    return values[positions]
 
 
 def starts(lengths: np.ndarray) -> np.ndarray:
