@@ -235,7 +235,9 @@ def eval_(run: Path = typer.Argument(..., help="run directory")) -> None:
 @user_errors
 def predict(
     run: Path = typer.Argument(..., help="run directory"),
-    input: Path = typer.Option(..., "--input", "-i", help="CSV or .npz file of raw inputs"),
+    input: Path = typer.Option(
+        ..., "--input", "-i", help="CSV or .npz file of raw inputs (or .txt texts)"
+    ),
     output: Path = typer.Option(..., "--output", "-o", help="CSV file to write"),
     header: bool = typer.Option(
         True,

@@ -6,17 +6,12 @@ from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from dlrun.config.load import config_from_text
 from dlrun.config.schema import ExperimentConfig
 from dlrun.config.schema import StepEntry
 from dlrun.data.base import Arrays
-from dlrun.data.files import MISSING_MARKERS
-from dlrun.data.files import is_number
-from dlrun.data.files import read_npz_arrays
-from dlrun.data.files import read_table
 from dlrun.data.load import load_data
 from dlrun.errors import DataError
 from dlrun.errors import RunError
@@ -27,7 +22,8 @@ from dlrun.evaluation.protocols import Fold
 from dlrun.evaluation.runner import plan_protocol
 from dlrun.evaluation.scoring import Evaluation
 from dlrun.evaluation.scoring import evaluate_split
-from dlrun.preprocess.categorical import category_codes
+from dlrun.predict_inputs import read_inputs
+from dlrun.predict_inputs import read_texts
 from dlrun.preprocess.categorical import vocabularies
 from dlrun.preprocess.pipeline import build_pipeline
 from dlrun.reporting.files import write_csv
@@ -145,141 +141,6 @@ def _score_fold(run: RunDirectory, fold: Fold, train: Arrays) -> tuple[str, Eval
     return fold.name, evaluate_split(fitted, train.subset(fold.val_idx), "validation")
 
 
-def read_inputs(
-    path: Path,
-    feature_names: list[str] | None,
-    header: bool = True,
-    categories: dict[int, list[str]] | None = None,
-) -> np.ndarray:
-    """Raw inputs from a CSV or an .npz file (see README, "Inputs for dlrun predict").
-
-    A CSV's columns are matched to the training features by the names in its header row, so
-    their order does not matter and extra columns (the target) are ignored; ``header=False``
-    reads them by position instead, and only when their count is the training features' count.
-    Guessing is never safe: a data row taken for a header scrambles every column silently.
-    ``categories`` maps the positions of text-valued (categorical) features to the training
-    vocabulary their cells are coded by.
-    """
-    if path.is_dir():
-        raise DataError(f"input {path} is a directory; give a CSV or .npz file")
-    if not path.exists():
-        raise DataError(f"input file not found: {path}")
-    if not path.is_file():  # /dev/null, a pipe: nothing to read rows from twice
-        raise DataError(f"input {path} is not a regular file; give a CSV or .npz file")
-    if path.suffix == ".npz":
-        if not header:
-            raise DataError(f"{path}: --no-header applies to CSV files; an .npz has no header")
-        if categories:
-            coded = [feature_names[j] if feature_names else str(j) for j in categories]
-            raise DataError(f"{path}: this run codes text columns ({_listing(coded)}), which "
-                            "an .npz cannot hold as trained; give the inputs as a CSV with a "
-                            "header row")  # fmt: skip
-        return _npz_inputs(path, feature_names)
-    names, rows = read_table(str(path), ",", header=header)
-    if not rows:
-        raise DataError(f"{path}: no data rows after the header")
-    if header:
-        columns = _columns_by_name(path, names, feature_names)
-    else:
-        columns = _columns_by_position(path, rows[0], feature_names)
-    table = np.array(rows, dtype=object)
-    first_line = 2 if header else 1
-    shown = feature_names or names
-    categories = categories or {}
-    return np.stack(
-        [
-            category_codes(table[:, i], categories[j], list(MISSING_MARKERS))
-            if j in categories
-            else _numbers(table[:, i], shown[j], path, first_line)
-            for j, i in enumerate(columns)
-        ],
-        axis=1,
-    )
-
-
-def _listing(names: list[str]) -> str:
-    shown = ", ".join(names[:12])
-    return f"{shown}, ... ({len(names)} columns)" if len(names) > 12 else shown
-
-
-def _columns_by_name(path: Path, header: list[str], features: list[str] | None) -> list[int]:
-    if features is None:
-        raise DataError(
-            f"{path}: this run's training data had no column names to match a header against; "
-            "pass --no-header to read the columns by position (and remove the file's header "
-            "row, if it has one)"
-        )
-    missing = [name for name in features if name not in header]
-    if len(missing) == len(features):
-        raise DataError(
-            f"{path}: the first row is not a header naming the training features; expected a "
-            f"header row with {_listing(features)} (any order, other columns ignored), or pass "
-            "--no-header to read the columns by position"
-        )
-    if missing:
-        raise DataError(
-            f"{path}: the header lacks training feature(s) {', '.join(missing)}; expected "
-            f"{_listing(features)} (any order, other columns ignored)"
-        )
-    repeated = [name for name in features if header.count(name) > 1]
-    if repeated:
-        raise DataError(f"{path}: column '{repeated[0]}' appears more than once in the header")
-    return [header.index(name) for name in features]
-
-
-def _columns_by_position(path: Path, first: list[str], features: list[str] | None) -> list[int]:
-    if features is None:
-        return list(range(len(first)))  # the shape check after preprocessing still applies
-    if set(features) <= {cell.strip() for cell in first}:
-        raise DataError(f"{path}: the first row is a header; drop --no-header")
-    if len(first) != len(features):
-        raise DataError(
-            f"{path}: {len(first)} columns, but the model was trained on {len(features)} "
-            f"features; with --no-header the columns must be exactly {_listing(features)}, "
-            "in this order"
-        )
-    return list(range(len(features)))
-
-
-def _numbers(values: np.ndarray, name: str, path: Path, first_line: int) -> np.ndarray:
-    """One column parsed to floats; missing markers become NaN."""
-    text = np.char.strip(values.astype(str))
-    present = ~np.isin(text, MISSING_MARKERS)
-    out = np.full(len(text), np.nan)
-    try:
-        out[present] = text[present].astype(np.float64)
-    except ValueError:
-        row = next(int(r) for r in np.flatnonzero(present) if not is_number(str(text[r])))
-        raise DataError(
-            f"{path}, line {first_line + row}: column '{name}' holds '{text[row]}', not a "
-            "number; predict reads the raw numeric features the run was trained on"
-        ) from None
-    return out
-
-
-def _npz_inputs(path: Path, features: list[str] | None) -> np.ndarray:
-    arrays = read_npz_arrays(path)
-    keys = list(arrays)
-    if "x" not in keys and len(keys) != 1:
-        raise DataError(
-            f"{path} holds arrays {', '.join(keys) or '(none)'}; predict reads the array "
-            "named 'x' (or an archive's only array)"
-        )
-    x = arrays["x" if "x" in keys else keys[0]]
-    if x.dtype.kind not in "biuf":
-        raise DataError(f"{path}: the array holds {x.dtype} values, not numbers; predict reads "
-                        "the raw numeric features the run was trained on")  # fmt: skip
-    if x.ndim < 2 or not len(x):
-        raise DataError(f"{path}: the array has shape {list(x.shape)}; predict reads one row "
-                        "per sample (rows first), and at least one row")  # fmt: skip
-    if features is not None and x.ndim == 2 and x.shape[1] != len(features):
-        raise DataError(
-            f"{path}: array has {x.shape[1]} columns, but the model was trained on "
-            f"{len(features)} features ({_listing(features)}, in this order)"
-        )
-    return x
-
-
 def predict_file(
     run_path: str | Path, input_path: Path, output_path: Path, header: bool = True
 ) -> int:
@@ -297,8 +158,13 @@ def predict_file(
     if len(fitted.task.inputs) != 1:
         raise RunError(f"predict reads one input array; this model takes {fitted.task.inputs}")
     name = fitted.task.inputs[0]
-    coded = vocabularies(fitted.sources.pipeline.steps, name)
-    raw = Arrays(**{name: read_inputs(input_path, loaded.feature_names, header, coded)})
+    pipeline = fitted.sources.pipeline
+    if pipeline.starts_from_text(name):  # e.g. tokenize: the texts themselves
+        inputs = read_texts(input_path, header)
+    else:
+        coded = vocabularies(pipeline.steps, name)
+        inputs = read_inputs(input_path, loaded.feature_names, header, coded)
+    raw = Arrays(**{name: inputs})
     expected = fitted.fields[name].shape
     source = fitted.sources(raw)
     got = source.fields()[name].shape

@@ -342,6 +342,42 @@ def test_text_tokenize_pad_embedding_lstm_trains_end_to_end(tmp_path: Path) -> N
     assert int(saved["1.pad_sequences.maxlen_"]) == 8
 
 
+def test_a_run_that_tokenizes_predicts_on_new_texts(tmp_path: Path) -> None:
+    """Its inputs are texts (a .txt file, a CSV column, an .npz of strings), tokenized with the
+    run's fitted vocabulary; before, predict asked for numbers."""
+    archive(tmp_path)
+    cfg = text_config(tmp_path, preprocess=[{"tokenize": {"num_words": 12}}, {"multi_hot": 12}],
+                      model={"layers": [{"dense": 4},
+                                        {"dense": {"units": 1, "activation": "sigmoid"}}]},
+                      train={"epochs": 40, "batch_size": 16, "progress": "none"})  # fmt: skip
+    run = run_experiment(config_from_data(cfg), tmp_path / "runs").run_dir
+    good, bad = "A great, lovely film", "Dull and boring, awful plot"
+    (tmp_path / "new.txt").write_text(f"{good}\n\n{bad}\n")
+    (tmp_path / "new.csv").write_text(f'id,text\n1,"{good}"\n2,"{bad}"\n')
+    np.savez(tmp_path / "new.npz", x=np.array([good, bad]))
+    outputs = []
+    for name in ("new.txt", "new.csv", "new.npz"):
+        assert predict_file(run, tmp_path / name, tmp_path / "out.csv") == 2
+        outputs.append((tmp_path / "out.csv").read_text())
+    assert outputs[0] == outputs[1] == outputs[2]
+    rows = [line.split(",") for line in outputs[0].splitlines()]
+    assert rows[0] == ["prediction", "probability"] and [r[0] for r in rows[1:]] == ["pos", "neg"]
+    (tmp_path / "bare.csv").write_text(f'"{good}"\n"{bad}"\n')
+    assert predict_file(run, tmp_path / "bare.csv", tmp_path / "out.csv", header=False) == 2
+    assert (tmp_path / "out.csv").read_text() == outputs[0]
+    with pytest.raises(DataError, match=r"bare\.csv: no column named 'text' in the header row "
+                       r"\(A great, lovely film\); this run reads one text per sample"):  # fmt: skip
+        predict_file(run, tmp_path / "bare.csv", tmp_path / "out.csv")  # never taken as a header
+    (tmp_path / "two.csv").write_text(f'"{good}",x\n')
+    with pytest.raises(DataError, match=r"two\.csv: 2 columns; with --no-header this run reads "
+                       r"a file of texts in one column"):  # fmt: skip
+        predict_file(run, tmp_path / "two.csv", tmp_path / "out.csv", header=False)
+    np.savez(tmp_path / "ids.npz", x=np.arange(6).reshape(2, 3))
+    with pytest.raises(DataError, match=r"int64 values of shape \[2, 3\]; this run reads one "
+                       r"text per sample \(a 1-D array of strings\)"):  # fmt: skip
+        predict_file(run, tmp_path / "ids.npz", tmp_path / "out.csv")
+
+
 def test_token_ids_beyond_the_table_only_in_validation_rows_are_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

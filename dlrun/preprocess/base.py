@@ -37,6 +37,7 @@ class Step:
     elementwise: ClassVar[bool] = False
     encodes_labels: ClassVar[bool] = False  # turns class labels into one-hot rows
     fills_missing: ClassVar[bool] = False  # replaces NaN inputs, so the data may hold them
+    reads_text: ClassVar[bool] = False  # takes one text per sample (so predict reads texts)
 
     def __init__(self, config: StepConfig) -> None:
         self.config = config

@@ -34,6 +34,12 @@ class Pipeline:
         mine = [step for _, step in self.steps if step.field == field]
         return bool(mine) and mine[-1].makes_sparse_rows
 
+    def starts_from_text(self, field: str) -> bool:
+        """Whether ``field`` enters the pipeline as one text per sample (its first step reads
+        text, as ``tokenize`` does)."""
+        mine = [step for _, step in self.steps if step.field == field]
+        return bool(mine) and mine[0].reads_text
+
     def transform(self, arrays: Arrays) -> Arrays:
         """Every step on the host; arrays no step names pass through unchanged."""
         fields = dict(arrays.fields)

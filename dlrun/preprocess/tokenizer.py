@@ -73,6 +73,8 @@ class Tokenize(Step):
     ragged int64 sequence per sample; ``pad_sequences`` makes the matrix an embedding reads.
     """
 
+    reads_text = True
+
     class Config(StepConfig):
         positional: ClassVar[str] = "num_words"
         num_words: int | None = Field(
