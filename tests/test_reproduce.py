@@ -26,6 +26,19 @@ def test_dlwp_ch2_mnist_dense_reaches_the_book_accuracy(
     assert result.results["test"]["accuracy"] == pytest.approx(0.9785, abs=0.006)  # book: 0.9785
 
 
+@pytest.mark.slow
+def test_dlwp_ch5_mnist_convnet_reaches_the_book_accuracy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """About 80 s on two CPU cores."""
+    if not (SHARED / "mnist").is_dir():
+        pytest.skip("MNIST is not in ../shared/data")
+    monkeypatch.setenv("DLRUN_DATA_PATH", str(SHARED))
+    cfg = load_config(REPO / "configs/dlwp/ch5_mnist_convnet.yaml", ["train.progress=none"])
+    result = run_experiment(cfg, tmp_path)
+    assert result.results["test"]["accuracy"] == pytest.approx(0.9908, abs=0.003)  # book: 0.9908
+
+
 def _boston(tmp_path: Path, config: str, *overrides: str) -> dict:
     data = SHARED / "boston_housing" / "boston_housing.npz"
     if not data.is_file():

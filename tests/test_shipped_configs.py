@@ -35,6 +35,7 @@ def test_configs_exist() -> None:
         "dlwp/ch3_reuters_final.yaml",
         "dlwp/ch3_reuters_bottleneck.yaml",
         "dlwp/ch3_reuters_sparse_labels.yaml",
+        "dlwp/ch5_mnist_convnet.yaml",
     } <= names
 
 
@@ -56,6 +57,7 @@ def test_every_shipped_config_validates(path: Path) -> None:
         ("dlwp/ch4_imdb_bigger.yaml", 5_383_681),
         ("dlwp/ch3_reuters.yaml", 647_214),
         ("dlwp/ch3_reuters_bottleneck.yaml", 640_554),
+        ("dlwp/ch5_mnist_convnet.yaml", 93_322),
         ("dlwp/ch5_dogs_cats_augmented.yaml", 3_453_121),
         ("dlwp/ch6_jena_dense.yaml", 107_585),
         ("dlwp/ch6_jena_gru.yaml", 4_545),
