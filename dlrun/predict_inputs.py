@@ -18,6 +18,8 @@ from dlrun.data.text import read_text
 from dlrun.errors import DataError
 from dlrun.preprocess.categorical import category_codes
 
+TEXT_RUNS = "a run reads texts when it was trained on them (data.output: text, then tokenize)"
+
 
 def read_inputs(
     path: Path,
@@ -35,7 +37,10 @@ def read_inputs(
     vocabulary their cells are coded by.
     """
     _check_input_file(path)
-    if path.suffix == ".npz":
+    if path.suffix.lower() == ".txt":
+        raise DataError(f"{path}: a .txt file holds texts, but this run's preprocessing does not "
+                        f"start from text; {TEXT_RUNS}")  # fmt: skip
+    if path.suffix.lower() == ".npz":
         if not header:
             raise DataError(f"{path}: --no-header applies to CSV files; an .npz has no header")
         if categories:
@@ -74,12 +79,17 @@ def read_texts(path: Path, header: bool = True) -> np.ndarray:
     commas and line breaks); an ``.npz`` one array of strings.
     """
     _check_input_file(path)
-    if path.suffix == ".txt":
-        lines = read_text(path, "utf-8", lower=False).splitlines()
-        texts = [line for line in lines if line.strip()]
+    suffix = path.suffix.lower()
+    if suffix in (".txt", ".npz") and not header:
+        raise DataError(f"{path}: --no-header applies to CSV files; a {suffix} has no header")
+    if suffix == ".txt":
+        # lines end at "\n" only: str.splitlines would also split at form feeds and the
+        # Unicode line separators pasted web text holds, pairing outputs with the wrong texts
+        lines = read_text(path, "utf-8-sig", lower=False).split("\n")
+        texts = [line.removesuffix("\r") for line in lines if line.strip()]
         if not texts:
             raise DataError(f"{path}: no texts (every line is empty)")
-    elif path.suffix == ".npz":
+    elif suffix == ".npz":
         texts = _npz_texts(path)
     else:
         names, rows = read_table(str(path), ",", header=header)
@@ -98,8 +108,9 @@ def _text_column(path: Path, names: list[str], header: bool) -> int:
     if header:
         raise DataError(
             f"{path}: no column named 'text' in the header row ({_listing(names)}); this run "
-            "reads one text per sample: name the texts' column 'text', or pass --no-header for "
-            "a file of texts in one column without a header row"
+            "reads one text per sample: name the texts' column 'text', pass --no-header for "
+            "a file of texts in one column without a header row, or give a .txt file of one "
+            "text per line"
         )
     if len(names) != 1:
         raise DataError(f"{path}: {len(names)} columns; with --no-header this run reads a file "
@@ -108,7 +119,16 @@ def _text_column(path: Path, names: list[str], header: bool) -> int:
 
 
 def _npz_texts(path: Path) -> list[str]:
-    x = _npz_array(path)
+    try:
+        x = _npz_array(path)
+    except DataError as exc:
+        if "allow_pickle" not in str(exc):
+            raise
+        raise DataError(f"{path} holds an object array, which is not read (it could run code "
+                        "when loaded); save the texts as a string array: np.savez(path, "
+                        "x=np.array(texts, dtype=str))") from None  # fmt: skip
+    if not len(x):
+        raise DataError(f"{path}: the array holds no texts")
     if x.dtype.kind not in "UO" or x.ndim != 1 or not all(isinstance(t, str) for t in x):
         raise DataError(f"{path}: the array holds {x.dtype} values of shape {list(x.shape)}; "
                         "this run reads one text per sample (a 1-D array of strings)")  # fmt: skip
@@ -199,8 +219,9 @@ def _npz_array(path: Path) -> np.ndarray:
 def _npz_inputs(path: Path, features: list[str] | None) -> np.ndarray:
     x = _npz_array(path)
     if x.dtype.kind not in "biuf":
+        hint = f"; {TEXT_RUNS}" if x.dtype.kind == "U" else ""
         raise DataError(f"{path}: the array holds {x.dtype} values, not numbers; predict reads "
-                        "the raw numeric features the run was trained on")  # fmt: skip
+                        f"the raw numeric features the run was trained on{hint}")  # fmt: skip
     if x.ndim < 2 or not len(x):
         raise DataError(f"{path}: the array has shape {list(x.shape)}; predict reads one row "
                         "per sample (rows first), and at least one row")  # fmt: skip

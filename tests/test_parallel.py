@@ -36,7 +36,8 @@ def _regression(n_samples: int, batch_size: int, parallel: bool, **changes: Any)
         data={"dataset": "regression", "n_samples": n_samples, "n_features": 5, "noise": 5.0,
               "test_fraction": 0.2},
         model={"layers": [
-            {"dense": {"units": 16, "activation": "relu", "kernel_regularizer": {"l2": 0.001}}},
+            # a penalty large enough to show in every loss, validation ones included
+            {"dense": {"units": 16, "activation": "relu", "kernel_regularizer": {"l2": 1.0}}},
             {"dense": {"units": 8, "activation": "tanh"}},
             {"dense": 1},
         ]},

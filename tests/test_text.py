@@ -24,6 +24,7 @@ from dlrun.data.load import load_data
 from dlrun.errors import ConfigError
 from dlrun.errors import DataError
 from dlrun.evaluation import preflight
+from dlrun.predict_inputs import read_inputs
 from dlrun.preprocess.pipeline import build_pipeline
 from dlrun.preprocess.pipeline import fit_pipeline
 from dlrun.preprocess.sequences import pad_sequences
@@ -351,8 +352,10 @@ def test_a_run_that_tokenizes_predicts_on_new_texts(tmp_path: Path) -> None:
                                         {"dense": {"units": 1, "activation": "sigmoid"}}]},
                       train={"epochs": 40, "batch_size": 16, "progress": "none"})  # fmt: skip
     run = run_experiment(config_from_data(cfg), tmp_path / "runs").run_dir
-    good, bad = "A great, lovely film", "Dull and boring, awful plot"
-    (tmp_path / "new.txt").write_text(f"{good}\n\n{bad}\n")
+    # one text holds a Unicode line separator: still one text, in every format
+    good, bad = "A great, lovely film", "Dull and boring,\u2028 awful plot"
+    # a byte-order mark, a Windows line end and a blank line
+    (tmp_path / "new.txt").write_bytes(f"\ufeff{good}\r\n\n{bad}\n".encode())
     (tmp_path / "new.csv").write_text(f'id,text\n1,"{good}"\n2,"{bad}"\n')
     np.savez(tmp_path / "new.npz", x=np.array([good, bad]))
     outputs = []
@@ -372,6 +375,19 @@ def test_a_run_that_tokenizes_predicts_on_new_texts(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"two\.csv: 2 columns; with --no-header this run reads "
                        r"a file of texts in one column"):  # fmt: skip
         predict_file(run, tmp_path / "two.csv", tmp_path / "out.csv", header=False)
+    np.savez(tmp_path / "empty.npz", x=np.array([], dtype=str))
+    with pytest.raises(DataError, match=r"empty\.npz: the array holds no texts"):
+        predict_file(run, tmp_path / "empty.npz", tmp_path / "out.csv")
+    np.savez(tmp_path / "objects.npz", x=np.array([good, bad], dtype=object))
+    with pytest.raises(DataError, match=r"objects\.npz holds an object array, which is not read "
+                       r".*x=np\.array\(texts, dtype=str\)"):  # fmt: skip
+        predict_file(run, tmp_path / "objects.npz", tmp_path / "out.csv")
+    with pytest.raises(DataError, match=r"--no-header applies to CSV files; a \.txt has no"):
+        predict_file(run, tmp_path / "new.txt", tmp_path / "out.csv", header=False)
+    with pytest.raises(DataError, match=r"new\.txt: a \.txt file holds texts, but this run's "
+                       r"preprocessing does not start from text; a run reads texts when it was "
+                       r"trained on them \(data\.output: text, then tokenize\)"):  # fmt: skip
+        read_inputs(tmp_path / "new.txt", None)  # what a run on word indices reads
     np.savez(tmp_path / "ids.npz", x=np.arange(6).reshape(2, 3))
     with pytest.raises(DataError, match=r"int64 values of shape \[2, 3\]; this run reads one "
                        r"text per sample \(a 1-D array of strings\)"):  # fmt: skip

@@ -39,7 +39,8 @@ Shape = tuple[int, ...]
 
 
 class RegularizerConfig(StrictModel):
-    """Weight penalty added to the training loss: ``l1 * sum|w| + l2 * sum(w**2)`` (Keras)."""
+    """Weight penalty ``l1 * sum|w| + l2 * sum(w**2)``, part of every loss reported (training,
+    validation and test), as in Keras."""
 
     l1: Number = Field(default=0.0, ge=0)
     l2: Number = Field(default=0.0, ge=0)

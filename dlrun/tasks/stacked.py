@@ -53,7 +53,7 @@ class StackedSupervised(StackedTask):
         ).reshape(k, -1)
         mask = batch[MASK]
         # a fold's last validation batch may hold no rows when folds differ in size: its
-        # loss is 0 there and weighs nothing in the epoch's mean
+        # loss there (the penalty alone) weighs nothing in the epoch's mean
         return self._penalized((per_sample * mask).sum(dim=1) / mask.sum(dim=1).clamp_min(1))
 
     def _penalized(self, fold_loss: torch.Tensor) -> torch.Tensor:

@@ -6,7 +6,7 @@ on the CPU torch's step spends more time gathering lists and checking options th
 small layers (357 µs against 220 µs for the IMDB network's six tensors on this 2-core
 machine). Its results and its state are torch's, bit for bit (tested); any setting the loop
 does not cover (another device, ``foreach``, ``maximize``, complex or differentiable
-parameters, a tensor learning rate) is stepped by torch's own code.
+parameters, sparse gradients, a tensor learning rate, a closure) is stepped by torch's own code.
 :class:`EpsilonInSqrtRMSprop` is Keras 3's form (``sqrt(v + epsilon)``).
 """
 
@@ -19,19 +19,19 @@ import torch
 
 from dlrun.training import eager
 
-_STEP_DTYPES = {torch.float64: torch.float64}  # torch's step counter: float32 unless float64
-
 
 class LoopRMSprop(torch.optim.RMSprop):
     """torch's RMSprop, stepped by a loop over the parameters where it can (see the module)."""
 
-    @torch.no_grad()
-    def step(self, closure: Any = None) -> None:  # type: ignore[override]
+    def step(self, closure: Any = None) -> Any:
         if closure is not None or not all(_plain(group) for group in self.param_groups):
-            eager.uncompiled(torch.optim.RMSprop, "step")(self, closure)
-            return
-        for group in self.param_groups:
-            _rmsprop_loop(self.state, group)
+            # torch's own step, with gradients on where it records them (``differentiable``)
+            with torch.set_grad_enabled(bool(self.defaults["differentiable"])):
+                return eager.uncompiled(torch.optim.RMSprop, "step")(self, closure)
+        with torch.no_grad():
+            for group in self.param_groups:
+                _rmsprop_loop(self.state, group)
+        return None
 
 
 def _plain(group: dict[str, Any]) -> bool:
@@ -41,7 +41,7 @@ def _plain(group: dict[str, Any]) -> bool:
         not any(group[name] for name in options)
         and isinstance(group["lr"], float)
         and all(p.device.type == "cpu" and p.dtype.is_floating_point and not p.is_complex()
-                for p in group["params"])
+                and (p.grad is None or not p.grad.is_sparse) for p in group["params"])
     )  # fmt: skip
 
 
@@ -54,13 +54,10 @@ def _rmsprop_loop(state: dict[torch.Tensor, dict[str, Any]], group: dict[str, An
         grad = param.grad
         if grad is None:
             continue
-        if grad.is_sparse:
-            raise RuntimeError("RMSprop does not support sparse gradients")
         own = state[param]
         if not own:
-            own["step"] = torch.zeros(
-                (), dtype=_STEP_DTYPES.get(torch.get_default_dtype(), torch.float32)
-            )
+            float64 = torch.get_default_dtype() == torch.float64  # torch's counter: float32 else
+            own["step"] = torch.zeros((), dtype=torch.float64 if float64 else torch.float32)
             own["square_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
             if momentum > 0:
                 own["momentum_buffer"] = torch.zeros_like(
