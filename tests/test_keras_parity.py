@@ -226,3 +226,27 @@ def test_evaluated_loss_includes_the_weight_penalties_as_keras_evaluate_does() -
     plain = float(np.mean((keras.ops.convert_to_numpy(k_model(x)) - y) ** 2))
     assert expected > plain + 0.1  # the penalty is a visible part of Keras's figure
     assert float(result.loss) == pytest.approx(expected, rel=1e-5)
+
+
+def test_binary_crossentropy_on_raw_outputs_clips_them_as_keras_does() -> None:
+    """``any_output: true`` scores a model without its final sigmoid as Keras does (DLwP
+    listing 6.46): outputs clipped to [1e-7, 1 - 1e-7] and read as probabilities. Without the
+    option such a model is refused."""
+    from dlrun.config.load import config_from_data
+    from dlrun.errors import ConfigError
+    from dlrun.tasks.supervised import make_loss
+    from tests.conftest import tiny_config
+
+    raw_model = {"layers": [{"dense": 4}, {"dense": 1}]}
+    settings = {"task": "binary", "preprocess": [], "model": raw_model,
+                "data": {"dataset": "breast_cancer"}}  # fmt: skip
+    with pytest.raises(ConfigError, match="binary_crossentropy expects a sigmoid output"):
+        config_from_data(tiny_config(**settings, loss="binary_crossentropy"))
+    cfg = config_from_data(
+        tiny_config(**settings, loss={"name": "binary_crossentropy", "any_output": True})
+    )
+    outputs = np.array([[-2.0], [0.0], [0.3], [0.9], [1.0], [1.7]], dtype=np.float32)
+    targets = np.array([[1.0], [0.0], [1.0], [0.0], [1.0], [0.0]], dtype=np.float32)
+    expected = float(keras.losses.BinaryCrossentropy()(targets, outputs))
+    got = make_loss(cfg)(torch.from_numpy(outputs), torch.from_numpy(targets), False)
+    assert float(got) == pytest.approx(expected, rel=1e-5)

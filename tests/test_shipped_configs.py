@@ -36,6 +36,7 @@ def test_configs_exist() -> None:
         "dlwp/ch3_reuters_bottleneck.yaml",
         "dlwp/ch3_reuters_sparse_labels.yaml",
         "dlwp/ch5_mnist_convnet.yaml",
+        "dlwp/ch6_imdb_conv1d.yaml",
     } <= names
 
 
@@ -63,6 +64,7 @@ def test_every_shipped_config_validates(path: Path) -> None:
         ("dlwp/ch6_jena_gru.yaml", 4_545),
         ("dlwp/ch6_imdb_embedding.yaml", 80_161),
         ("dlwp/ch6_imdb_simple_rnn.yaml", 322_113),
+        ("dlwp/ch6_imdb_conv1d.yaml", 1_315_937),
     ],
 )
 def test_parameter_counts_equal_keras(

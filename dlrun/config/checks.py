@@ -43,10 +43,10 @@ def check_loss_matches_output(cfg: ExperimentConfig) -> list[ConfigIssue]:
     """Cross-entropies need the output activation they are defined on."""
     if cfg.loss is None:
         return []
-    loss = LOSSES.get(cfg.loss.name)
+    required = LOSSES.get(cfg.loss.name)(cfg.loss).required_activations()
     final = last_activation(cfg.model.layers)
-    if loss.fuses and final not in loss.fuses:
-        wanted = " or ".join(sorted(loss.fuses))
+    if required and final not in required:
+        wanted = " or ".join(sorted(required))
         return [
             ConfigIssue(
                 f"model.layers[{len(cfg.model.layers) - 1}]",

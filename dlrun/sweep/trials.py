@@ -100,14 +100,14 @@ def distribution(space: ParameterSpace) -> BaseDistribution:
 
 
 def suggest(trial: optuna.Trial, path: str, space: ParameterSpace) -> Any:
-    if space.choice is not None:
-        return decode(space, trial.suggest_categorical(path, encoded_choices(space)))
-    if space.int is not None:
-        r = space.int
-        return trial.suggest_int(path, r.low, r.high, step=r.step, log=r.log)
-    assert space.float is not None
-    f = space.float
-    return trial.suggest_float(path, f.low, f.high, step=f.step, log=f.log)
+    """``trial``'s value for ``path``, drawn from :func:`distribution` (the one mapping)."""
+    drawn = distribution(space)
+    if isinstance(drawn, CategoricalDistribution):
+        return decode(space, trial.suggest_categorical(path, list(drawn.choices)))
+    if isinstance(drawn, IntDistribution):
+        return trial.suggest_int(path, drawn.low, drawn.high, step=drawn.step, log=drawn.log)
+    assert isinstance(drawn, FloatDistribution)
+    return trial.suggest_float(path, drawn.low, drawn.high, step=drawn.step, log=drawn.log)
 
 
 def trial_config(

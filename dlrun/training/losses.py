@@ -38,6 +38,10 @@ class Loss(ABC):
     def __init__(self, config: StrictModel) -> None:
         self.config = config
 
+    def required_activations(self) -> frozenset[str]:
+        """The activations the model must end in for this loss (empty: any output)."""
+        return self.fuses
+
     @abstractmethod
     def per_sample(
         self, outputs: torch.Tensor, targets: torch.Tensor, fused: bool
@@ -91,6 +95,19 @@ LOSSES: Registry[type[Loss]] = Registry("loss")
 class BinaryCrossentropy(ElementwiseLoss):
     fuses = frozenset({"sigmoid"})
     classification = True
+
+    class Config(StrictModel):
+        any_output: bool = Field(
+            default=False,
+            description="score a last layer without sigmoid too, its outputs clipped to "
+            "[1e-7, 1 - 1e-7] and read as probabilities, as Keras 2 did (DLwP listing 6.46); "
+            "false refuses such a model",
+        )
+
+    config: Config
+
+    def required_activations(self) -> frozenset[str]:
+        return frozenset() if self.config.any_output else self.fuses
 
     def elements(
         self, outputs: torch.Tensor, targets: torch.Tensor, fused: bool, reduction: str
