@@ -65,6 +65,15 @@ def test_every_shipped_config_validates(path: Path) -> None:
         ("dlwp/ch6_imdb_embedding.yaml", 80_161),
         ("dlwp/ch6_imdb_simple_rnn.yaml", 322_113),
         ("dlwp/ch6_imdb_conv1d.yaml", 1_315_937),
+        ("dlwp/ch6_imdb_lstm.yaml", 328_353),
+        ("dlwp/ch6_imdb_lstm_reversed.yaml", 1_300_641),
+        ("dlwp/ch6_imdb_bidirectional_lstm.yaml", 336_705),
+        ("dlwp/ch6_jena_gru_dropout.yaml", 4_545),
+        ("dlwp/ch6_jena_stacked_gru.yaml", 23_201),
+        ("dlwp/ch6_jena_gru_reversed.yaml", 4_545),
+        ("dlwp/ch6_jena_bidirectional_gru.yaml", 9_089),
+        ("dlwp/ch6_jena_conv1d.yaml", 12_609),
+        ("dlwp/ch6_jena_conv1d_gru.yaml", 13_697),
     ],
 )
 def test_parameter_counts_equal_keras(
