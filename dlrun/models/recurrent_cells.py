@@ -104,12 +104,14 @@ class _Recurrent(MaskAware):
         mask: torch.Tensor | None,
     ) -> torch.Tensor:
         """Keras's step loop: masked steps keep the state and repeat (or zero) the output."""
-        projected = self.project(x, input_mask)
+        # one view per step: indexing projected[:, t] instead would make each step's backward
+        # write its gradient into a zero tensor of the whole sequence (3.7x slower at 500 steps)
+        steps = self.project(x, input_mask).unbind(1)
         state: State = tuple(x.new_zeros(x.shape[0], self.units) for _ in self.state_names)
         previous = state[0]
         outputs = []
-        for t in range(x.shape[1]):
-            output, new_state = self.step(projected[:, t], state, state_mask)
+        for t, projected in enumerate(steps):
+            output, new_state = self.step(projected, state, state_mask)
             if mask is not None:
                 keep = mask[:, t, None]
                 new_state = tuple(
