@@ -20,3 +20,4 @@ bench:
 	python bench/bench_sweep.py
 	python bench/bench_process.py
 	python bench/repeatability.py
+	python bench/bench_recurrent.py
