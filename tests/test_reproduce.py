@@ -39,6 +39,20 @@ def test_dlwp_ch5_mnist_convnet_reaches_the_book_accuracy(
     assert result.results["test"]["accuracy"] == pytest.approx(0.9908, abs=0.003)  # book: 0.9908
 
 
+@pytest.mark.slow
+def test_dlwp_ch6_imdb_conv1d_without_its_sigmoid_trains_as_in_keras(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """About 4 minutes on two CPU cores. The book gives no number: somewhat below the LSTM's
+    0.89 validation accuracy; dlrun measured 0.882 after epoch 10 and 0.862 on the test set."""
+    if not (SHARED / "imdb").is_dir():
+        pytest.skip("IMDB is not in ../shared/data")
+    monkeypatch.setenv("DLRUN_DATA_PATH", str(SHARED))
+    cfg = load_config(REPO / "configs/dlwp/ch6_imdb_conv1d.yaml", ["train.progress=none"])
+    result = run_experiment(cfg, tmp_path)
+    assert result.results["test"]["accuracy"] == pytest.approx(0.86, abs=0.02)
+
+
 def _boston(tmp_path: Path, config: str, *overrides: str) -> dict:
     data = SHARED / "boston_housing" / "boston_housing.npz"
     if not data.is_file():
