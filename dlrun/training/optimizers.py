@@ -18,8 +18,6 @@ from dlrun.config.base import Number
 from dlrun.config.base import StrictModel
 from dlrun.registry import Registry
 from dlrun.training import eager
-from dlrun.training.rmsprop import EpsilonInSqrtRMSprop
-from dlrun.training.rmsprop import LoopRMSprop
 
 
 class OptimizerConfig(StrictModel):
@@ -124,7 +122,7 @@ class RMSprop(Optimizer):
 
     @property
     def torch_class(self) -> type[torch.optim.Optimizer]:  # type: ignore[override]
-        return EpsilonInSqrtRMSprop if self.config.epsilon_in_sqrt else LoopRMSprop
+        return EpsilonInSqrtRMSprop if self.config.epsilon_in_sqrt else torch.optim.RMSprop
 
     def torch_kwargs(self) -> dict[str, Any]:
         cfg = self.config
@@ -134,6 +132,52 @@ class RMSprop(Optimizer):
             "momentum": cfg.momentum,
             "centered": cfg.centered,
         }
+
+
+class EpsilonInSqrtRMSprop(torch.optim.Optimizer):
+    """RMSprop as Keras 3 computes it: ``p -= lr * g / sqrt(v - mean_g^2 [centered] + eps)``,
+    momentum accumulating the increments; weight decay is added to the gradient as in torch."""
+
+    def __init__(
+        self,
+        params: Iterable[torch.Tensor],
+        lr: float,
+        alpha: float,
+        eps: float,
+        momentum: float,
+        centered: bool,
+        weight_decay: float,
+    ) -> None:
+        defaults = {"lr": lr, "alpha": alpha, "eps": eps, "momentum": momentum,
+                    "centered": centered, "weight_decay": weight_decay}  # fmt: skip
+        super().__init__(params, defaults)
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> None:  # type: ignore[override]
+        for group in self.param_groups:
+            rho, eps = group["alpha"], group["eps"]
+            for param in group["params"]:
+                if param.grad is None:
+                    continue
+                grad = param.grad
+                if group["weight_decay"]:
+                    grad = grad.add(param, alpha=group["weight_decay"])
+                state = self.state[param]
+                if not state:
+                    state["square_avg"] = torch.zeros_like(param)
+                    state["grad_avg"] = torch.zeros_like(param)
+                    state["momentum_buffer"] = torch.zeros_like(param)
+                square_avg = state["square_avg"].mul_(rho).addcmul_(grad, grad, value=1 - rho)
+                denominator = square_avg.add(eps)
+                if group["centered"]:
+                    grad_avg = state["grad_avg"].mul_(rho).add_(grad, alpha=1 - rho)
+                    denominator.addcmul_(grad_avg, grad_avg, value=-1)
+                increment = grad.mul(group["lr"]).div_(denominator.sqrt_())
+                if group["momentum"] > 0:
+                    buffer = state["momentum_buffer"].mul_(group["momentum"]).add_(increment)
+                    param.sub_(buffer)
+                else:
+                    param.sub_(increment)
 
 
 class _AdamFamily(Optimizer):
