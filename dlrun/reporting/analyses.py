@@ -1,7 +1,7 @@
 """Analyses written beside a scored split's metrics; a task names the ones that apply to it.
 
-Each analysis takes the run directory, a title and the split's predictions, writes its files and
-returns what it found: their names and the tables report.md shows beside its figure.
+Each analysis takes the run directory and what was scored (:class:`Scored`), writes its files
+and returns what it found: their names and the tables report.md shows beside its figure.
 """
 
 from __future__ import annotations
@@ -10,10 +10,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
 
+import numpy as np
+
 from dlrun.evaluation.analysis import ClassScores
 from dlrun.evaluation.analysis import analyse_classification
 from dlrun.evaluation.analysis import residual_statistics
 from dlrun.evaluation.scoring import Evaluation
+from dlrun.evaluation.thresholds import ThresholdScore
+from dlrun.evaluation.thresholds import binary_scores
+from dlrun.evaluation.thresholds import roc_curve
+from dlrun.evaluation.thresholds import score_at
+from dlrun.evaluation.thresholds import youden_threshold
 from dlrun.registry import Registry
 from dlrun.reporting import plots
 from dlrun.reporting.drawing import draw
@@ -31,30 +38,45 @@ class Analysed:
         files: the files written, in the run directory.
         class_scores: per-class precision/recall/F1/support (classification).
         residuals: residual statistics of the scored split (regression), as residuals.json.
+        thresholds: the scored split at each decision threshold considered (binary).
     """
 
     files: list[str] = field(default_factory=list)
     class_scores: list[ClassScores] = field(default_factory=list)
     residuals: dict[str, float] | None = None
+    thresholds: list[ThresholdScore] = field(default_factory=list)
 
     def __add__(self, other: Analysed) -> Analysed:
         residuals = other.residuals if other.residuals is not None else self.residuals
         return Analysed(
-            [*self.files, *other.files], [*self.class_scores, *other.class_scores], residuals
+            [*self.files, *other.files],
+            [*self.class_scores, *other.class_scores],
+            residuals,
+            [*self.thresholds, *other.thresholds],
         )
 
 
-Analysis = Callable[[RunDirectory, str, Evaluation, "list[str] | None"], Analysed]
+@dataclass(frozen=True)
+class Scored:
+    """What an analysis reads: the scored split, and the same model's validation split when
+    that is another one (a hold-out run's, beside its test split)."""
+
+    title: str
+    evaluation: Evaluation
+    class_names: list[str] | None
+    validation: Evaluation | None = None
+
+
+Analysis = Callable[[RunDirectory, Scored], Analysed]
 ANALYSES: Registry[Analysis] = Registry("analysis")
 
 
 @ANALYSES.register("confusion_matrix")
-def confusion_matrix(
-    run: RunDirectory, title: str, scored: Evaluation, class_names: list[str] | None
-) -> Analysed:
+def confusion_matrix(run: RunDirectory, given: Scored) -> Analysed:
     """Confusion matrix (CSV and PNG) and the per-class report with BER."""
+    scored, title = given.evaluation, given.title
     assert scored.predictions is not None
-    analysis = analyse_classification(scored.predictions, class_names)
+    analysis = analyse_classification(scored.predictions, given.class_names)
     rows = [
         [label, *row.tolist()] for label, row in zip(analysis.labels, analysis.matrix, strict=True)
     ]
@@ -68,10 +90,9 @@ def confusion_matrix(
 
 
 @ANALYSES.register("residuals")
-def residuals(
-    run: RunDirectory, title: str, scored: Evaluation, class_names: list[str] | None
-) -> Analysed:
+def residuals(run: RunDirectory, given: Scored) -> Analysed:
     """Predicted against true values (PNG) and residual statistics (JSON)."""
+    scored, title = given.evaluation, given.title
     assert scored.predictions is not None
     y_true = scored.predictions.y_true.cpu().numpy().reshape(-1)
     y_pred = scored.predictions.y_pred.cpu().numpy().reshape(-1)
@@ -79,3 +100,40 @@ def residuals(
     statistics = residual_statistics(y_true, y_pred)
     write_json(run.file("residuals.json"), statistics)
     return Analysed(["predictions.png", "residuals.json"], residuals=statistics)
+
+
+@ANALYSES.register("roc_curve")
+def roc(run: RunDirectory, given: Scored) -> Analysed:
+    """The ROC curve (PNG, CSV) and the split scored at 0.5 and at Youden's threshold, chosen
+    on the validation split where there is another one, and on the scored split itself."""
+    scored = given.evaluation
+    assert scored.predictions is not None
+    pair = binary_scores(scored.predictions)
+    if pair is None or pair[0].all() or not pair[0].any():
+        return Analysed()  # one class only: no curve
+    positive, scores = pair
+    curve = roc_curve(positive, scores)
+    youden = "Youden's J (max TPR - FPR)"
+    rows = [score_at(positive, scores, 0.5, "fixed", "")]
+    validation = given.validation
+    chosen = None
+    if validation is not None and validation.predictions is not None:
+        chosen = binary_scores(validation.predictions)
+    if validation is not None and chosen is not None and chosen[0].any() and not chosen[0].all():
+        threshold = youden_threshold(roc_curve(*chosen))
+        rows.append(score_at(positive, scores, threshold, youden, validation.split))
+    rows.append(score_at(positive, scores, youden_threshold(curve), youden, scored.split))
+    write_csv(run.file("roc_curve.csv"), ["fpr", "tpr", "threshold"],
+              np.column_stack([curve.fpr, curve.tpr, curve.thresholds]).tolist())  # fmt: skip
+    write_json(run.file("thresholds.json"), {"split": scored.split, "samples": scored.size,
+               "thresholds": [row.as_dict() for row in rows]})  # fmt: skip
+    draw(plots.roc_curve_plot, curve.fpr, curve.tpr, scored.metrics.get("roc_auc"),
+         [(_label(row), row.fpr, row.tpr) for row in rows], given.title,
+         target=run.file("roc_curve.png"))  # fmt: skip
+    return Analysed(["roc_curve.png", "roc_curve.csv", "thresholds.json"], thresholds=rows)
+
+
+def _label(row: ThresholdScore) -> str:
+    """A threshold's legend entry: its value and where it was chosen."""
+    where = f", chosen on {row.chosen_on}" if row.chosen_on else ""
+    return f"threshold {row.threshold:.3g}{where}"

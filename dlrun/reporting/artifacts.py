@@ -19,6 +19,7 @@ from dlrun.models.summary import summary_text
 from dlrun.reporting import plots
 from dlrun.reporting.analyses import ANALYSES
 from dlrun.reporting.analyses import Analysed
+from dlrun.reporting.analyses import Scored
 from dlrun.reporting.curves import curve_marks
 from dlrun.reporting.drawing import draw
 from dlrun.reporting.drawing import pending_names
@@ -52,16 +53,30 @@ def write_analysis(
     scored: Evaluation | None,
     class_names: list[str] | None,
     fold: str = "",
+    validation: Evaluation | None = None,
 ) -> Analysed:
     """The analyses the task names (confusion matrix, residuals, ...): their files and tables.
-    A ``fold``'s figures name it: the folds' figures look alike otherwise."""
+    A ``fold``'s figures name it: the folds' figures look alike otherwise. ``validation`` is
+    the scored model's validation split, when the scored split is another."""
     if scored is None or scored.predictions is None:
         return Analysed()
     title = f"{cfg.name}{f' {fold}' if fold else ''}: {scored.split} split"
+    given = Scored(title, scored, class_names, validation)
     written = Analysed()
     for name in TASKS.get(cfg.task.name).analyses:
-        written += ANALYSES.get(name)(run, title, scored, class_names)
+        written += ANALYSES.get(name)(run, given)
     return written
+
+
+def validation_of(
+    fitted: FittedModel | None, scored: Evaluation | None, folds: list[FoldOutcome] | None
+) -> Evaluation | None:
+    """The validation split the scored model was scored on, when it is not the scored split
+    (a hold-out run scores its one model on both; a K-fold run's final retrain has none)."""
+    for outcome in folds or []:
+        if outcome.fitted is fitted and outcome.evaluation is not scored:
+            return outcome.evaluation
+    return None
 
 
 def write_run_files(
@@ -90,7 +105,8 @@ def write_run_files(
     if cv is not None and folds:
         write_cv_files(run, cv, folds, cfg.name)
     fold = str(results.get("fold") or "")  # a fold's sub-run: its name
-    analysed = write_analysis(run, cfg, scored, data.class_names, fold)
+    validation = validation_of(fitted, scored, folds)
+    analysed = write_analysis(run, cfg, scored, data.class_names, fold, validation)
     scores = {scored.split: scored.metrics} if scored else {}
     if cv is not None:  # the folds' mean, under the name each fold gives its own score
         scores["validation"] = {k: s.mean for k, s in cv.metrics.items()}
@@ -109,7 +125,7 @@ def write_run_files(
         if described is not None
         else ""
     )
-    extras = ReportExtras(marks, analysed.class_scores, analysed.residuals)
+    extras = ReportExtras(marks, analysed.class_scores, analysed.residuals, analysed.thresholds)
     text = render_report(results, files.rows, summary, [*listed, "report.md", *folders], extras)
     write_text(run.file("report.md"), text)
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from dlrun.evaluation.aggregate import LONG_CURVE
 from dlrun.evaluation.analysis import ClassScores
+from dlrun.evaluation.thresholds import ThresholdScore
 from dlrun.reporting.curves import CurveMarks
 from dlrun.training.status import RunStatus
 
@@ -173,11 +174,13 @@ class ReportExtras:
         marks: the epochs the learning curves mark (best, restored) and their smoothing.
         class_scores: per-class precision/recall/F1/support (classification).
         residuals: residual statistics of the scored split (regression).
+        thresholds: the scored split at each decision threshold considered (binary).
     """
 
     marks: CurveMarks = field(default_factory=CurveMarks)
     class_scores: list[ClassScores] = field(default_factory=list)
     residuals: dict[str, float] | None = None
+    thresholds: list[ThresholdScore] = field(default_factory=list)
 
 
 def _curve_notes(results: dict[str, Any], extras: ReportExtras) -> list[str]:
@@ -227,6 +230,25 @@ def _residual_notes(results: dict[str, Any], extras: ReportExtras) -> list[str]:
             _table([extras.residuals], list(extras.residuals))]  # fmt: skip
 
 
+def _threshold_notes(results: dict[str, Any], extras: ReportExtras) -> list[str]:
+    if not extras.thresholds:
+        return []
+    split = (results.get("evaluation") or {}).get("split", "scored")
+    rows = [{"threshold": f"{row.threshold:.4g}", "chosen by": row.rule,
+             "chosen on": row.chosen_on or "-", "balanced accuracy": row.balanced_accuracy,
+             **{k: v for k, v in row.as_dict().items() if k in ("tn", "fp", "fn", "tp")}}
+            for row in extras.thresholds]  # fmt: skip
+    notes = [
+        f"The {split} split called positive at score >= threshold (also in thresholds.json):",
+        "",
+        _table(rows, list(rows[0])),
+    ]
+    if any(row.chosen_on == split for row in extras.thresholds):
+        notes += ["", f"A threshold chosen on the {split} split itself has seen the answers it "
+                  "is scored on: its balanced accuracy is optimistic."]  # fmt: skip
+    return notes
+
+
 @dataclass(frozen=True)
 class FigureSection:
     """A figure a run may write, its heading, and the text read beside it."""
@@ -241,6 +263,7 @@ FIGURES = (
     FigureSection("learning_curves.png", "Learning curves", _curve_notes),
     FigureSection("cv_curves.png", "Cross-validation curves", _cv_curve_notes),
     FigureSection("confusion_matrix.png", "Confusion matrix", _class_notes),
+    FigureSection("roc_curve.png", "ROC curve and decision thresholds", _threshold_notes),
     FigureSection("predictions.png", "Predictions against true values", _residual_notes),
 )
 

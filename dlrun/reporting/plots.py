@@ -159,6 +159,32 @@ def predicted_vs_true(y_true: np.ndarray, y_pred: np.ndarray, title: str, target
     _save(fig, target)
 
 
+def roc_curve_plot(
+    fpr: np.ndarray,
+    tpr: np.ndarray,
+    auc: float | None,
+    points: list[tuple[str, float, float]],
+    title: str,
+    target: Path,
+) -> None:
+    """The ROC curve with chance's diagonal and each threshold's point (label, FPR, TPR)."""
+    fig = _figure(5, 5)
+    ax = fig.subplots()
+    area = "" if auc is None else f" (AUC {auc:.4f})"
+    ax.plot(fpr, tpr, lw=1.5, label=f"ROC{area}")
+    ax.plot([0, 1], [0, 1], "k--", lw=1, label="chance")
+    for (label, x, y), marker in zip(points, "osD^v", strict=False):
+        ax.plot([x], [y], marker, ms=7, label=label)
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.set_xlim(-0.01, 1.01)
+    ax.set_ylim(-0.01, 1.01)
+    ax.set_aspect("equal")
+    ax.set_title(title)
+    ax.legend(loc="lower right", fontsize=8)
+    _save(fig, target)
+
+
 def cv_curves(cv: CrossValidation, title: str, target: Path) -> None:
     """The fold-averaged monitor per epoch, raw and smoothed, with the suggested best epoch."""
     raw = cv.curves.get(cv.monitor, [])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 from typing import Any
+from typing import ClassVar
 
 import torch
 
@@ -49,7 +50,7 @@ class SingleLabel(SupervisedTask):
     single_label = True
     metric_kinds = frozenset({MetricKind.LABELS, MetricKind.SINGLE_LABEL, MetricKind.ERRORS})
     baselines = ("majority class", "random guessing", "shuffled labels")
-    analyses = ("confusion_matrix",)
+    analyses: ClassVar[tuple[str, ...]] = ("confusion_matrix",)
     class_averaging = Averaging.MACRO
 
 
@@ -59,6 +60,7 @@ class Binary(SingleLabel):
 
     max_classes = 2
     class_averaging = Averaging.BINARY
+    analyses: ClassVar[tuple[str, ...]] = ("confusion_matrix", "roc_curve")
 
     @classmethod
     def check_model(
@@ -146,7 +148,7 @@ class Multilabel(SupervisedTask):
     class_labels = True
     metric_kinds = frozenset({MetricKind.LABELS, MetricKind.ERRORS})
     baselines = ("most frequent value per label",)
-    analyses = ("confusion_matrix",)
+    analyses: ClassVar[tuple[str, ...]] = ("confusion_matrix",)
     class_averaging = Averaging.MACRO
     averaged_over = ("label", "labels")
 

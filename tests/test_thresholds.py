@@ -1,0 +1,138 @@
+"""The ROC curve and Youden's threshold equal scikit-learn's; a binary run chooses its
+threshold on the validation split, applies it to the test split, and reports both."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from sklearn import metrics as skm
+
+from dlrun.api import run_experiment
+from dlrun.config.load import config_from_data
+from dlrun.evaluation.scoring import Evaluation
+from dlrun.evaluation.thresholds import binary_scores
+from dlrun.evaluation.thresholds import roc_curve
+from dlrun.evaluation.thresholds import score_at
+from dlrun.evaluation.thresholds import youden_threshold
+from dlrun.reporting.analyses import Scored
+from dlrun.reporting.analyses import roc
+from dlrun.reporting.rundir import RunDirectory
+from dlrun.tasks.classic import Binary
+from dlrun.training.metrics import Predictions
+from tests.conftest import tiny_config
+
+
+def _case(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two classes with scores rounded to one or two decimals, so many of them tie."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 80))
+    positive = rng.integers(0, 2, n).astype(bool)
+    positive[:2] = [True, False]
+    scores = np.round(rng.random(n) * positive + rng.random(n), int(rng.integers(1, 3)))
+    return positive, scores
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_curve_and_youden_threshold_equal_scikit_learn(seed: int) -> None:
+    positive, scores = _case(seed)
+    fpr, tpr, thresholds = skm.roc_curve(positive, scores)
+    curve = roc_curve(positive, scores)
+    np.testing.assert_allclose(curve.fpr, fpr, rtol=1e-12)
+    np.testing.assert_allclose(curve.tpr, tpr, rtol=1e-12)
+    np.testing.assert_array_equal(curve.thresholds, thresholds)
+    threshold = youden_threshold(curve)
+    assert threshold == thresholds[np.argmax(tpr - fpr)]  # Beginners ch. 13's rule
+    called = (scores >= threshold).astype(int)
+    scored = score_at(positive, scores, threshold, "Youden", "test")
+    np.testing.assert_array_equal(scored.matrix, skm.confusion_matrix(positive, called))
+    assert scored.balanced_accuracy == pytest.approx(skm.balanced_accuracy_score(positive, called))
+    best = np.argmax(tpr - fpr)
+    assert (scored.fpr, scored.tpr) == pytest.approx((fpr[best], tpr[best]))  # its curve point
+
+
+def test_positive_scores_from_one_sigmoid_or_two_softmax_units() -> None:
+    true = torch.tensor([0.0, 1.0, 1.0])
+    sigmoid = Binary.label(true[:, None], torch.tensor([[0.2], [0.7], [0.4]]))
+    positive, scores = binary_scores(sigmoid) or (None, None)
+    assert positive is not None and positive.tolist() == [False, True, True]
+    assert scores is not None and scores.tolist() == pytest.approx([0.2, 0.7, 0.4])
+    two = Predictions(true, torch.tensor([[3.0, 1.0], [1.0, 1.0], [0.0, 2.0]]),
+                      true.long(), torch.tensor([0, 0, 1]))  # fmt: skip
+    assert binary_scores(two)[1].tolist() == pytest.approx([0.25, 0.5, 1.0])  # type: ignore[index]
+    three = Predictions(true, torch.ones(3, 3), true.long(), true.long())
+    assert binary_scores(three) is None
+
+
+def _evaluation(split: str, positive: np.ndarray, scores: np.ndarray) -> Evaluation:
+    y_true = torch.tensor(positive, dtype=torch.float32)[:, None]
+    predictions = Binary.label(y_true, torch.tensor(scores, dtype=torch.float32)[:, None])
+    return Evaluation(split, {"roc_auc": 0.5}, predictions, len(positive))
+
+
+def test_threshold_is_chosen_on_validation_and_applied_to_test(tmp_path: Path) -> None:
+    val_positive, val_scores = _case(1)
+    test_positive, test_scores = _case(2)
+    validation = _evaluation("validation", val_positive, val_scores)
+    test = _evaluation("test", test_positive, test_scores)
+    written = roc(RunDirectory(tmp_path), Scored("title", test, None, validation))
+    assert written.files == ["roc_curve.png", "roc_curve.csv", "thresholds.json"]
+    assert (tmp_path / "roc_curve.png").read_bytes()[:4] == b"\x89PNG"
+    rows = json.loads((tmp_path / "thresholds.json").read_text())["thresholds"]
+    assert [(r["rule"], r["chosen_on"]) for r in rows] == [
+        ("fixed", ""), ("Youden's J (max TPR - FPR)", "validation"),
+        ("Youden's J (max TPR - FPR)", "test")]  # fmt: skip
+    float32 = np.float32  # the scores as the model's outputs hold them
+    fpr, tpr, thresholds = skm.roc_curve(val_positive, val_scores.astype(float32))
+    chosen = float(thresholds[np.argmax(tpr - fpr)])
+    assert rows[1]["threshold"] == chosen
+    called = test_scores.astype(float32) >= chosen
+    assert rows[1]["balanced_accuracy"] == pytest.approx(
+        skm.balanced_accuracy_score(test_positive, called)
+    )
+    tn, fp, fn, tp = skm.confusion_matrix(test_positive, called).ravel()
+    assert [rows[1][k] for k in ("tn", "fp", "fn", "tp")] == [tn, fp, fn, tp]
+    at_half = skm.balanced_accuracy_score(test_positive, test_scores.astype(float32) >= 0.5)
+    assert rows[0]["balanced_accuracy"] == pytest.approx(at_half)
+    with (tmp_path / "roc_curve.csv").open() as f:
+        curve = list(csv.DictReader(f))
+    fpr, tpr, _ = skm.roc_curve(test_positive, test_scores.astype(float32))
+    assert [float(r["tpr"]) for r in curve] == pytest.approx(tpr.tolist())
+
+
+def test_no_curve_for_a_split_of_one_class(tmp_path: Path) -> None:
+    only = _evaluation("test", np.ones(5, dtype=bool), np.linspace(0, 1, 5))
+    assert roc(RunDirectory(tmp_path), Scored("title", only, None)).files == []
+    assert not list(tmp_path.iterdir())
+
+
+def test_binary_run_reports_its_thresholds(tmp_path: Path) -> None:
+    cfg = config_from_data(tiny_config(
+        task="binary", data={"dataset": "breast_cancer"}, preprocess=["standardize"],
+        loss="binary_crossentropy", metrics=["accuracy", "roc_auc"],
+        model={"layers": [{"dense": 8}, {"dense": {"units": 1, "activation": "sigmoid"}}]},
+        train={"epochs": 3, "batch_size": 32, "progress": "none"},
+        evaluation={"validation": {"count": 100}},
+    ))  # fmt: skip
+    result = run_experiment(cfg, tmp_path)
+    run = result.run_dir
+    saved = json.loads((run / "thresholds.json").read_text())
+    assert saved["split"] == "test" and saved["samples"] == result.results["data"]["sizes"]["test"]
+    chosen_on = [row["chosen_on"] for row in saved["thresholds"]]
+    assert chosen_on == ["", "validation", "test"]
+    for row in saved["thresholds"]:
+        assert row["tn"] + row["fp"] + row["fn"] + row["tp"] == saved["samples"]
+    with (run / "roc_curve.csv").open() as f:
+        curve = [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)]
+    best = max(curve, key=lambda r: r["tpr"] - r["fpr"])  # the first of equals, as argmax
+    assert saved["thresholds"][2]["threshold"] == pytest.approx(best["threshold"])
+    report = (run / "report.md").read_text()
+    section = report.split("## ROC curve and decision thresholds")[1].split("\n## ")[0]
+    assert "![roc curve](roc_curve.png)" in section
+    assert "| 0.5 | fixed | - |" in section
+    assert "| Youden's J (max TPR - FPR) | validation |" in section
+    assert "chosen on the test split itself has seen the answers" in section
