@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import statistics
 import sys
@@ -97,6 +98,11 @@ EXPERIMENTS = [
     Experiment("Beginners ch. 6 search, stack h (E18)", "beginners/ch6_spirals_search.yaml",
                "spirals", "", "cv", "binary_accuracy", 0.905, 0.094, 3, overrides=(STACK_H,),
                basis="book std"),
+    Experiment("Beginners ch. 13 SimpleRNN, Youden threshold (E38)",
+               "beginners/ch13_imdb_simple_rnn.yaml", "imdb", "raw", "threshold",
+               "balanced_accuracy", 0.8382, 0.02, 3),
+    Experiment("Beginners ch. 13 LSTM, Youden threshold (E39)", "beginners/ch13_imdb_lstm.yaml",
+               "imdb", "raw", "threshold", "balanced_accuracy", 0.8544, 0.02, 3),
     Experiment("Course module II Pima 12-8-1 (003-1)", "course/pima.yaml", "pima", "", "test",
                "accuracy", None, 0.0, 3),
 ]  # fmt: skip
@@ -110,6 +116,13 @@ def _last_training_value(run_dir: Path, metric: str) -> float:
     return float(rows[-1][metric])
 
 
+def _at_validation_threshold(run_dir: Path, metric: str) -> float:
+    """The test split's metric at Youden's threshold chosen on the validation split (the book
+    chose it on the test split; dlrun's report shows that figure too)."""
+    rows = json.loads((run_dir / "thresholds.json").read_text())["thresholds"]
+    return float(next(row[metric] for row in rows if row["chosen_on"] == "validation"))
+
+
 READERS: dict[str, Callable[[dict[str, Any], Path, str], float]] = {
     "test": lambda results, _, metric: float(results["test"][metric]),
     "cv": lambda results, _, metric: float(results["cross_validation"]["metrics"][metric]["mean"]),
@@ -117,9 +130,11 @@ READERS: dict[str, Callable[[dict[str, Any], Path, str], float]] = {
     "best_value": lambda results, _, metric: float(results["validation"]["best_value"]),
     "cv_best_epoch": lambda results, _, metric: float(results["cross_validation"]["best_epoch"]),
     "train": lambda _, run_dir, metric: _last_training_value(run_dir, metric),
+    "threshold": lambda _, run_dir, metric: _at_validation_threshold(run_dir, metric),
 }
 """Where an experiment's number is read: the test split, the cross-validated mean, the epoch
-of the best validation value (the books' "starts overfitting after N epochs"), ..."""
+of the best validation value (the books' "starts overfitting after N epochs"), the test split
+at the decision threshold chosen on validation, ..."""
 
 
 def available(experiment: Experiment) -> bool:

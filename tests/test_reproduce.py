@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -39,6 +40,30 @@ def test_dlwp_test_accuracy_is_the_books(
     cfg = load_config(REPO / "configs/dlwp" / config, ["train.progress=none"])
     accuracy = run_experiment(cfg, tmp_path).results["test"]["accuracy"]
     assert accuracy == pytest.approx(book, abs=tolerance)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("config", "auc", "balanced"),
+    [
+        ("ch13_imdb_simple_rnn.yaml", 0.92, 0.8382),  # dlrun: 0.929, 0.848; a minute here
+        ("ch13_imdb_lstm.yaml", 0.93, 0.8544),
+    ],
+)
+def test_beginners_ch13_auc_and_balanced_accuracy_are_the_books(
+    config: str, auc: float, balanced: float, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The book scores the test reviews at the threshold it chose on them; dlrun's figure is
+    the test split at the threshold chosen on the validation split."""
+    if not (SHARED / "imdb").is_dir():
+        pytest.skip("imdb is not in ../shared/data")
+    monkeypatch.setenv("DLRUN_DATA_PATH", str(SHARED))
+    cfg = load_config(REPO / "configs/beginners" / config, ["train.progress=none"])
+    result = run_experiment(cfg, tmp_path)
+    assert result.results["test"]["roc_auc"] == pytest.approx(auc, abs=0.015)
+    rows = json.loads((result.run_dir / "thresholds.json").read_text())["thresholds"]
+    (chosen,) = [row for row in rows if row["chosen_on"] == "validation"]
+    assert chosen["balanced_accuracy"] == pytest.approx(balanced, abs=0.02)
 
 
 def _boston(tmp_path: Path, config: str, *overrides: str) -> dict:

@@ -74,6 +74,8 @@ def test_every_shipped_config_validates(path: Path) -> None:
         ("dlwp/ch6_jena_bidirectional_gru.yaml", 9_089),
         ("dlwp/ch6_jena_conv1d.yaml", 12_609),
         ("dlwp/ch6_jena_conv1d_gru.yaml", 13_697),
+        ("beginners/ch13_imdb_simple_rnn.yaml", 643_265),
+        ("beginners/ch13_imdb_lstm.yaml", 652_577),
     ],
 )
 def test_parameter_counts_equal_keras(

@@ -45,6 +45,7 @@ def test_curve_and_youden_threshold_equal_scikit_learn(seed: int) -> None:
     np.testing.assert_allclose(curve.fpr, fpr, rtol=1e-12)
     np.testing.assert_allclose(curve.tpr, tpr, rtol=1e-12)
     np.testing.assert_array_equal(curve.thresholds, thresholds)
+    assert curve.area == pytest.approx(skm.roc_auc_score(positive, scores), abs=1e-12)
     threshold = youden_threshold(curve)
     assert threshold == thresholds[np.argmax(tpr - fpr)]  # Beginners ch. 13's rule
     called = (scores >= threshold).astype(int)
@@ -66,6 +67,8 @@ def test_positive_scores_from_one_sigmoid_or_two_softmax_units() -> None:
     assert binary_scores(two)[1].tolist() == pytest.approx([0.25, 0.5, 1.0])  # type: ignore[index]
     three = Predictions(true, torch.ones(3, 3), true.long(), true.long())
     assert binary_scores(three) is None
+    one_class = Binary.label(torch.ones(3, 1), torch.tensor([[0.2], [0.7], [0.4]]))
+    assert binary_scores(one_class) is None  # no curve without both classes
 
 
 def _evaluation(split: str, positive: np.ndarray, scores: np.ndarray) -> Evaluation:
@@ -122,6 +125,7 @@ def test_binary_run_reports_its_thresholds(tmp_path: Path) -> None:
     run = result.run_dir
     saved = json.loads((run / "thresholds.json").read_text())
     assert saved["split"] == "test" and saved["samples"] == result.results["data"]["sizes"]["test"]
+    assert saved["roc_auc"] == pytest.approx(result.results["test"]["roc_auc"], abs=1e-9)
     chosen_on = [row["chosen_on"] for row in saved["thresholds"]]
     assert chosen_on == ["", "validation", "test"]
     for row in saved["thresholds"]:

@@ -57,9 +57,7 @@ def analyse_classification(
     labels = class_names_for(count, None if several else class_names)
     matrix = confusion_matrix(true, pred, count)
     rows = class_scores(matrix, labels)
-    present = matrix.sum(axis=1) > 0
-    recalls = np.array([row.recall for row in rows])
-    ber = float(1 - recalls[present].mean()) if present.any() else float("nan")
+    ber = 1 - balanced_accuracy_of(matrix)
     accuracy = float((true == pred).mean()) if len(true) else float("nan")
     report = report_text(rows, accuracy) + f"\nbalanced error rate (BER): {ber:.4f}\n"
     return ClassificationAnalysis(labels, matrix, report, accuracy, ber, rows)
@@ -69,6 +67,15 @@ def confusion_matrix(true: np.ndarray, pred: np.ndarray, count: int) -> np.ndarr
     """``count x count`` int64 counts; rows the true class, columns the predicted one."""
     pairs = np.asarray(true, dtype=np.int64) * count + np.asarray(pred, dtype=np.int64)
     return np.bincount(pairs, minlength=count * count).reshape(count, count)
+
+
+def balanced_accuracy_of(matrix: np.ndarray) -> float:
+    """The mean recall of the classes present in the targets (NaN without any)."""
+    actual = matrix.sum(axis=1)
+    present = actual > 0
+    if not present.any():
+        return float("nan")
+    return float((np.diag(matrix)[present] / actual[present]).mean())
 
 
 def class_scores(matrix: np.ndarray, labels: list[str]) -> list[ClassScores]:

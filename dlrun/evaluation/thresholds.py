@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dlrun.evaluation.analysis import balanced_accuracy_of
+from dlrun.evaluation.analysis import confusion_matrix
 from dlrun.training.metrics import Predictions
 
 
@@ -27,6 +29,11 @@ class RocCurve:
     fpr: np.ndarray
     tpr: np.ndarray
     thresholds: np.ndarray
+
+    @property
+    def area(self) -> float:
+        """The area under the curve (trapezoids): the ROC AUC."""
+        return float(np.sum(np.diff(self.fpr) * (self.tpr[1:] + self.tpr[:-1]) / 2))
 
 
 @dataclass(frozen=True)
@@ -60,7 +67,7 @@ class ThresholdScore:
 
 def binary_scores(predictions: Predictions) -> tuple[np.ndarray, np.ndarray] | None:
     """Each sample's true class (bool, positive = 1) and score for the positive class, or
-    ``None`` when the predictions are not of two classes with scores."""
+    ``None`` when the predictions are not of two classes with scores, both present."""
     if predictions.true_labels is None or predictions.several_labels:
         return None
     true = predictions.true_labels.cpu().numpy().reshape(-1)
@@ -68,7 +75,8 @@ def binary_scores(predictions: Predictions) -> tuple[np.ndarray, np.ndarray] | N
     if values.shape[1] > 2 or not len(true) or true.max(initial=0) > 1:
         return None
     scores = values[:, 0] if values.shape[1] == 1 else values[:, 1] / values.sum(axis=1)
-    return true == 1, scores
+    positive = true == 1
+    return (positive, scores) if positive.any() and not positive.all() else None
 
 
 def roc_curve(positive: np.ndarray, scores: np.ndarray) -> RocCurve:
@@ -94,10 +102,5 @@ def score_at(
     positive: np.ndarray, scores: np.ndarray, threshold: float, rule: str, chosen_on: str
 ) -> ThresholdScore:
     """Balanced accuracy and confusion matrix of ``score >= threshold`` on these samples."""
-    called = scores >= threshold
-    matrix = np.array([[np.sum(~positive & ~called), np.sum(~positive & called)],
-                       [np.sum(positive & ~called), np.sum(positive & called)]])  # fmt: skip
-    present = matrix.sum(axis=1) > 0
-    recalls = np.diag(matrix)[present] / matrix.sum(axis=1)[present]
-    balanced = float(recalls.mean()) if present.any() else float("nan")
-    return ThresholdScore(rule, chosen_on, float(threshold), balanced, matrix)
+    matrix = confusion_matrix(positive, scores >= threshold, 2)
+    return ThresholdScore(rule, chosen_on, float(threshold), balanced_accuracy_of(matrix), matrix)

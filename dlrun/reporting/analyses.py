@@ -109,8 +109,8 @@ def roc(run: RunDirectory, given: Scored) -> Analysed:
     scored = given.evaluation
     assert scored.predictions is not None
     pair = binary_scores(scored.predictions)
-    if pair is None or pair[0].all() or not pair[0].any():
-        return Analysed()  # one class only: no curve
+    if pair is None:
+        return Analysed()  # not two classes with scores: no curve
     positive, scores = pair
     curve = roc_curve(positive, scores)
     youden = "Youden's J (max TPR - FPR)"
@@ -119,15 +119,15 @@ def roc(run: RunDirectory, given: Scored) -> Analysed:
     chosen = None
     if validation is not None and validation.predictions is not None:
         chosen = binary_scores(validation.predictions)
-    if validation is not None and chosen is not None and chosen[0].any() and not chosen[0].all():
+    if validation is not None and chosen is not None:
         threshold = youden_threshold(roc_curve(*chosen))
         rows.append(score_at(positive, scores, threshold, youden, validation.split))
     rows.append(score_at(positive, scores, youden_threshold(curve), youden, scored.split))
     write_csv(run.file("roc_curve.csv"), ["fpr", "tpr", "threshold"],
               np.column_stack([curve.fpr, curve.tpr, curve.thresholds]).tolist())  # fmt: skip
     write_json(run.file("thresholds.json"), {"split": scored.split, "samples": scored.size,
-               "thresholds": [row.as_dict() for row in rows]})  # fmt: skip
-    draw(plots.roc_curve_plot, curve.fpr, curve.tpr, scored.metrics.get("roc_auc"),
+               "roc_auc": curve.area, "thresholds": [row.as_dict() for row in rows]})  # fmt: skip
+    draw(plots.roc_curve_plot, curve.fpr, curve.tpr, curve.area,
          [(_label(row), row.fpr, row.tpr) for row in rows], given.title,
          target=run.file("roc_curve.png"))  # fmt: skip
     return Analysed(["roc_curve.png", "roc_curve.csv", "thresholds.json"], thresholds=rows)

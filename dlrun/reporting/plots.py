@@ -162,7 +162,7 @@ def predicted_vs_true(y_true: np.ndarray, y_pred: np.ndarray, title: str, target
 def roc_curve_plot(
     fpr: np.ndarray,
     tpr: np.ndarray,
-    auc: float | None,
+    auc: float,
     points: list[tuple[str, float, float]],
     title: str,
     target: Path,
@@ -170,8 +170,7 @@ def roc_curve_plot(
     """The ROC curve with chance's diagonal and each threshold's point (label, FPR, TPR)."""
     fig = _figure(5, 5)
     ax = fig.subplots()
-    area = "" if auc is None else f" (AUC {auc:.4f})"
-    ax.plot(fpr, tpr, lw=1.5, label=f"ROC{area}")
+    ax.plot(fpr, tpr, lw=1.5, label=f"ROC (AUC {auc:.4f})")
     ax.plot([0, 1], [0, 1], "k--", lw=1, label="chance")
     for (label, x, y), marker in zip(points, "osD^v", strict=False):
         ax.plot([x], [y], marker, ms=7, label=label)
