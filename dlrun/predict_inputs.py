@@ -6,6 +6,7 @@ text. Every mistake in the file is one line naming the file (and the line, where
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,10 @@ from dlrun.data.text import read_text
 from dlrun.errors import DataError
 from dlrun.preprocess.categorical import category_codes
 
-TEXT_RUNS = "a run reads texts when it was trained on them (data.output: text, then tokenize)"
+TEXT_RUNS = (
+    "a run reads texts when it was trained on them (data.output: text, then tokenize) "
+    "or on word ids it can index them by (imdb with source: raw)"
+)
 
 
 def read_inputs(
@@ -98,6 +102,22 @@ def read_texts(path: Path, header: bool = True) -> np.ndarray:
     out = np.empty(len(texts), dtype=object)
     out[:] = texts
     return out
+
+
+def holds_texts(path: Path, header: bool = True) -> bool:
+    """Whether ``path`` gives texts rather than numbers: a .txt file, a CSV whose header row
+    names a ``text`` column, an .npz of strings. A file that cannot be read says so later,
+    in the reader's own words."""
+    suffix = path.suffix.lower()
+    if suffix == ".txt":
+        return True
+    if not path.is_file() or (suffix != ".npz" and not header):
+        return False
+    with contextlib.suppress(DataError):
+        if suffix == ".npz":
+            return _npz_array(path).dtype.kind == "U"
+        return "text" in read_table(str(path), ",", header=True)[0]
+    return False
 
 
 def _text_column(path: Path, names: list[str], header: bool) -> int:

@@ -11,6 +11,7 @@ import torch
 from dlrun.config.load import config_from_text
 from dlrun.config.schema import ExperimentConfig
 from dlrun.config.schema import StepEntry
+from dlrun.data.base import DATASETS
 from dlrun.data.base import Arrays
 from dlrun.data.load import load_data
 from dlrun.errors import DataError
@@ -22,6 +23,7 @@ from dlrun.evaluation.protocols import Fold
 from dlrun.evaluation.runner import plan_protocol
 from dlrun.evaluation.scoring import Evaluation
 from dlrun.evaluation.scoring import evaluate_split
+from dlrun.predict_inputs import holds_texts
 from dlrun.predict_inputs import read_inputs
 from dlrun.predict_inputs import read_texts
 from dlrun.preprocess.categorical import vocabularies
@@ -41,6 +43,7 @@ class LoadedRun:
     fitted: FittedModel
     class_names: list[str] | None
     feature_names: list[str] | None
+    vocabulary: list[str] | None = None  # the words behind inputs of word ids
 
 
 def load_run(path: str | Path, checkpoint: str = "checkpoint.pt") -> LoadedRun:
@@ -61,7 +64,8 @@ def load_run(path: str | Path, checkpoint: str = "checkpoint.pt") -> LoadedRun:
     state = TrainState(task, epochs=0, batches_per_epoch=0, epoch=payload[ckpt.EPOCH_KEY],
                        status=RunStatus(payload[ckpt.STATUS_KEY]))  # fmt: skip
     fitted = FittedModel(sources, fields, state)
-    return LoadedRun(cfg, fitted, payload[ckpt.CLASS_NAMES_KEY], payload[ckpt.FEATURE_NAMES_KEY])
+    return LoadedRun(cfg, fitted, payload[ckpt.CLASS_NAMES_KEY], payload[ckpt.FEATURE_NAMES_KEY],
+                     payload.get(ckpt.VOCABULARY_KEY))  # fmt: skip
 
 
 @dataclass
@@ -161,6 +165,9 @@ def predict_file(
     pipeline = fitted.sources.pipeline
     if pipeline.starts_from_text(name):  # e.g. tokenize: the texts themselves
         inputs = read_texts(input_path, header)
+    elif loaded.vocabulary is not None and holds_texts(input_path, header):  # word ids
+        dataset = DATASETS.get(loaded.config.data.dataset)(loaded.config.data)
+        inputs = dataset.encode_texts(read_texts(input_path, header), loaded.vocabulary)
     else:
         coded = vocabularies(pipeline.steps, name)
         inputs = read_inputs(input_path, loaded.feature_names, header, coded)

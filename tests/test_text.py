@@ -19,6 +19,7 @@ import torch
 from dlrun.api import run_experiment
 from dlrun.config.load import config_from_data
 from dlrun.config.schema import StepEntry
+from dlrun.data.base import DATASETS
 from dlrun.data.base import Arrays
 from dlrun.data.load import load_data
 from dlrun.errors import ConfigError
@@ -386,12 +387,63 @@ def test_a_run_that_tokenizes_predicts_on_new_texts(tmp_path: Path) -> None:
         predict_file(run, tmp_path / "new.txt", tmp_path / "out.csv", header=False)
     with pytest.raises(DataError, match=r"new\.txt: a \.txt file holds texts, but this run's "
                        r"preprocessing does not start from text; a run reads texts when it was "
-                       r"trained on them \(data\.output: text, then tokenize\)"):  # fmt: skip
-        read_inputs(tmp_path / "new.txt", None)  # what a run on word indices reads
+                       r"trained on them \(data\.output: text, then tokenize\) or on word ids "
+                       r"it can index them by \(imdb with source: raw\)"):  # fmt: skip
+        read_inputs(tmp_path / "new.txt", None)  # what a run on numbers reads
     np.savez(tmp_path / "ids.npz", x=np.arange(6).reshape(2, 3))
     with pytest.raises(DataError, match=r"int64 values of shape \[2, 3\]; this run reads one "
                        r"text per sample \(a 1-D array of strings\)"):  # fmt: skip
         predict_file(run, tmp_path / "ids.npz", tmp_path / "out.csv")
+
+
+def test_new_reviews_are_indexed_as_the_training_reviews_were(tmp_path: Path) -> None:
+    """The raw source keeps its training words: the same texts, encoded again for predict,
+    give the ids the dataset gave, Keras's skip_top, start mark and oov_char included."""
+    archive(tmp_path, per_class=6)
+    index_options = {"num_words": 9, "skip_top": 2}
+    words = config_from_data(text_config(tmp_path, data={
+        "dataset": "imdb", "source": "raw", "path": str(tmp_path), **index_options}))  # fmt: skip
+    data = load_data(words)
+    texts = load_data(config_from_data(text_config(tmp_path))).train.x  # the same order
+    assert data.vocabulary is not None and len(data.vocabulary) == 9 - 3  # ids below num_words
+    source = DATASETS.get("imdb")(words.data)
+    encoded = source.encode_texts(texts, data.vocabulary)
+    assert [row.tolist() for row in encoded] == [row.tolist() for row in data.train.x]
+    assert {int(v) for row in encoded for v in row} <= {1, 2, *range(3, 9)}
+    first, fifth = data.vocabulary[0], data.vocabulary[4]
+    (new,) = source.encode_texts(np.array([f"Zebra {first.upper()} {fifth}<br />"]),
+                                 data.vocabulary)  # fmt: skip
+    # the start mark 1 is below skip_top 2, so oov_char 2, as in Keras; zebra was never seen;
+    # ranks 1 and 5 shifted by index_from 3
+    assert new.tolist() == [2, 2, 4, 8]
+
+
+def test_a_run_on_word_ids_predicts_on_new_texts(tmp_path: Path) -> None:
+    """Before, a run on the raw reviews' word ids (every shipped IMDB config) asked for
+    numbers: it kept no words to index a new review by."""
+    archive(tmp_path)
+    cfg = text_config(
+        tmp_path, data={"dataset": "imdb", "source": "raw", "path": str(tmp_path),
+                        "num_words": 14},
+        preprocess=[{"multi_hot": 14}],
+        model={"layers": [{"dense": 4}, {"dense": {"units": 1, "activation": "sigmoid"}}]},
+        optimizer={"name": "rmsprop", "lr": 0.01},
+        train={"epochs": 40, "batch_size": 16, "progress": "none"},
+    )  # fmt: skip
+    run = run_experiment(config_from_data(cfg), tmp_path / "runs").run_dir
+    saved = torch.load(run / "checkpoint.pt", weights_only=True)["vocabulary"]
+    assert len(saved) == 14 - 3 and {"great", "awful"} <= set(saved)
+    good, bad = "Great, superb and great", "Dull and boring, awful plot"
+    (tmp_path / "new.txt").write_text(f"{good}\n{bad}\n")
+    (tmp_path / "new.csv").write_text(f'id,text\n1,"{good}"\n2,"{bad}"\n')
+    np.savez(tmp_path / "new.npz", x=np.array([good, bad]))
+    outputs = []
+    for name in ("new.txt", "new.csv", "new.npz"):
+        assert predict_file(run, tmp_path / name, tmp_path / "out.csv") == 2
+        outputs.append((tmp_path / "out.csv").read_text())
+    assert outputs[0] == outputs[1] == outputs[2]
+    rows = [line.split(",") for line in outputs[0].splitlines()]
+    assert [r[0] for r in rows[1:]] == ["pos", "neg"]
 
 
 def test_token_ids_beyond_the_table_only_in_validation_rows_are_refused(

@@ -213,6 +213,9 @@ class LoadedData:
     class_names: list[str] | None = None
     # Preprocessing steps the source asks for, e.g. imputing values a CSV marked missing.
     implied_steps: list[dict[str, Any]] = field(default_factory=list)
+    # Inputs of word ids: the words behind them, so that the source's ``encode_texts`` can
+    # turn new texts into the same ids (``dlrun predict`` on a text file).
+    vocabulary: list[str] | None = None
     test_split: SealedSplit | None = field(init=False, default=None)
 
     def __post_init__(self, test: Arrays | None) -> None:
@@ -299,6 +302,11 @@ class DataSource(ABC):
     @abstractmethod
     def load(self, context: LoadContext) -> LoadedData:
         """Read the data; raise :class:`DataError` with a fix for anything the user can mend."""
+
+    def encode_texts(self, texts: np.ndarray, vocabulary: list[str]) -> np.ndarray:
+        """New texts as this source's inputs, indexed by the ``vocabulary`` its ``load`` gave
+        (sources of word ids override this; ``predict`` calls it only for them)."""
+        raise DataError(f"dataset {type(self).__name__} does not turn texts into its inputs")
 
 
 DATASETS: Registry[type[DataSource]] = Registry("dataset")

@@ -105,8 +105,9 @@ IndexedSplits = tuple[Ragged, np.ndarray, Ragged, np.ndarray]  # x_train, y_trai
 RAW_CACHE_FORMAT = 1  # raise when tokenize or the word ranking changes
 
 
-def read_raw(path: Path) -> IndexedSplits:
-    """Index sequences (1 = most frequent training word) and 0/1 labels, files in name order.
+def read_raw(path: Path) -> tuple[IndexedSplits, list[str]]:
+    """Index sequences (1 = most frequent training word) and 0/1 labels, files in name order,
+    and the training words in the order of their indices.
 
     Reading and tokenizing the 50,000 reviews takes 10 s or more; an archive's result is kept
     in dlrun's cache under the archive's SHA-256 (hashed once per process, and already for
@@ -116,12 +117,14 @@ def read_raw(path: Path) -> IndexedSplits:
     if path.is_dir():
         return _index_raw(path)
     name = f"raw-v{RAW_CACHE_FORMAT}-{file_digest(path)[:16]}.npz"
-    names = ("x_train", "x_train_lengths", "y_train", "x_test", "x_test_lengths", "y_test")
+    names = ("x_train", "x_train_lengths", "y_train", "x_test", "x_test_lengths", "y_test",
+             "words")  # fmt: skip
 
     def index() -> dict[str, np.ndarray]:
-        x_train, y_train, x_test, y_test = _index_raw(path)
+        (x_train, y_train, x_test, y_test), words = _index_raw(path)
         arrays = (x_train.values.astype(np.int32), x_train.lengths, y_train,
-                  x_test.values.astype(np.int32), x_test.lengths, y_test)  # fmt: skip
+                  x_test.values.astype(np.int32), x_test.lengths, y_test,
+                  np.frombuffer("\n".join(words).encode(), dtype=np.uint8))  # fmt: skip
         return dict(zip(names, arrays, strict=True))
 
     def consistent(a: dict[str, np.ndarray]) -> bool:
@@ -132,22 +135,28 @@ def read_raw(path: Path) -> IndexedSplits:
         )
 
     a = cached_arrays(cache_root() / "imdb" / name, names, index, consistent)  # ranks fit 32 bits
-    return (Ragged(a["x_train"].astype(np.int64), a["x_train_lengths"]), a["y_train"],
-            Ragged(a["x_test"].astype(np.int64), a["x_test_lengths"]), a["y_test"])  # fmt: skip
+    splits = (Ragged(a["x_train"].astype(np.int64), a["x_train_lengths"]), a["y_train"],
+              Ragged(a["x_test"].astype(np.int64), a["x_test_lengths"]), a["y_test"])  # fmt: skip
+    return splits, a["words"].tobytes().decode().split("\n")
 
 
-def _index_raw(path: Path) -> IndexedSplits:
+def _index_raw(path: Path) -> tuple[IndexedSplits, list[str]]:
     texts = read_raw_texts(path)
     parts = {split: [(label, tokenize(text)) for label, text in rows]
              for split, rows in texts.items()}  # fmt: skip
     index = word_index_from_training([words for _, words in parts["train"]])
-    unknown = len(index) + 1  # test-only words: beyond any num_words, so they become oov_char
 
     def encode(rows: list[tuple[str, list[str]]]) -> tuple[Ragged, np.ndarray]:
-        sequences = [[index.get(w, unknown) for w in words] for _, words in rows]
-        return Ragged.from_lists(sequences), _labels(rows)
+        return index_words([words for _, words in rows], index), _labels(rows)
 
-    return (*encode(parts["train"]), *encode(parts["test"]))
+    return (*encode(parts["train"]), *encode(parts["test"])), list(index)
+
+
+def index_words(texts: list[list[str]], index: dict[str, int]) -> Ragged:
+    """Each text's words by their rank in ``index``; a word it lacks (a test-only word, a
+    word of a new review) ranks after every ranked one, beyond any num_words: oov_char."""
+    unknown = len(index) + 1
+    return Ragged.from_lists([[index.get(w, unknown) for w in words] for words in texts])
 
 
 INDEX_OPTIONS = ("num_words", "skip_top", "maxlen", "start_char", "oov_char", "index_from")
@@ -227,9 +236,11 @@ class Imdb(DataSource):
         c = self.config
         if c.output == "text":
             return self._texts(read_raw_texts(locate("imdb", self.resources[2], c.path)))
+        vocabulary = None
         if c.source == "raw":
             archive = locate("imdb", self.resources[2], c.path)
-            x_train, y_train, x_test, y_test = read_raw(archive)
+            (x_train, y_train, x_test, y_test), ranked = read_raw(archive)
+            vocabulary = ranked[: self._ranks_kept(len(ranked))]
         else:
             npz = locate("imdb", self.resources[0], c.path)
             x_train, y_train, x_test, y_test = read_npz_pickled(str(npz))
@@ -246,7 +257,22 @@ class Imdb(DataSource):
         description = (f"IMDB reviews ({c.source} source), {len(x_train)} train / {len(x_test)} "
                        f"test, {words}")  # fmt: skip
         train = Arrays(x_train.rows(), y_train)
-        return LoadedData(train, Arrays(x_test.rows(), y_test), description, None, ["neg", "pos"])
+        return LoadedData(train, Arrays(x_test.rows(), y_test), description, None, ["neg", "pos"],
+                          vocabulary=vocabulary)  # fmt: skip
+
+    def _ranks_kept(self, ranked: int) -> int:
+        """How many of the ranked words can become ids below num_words: the rest (like any
+        word not ranked) become oov_char, so predict needs only these."""
+        c = self.config
+        return ranked if c.num_words is None else max(0, min(ranked, c.num_words - c.index_from))
+
+    def encode_texts(self, texts: np.ndarray, vocabulary: list[str]) -> np.ndarray:
+        """New reviews indexed as the training ones were (the raw source's ids): dlrun's
+        tokenizer, the training words' ranks, then Keras's shift, start mark and oov_char.
+        data.maxlen is not applied: it drops long reviews, and each text needs a prediction."""
+        index = {word: rank for rank, word in enumerate(vocabulary, start=1)}
+        ranked = index_words([tokenize(str(text)) for text in texts], index)
+        return keras_encode(ranked, self.config).rows()
 
     def _texts(self, parts: dict[str, list[tuple[str, str]]]) -> LoadedData:
         """The reviews' text as written (HTML breaks included, as DLwP 6.1.3 reads them), in

@@ -94,7 +94,7 @@ def write_run_files(
     run = files.run
     described = summary_model or fitted
     if fitted is not None:
-        names = DataNames(data.class_names, data.feature_names)
+        names = DataNames(data.class_names, data.feature_names, data.vocabulary)
         save_checkpoint(run.file("checkpoint.pt"), fitted.task, fitted.pipeline, files.config_yaml,
                         fitted.state, fitted.fields, names)  # fmt: skip
     write_json(run.file("results.json"), results)

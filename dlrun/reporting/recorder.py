@@ -103,7 +103,7 @@ class RunRecording:
         self.cfg = cfg
         self.config_yaml = config_yaml
         self.data = data
-        self.names = DataNames(data.class_names, data.feature_names)
+        self.names = DataNames(data.class_names, data.feature_names, data.vocabulary)
         self.reporter = progress
         self.extra_callbacks = extra_callbacks or []
         self.resuming = resuming

@@ -31,14 +31,17 @@ EPOCH_KEY = "epoch"
 STATUS_KEY = "status"
 CLASS_NAMES_KEY = "class_names"
 FEATURE_NAMES_KEY = "feature_names"
+VOCABULARY_KEY = "vocabulary"
 
 
 @dataclass(frozen=True)
 class DataNames:
-    """The names a dataset gives its classes and input columns (for reports and predict)."""
+    """The names a dataset gives its classes, input columns and (for inputs of word ids) its
+    words, in the order of their ids (for reports and predict)."""
 
     class_names: list[str] | None
     feature_names: list[str] | None
+    vocabulary: list[str] | None = None
 
 
 def save_checkpoint(
@@ -61,6 +64,7 @@ def save_checkpoint(
         STATUS_KEY: state.status.value,
         CLASS_NAMES_KEY: names.class_names,
         FEATURE_NAMES_KEY: names.feature_names,
+        VOCABULARY_KEY: names.vocabulary,
     }
     with atomic_path(target) as tmp, open(tmp, "wb") as handle:
         torch.save(payload, handle)  # to a file object: a full disk raises ENOSPC, not "pos"
