@@ -344,6 +344,20 @@ def test_text_tokenize_pad_embedding_lstm_trains_end_to_end(tmp_path: Path) -> N
     assert int(saved["1.pad_sequences.maxlen_"]) == 8
 
 
+def _predicted_three_ways(run: Path, folder: Path, good: str, bad: str, txt: bytes) -> str:
+    """The predictions for two texts given as a .txt file (``txt``), a CSV with a text
+    column and an .npz of strings, which must be the same."""
+    (folder / "new.txt").write_bytes(txt)
+    (folder / "new.csv").write_text(f'id,text\n1,"{good}"\n2,"{bad}"\n')
+    np.savez(folder / "new.npz", x=np.array([good, bad]))
+    outputs = []
+    for name in ("new.txt", "new.csv", "new.npz"):
+        assert predict_file(run, folder / name, folder / "out.csv") == 2
+        outputs.append((folder / "out.csv").read_text())
+    assert outputs[0] == outputs[1] == outputs[2]
+    return outputs[0]
+
+
 def test_a_run_that_tokenizes_predicts_on_new_texts(tmp_path: Path) -> None:
     """Its inputs are texts (a .txt file, a CSV column, an .npz of strings), tokenized with the
     run's fitted vocabulary; before, predict asked for numbers."""
@@ -356,19 +370,13 @@ def test_a_run_that_tokenizes_predicts_on_new_texts(tmp_path: Path) -> None:
     # one text holds a Unicode line separator: still one text, in every format
     good, bad = "A great, lovely film", "Dull and boring,\u2028 awful plot"
     # a byte-order mark, a Windows line end and a blank line
-    (tmp_path / "new.txt").write_bytes(f"\ufeff{good}\r\n\n{bad}\n".encode())
-    (tmp_path / "new.csv").write_text(f'id,text\n1,"{good}"\n2,"{bad}"\n')
-    np.savez(tmp_path / "new.npz", x=np.array([good, bad]))
-    outputs = []
-    for name in ("new.txt", "new.csv", "new.npz"):
-        assert predict_file(run, tmp_path / name, tmp_path / "out.csv") == 2
-        outputs.append((tmp_path / "out.csv").read_text())
-    assert outputs[0] == outputs[1] == outputs[2]
-    rows = [line.split(",") for line in outputs[0].splitlines()]
+    txt = f"\ufeff{good}\r\n\n{bad}\n".encode()
+    predicted = _predicted_three_ways(run, tmp_path, good, bad, txt)
+    rows = [line.split(",") for line in predicted.splitlines()]
     assert rows[0] == ["prediction", "probability"] and [r[0] for r in rows[1:]] == ["pos", "neg"]
     (tmp_path / "bare.csv").write_text(f'"{good}"\n"{bad}"\n')
     assert predict_file(run, tmp_path / "bare.csv", tmp_path / "out.csv", header=False) == 2
-    assert (tmp_path / "out.csv").read_text() == outputs[0]
+    assert (tmp_path / "out.csv").read_text() == predicted
     with pytest.raises(DataError, match=r"bare\.csv: no column named 'text' in the header row "
                        r"\(A great, lovely film\); this run reads one text per sample"):  # fmt: skip
         predict_file(run, tmp_path / "bare.csv", tmp_path / "out.csv")  # never taken as a header
@@ -434,16 +442,8 @@ def test_a_run_on_word_ids_predicts_on_new_texts(tmp_path: Path) -> None:
     saved = torch.load(run / "checkpoint.pt", weights_only=True)["vocabulary"]
     assert len(saved) == 14 - 3 and {"great", "awful"} <= set(saved)
     good, bad = "Great, superb and great", "Dull and boring, awful plot"
-    (tmp_path / "new.txt").write_text(f"{good}\n{bad}\n")
-    (tmp_path / "new.csv").write_text(f'id,text\n1,"{good}"\n2,"{bad}"\n')
-    np.savez(tmp_path / "new.npz", x=np.array([good, bad]))
-    outputs = []
-    for name in ("new.txt", "new.csv", "new.npz"):
-        assert predict_file(run, tmp_path / name, tmp_path / "out.csv") == 2
-        outputs.append((tmp_path / "out.csv").read_text())
-    assert outputs[0] == outputs[1] == outputs[2]
-    rows = [line.split(",") for line in outputs[0].splitlines()]
-    assert [r[0] for r in rows[1:]] == ["pos", "neg"]
+    predicted = _predicted_three_ways(run, tmp_path, good, bad, f"{good}\n{bad}\n".encode())
+    assert [line.split(",")[0] for line in predicted.splitlines()[1:]] == ["pos", "neg"]
 
 
 def test_token_ids_beyond_the_table_only_in_validation_rows_are_refused(
