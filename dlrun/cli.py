@@ -245,11 +245,17 @@ def predict(
         help="the CSV's first row names the training features (matched by name); "
         "--no-header reads the columns by position",
     ),
+    threshold: str = typer.Option(
+        None,
+        "--threshold",
+        help="binary runs: call a sample positive at a score of at least this number, or at "
+        "the threshold the run chose on its validation split ('validation'); default: above 0.5",
+    ),
 ) -> None:
     """Predict with a run's model, applying its saved preprocessing."""
     from dlrun.reuse import predict_file
 
-    count = predict_file(run, input, output, header)
+    count = predict_file(run, input, output, header, threshold)
     console.print(f"wrote {count} predictions to {output}", highlight=False, soft_wrap=True)
 
 

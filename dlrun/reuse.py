@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
@@ -146,9 +148,14 @@ def _score_fold(run: RunDirectory, fold: Fold, train: Arrays) -> tuple[str, Eval
 
 
 def predict_file(
-    run_path: str | Path, input_path: Path, output_path: Path, header: bool = True
+    run_path: str | Path,
+    input_path: Path,
+    output_path: Path,
+    header: bool = True,
+    threshold: str | None = None,
 ) -> int:
-    """Write one row of predictions per input row; returns the row count."""
+    """Write one row of predictions per input row; returns the row count. ``threshold`` (a
+    number, or ``validation``) sets a binary run's decision threshold."""
     if output_path.resolve() == input_path.resolve():
         raise DataError(f"--output {output_path} is the input file; name another file")
     run = finished_run(run_path, "predict")
@@ -159,6 +166,7 @@ def predict_file(
                        f"trains one); predict with a fold's: dlrun predict {run.file(folds[0])}")  # fmt: skip
     loaded = load_run(run_path)
     fitted = loaded.fitted
+    cut = None if threshold is None else decision_threshold(run, loaded, threshold)
     if len(fitted.task.inputs) != 1:
         raise RunError(f"predict reads one input array; this model takes {fitted.task.inputs}")
     name = fitted.task.inputs[0]
@@ -190,6 +198,32 @@ def predict_file(
             f"prediction (first: data row {int(unusable.nonzero()[0, 0]) + 1}); missing values "
             "are filled only when the run was trained with data.missing or an impute step"
         )
-    header_row, rows = fitted.task.prediction_table(outputs, loaded.class_names)
+    header_row, rows = fitted.task.prediction_table(outputs, loaded.class_names, cut)
     write_csv(output_path, header_row, rows)
     return len(rows)
+
+
+def decision_threshold(run: RunDirectory, loaded: LoadedRun, given: str) -> float:
+    """``--threshold``: a number, or ``validation`` for the one the run chose on its
+    validation split (Youden's, in thresholds.json)."""
+    task = loaded.config.task.name
+    if not loaded.fitted.task.decision_threshold:
+        raise RunError(f"--threshold applies to runs whose labels come from one score (task "
+                       f"binary); {run.path} is a {task} run")  # fmt: skip
+    if given == "validation":
+        saved = run.file("thresholds.json")
+        rows = json.loads(saved.read_text())["thresholds"] if saved.is_file() else []
+        chosen = [row["threshold"] for row in rows
+                  if row["chosen_on"] == "validation" and row["threshold"] is not None]  # fmt: skip
+        if not chosen:
+            raise RunError(f"{run.path} chose no threshold on a validation split (thresholds.json "
+                           "has none: a run without one, or a K-fold final model); give a number")  # fmt: skip
+        return float(chosen[0])
+    try:
+        value = float(given)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise RunError(f"--threshold {given}: give a number, or 'validation' for the threshold "
+                       "the run chose on its validation split")  # fmt: skip
+    return value

@@ -14,6 +14,9 @@ from sklearn import metrics as skm
 
 from dlrun.api import run_experiment
 from dlrun.config.load import config_from_data
+from dlrun.config.schema import ExperimentConfig
+from dlrun.data.load import load_data
+from dlrun.errors import RunError
 from dlrun.evaluation.scoring import Evaluation
 from dlrun.evaluation.thresholds import binary_scores
 from dlrun.evaluation.thresholds import roc_curve
@@ -22,6 +25,7 @@ from dlrun.evaluation.thresholds import youden_threshold
 from dlrun.reporting.analyses import Scored
 from dlrun.reporting.analyses import roc
 from dlrun.reporting.rundir import RunDirectory
+from dlrun.reuse import predict_file
 from dlrun.tasks.classic import Binary
 from dlrun.training.metrics import Predictions
 from tests.conftest import tiny_config
@@ -113,15 +117,18 @@ def test_no_curve_for_a_split_of_one_class(tmp_path: Path) -> None:
     assert not list(tmp_path.iterdir())
 
 
-def test_binary_run_reports_its_thresholds(tmp_path: Path) -> None:
-    cfg = config_from_data(tiny_config(
+def _binary_config() -> ExperimentConfig:
+    return config_from_data(tiny_config(
         task="binary", data={"dataset": "breast_cancer"}, preprocess=["standardize"],
         loss="binary_crossentropy", metrics=["accuracy", "roc_auc"],
         model={"layers": [{"dense": 8}, {"dense": {"units": 1, "activation": "sigmoid"}}]},
         train={"epochs": 3, "batch_size": 32, "progress": "none"},
         evaluation={"validation": {"count": 100}},
     ))  # fmt: skip
-    result = run_experiment(cfg, tmp_path)
+
+
+def test_binary_run_reports_its_thresholds(tmp_path: Path) -> None:
+    result = run_experiment(_binary_config(), tmp_path)
     run = result.run_dir
     saved = json.loads((run / "thresholds.json").read_text())
     assert saved["split"] == "test" and saved["samples"] == result.results["data"]["sizes"]["test"]
@@ -140,3 +147,35 @@ def test_binary_run_reports_its_thresholds(tmp_path: Path) -> None:
     assert "| 0.5 | fixed | - |" in section
     assert "| Youden's J (max TPR - FPR) | validation |" in section
     assert "chosen on the test split itself has seen the answers" in section
+
+
+def test_predict_applies_the_threshold_chosen_on_validation(tmp_path: Path) -> None:
+    run = run_experiment(_binary_config(), tmp_path).run_dir
+    data = load_data(_binary_config())
+    inputs = tmp_path / "inputs.csv"
+    rows = data.train.x[:40].tolist()
+    inputs.write_text("\n".join([",".join(data.feature_names or [])]
+                                + [",".join(map(repr, row)) for row in rows]) + "\n")  # fmt: skip
+    chosen = next(row["threshold"] for row in json.loads((run / "thresholds.json").read_text())
+                  ["thresholds"] if row["chosen_on"] == "validation")  # fmt: skip
+    for given, cut in (("validation", chosen), ("0.3", 0.3), ("0", 0.0), ("1.5", 1.5)):
+        assert predict_file(run, inputs, tmp_path / "out.csv", threshold=given) == 40
+        with (tmp_path / "out.csv").open() as f:
+            predicted = list(csv.DictReader(f))
+        expected = ["benign" if float(r["probability"]) >= cut else "malignant" for r in predicted]
+        assert [r["prediction"] for r in predicted] == expected
+    assert {r["prediction"] for r in predicted} == {"malignant"}  # 1.5: nothing is positive
+    with pytest.raises(RunError, match=r"--threshold half: give a number, or 'validation'"):
+        predict_file(run, inputs, tmp_path / "out.csv", threshold="half")
+    (run / "thresholds.json").unlink()
+    with pytest.raises(RunError, match=r"chose no threshold on a validation split"):
+        predict_file(run, inputs, tmp_path / "out.csv", threshold="validation")
+
+
+def test_threshold_is_refused_for_a_task_without_one(tmp_path: Path) -> None:
+    cfg = config_from_data(tiny_config(train={"epochs": 1, "progress": "none"}))  # iris
+    run = run_experiment(cfg, tmp_path).run_dir
+    np.savez(tmp_path / "x.npz", x=np.ones((2, 4)))
+    with pytest.raises(RunError, match=r"--threshold applies to runs whose labels come from one "
+                       r"score \(task binary\); .* is a multiclass run"):  # fmt: skip
+        predict_file(run, tmp_path / "x.npz", tmp_path / "out.csv", threshold="0.5")

@@ -96,6 +96,9 @@ class Task(ABC):
     metric_kinds: ClassVar[frozenset[MetricKind]] = frozenset()
     baselines: ClassVar[tuple[str, ...]] = ()  # names in evaluation.baselines.BASELINES
     analyses: ClassVar[tuple[str, ...]] = ()  # names in reporting.analyses.ANALYSES
+    # Labels come from one score against a threshold, which ``prediction_table`` can be given
+    # (``dlrun predict --threshold``); other tasks ignore it.
+    decision_threshold: ClassVar[bool] = False
     stackable: ClassVar[bool] = False  # ``stacked`` can train K built copies as one
 
     def __init__(self, cfg: ExperimentConfig) -> None:
@@ -189,7 +192,7 @@ class Task(ABC):
         return compute_metrics(list(self.cfg.metrics), predictions) if predictions else {}
 
     def prediction_table(
-        self, outputs: torch.Tensor, class_names: list[str] | None
+        self, outputs: torch.Tensor, class_names: list[str] | None, threshold: float | None = None
     ) -> tuple[list[str], list[list[Any]]]:
         """Header and rows for ``dlrun predict``: one column per output value by default."""
         values = outputs.detach().cpu().reshape(len(outputs), -1).tolist()

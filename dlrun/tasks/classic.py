@@ -60,6 +60,7 @@ class Binary(SingleLabel):
 
     max_classes = 2
     class_averaging = Averaging.BINARY
+    decision_threshold = True
     analyses: ClassVar[tuple[str, ...]] = ("confusion_matrix", "roc_curve")
 
     @classmethod
@@ -95,12 +96,15 @@ class Binary(SingleLabel):
                 "softmax unit per class")])  # fmt: skip
 
     def prediction_table(
-        self, outputs: torch.Tensor, class_names: list[str] | None
+        self, outputs: torch.Tensor, class_names: list[str] | None, threshold: float | None = None
     ) -> tuple[list[str], list[list[Any]]]:
         names = names_for(class_names, 2)
-        labels = argmax_or_threshold(outputs).tolist()
         values = outputs.detach().cpu()
         positive = values[:, -1] / values.sum(dim=1) if values.shape[1] > 1 else values[:, 0]
+        if threshold is None:
+            labels = argmax_or_threshold(outputs).tolist()
+        else:  # positive at a score of at least the threshold, as thresholds.json counts
+            labels = (positive >= threshold).long().tolist()
         rows = [[names[int(lab)], float(p)] for lab, p in zip(labels, positive, strict=True)]
         return ["prediction", "probability"], rows
 
@@ -131,7 +135,7 @@ class Multiclass(SingleLabel):
         return Predictions(y_true, y_pred, true, argmax_or_threshold(y_pred), cls.class_averaging)
 
     def prediction_table(
-        self, outputs: torch.Tensor, class_names: list[str] | None
+        self, outputs: torch.Tensor, class_names: list[str] | None, threshold: float | None = None
     ) -> tuple[list[str], list[list[Any]]]:
         values = outputs.detach().cpu().reshape(len(outputs), -1)
         names = names_for(class_names, max(2, values.shape[1]))
@@ -170,7 +174,7 @@ class Multilabel(SupervisedTask):
         return Predictions(y_true, y_pred, true, pred, cls.class_averaging)
 
     def prediction_table(
-        self, outputs: torch.Tensor, class_names: list[str] | None
+        self, outputs: torch.Tensor, class_names: list[str] | None, threshold: float | None = None
     ) -> tuple[list[str], list[list[Any]]]:
         values = outputs.detach().cpu()
         labels = (values > 0.5).long()

@@ -230,7 +230,7 @@ class SupervisedTask(Task):
         return Predictions(y_true, y_pred)
 
     def prediction_table(
-        self, outputs: torch.Tensor, class_names: list[str] | None
+        self, outputs: torch.Tensor, class_names: list[str] | None, threshold: float | None = None
     ) -> tuple[list[str], list[list[Any]]]:
         values = outputs.detach().cpu().reshape(len(outputs), -1).numpy()
         header = ["prediction"] if values.shape[1] == 1 else [
