@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
 import statistics
 import sys
@@ -119,8 +118,12 @@ def _last_training_value(run_dir: Path, metric: str) -> float:
 def _at_validation_threshold(run_dir: Path, metric: str) -> float:
     """The test split's metric at Youden's threshold chosen on the validation split (the book
     chose it on the test split; dlrun's report shows that figure too)."""
-    rows = json.loads((run_dir / "thresholds.json").read_text())["thresholds"]
-    return float(next(row[metric] for row in rows if row["chosen_on"] == "validation"))
+    from dlrun.evaluation.thresholds import validation_row
+
+    row = validation_row(run_dir)
+    if row is None or row["in_sample"]:
+        raise RuntimeError(f"{run_dir} chose no threshold on a validation split of its own")
+    return float(str(row[metric]))
 
 
 READERS: dict[str, Callable[[dict[str, Any], Path, str], float]] = {

@@ -27,6 +27,7 @@ import dlrun.preprocess.categorical
 import dlrun.preprocess.sequences
 import dlrun.preprocess.steps
 import dlrun.preprocess.tokenizer
+import dlrun.tasks.autoencoder
 import dlrun.tasks.classic
 import dlrun.training.callbacks
 import dlrun.training.losses

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from dataclasses import field
@@ -25,6 +24,7 @@ from dlrun.evaluation.protocols import Fold
 from dlrun.evaluation.runner import plan_protocol
 from dlrun.evaluation.scoring import Evaluation
 from dlrun.evaluation.scoring import evaluate_split
+from dlrun.evaluation.thresholds import validation_row
 from dlrun.predict_inputs import holds_texts
 from dlrun.predict_inputs import read_inputs
 from dlrun.predict_inputs import read_texts
@@ -211,14 +211,12 @@ def decision_threshold(run: RunDirectory, loaded: LoadedRun, given: str) -> floa
         raise RunError(f"--threshold applies to runs whose labels come from one score (task "
                        f"binary); {run.path} is a {task} run")  # fmt: skip
     if given == "validation":
-        saved = run.file("thresholds.json")
-        rows = json.loads(saved.read_text())["thresholds"] if saved.is_file() else []
-        chosen = [row["threshold"] for row in rows
-                  if row["chosen_on"] == "validation" and row["threshold"] is not None]  # fmt: skip
-        if not chosen:
+        row = validation_row(run.path)
+        if row is None:
             raise RunError(f"{run.path} chose no threshold on a validation split (thresholds.json "
-                           "has none: a run without one, or a K-fold final model); give a number")  # fmt: skip
-        return float(chosen[0])
+                           "has none: a run without one, or a model retrained on all the "
+                           "non-test data); give a number")  # fmt: skip
+        return float(str(row["threshold"]))
     try:
         value = float(given)
     except ValueError:

@@ -404,23 +404,45 @@ def test_a_run_that_tokenizes_predicts_on_new_texts(tmp_path: Path) -> None:
         predict_file(run, tmp_path / "ids.npz", tmp_path / "out.csv")
 
 
-def test_new_reviews_are_indexed_as_the_training_reviews_were(tmp_path: Path) -> None:
+INDEX_OPTIONS = [
+    {}, {"num_words": 9}, {"num_words": 9, "skip_top": 2}, {"num_words": None, "skip_top": 4},
+    {"start_char": None}, {"oov_char": None, "num_words": 9}, {"index_from": 0, "num_words": 5},
+    {"index_from": 0, "start_char": None, "oov_char": None, "num_words": 6, "skip_top": 3},
+    {"num_words": 2}, {"start_char": 5, "oov_char": 7, "index_from": 10, "num_words": 15},
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("options", INDEX_OPTIONS)
+def test_new_reviews_are_indexed_as_the_training_reviews_were(
+    options: dict[str, Any], tmp_path: Path
+) -> None:
     """The raw source keeps its training words: the same texts, encoded again for predict,
-    give the ids the dataset gave, Keras's skip_top, start mark and oov_char included."""
+    give the ids the dataset gave, in the training and the test reviews, whatever Keras's
+    index options say."""
     archive(tmp_path, per_class=6)
-    index_options = {"num_words": 9, "skip_top": 2}
-    words = config_from_data(text_config(tmp_path, data={
-        "dataset": "imdb", "source": "raw", "path": str(tmp_path), **index_options}))  # fmt: skip
-    data = load_data(words)
-    texts = load_data(config_from_data(text_config(tmp_path))).train.x  # the same order
-    assert data.vocabulary is not None and len(data.vocabulary) == 9 - 3  # ids below num_words
-    source = DATASETS.get("imdb")(words.data)
-    encoded = source.encode_texts(texts, data.vocabulary)
-    assert [row.tolist() for row in encoded] == [row.tolist() for row in data.train.x]
-    assert {int(v) for row in encoded for v in row} <= {1, 2, *range(3, 9)}
-    first, fifth = data.vocabulary[0], data.vocabulary[4]
-    (new,) = source.encode_texts(np.array([f"Zebra {first.upper()} {fifth}<br />"]),
-                                 data.vocabulary)  # fmt: skip
+    cfg = config_from_data(text_config(tmp_path, data={
+        "dataset": "imdb", "source": "raw", "path": str(tmp_path), **options}))  # fmt: skip
+    data = load_data(cfg)
+    texts = load_data(config_from_data(text_config(tmp_path)))  # the same order, as texts
+    assert data.vocabulary is not None and data.test_split is not None and texts.test_split
+    source = DATASETS.get("imdb")(cfg.data)
+    for ids, text in ((data.train.x, texts.train.x),
+                      (data.test_split.unseal().x, texts.test_split.unseal().x)):  # fmt: skip
+        encoded = source.encode_texts(text, data.vocabulary)
+        assert [row.tolist() for row in encoded] == [row.tolist() for row in ids]
+
+
+def test_a_new_review_is_indexed_by_rank_with_keras_marks(tmp_path: Path) -> None:
+    archive(tmp_path, per_class=6)
+    cfg = config_from_data(text_config(tmp_path, data={
+        "dataset": "imdb", "source": "raw", "path": str(tmp_path), "num_words": 9,
+        "skip_top": 2}))  # fmt: skip
+    vocabulary = load_data(cfg).vocabulary
+    assert vocabulary is not None and len(vocabulary) == 9 - 3 - 1  # ranks 1-5: ids 4-8 < 9
+    first, fifth = vocabulary[0], vocabulary[4]
+    (new,) = DATASETS.get("imdb")(cfg.data).encode_texts(
+        np.array([f"Zebra {first.upper()} {fifth}<br />"]), vocabulary
+    )
     # the start mark 1 is below skip_top 2, so oov_char 2, as in Keras; zebra was never seen;
     # ranks 1 and 5 shifted by index_from 3
     assert new.tolist() == [2, 2, 4, 8]
@@ -440,7 +462,7 @@ def test_a_run_on_word_ids_predicts_on_new_texts(tmp_path: Path) -> None:
     )  # fmt: skip
     run = run_experiment(config_from_data(cfg), tmp_path / "runs").run_dir
     saved = torch.load(run / "checkpoint.pt", weights_only=True)["vocabulary"]
-    assert len(saved) == 14 - 3 and {"great", "awful"} <= set(saved)
+    assert len(saved) == 14 - 3 - 1 and {"superb", "awful"} <= set(saved)
     good, bad = "Great, superb and great", "Dull and boring, awful plot"
     predicted = _predicted_three_ways(run, tmp_path, good, bad, f"{good}\n{bad}\n".encode())
     assert [line.split(",")[0] for line in predicted.splitlines()[1:]] == ["pos", "neg"]

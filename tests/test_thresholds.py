@@ -18,9 +18,11 @@ from dlrun.config.schema import ExperimentConfig
 from dlrun.data.load import load_data
 from dlrun.errors import RunError
 from dlrun.evaluation.scoring import Evaluation
+from dlrun.evaluation.thresholds import ThresholdRule
 from dlrun.evaluation.thresholds import binary_scores
 from dlrun.evaluation.thresholds import roc_curve
-from dlrun.evaluation.thresholds import score_at
+from dlrun.evaluation.thresholds import score_labels
+from dlrun.evaluation.thresholds import validation_row
 from dlrun.evaluation.thresholds import youden_threshold
 from dlrun.reporting.analyses import Scored
 from dlrun.reporting.analyses import roc
@@ -41,6 +43,13 @@ def _case(seed: int) -> tuple[np.ndarray, np.ndarray]:
     return positive, scores
 
 
+def _youden(positive: np.ndarray, scores: np.ndarray) -> float:
+    """Beginners ch. 13's rule on scikit-learn's curve, less its ``inf`` point (which calls
+    nothing positive, and would win only for a model worse than chance)."""
+    fpr, tpr, thresholds = skm.roc_curve(positive, scores)
+    return float(thresholds[1 + np.argmax((tpr - fpr)[1:])])
+
+
 @pytest.mark.parametrize("seed", range(30))
 def test_curve_and_youden_threshold_equal_scikit_learn(seed: int) -> None:
     positive, scores = _case(seed)
@@ -49,26 +58,39 @@ def test_curve_and_youden_threshold_equal_scikit_learn(seed: int) -> None:
     np.testing.assert_allclose(curve.fpr, fpr, rtol=1e-12)
     np.testing.assert_allclose(curve.tpr, tpr, rtol=1e-12)
     np.testing.assert_array_equal(curve.thresholds, thresholds)
-    assert curve.area == pytest.approx(skm.roc_auc_score(positive, scores), abs=1e-12)
     threshold = youden_threshold(curve)
-    assert threshold == thresholds[np.argmax(tpr - fpr)]  # Beginners ch. 13's rule
-    called = (scores >= threshold).astype(int)
-    scored = score_at(positive, scores, threshold, "Youden", "test")
+    assert threshold == _youden(positive, scores)
+    if (tpr - fpr).max() > 0:  # better than chance somewhere: the book's argmax, unchanged
+        assert threshold == thresholds[np.argmax(tpr - fpr)]
+    called = scores >= threshold
+    scored = score_labels(positive, called, threshold, ThresholdRule.YOUDEN, "test", True)
     np.testing.assert_array_equal(scored.matrix, skm.confusion_matrix(positive, called))
     assert scored.balanced_accuracy == pytest.approx(skm.balanced_accuracy_score(positive, called))
-    best = np.argmax(tpr - fpr)
+    best = 1 + np.argmax((tpr - fpr)[1:])
     assert (scored.fpr, scored.tpr) == pytest.approx((fpr[best], tpr[best]))  # its curve point
 
 
-def test_positive_scores_from_one_sigmoid_or_two_softmax_units() -> None:
+@pytest.mark.parametrize("scores", [[0.5, 0.5, 0.5, 0.5], [0.2, 0.9, 0.2, 0.9]])
+def test_curves_of_one_or_two_distinct_scores(scores: list[float]) -> None:
+    """A model whose outputs collapsed to one value has a curve too (it raised IndexError)."""
+    positive, values = np.array([True, False, True, False]), np.array(scores)
+    fpr, tpr, thresholds = skm.roc_curve(positive, values)
+    curve = roc_curve(positive, values)
+    np.testing.assert_allclose(curve.fpr, fpr)
+    np.testing.assert_allclose(curve.tpr, tpr)
+    np.testing.assert_array_equal(curve.thresholds, thresholds)
+    assert youden_threshold(curve) == _youden(positive, values)
+    assert np.isfinite(youden_threshold(curve))  # never the inf point
+
+
+def test_scores_of_one_output_all_finite_with_both_classes() -> None:
     true = torch.tensor([0.0, 1.0, 1.0])
     sigmoid = Binary.label(true[:, None], torch.tensor([[0.2], [0.7], [0.4]]))
     positive, scores = binary_scores(sigmoid) or (None, None)
     assert positive is not None and positive.tolist() == [False, True, True]
     assert scores is not None and scores.tolist() == pytest.approx([0.2, 0.7, 0.4])
-    two = Predictions(true, torch.tensor([[3.0, 1.0], [1.0, 1.0], [0.0, 2.0]]),
-                      true.long(), torch.tensor([0, 0, 1]))  # fmt: skip
-    assert binary_scores(two)[1].tolist() == pytest.approx([0.25, 0.5, 1.0])  # type: ignore[index]
+    nan = Binary.label(true[:, None], torch.tensor([[0.2], [float("nan")], [0.4]]))
+    assert binary_scores(nan) is None  # no curve, as the roc_auc metric is NaN
     three = Predictions(true, torch.ones(3, 3), true.long(), true.long())
     assert binary_scores(three) is None
     one_class = Binary.label(torch.ones(3, 1), torch.tensor([[0.2], [0.7], [0.4]]))
@@ -90,12 +112,14 @@ def test_threshold_is_chosen_on_validation_and_applied_to_test(tmp_path: Path) -
     assert written.files == ["roc_curve.png", "roc_curve.csv", "thresholds.json"]
     assert (tmp_path / "roc_curve.png").read_bytes()[:4] == b"\x89PNG"
     rows = json.loads((tmp_path / "thresholds.json").read_text())["thresholds"]
-    assert [(r["rule"], r["chosen_on"]) for r in rows] == [
-        ("fixed", ""), ("Youden's J (max TPR - FPR)", "validation"),
-        ("Youden's J (max TPR - FPR)", "test")]  # fmt: skip
+    assert [(r["rule"], r["chosen_on"], r["in_sample"]) for r in rows] == [
+        ("fixed", "", False),
+        ("youden", "validation", False),
+        ("youden", "test", True),
+    ]
+    assert validation_row(tmp_path) == rows[1]
     float32 = np.float32  # the scores as the model's outputs hold them
-    fpr, tpr, thresholds = skm.roc_curve(val_positive, val_scores.astype(float32))
-    chosen = float(thresholds[np.argmax(tpr - fpr)])
+    chosen = _youden(val_positive, val_scores.astype(float32))
     assert rows[1]["threshold"] == chosen
     called = test_scores.astype(float32) >= chosen
     assert rows[1]["balanced_accuracy"] == pytest.approx(
@@ -103,11 +127,11 @@ def test_threshold_is_chosen_on_validation_and_applied_to_test(tmp_path: Path) -
     )
     tn, fp, fn, tp = skm.confusion_matrix(test_positive, called).ravel()
     assert [rows[1][k] for k in ("tn", "fp", "fn", "tp")] == [tn, fp, fn, tp]
-    at_half = skm.balanced_accuracy_score(test_positive, test_scores.astype(float32) >= 0.5)
-    assert rows[0]["balanced_accuracy"] == pytest.approx(at_half)
+    at_half = skm.balanced_accuracy_score(test_positive, test_scores.astype(float32) > 0.5)
+    assert rows[0]["balanced_accuracy"] == pytest.approx(at_half)  # the run's own labels
     with (tmp_path / "roc_curve.csv").open() as f:
         curve = list(csv.DictReader(f))
-    fpr, tpr, _ = skm.roc_curve(test_positive, test_scores.astype(float32))
+    _, tpr, _ = skm.roc_curve(test_positive, test_scores.astype(float32))
     assert [float(r["tpr"]) for r in curve] == pytest.approx(tpr.tolist())
 
 
@@ -144,9 +168,25 @@ def test_binary_run_reports_its_thresholds(tmp_path: Path) -> None:
     report = (run / "report.md").read_text()
     section = report.split("## ROC curve and decision thresholds")[1].split("\n## ")[0]
     assert "![roc curve](roc_curve.png)" in section
-    assert "| 0.5 | fixed | - |" in section
+    assert "| 0.5 | fixed (above 0.5) | - |" in section
     assert "| Youden's J (max TPR - FPR) | validation |" in section
     assert "chosen on the test split itself has seen the answers" in section
+    assert "No threshold was chosen on a validation split" not in section
+
+
+def test_a_retrained_model_says_why_it_has_no_validation_threshold(tmp_path: Path) -> None:
+    """A model retrained on all the non-test data has no validation split of its own: the
+    report says so rather than leaving the row out silently, and predict refuses it."""
+    cfg = _binary_config().model_dump(mode="json", exclude_none=True)
+    cfg["evaluation"]["final"] = {"epochs": 2}
+    run = run_experiment(config_from_data(cfg), tmp_path).run_dir
+    rows = json.loads((run / "thresholds.json").read_text())["thresholds"]
+    assert [row["chosen_on"] for row in rows] == ["", "test"]
+    assert validation_row(run) is None
+    assert "No threshold was chosen on a validation split" in (run / "report.md").read_text()
+    np.savez(tmp_path / "x.npz", x=np.zeros((2, 30)))
+    with pytest.raises(RunError, match=r"chose no threshold on a validation split"):
+        predict_file(run, tmp_path / "x.npz", tmp_path / "out.csv", threshold="validation")
 
 
 def test_predict_applies_the_threshold_chosen_on_validation(tmp_path: Path) -> None:

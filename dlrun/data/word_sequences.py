@@ -261,10 +261,13 @@ class Imdb(DataSource):
                           vocabulary=vocabulary)  # fmt: skip
 
     def _ranks_kept(self, ranked: int) -> int:
-        """How many of the ranked words can become ids below num_words: the rest (like any
-        word not ranked) become oov_char, so predict needs only these."""
+        """How many of the ranked words become ids below num_words (rank + index_from <
+        num_words): the rest, like any word never ranked, become oov_char, so predict needs
+        only these."""
         c = self.config
-        return ranked if c.num_words is None else max(0, min(ranked, c.num_words - c.index_from))
+        if c.num_words is None:
+            return ranked
+        return max(0, min(ranked, c.num_words - c.index_from - 1))
 
     def encode_texts(self, texts: np.ndarray, vocabulary: list[str]) -> np.ndarray:
         """New reviews indexed as the training ones were (the raw source's ids): dlrun's

@@ -12,13 +12,30 @@ tests/test_thresholds.py holds the two to each other.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
 
 import numpy as np
 
 from dlrun.evaluation.analysis import balanced_accuracy_of
 from dlrun.evaluation.analysis import confusion_matrix
 from dlrun.training.metrics import Predictions
+
+SAVED = "thresholds.json"
+FIXED = 0.5  # the run's own labels: positive above it, as Keras's binary accuracy counts
+
+
+class ThresholdRule(str, Enum):
+    """How a threshold was set."""
+
+    FIXED = "fixed"  # 0.5, the run's own labels (a score above it is positive)
+    YOUDEN = "youden"  # where TPR - FPR peaks on the split it was chosen on
+
+    @property
+    def label(self) -> str:
+        return {"fixed": "fixed (above 0.5)", "youden": "Youden's J (max TPR - FPR)"}[self.value]
 
 
 @dataclass(frozen=True)
@@ -30,18 +47,14 @@ class RocCurve:
     tpr: np.ndarray
     thresholds: np.ndarray
 
-    @property
-    def area(self) -> float:
-        """The area under the curve (trapezoids): the ROC AUC."""
-        return float(np.sum(np.diff(self.fpr) * (self.tpr[1:] + self.tpr[:-1]) / 2))
-
 
 @dataclass(frozen=True)
 class ThresholdScore:
-    """What calling ``score >= threshold`` positive gives on one split."""
+    """What one decision threshold gives on the scored split."""
 
-    rule: str  # how the threshold was chosen, e.g. "Youden's J"
-    chosen_on: str  # the split it was chosen on ("" for a fixed one)
+    rule: ThresholdRule
+    chosen_on: str  # the split it was chosen on ("" for the fixed one)
+    in_sample: bool  # chosen on the scored split itself: its score is optimistic
     threshold: float
     balanced_accuracy: float
     matrix: np.ndarray  # 2 x 2 counts: rows the true class (0, 1), columns the predicted one
@@ -60,23 +73,23 @@ class ThresholdScore:
 
     def as_dict(self) -> dict[str, object]:
         (tn, fp), (fn, tp) = self.matrix.tolist()
-        return {"rule": self.rule, "chosen_on": self.chosen_on, "threshold": self.threshold,
+        return {"rule": self.rule.value, "chosen_on": self.chosen_on,
+                "in_sample": self.in_sample, "threshold": self.threshold,
                 "balanced_accuracy": self.balanced_accuracy,
                 "tn": tn, "fp": fp, "fn": fn, "tp": tp}  # fmt: skip
 
 
 def binary_scores(predictions: Predictions) -> tuple[np.ndarray, np.ndarray] | None:
-    """Each sample's true class (bool, positive = 1) and score for the positive class, or
-    ``None`` when the predictions are not of two classes with scores, both present."""
+    """Each sample's true class (bool, positive = 1) and its one output, or ``None`` when there
+    is no curve to draw: not one output per sample, a class absent, or a score not finite."""
     if predictions.true_labels is None or predictions.several_labels:
         return None
     true = predictions.true_labels.cpu().numpy().reshape(-1)
-    values = predictions.y_pred.detach().cpu().double().numpy().reshape(len(true), -1)
-    if values.shape[1] > 2 or not len(true) or true.max(initial=0) > 1:
+    scores = predictions.y_pred.detach().cpu().double().numpy().reshape(len(true), -1)
+    if scores.shape[1] != 1 or not np.isfinite(scores).all() or true.max(initial=0) > 1:
         return None
-    scores = values[:, 0] if values.shape[1] == 1 else values[:, 1] / values.sum(axis=1)
     positive = true == 1
-    return (positive, scores) if positive.any() and not positive.all() else None
+    return (positive, scores[:, 0]) if positive.any() and not positive.all() else None
 
 
 def roc_curve(positive: np.ndarray, scores: np.ndarray) -> RocCurve:
@@ -87,20 +100,40 @@ def roc_curve(positive: np.ndarray, scores: np.ndarray) -> RocCurve:
     last_of_score = np.r_[np.flatnonzero(np.diff(ranked)), len(ranked) - 1]
     tps = np.cumsum(hits)[last_of_score]
     fps = last_of_score + 1 - tps
-    bends = np.r_[True, np.diff(fps, 2) != 0, True] | np.r_[True, np.diff(tps, 2) != 0, True]
-    tps, fps, kept = np.r_[0, tps[bends]], np.r_[0, fps[bends]], ranked[last_of_score][bends]
+    kept = ranked[last_of_score]
+    if len(fps) > 2:  # as scikit-learn: two points or fewer are kept as they are
+        bends = np.r_[True, np.diff(fps, 2) != 0, True] | np.r_[True, np.diff(tps, 2) != 0, True]
+        tps, fps, kept = tps[bends], fps[bends], kept[bends]
+    tps, fps = np.r_[0, tps], np.r_[0, fps]
     with np.errstate(invalid="ignore", divide="ignore"):
         return RocCurve(fps / fps[-1], tps / tps[-1], np.r_[np.inf, kept])
 
 
 def youden_threshold(curve: RocCurve) -> float:
-    """The threshold where TPR - FPR is largest (its first point, as ``np.argmax`` takes)."""
-    return float(curve.thresholds[int(np.argmax(curve.tpr - curve.fpr))])
+    """The threshold where TPR - FPR is largest (its first point, as ``np.argmax`` takes),
+    among the scores: the ``inf`` point, which calls nothing positive, is no decision rule
+    (it would win only for a model worse than chance)."""
+    return float(curve.thresholds[1 + int(np.argmax((curve.tpr - curve.fpr)[1:]))])
 
 
-def score_at(
-    positive: np.ndarray, scores: np.ndarray, threshold: float, rule: str, chosen_on: str
+def score_labels(
+    positive: np.ndarray,
+    called: np.ndarray,
+    threshold: float,
+    rule: ThresholdRule,
+    chosen_on: str = "",
+    in_sample: bool = False,
 ) -> ThresholdScore:
-    """Balanced accuracy and confusion matrix of ``score >= threshold`` on these samples."""
-    matrix = confusion_matrix(positive, scores >= threshold, 2)
-    return ThresholdScore(rule, chosen_on, float(threshold), balanced_accuracy_of(matrix), matrix)
+    """Balanced accuracy and confusion matrix of calling the ``called`` samples positive."""
+    matrix = confusion_matrix(positive, called, 2)
+    balanced = balanced_accuracy_of(matrix)
+    return ThresholdScore(rule, chosen_on, in_sample, float(threshold), balanced, matrix)
+
+
+def validation_row(run: Path) -> dict[str, object] | None:
+    """The row of a run's thresholds.json chosen on its validation split (``None`` without
+    one: no file, or no validation split of the scored model's own)."""
+    saved = run / SAVED
+    rows = json.loads(saved.read_text())["thresholds"] if saved.is_file() else []
+    chosen: list[dict[str, object]] = [row for row in rows if row["chosen_on"] == "validation"]
+    return chosen[0] if chosen else None

@@ -16,10 +16,13 @@ from dlrun.evaluation.analysis import ClassScores
 from dlrun.evaluation.analysis import analyse_classification
 from dlrun.evaluation.analysis import residual_statistics
 from dlrun.evaluation.scoring import Evaluation
+from dlrun.evaluation.thresholds import FIXED
+from dlrun.evaluation.thresholds import SAVED
+from dlrun.evaluation.thresholds import ThresholdRule
 from dlrun.evaluation.thresholds import ThresholdScore
 from dlrun.evaluation.thresholds import binary_scores
 from dlrun.evaluation.thresholds import roc_curve
-from dlrun.evaluation.thresholds import score_at
+from dlrun.evaluation.thresholds import score_labels
 from dlrun.evaluation.thresholds import youden_threshold
 from dlrun.registry import Registry
 from dlrun.reporting import plots
@@ -28,6 +31,8 @@ from dlrun.reporting.files import write_csv
 from dlrun.reporting.files import write_json
 from dlrun.reporting.files import write_text
 from dlrun.reporting.rundir import RunDirectory
+from dlrun.tasks.autoencoder import Reconstructions
+from dlrun.training.metrics import roc_auc
 
 
 @dataclass(frozen=True)
@@ -104,36 +109,82 @@ def residuals(run: RunDirectory, given: Scored) -> Analysed:
 
 @ANALYSES.register("roc_curve")
 def roc(run: RunDirectory, given: Scored) -> Analysed:
-    """The ROC curve (PNG, CSV) and the split scored at 0.5 and at Youden's threshold, chosen
-    on the validation split where there is another one, and on the scored split itself."""
+    """The ROC curve (PNG, CSV) and the split scored at the run's own 0.5 and at Youden's
+    threshold: chosen on the validation split where that is another one, and on the scored
+    split itself (marked in-sample)."""
     scored = given.evaluation
     assert scored.predictions is not None
     pair = binary_scores(scored.predictions)
     if pair is None:
-        return Analysed()  # not two classes with scores: no curve
+        return Analysed()  # no curve: see binary_scores
     positive, scores = pair
     curve = roc_curve(positive, scores)
-    youden = "Youden's J (max TPR - FPR)"
-    rows = [score_at(positive, scores, 0.5, "fixed", "")]
+    rows = [score_labels(positive, scores > FIXED, FIXED, ThresholdRule.FIXED)]
     validation = given.validation
     chosen = None
     if validation is not None and validation.predictions is not None:
         chosen = binary_scores(validation.predictions)
     if validation is not None and chosen is not None:
-        threshold = youden_threshold(roc_curve(*chosen))
-        rows.append(score_at(positive, scores, threshold, youden, validation.split))
-    rows.append(score_at(positive, scores, youden_threshold(curve), youden, scored.split))
+        cut = youden_threshold(roc_curve(*chosen))
+        rows.append(score_labels(positive, scores >= cut, cut, ThresholdRule.YOUDEN,
+                                 validation.split))  # fmt: skip
+    cut = youden_threshold(curve)
+    rows.append(score_labels(positive, scores >= cut, cut, ThresholdRule.YOUDEN, scored.split,
+                             in_sample=True))  # fmt: skip
+    auc = roc_auc(scored.predictions)
     write_csv(run.file("roc_curve.csv"), ["fpr", "tpr", "threshold"],
               np.column_stack([curve.fpr, curve.tpr, curve.thresholds]).tolist())  # fmt: skip
-    write_json(run.file("thresholds.json"), {"split": scored.split, "samples": scored.size,
-               "roc_auc": curve.area, "thresholds": [row.as_dict() for row in rows]})  # fmt: skip
-    draw(plots.roc_curve_plot, curve.fpr, curve.tpr, curve.area,
+    write_json(run.file(SAVED), {"split": scored.split, "samples": scored.size, "roc_auc": auc,
+               "thresholds": [row.as_dict() for row in rows]})  # fmt: skip
+    draw(plots.roc_curve_plot, curve.fpr, curve.tpr, auc,
          [(_label(row), row.fpr, row.tpr) for row in rows], given.title,
          target=run.file("roc_curve.png"))  # fmt: skip
-    return Analysed(["roc_curve.png", "roc_curve.csv", "thresholds.json"], thresholds=rows)
+    return Analysed(["roc_curve.png", "roc_curve.csv", SAVED], thresholds=rows)
 
 
 def _label(row: ThresholdScore) -> str:
     """A threshold's legend entry: its value and where it was chosen."""
-    where = f", chosen on {row.chosen_on}" if row.chosen_on else ""
+    where = f", chosen on {row.chosen_on}" if row.chosen_on else " (the run's labels)"
     return f"threshold {row.threshold:.3g}{where}"
+
+
+RECONSTRUCTED = 8  # samples shown, as Beginners ch. 7 shows the first 8 test digits
+
+
+@ANALYSES.register("reconstructions")
+def reconstructions(run: RunDirectory, given: Scored) -> Analysed:
+    """The scored split's first samples above their reconstructions (PNG)."""
+    scored = given.evaluation
+    assert scored.predictions is not None
+    shown = min(RECONSTRUCTED, scored.size)
+    originals = scored.predictions.y_true[:shown].cpu().float().numpy()
+    rebuilt = scored.predictions.y_pred[:shown].cpu().float().numpy()
+    draw(plots.reconstructions_plot, originals, rebuilt, given.title,
+         target=run.file("reconstructions.png"))  # fmt: skip
+    return Analysed(["reconstructions.png"])
+
+
+@ANALYSES.register("code_space")
+def code_space(run: RunDirectory, given: Scored) -> Analysed:
+    """Each sample of the scored split at its code (PNG), coloured by the dataset's labels; a
+    code of more than two values is shown by its first two principal components."""
+    predictions = given.evaluation.predictions
+    if not isinstance(predictions, Reconstructions) or predictions.codes is None:
+        return Analysed()
+    codes, labels = predictions.codes, predictions.classes
+    points = codes.cpu().double().numpy().reshape(len(codes), -1)
+    axes = "code"
+    if points.shape[1] > 2:
+        points, axes = principal_components(points, 2), "principal component"
+    classes = None if labels is None else labels.cpu().numpy().reshape(len(labels), -1)
+    names = given.class_names
+    draw(plots.code_space_plot, points, classes, names, axes, given.title,
+         target=run.file("code_space.png"))  # fmt: skip
+    return Analysed(["code_space.png"])
+
+
+def principal_components(points: np.ndarray, count: int) -> np.ndarray:
+    """``points`` projected on their first ``count`` principal axes (centred, by SVD)."""
+    centred = points - points.mean(axis=0)
+    _, _, axes = np.linalg.svd(centred, full_matrices=False)
+    return np.asarray(centred @ axes[:count].T)

@@ -234,18 +234,20 @@ def _threshold_notes(results: dict[str, Any], extras: ReportExtras) -> list[str]
     if not extras.thresholds:
         return []
     split = (results.get("evaluation") or {}).get("split", "scored")
-    rows = [{"threshold": f"{row.threshold:.4g}", "chosen by": row.rule,
+    rows = [{"threshold": f"{row.threshold:.4g}", "chosen by": row.rule.label,
              "chosen on": row.chosen_on or "-", "balanced accuracy": row.balanced_accuracy,
              **{k: v for k, v in row.as_dict().items() if k in ("tn", "fp", "fn", "tp")}}
             for row in extras.thresholds]  # fmt: skip
-    notes = [
-        f"The {split} split called positive at score >= threshold (also in thresholds.json):",
-        "",
-        _table(rows, list(rows[0])),
-    ]
-    if any(row.chosen_on == split for row in extras.thresholds):
+    notes = [f"The {split} split at each decision threshold (also in thresholds.json); a "
+             "Youden threshold calls a score of at least it positive:", "",
+             _table(rows, list(rows[0]))]  # fmt: skip
+    if any(row.in_sample for row in extras.thresholds):
         notes += ["", f"A threshold chosen on the {split} split itself has seen the answers it "
                   "is scored on: its balanced accuracy is optimistic."]  # fmt: skip
+    if split == "test" and not any(row.chosen_on == "validation" for row in extras.thresholds):
+        notes += ["", "No threshold was chosen on a validation split: the scored model has "
+                  "none of its own (it was retrained on all the non-test data), or its "
+                  "validation split holds one class."]  # fmt: skip
     return notes
 
 

@@ -184,6 +184,63 @@ def roc_curve_plot(
     _save(fig, target)
 
 
+def as_image(values: np.ndarray) -> np.ndarray:
+    """One sample as a picture: a square of gray values, a square of RGB pixels (channels
+    last), or, for any other size, a one-row strip."""
+    flat = values.reshape(-1)
+    for channels in (1, 3):
+        side = math.isqrt(len(flat) // channels)
+        if side > 1 and side * side * channels == len(flat):
+            shape = (side, side) if channels == 1 else (side, side, 3)
+            return np.clip(flat.reshape(shape), 0, 1) if channels == 3 else flat.reshape(shape)
+    return flat.reshape(1, -1)
+
+
+def reconstructions_plot(
+    originals: np.ndarray, rebuilt: np.ndarray, title: str, target: Path
+) -> None:
+    """Inputs (top row) above their reconstructions (bottom row)."""
+    count = len(originals)
+    fig = _figure(1.4 * count, 3.2)
+    axes = fig.subplots(2, count, squeeze=False)
+    for column in range(count):
+        for row, values in enumerate((originals[column], rebuilt[column])):
+            ax = axes[row][column]
+            ax.imshow(as_image(values), cmap="gray", aspect="auto" if values.size < 4 else None)
+            ax.set_xticks([])
+            ax.set_yticks([])
+    axes[0][0].set_ylabel("input")
+    axes[1][0].set_ylabel("reconstruction")
+    fig.suptitle(title)
+    _save(fig, target)
+
+
+def code_space_plot(
+    points: np.ndarray,
+    labels: np.ndarray | None,
+    names: list[str] | None,
+    axes: str,
+    title: str,
+    target: Path,
+) -> None:
+    """Each sample at its 2-D code, one colour per label."""
+    fig = _figure(6, 5.5)
+    ax = fig.subplots()
+    if labels is None or labels.shape[1] != 1:
+        ax.scatter(points[:, 0], points[:, 1], s=3, alpha=0.5)
+    else:  # one call in the samples' order, so that no class is drawn over all the others
+        values, classes = np.unique(labels[:, 0], return_inverse=True)
+        dots = ax.scatter(points[:, 0], points[:, 1], c=classes, cmap="tab10", s=3, alpha=0.6,
+                          vmin=0, vmax=max(9, len(values) - 1))  # fmt: skip
+        handles, _ = dots.legend_elements()
+        shown = [names[int(v)] if names and 0 <= int(v) < len(names) else str(v) for v in values]
+        ax.legend(handles, shown, fontsize=8, loc="best")
+    ax.set_xlabel(f"{axes} 1")
+    ax.set_ylabel(f"{axes} 2")
+    ax.set_title(title)
+    _save(fig, target)
+
+
 def cv_curves(cv: CrossValidation, title: str, target: Path) -> None:
     """The fold-averaged monitor per epoch, raw and smoothed, with the suggested best epoch."""
     raw = cv.curves.get(cv.monitor, [])

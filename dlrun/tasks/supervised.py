@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from typing import Any
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -98,7 +99,7 @@ class SupervisedTask(Task):
     """The shared machinery; subclasses declare labels, checks and capabilities."""
 
     stackable = True
-    target = "y"
+    target: ClassVar[str | None] = "y"
 
     def __init__(self, cfg: ExperimentConfig) -> None:
         super().__init__(cfg)
@@ -193,20 +194,26 @@ class SupervisedTask(Task):
         if self.model.network.training is not training:
             self.model.network.train(training)
 
+    def targets(self, batch: Batch) -> torch.Tensor:
+        """What the outputs are scored against: the ``y`` array (an autoencoder's own inputs)."""
+        return batch["y"]
+
     def train_step(self, batch: Batch) -> StepResult:
         self._mode(True)
         outputs = self.model.network(batch["x"])
-        total = self._penalized(self.loss(outputs, batch["y"], self.fused))
+        y = self.targets(batch)
+        total = self._penalized(self.loss(outputs, y, self.fused))
         self.optimizer_spec.step(self.optimizer, self.params, total)
-        kept = {"y_pred": outputs.detach(), "y_true": batch["y"]} if self.cfg.metrics else {}
+        kept = {"y_pred": outputs.detach(), "y_true": y} if self.cfg.metrics else {}
         return StepResult(total.detach(), len(outputs), kept)  # outputs only for epoch metrics
 
     @torch.no_grad()
     def eval_step(self, batch: Batch) -> StepResult:
         self._mode(False)
         outputs = self.model.network(batch["x"])
-        loss = self._penalized(self.loss(outputs, batch["y"], self.fused))
-        return StepResult(loss, len(outputs), {"y_pred": outputs, "y_true": batch["y"]})
+        y = self.targets(batch)
+        loss = self._penalized(self.loss(outputs, y, self.fused))
+        return StepResult(loss, len(outputs), {"y_pred": outputs, "y_true": y})
 
     def _penalized(self, loss: torch.Tensor) -> torch.Tensor:
         """The loss plus the weight penalties, as Keras reports it in training and evaluation

@@ -1,0 +1,154 @@
+"""Autoencoders (Beginners ch. 7, 8 and 13): a network trained to give back its own inputs
+through a narrow layer, the code.
+
+The layers run as one network, so training is the supervised step with the preprocessed inputs
+as the targets. ``task.code_layer`` names the layer whose outputs are the code: what the
+book's ``encoder.predict`` gives, what ``dlrun predict`` writes and what the code-space figure
+shows, coloured by the dataset's labels when it has them (they are never trained on).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from typing import Any
+from typing import ClassVar
+
+import numpy as np
+import torch
+from pydantic import Field
+from torch import nn
+
+from dlrun.config.base import StrictModel
+from dlrun.data.base import Arrays
+from dlrun.errors import ConfigError
+from dlrun.errors import ConfigIssue
+from dlrun.tasks.base import TASKS
+from dlrun.tasks.base import StepResult
+from dlrun.tasks.supervised import SupervisedTask
+from dlrun.training.metrics import MetricKind
+from dlrun.training.metrics import Predictions
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from dlrun.config.schema import ExperimentConfig
+    from dlrun.training.batches import Batch
+    from dlrun.training.batches import Fields
+    from dlrun.training.losses import Loss
+
+LABEL = "label"  # the dataset's targets, kept to colour the code space
+
+
+@dataclass(frozen=True)
+class InputsAsTargets:
+    """The arrays an autoencoder reads: its inputs, and the dataset's targets (if any) as
+    ``label``, which no step trains on. Picklable, for DataLoader workers."""
+
+    def __call__(self, arrays: Arrays) -> Arrays:
+        if "y" not in arrays:
+            return arrays
+        return arrays.replace(y=None, **{LABEL: np.asarray(arrays.y)})
+
+
+@dataclass(frozen=True)
+class Reconstructions(Predictions):
+    """Inputs (``y_true``), their reconstructions (``y_pred``), each sample's code and, when
+    the dataset has them, its labels."""
+
+    codes: torch.Tensor | None = None
+    classes: torch.Tensor | None = None
+
+
+@TASKS.register("autoencoder")
+class Autoencoder(SupervisedTask):
+    """Inputs reconstructed through ``model.layers[code_layer]``."""
+
+    class Config(StrictModel):
+        code_layer: int = Field(ge=0, description="the index in model.layers of the code")
+
+    config: Config
+    target: ClassVar[str | None] = (
+        None  # no targets of the dataset's: nothing for baselines or stratified splits
+    )
+    stackable = False
+    metric_kinds = frozenset({MetricKind.ERRORS})
+    analyses: ClassVar[tuple[str, ...]] = ("reconstructions", "code_space")
+
+    @classmethod
+    def check_config(cls, cfg: ExperimentConfig) -> list[ConfigIssue]:
+        issues = super().check_config(cfg)
+        layers = len(cfg.model.layers)
+        assert isinstance(cfg.task, cls.Config)  # the task section validated as this Config
+        code_layer = cfg.task.code_layer
+        if code_layer >= layers:
+            issues.append(ConfigIssue("task.code_layer", f"is {code_layer}, but model.layers "
+                                      f"holds {layers} layers (0 to {layers - 1})"))  # fmt: skip
+        return issues
+
+    @classmethod
+    def check_model(
+        cls, cfg: ExperimentConfig, loss: type[Loss], final: str | None
+    ) -> list[ConfigIssue]:
+        if loss.integer_targets:
+            return [ConfigIssue("loss", f"{cfg.loss.name if cfg.loss else 'the loss'} scores "
+                                "class labels; an autoencoder's targets are its inputs (use "
+                                "binary_crossentropy or mse)")]  # fmt: skip
+        return []
+
+    def array_form(self) -> Callable[[Arrays], Arrays]:
+        return InputsAsTargets()
+
+    def targets(self, batch: Batch) -> torch.Tensor:
+        x = batch["x"]
+        return x if x.is_floating_point() else x.float()
+
+    def build(self, fields: Fields, device: torch.device) -> None:
+        super().build(fields, device)
+        if type(self.model.network) is not nn.Sequential:
+            raise ConfigError([ConfigIssue("task.code_layer", "cannot split a network that "
+                                           "carries a sequence mask (embedding mask_zero)")])  # fmt: skip
+        wanted = fields["x"].shape
+        if self.model.output_shape != wanted:
+            raise self._output_error(
+                f"the model outputs shape {list(self.model.output_shape)} per sample, but an "
+                f"autoencoder gives back its inputs, shaped {list(wanted)}"
+            )
+
+    @torch.no_grad()
+    def eval_step(self, batch: Batch) -> StepResult:
+        result = super().eval_step(batch)
+        result.outputs["code"] = self._code(batch["x"])
+        if LABEL in batch:
+            result.outputs[LABEL] = batch[LABEL]
+        return result
+
+    def _code(self, x: torch.Tensor) -> torch.Tensor:
+        """The code layer's outputs, in evaluation mode (dropout off)."""
+        self._mode(False)
+        return self.model.network[: self.config.code_layer + 1](x)
+
+    @torch.no_grad()
+    def predict_step(self, batch: Batch) -> torch.Tensor:
+        return self._code(batch["x"])
+
+    def predictions(self, results: list[StepResult]) -> Predictions | None:
+        """Reconstructions; an evaluation's (not a training epoch's) with codes and labels."""
+        plain = super().predictions(results)
+        assert plain is not None
+        return Reconstructions(plain.y_true, plain.y_pred, codes=_joined(results, "code"),
+                               classes=_joined(results, LABEL))  # fmt: skip
+
+    def prediction_table(
+        self, outputs: torch.Tensor, class_names: list[str] | None, threshold: float | None = None
+    ) -> tuple[list[str], list[list[Any]]]:
+        """Each sample's code (``predict_step`` gives codes, not reconstructions)."""
+        values = outputs.detach().cpu().reshape(len(outputs), -1)
+        return [f"code_{i}" for i in range(values.shape[1])], values.tolist()
+
+
+def _joined(results: list[StepResult], key: str) -> torch.Tensor | None:
+    """The batches' ``key`` outputs end to end, or ``None`` where the steps kept none."""
+    if not results or any(key not in r.outputs for r in results):
+        return None
+    return torch.cat([r.outputs[key] for r in results])

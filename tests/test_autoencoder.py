@@ -1,0 +1,126 @@
+"""The autoencoder task: trained on its own inputs, it reports reconstructions and the code
+space, predicts codes, and refuses a model that cannot give its inputs back."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from dlrun.api import run_experiment
+from dlrun.config.load import config_from_data
+from dlrun.data.load import load_data
+from dlrun.errors import ConfigError
+from dlrun.reporting.analyses import principal_components
+from dlrun.reporting.plots import as_image
+from dlrun.reuse import load_run
+from dlrun.reuse import predict_file
+from dlrun.tasks.autoencoder import Reconstructions
+from dlrun.training.loop import collect
+from tests.conftest import tiny_config
+
+
+def digits_autoencoder(**changes: Any) -> dict[str, Any]:
+    """sklearn's 8x8 digits squeezed through two numbers (Beginners ch. 7, in miniature)."""
+    config = tiny_config(
+        task={"name": "autoencoder", "code_layer": 1},
+        data={"dataset": "digits"},
+        preprocess=[{"rescale": {"scale": 1 / 16}}],
+        model={"layers": [{"dense": {"units": 16, "activation": "relu"}},
+                          {"dense": {"units": 2, "activation": "tanh"}},
+                          {"dense": {"units": 16, "activation": "relu"}},
+                          {"dense": {"units": 64, "activation": "sigmoid"}}]},
+        loss="binary_crossentropy", optimizer={"name": "adam", "lr": 0.01}, metrics=["mse"],
+        train={"epochs": 5, "batch_size": 64, "progress": "none"},
+        evaluation={"validation": {"count": 300}},
+    )  # fmt: skip
+    config.update(changes)
+    return config
+
+
+def test_autoencoder_learns_its_inputs_and_draws_codes(tmp_path: Path) -> None:
+    result = run_experiment(config_from_data(digits_autoencoder()), tmp_path)
+    run = result.run_dir
+    rows = (run / "metrics.csv").read_text().splitlines()
+    first, last = (dict(zip(rows[0].split(","), r.split(","), strict=True)) for r in rows[1::4])
+    assert float(last["val_loss"]) < float(first["val_loss"])  # it learns to reconstruct
+    assert set(result.results["test"]) == {"loss", "mse"}
+    for png in ("reconstructions.png", "code_space.png"):
+        assert (run / png).read_bytes()[:4] == b"\x89PNG"
+        assert f"]({png})" in (run / "report.md").read_text()
+    assert result.results["baselines"] == []  # nothing to guess from: no targets of its own
+
+    loaded = load_run(run)
+    test = load_data(config_from_data(digits_autoencoder())).test_split
+    assert test is not None
+    source = loaded.fitted.sources(test.unseal())
+    predictions = loaded.fitted.task.predictions(collect(loaded.fitted.task, source))
+    assert isinstance(predictions, Reconstructions)
+    assert predictions.codes is not None and predictions.codes.shape == (len(test), 2)
+    assert predictions.classes is not None and set(predictions.classes.tolist()) == set(range(10))
+    scaled = test.unseal().x / 16
+    np.testing.assert_allclose(predictions.y_true.numpy(), scaled, rtol=1e-6)
+    assert predictions.y_pred.min() >= 0 and predictions.y_pred.max() <= 1  # sigmoid outputs
+
+
+def test_predict_writes_each_samples_code(tmp_path: Path) -> None:
+    run = run_experiment(config_from_data(digits_autoencoder()), tmp_path).run_dir
+    x = load_data(config_from_data(digits_autoencoder())).train.x[:5]
+    np.savez(tmp_path / "x.npz", x=x)
+    assert predict_file(run, tmp_path / "x.npz", tmp_path / "codes.csv") == 5
+    with (tmp_path / "codes.csv").open() as f:
+        written = list(csv.reader(f))
+    assert written[0] == ["code_0", "code_1"]
+    network = load_run(run).fitted.task.models["model"].network.eval()
+    with torch.no_grad():
+        expected = network[:2](torch.as_tensor(x / 16, dtype=torch.float32))
+    np.testing.assert_allclose(np.array(written[1:], dtype=float), expected.numpy(), rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"task": {"name": "autoencoder", "code_layer": 4}},
+         r"task\.code_layer: is 4, but model\.layers holds 4 layers \(0 to 3\)"),
+        ({"task": "autoencoder"}, r"task\.code_layer"),
+        ({"loss": "sparse_categorical_crossentropy"},
+         r"loss: sparse_categorical_crossentropy scores class labels; an autoencoder's targets "
+         r"are its inputs"),
+    ],
+)  # fmt: skip
+def test_config_mistakes_are_one_line(changes: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        config_from_data(digits_autoencoder(**changes))
+
+
+def test_a_model_that_cannot_give_its_inputs_back_is_refused(tmp_path: Path) -> None:
+    layers = [{"dense": {"units": 2, "activation": "tanh"}},
+              {"dense": {"units": 10, "activation": "sigmoid"}}]  # fmt: skip
+    cfg = config_from_data(digits_autoencoder(task={"name": "autoencoder", "code_layer": 0},
+                                              model={"layers": layers}))  # fmt: skip
+    with pytest.raises(ConfigError, match=r"model\.layers\[1\]\.dense\.units: the model outputs "
+                       r"shape \[10\] per sample, but an autoencoder gives back its inputs, "
+                       r"shaped \[64\]"):  # fmt: skip
+        run_experiment(cfg, tmp_path)
+    assert not any(tmp_path.iterdir())  # refused before a run directory exists
+
+
+def test_samples_are_drawn_as_images_when_their_size_is_square() -> None:
+    assert as_image(np.zeros(784)).shape == (28, 28)
+    assert as_image(np.zeros(3072)).shape == (32, 32, 3)
+    assert as_image(np.zeros(10)).shape == (1, 10)
+
+
+def test_principal_components_keep_the_most_variance() -> None:
+    rng = np.random.default_rng(0)
+    points = rng.normal(size=(200, 2)) @ np.array([[3.0, 0, 0, 1], [0, 1.0, 0, 0]])
+    projected = principal_components(points + 5, 2)
+    np.testing.assert_allclose(projected.mean(axis=0), 0, atol=1e-9)
+    variances = projected.var(axis=0)
+    assert variances[0] > variances[1] > 0
+    total = ((points - points.mean(axis=0)) ** 2).sum(axis=1).mean()
+    assert variances.sum() == pytest.approx(total)  # the data lie in a plane: all of it kept
