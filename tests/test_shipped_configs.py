@@ -76,6 +76,12 @@ def test_every_shipped_config_validates(path: Path) -> None:
         ("dlwp/ch6_jena_conv1d_gru.yaml", 13_697),
         ("beginners/ch13_imdb_simple_rnn.yaml", 643_265),
         ("beginners/ch13_imdb_lstm.yaml", 652_577),
+        ("beginners/ch7_mnist_autoencoder.yaml", 638_854),
+        ("beginners/ch7_mnist_autoencoder_six_layers.yaml", 45_366),
+        ("beginners/ch7_mnist_autoencoder_four_layers.yaml", 16_526),
+        ("beginners/ch7_mnist_autoencoder_two_layers.yaml", 3_922),
+        ("beginners/ch8_mnist_deep_autoencoder.yaml", 1_797_146),
+        ("beginners/ch10_mnist_autoencoder_100.yaml", 157_684),
     ],
 )
 def test_parameter_counts_equal_keras(
