@@ -97,6 +97,10 @@ TASK_EXAMPLES: dict[str, dict[str, Any]] = {
     "regression": {"data": {"dataset": "diabetes"}, "preprocess": ["standardize"], "loss": "mse",
                    "metrics": ["mae", "r2"], "model": {"layers": [{"dense": 4}, {"dense": 1}]},
                    "evaluation": {"validation": {"fraction": 0.2}}},
+    "autoencoder": {"task": {"name": "autoencoder", "code_layer": 0}, "preprocess": ["standardize"],
+                    "loss": "mse", "metrics": ["mae"],
+                    "model": {"layers": [{"dense": {"units": 2, "activation": "tanh"}}, {"dense": 4}]},
+                    "evaluation": {"validation": {"fraction": 0.2}}},
 }  # fmt: skip
 DATASET_EXAMPLES: dict[str, dict[str, Any]] = {
     "breast_cancer": {}, "diabetes": {}, "digits": {}, "iris": {}, "wine": {},
@@ -331,7 +335,7 @@ def test_layer_contract_stacked_forms_match_each_copy(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(TASK_EXAMPLES))
 def test_task_contract_trains_a_step_and_restores_its_state(name: str) -> None:
-    cfg = config_from_data(tiny_config(task=name, **TASK_EXAMPLES[name]))
+    cfg = config_from_data(tiny_config(**{"task": name, **TASK_EXAMPLES[name]}))
     assert type(cfg).model_validate(cfg.model_dump(mode="json")) == cfg
     task_cls = TASKS.get(name)
     assert task_cls.check_config(cfg) == []
@@ -356,6 +360,7 @@ PREDICTION_EXAMPLES: dict[str, Any] = {  # targets and outputs as each task prod
     "multiclass": lambda: (torch.eye(3)[LABELS], torch.rand(8, 3).softmax(dim=1)),
     "multilabel": lambda: (torch.randint(0, 2, (8, 3)).float(), torch.rand(8, 3)),
     "regression": lambda: (torch.randn(8, 1), torch.randn(8, 1)),
+    "autoencoder": lambda: (torch.rand(8, 4), torch.rand(8, 4)),  # inputs and reconstructions
 }
 
 
