@@ -15,13 +15,15 @@ from dlrun.api import run_experiment
 from dlrun.config.load import config_from_data
 from dlrun.data.load import load_data
 from dlrun.errors import ConfigError
+from dlrun.reporting import plots
 from dlrun.reporting.analyses import principal_components
 from dlrun.reporting.plots import as_image
 from dlrun.reuse import load_run
 from dlrun.reuse import predict_file
-from dlrun.tasks.autoencoder import Reconstructions
 from dlrun.training.loop import collect
+from dlrun.training.metrics import Reconstructions
 from tests.conftest import tiny_config
+from tests.test_text import archive
 
 
 def digits_autoencoder(**changes: Any) -> dict[str, Any]:
@@ -84,8 +86,9 @@ def test_predict_writes_each_samples_code(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"task": {"name": "autoencoder", "code_layer": 4}},
-         r"task\.code_layer: is 4, but model\.layers holds 4 layers \(0 to 3\)"),
+        ({"task": {"name": "autoencoder", "code_layer": 3}},
+         r"task\.code_layer: is 3, but the code must come before the last layer, which gives "
+         r"the reconstruction \(model\.layers holds 4\)"),
         ({"task": "autoencoder"}, r"task\.code_layer"),
         ({"loss": "sparse_categorical_crossentropy"},
          r"loss: sparse_categorical_crossentropy scores class labels; an autoencoder's targets "
@@ -109,10 +112,70 @@ def test_a_model_that_cannot_give_its_inputs_back_is_refused(tmp_path: Path) -> 
     assert not any(tmp_path.iterdir())  # refused before a run directory exists
 
 
-def test_samples_are_drawn_as_images_when_their_size_is_square() -> None:
-    assert as_image(np.zeros(784)).shape == (28, 28)
-    assert as_image(np.zeros(3072)).shape == (32, 32, 3)
-    assert as_image(np.zeros(10)).shape == (1, 10)
+@pytest.mark.parametrize(
+    ("shape", "drawn"),
+    [((28, 28), (28, 28)), ((28, 28, 1), (28, 28)), ((32, 32, 3), (32, 32, 3)),
+     ((784,), (28, 28)), ((3072,), (32, 32, 3)), ((64,), (8, 8)),
+     ((4,), (1, 4)), ((9,), (1, 9)), ((12,), (1, 12)), ((30,), (1, 30))],
+)  # fmt: skip
+def test_samples_are_drawn_as_images_only_when_they_are_images(
+    shape: tuple[int, ...], drawn: tuple[int, ...]
+) -> None:
+    """A table row of 4, 9 or 12 values is no picture, however square its size."""
+    assert as_image(np.zeros(shape)).shape == drawn
+
+
+def _drawn(monkeypatch: pytest.MonkeyPatch, function: Any, *args: Any) -> Any:
+    """The figure ``function`` would save."""
+    saved: list[Any] = []
+    monkeypatch.setattr(plots, "_save", lambda fig, target: saved.append(fig))
+    function(*args, Path("unused.png"))
+    return saved[0]
+
+
+def test_code_space_colours_each_class_or_the_labels_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    points = np.random.default_rng(0).normal(size=(60, 2))
+    twelve = (np.arange(60) % 12)[:, None]
+    names = [f"class {i}" for i in range(12)]
+    fig = _drawn(monkeypatch, plots.code_space_plot, points, twelve, names, "code", "t")
+    legend = fig.axes[0].get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == names  # one entry each, in order
+    colours = {tuple(h.get_color()) for h in legend.legend_handles}
+    assert len(colours) == 12  # tab20: no two classes share a colour
+    floats = np.linspace(0, 1, 60)[:, None]  # a regression target: a colour scale
+    fig = _drawn(monkeypatch, plots.code_space_plot, points, floats, None, "code", "t")
+    assert fig.axes[0].get_legend() is None and len(fig.axes) == 2  # the plot and its colorbar
+
+
+def test_reconstructions_share_their_inputs_scale(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A faint reconstruction stays faint: each pair is drawn on the input's range."""
+    originals = np.stack([np.linspace(0, 1, 64), np.linspace(0, 0.5, 64)])
+    faint = np.full((2, 64), 0.3) + np.linspace(0, 0.01, 64)
+    fig = _drawn(monkeypatch, plots.reconstructions_plot, originals, faint, "t")
+    limits = [ax.images[0].get_clim() for ax in fig.axes]
+    assert limits == [(0.0, 1.0), (0.0, 0.5), (0.0, 1.0), (0.0, 0.5)]  # top row, then bottom
+
+
+def test_sparse_multi_hot_rows_are_reconstructed(tmp_path: Path) -> None:
+    """Multi-hot rows kept as indices (the default) are the targets as 0/1 rows; before, the
+    loss raised a RuntimeError on the sparse tensor."""
+    archive(tmp_path)
+    cfg = digits_autoencoder(
+        data={"dataset": "imdb", "source": "raw", "path": str(tmp_path), "num_words": 14},
+        preprocess=[{"multi_hot": 14}], metrics=["mae"],
+        model={"layers": [{"dense": {"units": 3, "activation": "tanh"}},
+                          {"dense": {"units": 14, "activation": "sigmoid"}}]},
+        task={"name": "autoencoder", "code_layer": 0}, evaluation={"validation": {"count": 20}},
+    )  # fmt: skip
+    result = run_experiment(config_from_data(cfg), tmp_path / "runs")
+    assert np.isfinite(result.results["test"]["loss"]) and 0 < result.results["test"]["mae"] < 1
+
+
+def test_one_sample_codes_still_have_two_axes() -> None:
+    """One sample spans no direction: its projection is padded, not a single column."""
+    assert principal_components(np.ones((1, 5)), 2).shape == (1, 2)
 
 
 def test_principal_components_keep_the_most_variance() -> None:

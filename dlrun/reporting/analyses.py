@@ -31,7 +31,7 @@ from dlrun.reporting.files import write_csv
 from dlrun.reporting.files import write_json
 from dlrun.reporting.files import write_text
 from dlrun.reporting.rundir import RunDirectory
-from dlrun.tasks.autoencoder import Reconstructions
+from dlrun.training.metrics import Reconstructions
 from dlrun.training.metrics import roc_auc
 
 
@@ -184,7 +184,9 @@ def code_space(run: RunDirectory, given: Scored) -> Analysed:
 
 
 def principal_components(points: np.ndarray, count: int) -> np.ndarray:
-    """``points`` projected on their first ``count`` principal axes (centred, by SVD)."""
+    """``points`` projected on their first ``count`` principal axes (centred, by SVD); fewer
+    points than that span fewer axes, and the missing ones are 0."""
     centred = points - points.mean(axis=0)
     _, _, axes = np.linalg.svd(centred, full_matrices=False)
-    return np.asarray(centred @ axes[:count].T)
+    projected = centred @ axes[:count].T
+    return np.pad(projected, ((0, 0), (0, count - projected.shape[1])))

@@ -184,35 +184,49 @@ def roc_curve_plot(
     _save(fig, target)
 
 
+SMALLEST_IMAGE = 8  # a flat sample of 8 x 8 values or more that is a square is drawn as one
+
+
 def as_image(values: np.ndarray) -> np.ndarray:
-    """One sample as a picture: a square of gray values, a square of RGB pixels (channels
-    last), or, for any other size, a one-row strip."""
+    """One sample as a picture: kept as it is when it is one already ``(H, W)`` or ``(H, W, 1
+    or 3)``; a flat one (a ``flatten`` step's) as a square of gray or RGB pixels when its size
+    is one, from 8 x 8 up; anything else (a table row) as a one-row strip."""
+    if values.ndim == 2 or (values.ndim == 3 and values.shape[-1] in (1, 3)):
+        return values[..., 0] if values.ndim == 3 and values.shape[-1] == 1 else values
     flat = values.reshape(-1)
     for channels in (1, 3):
         side = math.isqrt(len(flat) // channels)
-        if side > 1 and side * side * channels == len(flat):
-            shape = (side, side) if channels == 1 else (side, side, 3)
-            return np.clip(flat.reshape(shape), 0, 1) if channels == 3 else flat.reshape(shape)
+        if side >= SMALLEST_IMAGE and side * side * channels == len(flat):
+            return flat.reshape((side, side) if channels == 1 else (side, side, 3))
     return flat.reshape(1, -1)
 
 
 def reconstructions_plot(
     originals: np.ndarray, rebuilt: np.ndarray, title: str, target: Path
 ) -> None:
-    """Inputs (top row) above their reconstructions (bottom row)."""
+    """Inputs (top row) above their reconstructions (bottom row), each pair on the input's
+    own scale: a stretch per image would make a faint reconstruction look sharp."""
     count = len(originals)
     fig = _figure(1.4 * count, 3.2)
     axes = fig.subplots(2, count, squeeze=False)
     for column in range(count):
+        low, high = float(originals[column].min()), float(originals[column].max())
         for row, values in enumerate((originals[column], rebuilt[column])):
             ax = axes[row][column]
-            ax.imshow(as_image(values), cmap="gray", aspect="auto" if values.size < 4 else None)
+            picture = as_image(values)
+            if picture.ndim == 3:  # RGB: matplotlib reads floats as 0..1
+                picture = np.clip((picture - low) / ((high - low) or 1), 0, 1)
+            ax.imshow(picture, cmap="gray", vmin=low, vmax=high if high > low else low + 1,
+                      aspect="auto" if picture.shape[0] == 1 else None)  # fmt: skip
             ax.set_xticks([])
             ax.set_yticks([])
     axes[0][0].set_ylabel("input")
     axes[1][0].set_ylabel("reconstruction")
     fig.suptitle(title)
     _save(fig, target)
+
+
+CLASS_COLOURS = 20  # up to this many label values get a colour and a legend entry each
 
 
 def code_space_plot(
@@ -223,22 +237,38 @@ def code_space_plot(
     title: str,
     target: Path,
 ) -> None:
-    """Each sample at its 2-D code, one colour per label."""
+    """Each sample at its 2-D code, drawn in the samples' order (no class covers the others):
+    a colour per label for up to 20 of them, else a colour scale of the label's value."""
+    from matplotlib import colormaps
+    from matplotlib.lines import Line2D
+
     fig = _figure(6, 5.5)
     ax = fig.subplots()
-    if labels is None or labels.shape[1] != 1:
+    values = None if labels is None or labels.shape[1] != 1 else labels[:, 0]
+    if values is None:
         ax.scatter(points[:, 0], points[:, 1], s=3, alpha=0.5)
-    else:  # one call in the samples' order, so that no class is drawn over all the others
-        values, classes = np.unique(labels[:, 0], return_inverse=True)
-        dots = ax.scatter(points[:, 0], points[:, 1], c=classes, cmap="tab10", s=3, alpha=0.6,
-                          vmin=0, vmax=max(9, len(values) - 1))  # fmt: skip
-        handles, _ = dots.legend_elements()
-        shown = [names[int(v)] if names and 0 <= int(v) < len(names) else str(v) for v in values]
+    elif len(distinct := np.unique(values)) <= CLASS_COLOURS:
+        cmap = colormaps["tab10" if len(distinct) <= 10 else "tab20"]
+        index = np.searchsorted(distinct, values)
+        ax.scatter(points[:, 0], points[:, 1], c=[cmap(i) for i in index], s=3, alpha=0.6)
+        handles = [Line2D([], [], ls="", marker="o", color=cmap(i)) for i in range(len(distinct))]
+        shown = [_class_name(v, names) for v in distinct]
         ax.legend(handles, shown, fontsize=8, loc="best")
+    else:
+        dots = ax.scatter(points[:, 0], points[:, 1], c=values, cmap="viridis", s=3, alpha=0.6)
+        fig.colorbar(dots, ax=ax, label="label")
     ax.set_xlabel(f"{axes} 1")
     ax.set_ylabel(f"{axes} 2")
     ax.set_title(title)
     _save(fig, target)
+
+
+def _class_name(value: float, names: list[str] | None) -> str:
+    """A label's class name when it indexes the dataset's names, else the value."""
+    whole = float(value).is_integer()
+    if names and whole and 0 <= int(value) < len(names):
+        return names[int(value)]
+    return str(int(value)) if whole else f"{value:g}"
 
 
 def cv_curves(cv: CrossValidation, title: str, target: Path) -> None:

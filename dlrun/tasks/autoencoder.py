@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-from typing import Any
 from typing import ClassVar
 
 import numpy as np
@@ -28,6 +27,7 @@ from dlrun.tasks.base import StepResult
 from dlrun.tasks.supervised import SupervisedTask
 from dlrun.training.metrics import MetricKind
 from dlrun.training.metrics import Predictions
+from dlrun.training.metrics import Reconstructions
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -41,23 +41,14 @@ LABEL = "label"  # the dataset's targets, kept to colour the code space
 
 
 @dataclass(frozen=True)
-class InputsAsTargets:
-    """The arrays an autoencoder reads: its inputs, and the dataset's targets (if any) as
-    ``label``, which no step trains on. Picklable, for DataLoader workers."""
+class LabelsAside:
+    """The arrays an autoencoder reads: its inputs, and the dataset's targets (if any) moved
+    aside as ``label``, which no step trains on. Picklable, for DataLoader workers."""
 
     def __call__(self, arrays: Arrays) -> Arrays:
         if "y" not in arrays:
             return arrays
         return arrays.replace(y=None, **{LABEL: np.asarray(arrays.y)})
-
-
-@dataclass(frozen=True)
-class Reconstructions(Predictions):
-    """Inputs (``y_true``), their reconstructions (``y_pred``), each sample's code and, when
-    the dataset has them, its labels."""
-
-    codes: torch.Tensor | None = None
-    classes: torch.Tensor | None = None
 
 
 @TASKS.register("autoencoder")
@@ -68,12 +59,12 @@ class Autoencoder(SupervisedTask):
         code_layer: int = Field(ge=0, description="the index in model.layers of the code")
 
     config: Config
-    target: ClassVar[str | None] = (
-        None  # no targets of the dataset's: nothing for baselines or stratified splits
-    )
+    # no targets of the dataset's: nothing for baselines or stratified splits
+    target: ClassVar[str | None] = None
     stackable = False
     metric_kinds = frozenset({MetricKind.ERRORS})
     analyses: ClassVar[tuple[str, ...]] = ("reconstructions", "code_space")
+    prediction_column = "code"  # predict writes codes: predict_step gives them
 
     @classmethod
     def check_config(cls, cfg: ExperimentConfig) -> list[ConfigIssue]:
@@ -81,9 +72,10 @@ class Autoencoder(SupervisedTask):
         layers = len(cfg.model.layers)
         assert isinstance(cfg.task, cls.Config)  # the task section validated as this Config
         code_layer = cfg.task.code_layer
-        if code_layer >= layers:
-            issues.append(ConfigIssue("task.code_layer", f"is {code_layer}, but model.layers "
-                                      f"holds {layers} layers (0 to {layers - 1})"))  # fmt: skip
+        if code_layer >= layers - 1:
+            issues.append(ConfigIssue("task.code_layer", f"is {code_layer}, but the code must "
+                                      "come before the last layer, which gives the "
+                                      f"reconstruction (model.layers holds {layers})"))  # fmt: skip
         return issues
 
     @classmethod
@@ -97,17 +89,20 @@ class Autoencoder(SupervisedTask):
         return []
 
     def array_form(self) -> Callable[[Arrays], Arrays]:
-        return InputsAsTargets()
+        return LabelsAside()
 
     def targets(self, batch: Batch) -> torch.Tensor:
         x = batch["x"]
+        if x.layout == torch.sparse_csr:  # multi-hot rows kept as indices: the loss reads 0/1
+            x = x.to_dense()
         return x if x.is_floating_point() else x.float()
 
     def build(self, fields: Fields, device: torch.device) -> None:
         super().build(fields, device)
         if type(self.model.network) is not nn.Sequential:
-            raise ConfigError([ConfigIssue("task.code_layer", "cannot split a network that "
-                                           "carries a sequence mask (embedding mask_zero)")])  # fmt: skip
+            raise ConfigError([ConfigIssue("model.layers", "an autoencoder cannot carry a "
+                                           "sequence mask (embedding mask_zero) through its "
+                                           "code; set mask_zero: false")])  # fmt: skip
         wanted = fields["x"].shape
         if self.model.output_shape != wanted:
             raise self._output_error(
@@ -115,13 +110,11 @@ class Autoencoder(SupervisedTask):
                 f"autoencoder gives back its inputs, shaped {list(wanted)}"
             )
 
-    @torch.no_grad()
-    def eval_step(self, batch: Batch) -> StepResult:
-        result = super().eval_step(batch)
-        result.outputs["code"] = self._code(batch["x"])
-        if LABEL in batch:
-            result.outputs[LABEL] = batch[LABEL]
-        return result
+    def evaluated(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """One pass through the encoder, then the decoder: the code comes with the outputs."""
+        code = self._code(batch["x"])
+        kept = {"code": code, **({LABEL: batch[LABEL]} if LABEL in batch else {})}
+        return self.model.network[self.config.code_layer + 1 :](code), kept
 
     def _code(self, x: torch.Tensor) -> torch.Tensor:
         """The code layer's outputs, in evaluation mode (dropout off)."""
@@ -138,13 +131,6 @@ class Autoencoder(SupervisedTask):
         assert plain is not None
         return Reconstructions(plain.y_true, plain.y_pred, codes=_joined(results, "code"),
                                classes=_joined(results, LABEL))  # fmt: skip
-
-    def prediction_table(
-        self, outputs: torch.Tensor, class_names: list[str] | None, threshold: float | None = None
-    ) -> tuple[list[str], list[list[Any]]]:
-        """Each sample's code (``predict_step`` gives codes, not reconstructions)."""
-        values = outputs.detach().cpu().reshape(len(outputs), -1)
-        return [f"code_{i}" for i in range(values.shape[1])], values.tolist()
 
 
 def _joined(results: list[StepResult], key: str) -> torch.Tensor | None:

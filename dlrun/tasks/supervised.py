@@ -100,6 +100,7 @@ class SupervisedTask(Task):
 
     stackable = True
     target: ClassVar[str | None] = "y"
+    prediction_column: ClassVar[str] = "prediction"  # predict's column (name_0, ... for several)
 
     def __init__(self, cfg: ExperimentConfig) -> None:
         super().__init__(cfg)
@@ -210,10 +211,15 @@ class SupervisedTask(Task):
     @torch.no_grad()
     def eval_step(self, batch: Batch) -> StepResult:
         self._mode(False)
-        outputs = self.model.network(batch["x"])
+        outputs, kept = self.evaluated(batch)
         y = self.targets(batch)
         loss = self._penalized(self.loss(outputs, y, self.fused))
-        return StepResult(loss, len(outputs), {"y_pred": outputs, "y_true": y})
+        return StepResult(loss, len(outputs), {"y_pred": outputs, "y_true": y, **kept})
+
+    def evaluated(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The network's outputs for an evaluation, and anything else the task keeps from the
+        same pass for its predictions (an autoencoder's codes)."""
+        return self.model.network(batch["x"]), {}
 
     def _penalized(self, loss: torch.Tensor) -> torch.Tensor:
         """The loss plus the weight penalties, as Keras reports it in training and evaluation
@@ -240,7 +246,8 @@ class SupervisedTask(Task):
         self, outputs: torch.Tensor, class_names: list[str] | None, threshold: float | None = None
     ) -> tuple[list[str], list[list[Any]]]:
         values = outputs.detach().cpu().reshape(len(outputs), -1).numpy()
-        header = ["prediction"] if values.shape[1] == 1 else [
-            f"prediction_{i}" for i in range(values.shape[1])
-        ]  # fmt: skip
+        name = self.prediction_column
+        header = (
+            [name] if values.shape[1] == 1 else [f"{name}_{i}" for i in range(values.shape[1])]
+        )
         return header, values.tolist()

@@ -72,6 +72,16 @@ class Predictions:
 
 
 @dataclass(frozen=True)
+class Reconstructions(Predictions):
+    """An autoencoder's: inputs (``y_true``), their reconstructions (``y_pred``) and, from an
+    evaluation, each sample's code and the dataset's labels for it (any values; never trained
+    on), which the code-space figure colours by."""
+
+    codes: torch.Tensor | None = None
+    classes: torch.Tensor | None = None
+
+
+@dataclass(frozen=True)
 class Metric:
     compute: Callable[[Predictions], float]
     higher_is_better: bool
