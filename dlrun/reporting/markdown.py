@@ -251,6 +251,10 @@ def _threshold_notes(results: dict[str, Any], extras: ReportExtras) -> list[str]
     return notes
 
 
+def _no_notes(results: dict[str, Any], extras: ReportExtras) -> list[str]:
+    return []
+
+
 @dataclass(frozen=True)
 class FigureSection:
     """A figure a run may write, its heading, and the text read beside it."""
@@ -267,6 +271,8 @@ FIGURES = (
     FigureSection("confusion_matrix.png", "Confusion matrix", _class_notes),
     FigureSection("roc_curve.png", "ROC curve and decision thresholds", _threshold_notes),
     FigureSection("predictions.png", "Predictions against true values", _residual_notes),
+    FigureSection("reconstructions.png", "Reconstructions", _no_notes),
+    FigureSection("code_space.png", "Code space", _no_notes),
 )
 
 
@@ -291,10 +297,6 @@ def _figures(results: dict[str, Any], files: list[str], extras: ReportExtras) ->
         notes = section.notes(results, extras)
         lines += [*notes, ""] if notes else []
     return lines
-
-
-def _no_notes(results: dict[str, Any], extras: ReportExtras) -> list[str]:
-    return []
 
 
 def _history(history: list[dict[str, Any]]) -> list[str]:
