@@ -15,6 +15,7 @@ from dlrun.api import run_experiment
 from dlrun.config.load import config_from_data
 from dlrun.data.load import load_data
 from dlrun.errors import ConfigError
+from dlrun.errors import DataError
 from dlrun.reporting import plots
 from dlrun.reporting.analyses import principal_components
 from dlrun.reporting.plots import as_image
@@ -187,3 +188,23 @@ def test_principal_components_keep_the_most_variance() -> None:
     assert variances[0] > variances[1] > 0
     total = ((points - points.mean(axis=0)) ** 2).sum(axis=1).mean()
     assert variances.sum() == pytest.approx(total)  # the data lie in a plane: all of it kept
+
+
+@pytest.mark.parametrize("keys", [("x",), ("x_train", "x_test")])
+def test_inputs_without_labels_train_an_autoencoder(keys: tuple[str, ...], tmp_path: Path) -> None:
+    """An archive of inputs only: before, the npz source demanded a 'y' array of every task."""
+    x = load_data(config_from_data(digits_autoencoder())).train.x.astype(np.float32)
+    parts = {"x": x} if keys == ("x",) else {"x_train": x[:1000], "x_test": x[1000:1100]}
+    np.savez(tmp_path / "inputs.npz", **parts)
+    data = {"dataset": "npz", "path": str(tmp_path / "inputs.npz")}
+    result = run_experiment(config_from_data(digits_autoencoder(data=data)), tmp_path / "runs")
+    assert np.isfinite(result.results["test"]["loss"])
+    assert (result.run_dir / "code_space.png").is_file()  # one colour: there are no labels
+    supervised = tiny_config(data=data, preprocess=["standardize", "one_hot"])
+    refusal = (
+        r"has no array 'y' \(it has: x\)"
+        if keys == ("x",)
+        else r"has 'x_train' but no y_train, y_test"
+    )
+    with pytest.raises(DataError, match=refusal):
+        run_experiment(config_from_data(supervised), tmp_path / "refused")

@@ -258,6 +258,7 @@ class LoadContext:
     single_label: bool = False
     time_ordered: bool = False
     max_classes: int | None = None  # the task's limit (binary: 2), checked on the raw labels
+    reads_targets: bool = True  # an autoencoder does not: a source may hand over inputs only
 
 
 class DatasetConfig(StrictModel):
@@ -313,9 +314,10 @@ DATASETS: Registry[type[DataSource]] = Registry("dataset")
 
 
 def split_off_test(
-    x: np.ndarray, y: np.ndarray, split: SplitConfig, context: LoadContext
+    x: np.ndarray, y: np.ndarray | None, split: SplitConfig, context: LoadContext
 ) -> tuple[Arrays, Arrays | None]:
-    """Seeded test split; stratified on the labels for classification tasks when asked."""
+    """Seeded test split; stratified on the labels for classification tasks when asked.
+    ``y`` is ``None`` for inputs without targets (an autoencoder's)."""
     if split.test_fraction == 0:
         return Arrays(x, y), None
     if context.time_ordered:
@@ -330,6 +332,8 @@ def split_off_test(
         train_idx, test_idx = seeded_split(len(x), split.test_fraction, context.seed, stratify)
     except DataError as exc:
         raise DataError(f"cannot split off a test set: {exc}") from None
+    if y is None:
+        return Arrays(x[train_idx]), Arrays(x[test_idx])
     return Arrays(x[train_idx], y[train_idx]), Arrays(x[test_idx], y[test_idx])
 
 

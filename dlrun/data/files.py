@@ -346,18 +346,25 @@ class NpzSource(DataSource):
             f"{cfg.x_key}_test",
             f"{cfg.y_key}_test",
         ]
-        if all(key in arrays for key in split_keys):
-            x_tr, y_tr, x_te, y_te = (arrays[key] for key in split_keys)
+        # a task that reads no targets (an autoencoder) takes an archive of inputs only
+        needed = [0, 1, 2, 3] if context.reads_targets else [0, 2]
+        if all(split_keys[i] in arrays for i in needed):
+            x_tr, y_tr, x_te, y_te = (arrays.get(key) for key in split_keys)
+            assert x_tr is not None and x_te is not None
             description = f"{cfg.path}: {len(x_tr)} train / {len(x_te)} test rows (official split)"
             return LoadedData(Arrays(x_tr, y_tr), Arrays(x_te, y_te), description)
-        for key in (cfg.x_key, cfg.y_key):
+        if split_keys[0] in arrays:  # an official split, incomplete
+            missing = [split_keys[i] for i in needed if split_keys[i] not in arrays]
+            raise DataError(f"{cfg.path} has '{split_keys[0]}' but no {', '.join(missing)} (it "
+                            f"has: {', '.join(arrays)}); set data.x_key / data.y_key")  # fmt: skip
+        for key in (cfg.x_key, cfg.y_key) if context.reads_targets else (cfg.x_key,):
             if key not in arrays:
                 raise DataError(
                     f"{cfg.path} has no array '{key}' (it has: {', '.join(arrays)}); set "
                     "data.x_key / data.y_key"
                 )
-        x, y = arrays[cfg.x_key], arrays[cfg.y_key]
-        if len(x) != len(y):
+        x, y = arrays[cfg.x_key], arrays.get(cfg.y_key)
+        if y is not None and len(x) != len(y):
             raise DataError(
                 f"{cfg.path}: {len(x)} samples in '{cfg.x_key}' but {len(y)} in '{cfg.y_key}'"
             )

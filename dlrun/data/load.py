@@ -22,7 +22,7 @@ def load_data(cfg: ExperimentConfig) -> LoadedData:
     task = TASKS.get(cfg.task.name)
     time_ordered = PROTOCOLS.get(cfg.evaluation.protocol).time_ordered
     context = LoadContext(cfg.seed, task.class_labels, task.single_label, time_ordered,
-                          task.max_classes)  # fmt: skip
+                          task.max_classes, reads_targets=task.target is not None)  # fmt: skip
     data = source.load(context)
     filled = _imputed_arrays(cfg, data)
     found = nonfinite(data.train, task.target, filled)
