@@ -216,3 +216,22 @@ def test_regression_run_writes_predictions_plot_and_residuals(tmp_path: Path) ->
     assert result.results["baseline"]["name"] == "mean predictor"
     assert result.results["test"]["mae"] < result.results["baseline"]["mae"]
     assert not (result.run_dir / "confusion_matrix.png").exists()
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_integer_features_reach_a_dense_layer_as_floats(tmp_path: Path, parallel: bool) -> None:
+    """Keras casts integer inputs (raw word ids, Beginners ch. 8) for a dense layer; before, the
+    first batch ended in a traceback (``mat1 and mat2 must have the same dtype``), also when
+    the folds train stacked."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 50, size=(120, 4))
+    np.savez(tmp_path / "ints.npz", x=x, y=(x.sum(axis=1) > 100).astype(np.int64))
+    cfg = tiny_config(
+        task="binary", loss="binary_crossentropy", preprocess=[], metrics=["accuracy"],
+        data={"dataset": "npz", "path": str(tmp_path / "ints.npz"), "test_fraction": 0},
+        model={"layers": [{"dense": 4}, {"dense": {"units": 1, "activation": "sigmoid"}}]},
+        evaluation={"protocol": "kfold", "k": 2, "parallel_folds": parallel},
+    )  # fmt: skip
+    result = run_experiment(config_from_data(cfg), tmp_path / "runs")
+    assert result.results["status"] == "completed"
+    assert np.isfinite(result.results["cross_validation"]["metrics"]["loss"]["mean"])

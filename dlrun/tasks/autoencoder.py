@@ -112,7 +112,7 @@ class Autoencoder(SupervisedTask):
 
     def evaluated(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """One pass through the encoder, then the decoder: the code comes with the outputs."""
-        code = self._code(batch["x"])
+        code = self._code(self.model_inputs(batch))
         kept = {"code": code, **({LABEL: batch[LABEL]} if LABEL in batch else {})}
         return self.model.network[self.config.code_layer + 1 :](code), kept
 
@@ -123,7 +123,7 @@ class Autoencoder(SupervisedTask):
 
     @torch.no_grad()
     def predict_step(self, batch: Batch) -> torch.Tensor:
-        return self._code(batch["x"])
+        return self._code(self.model_inputs(batch))
 
     def predictions(self, results: list[StepResult]) -> Predictions | None:
         """Reconstructions; an evaluation's (not a training epoch's) with codes and labels."""

@@ -63,7 +63,7 @@ class StackedSupervised(StackedTask):
 
     def train_step(self, batch: Batch) -> StepResult:
         self.network.train()
-        outputs = self.network(batch["x"])
+        outputs = self.network(self.folds[0].model_inputs(batch))
         fold_loss = self._fold_losses(batch, outputs)
         self.spec.step(self.optimizer, self.params, fold_loss.sum())
         return self._result(batch, outputs.detach(), fold_loss.detach())
@@ -71,7 +71,7 @@ class StackedSupervised(StackedTask):
     def eval_step(self, batch: Batch) -> StepResult:
         self.network.train(False)
         with torch.no_grad():
-            outputs = self.network(batch["x"])
+            outputs = self.network(self.folds[0].model_inputs(batch))
             return self._result(batch, outputs, self._fold_losses(batch, outputs))
 
     def _result(self, batch: Batch, outputs: torch.Tensor, fold_loss: torch.Tensor) -> StepResult:

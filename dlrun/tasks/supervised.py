@@ -151,6 +151,8 @@ class SupervisedTask(Task):
             self.check_target_width(fields["y"].shape)
         self.params = [p for p in self.model.network.parameters() if p.requires_grad]
         self.fused = self.model.output_activation is not None
+        first = self.model.layers[0][1] if self.model.layers else None
+        self.float_inputs = first is None or not first.reads_integers
         self.models = {"model": self.model}
         if device.type == "meta":
             return  # a plan, never trained: an optimizer would only import torch's compiler (~1 s)
@@ -195,13 +197,21 @@ class SupervisedTask(Task):
         if self.model.network.training is not training:
             self.model.network.train(training)
 
+    def model_inputs(self, batch: Batch) -> torch.Tensor:
+        """The batch's inputs as the first layer reads them: integers become float32 unless it
+        reads ids, as Keras casts them (raw word ids into a dense layer, Beginners ch. 8)."""
+        x = batch["x"]
+        if self.float_inputs and x.layout == torch.strided and not x.is_floating_point():
+            return x.float()
+        return x
+
     def targets(self, batch: Batch) -> torch.Tensor:
         """What the outputs are scored against: the ``y`` array (an autoencoder's own inputs)."""
         return batch["y"]
 
     def train_step(self, batch: Batch) -> StepResult:
         self._mode(True)
-        outputs = self.model.network(batch["x"])
+        outputs = self.model.network(self.model_inputs(batch))
         y = self.targets(batch)
         total = self._penalized(self.loss(outputs, y, self.fused))
         self.optimizer_spec.step(self.optimizer, self.params, total)
@@ -219,7 +229,7 @@ class SupervisedTask(Task):
     def evaluated(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The network's outputs for an evaluation, and anything else the task keeps from the
         same pass for its predictions (an autoencoder's codes)."""
-        return self.model.network(batch["x"]), {}
+        return self.model.network(self.model_inputs(batch)), {}
 
     def _penalized(self, loss: torch.Tensor) -> torch.Tensor:
         """The loss plus the weight penalties, as Keras reports it in training and evaluation
@@ -230,7 +240,7 @@ class SupervisedTask(Task):
     @torch.no_grad()
     def predict_step(self, batch: Batch) -> torch.Tensor:
         self._mode(False)
-        return self.model.probabilities(self.model.network(batch["x"]))
+        return self.model.probabilities(self.model.network(self.model_inputs(batch)))
 
     def predictions(self, results: list[StepResult]) -> Predictions | None:
         y_true = torch.cat([r.outputs["y_true"] for r in results])
