@@ -195,7 +195,7 @@ def test_inputs_without_labels_train_an_autoencoder(keys: tuple[str, ...], tmp_p
     """An archive of inputs only: before, the npz source demanded a 'y' array of every task."""
     x = load_data(config_from_data(digits_autoencoder())).train.x.astype(np.float32)
     parts = {"x": x} if keys == ("x",) else {"x_train": x[:1000], "x_test": x[1000:1100]}
-    np.savez(tmp_path / "inputs.npz", **parts)
+    np.savez(tmp_path / "inputs.npz", **parts)  # type: ignore[arg-type]  # stubs: allow_pickle
     data = {"dataset": "npz", "path": str(tmp_path / "inputs.npz")}
     result = run_experiment(config_from_data(digits_autoencoder(data=data)), tmp_path / "runs")
     assert np.isfinite(result.results["test"]["loss"])
