@@ -208,3 +208,17 @@ def test_inputs_without_labels_train_an_autoencoder(keys: tuple[str, ...], tmp_p
     )
     with pytest.raises(DataError, match=refusal):
         run_experiment(config_from_data(supervised), tmp_path / "refused")
+
+
+def test_clipped_cross_entropy_scores_targets_beyond_one_as_keras_does() -> None:
+    """Beginners E25 ends in relu and scores raw word ids with binary cross-entropy: Keras's
+    formula on the clipped outputs; torch's own function refused targets outside [0, 1]."""
+    from dlrun.training.losses import LOSSES
+
+    loss_cls = LOSSES.get("binary_crossentropy")
+    loss = loss_cls(loss_cls.Config.model_validate({"any_output": True}))
+    outputs, targets = torch.tensor([[0.2, 0.9, 1.0, 0.0]]), torch.tensor([[3.0, 0.0, 5.0, 1.0]])
+    p = outputs.clamp(1e-7, 1 - 1e-7)
+    expected = -(targets * p.log() + (1 - targets) * (1 - p).log()).mean()
+    assert loss(outputs, targets, fused=False) == pytest.approx(float(expected), rel=1e-6)
+    assert float(loss(outputs, targets, fused=False)) < 0  # unbounded targets: negative losses

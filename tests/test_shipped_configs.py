@@ -85,6 +85,8 @@ def test_every_shipped_config_validates(path: Path) -> None:
         ("beginners/ch13_mnist_lstm_autoencoder.yaml", 10_950),  # the book's summary
         ("beginners/ch8_imdb_autoencoder.yaml", 262_912),
         ("beginners/ch8_imdb_autoencoder_batchnorm.yaml", 263_936),
+        ("beginners/ch8_imdb_autoencoder_dropout.yaml", 230_272),
+        ("beginners/ch8_imdb_autoencoder_relu.yaml", 230_272),
     ],
 )
 def test_parameter_counts_equal_keras(

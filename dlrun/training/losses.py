@@ -114,8 +114,13 @@ class BinaryCrossentropy(ElementwiseLoss):
     ) -> torch.Tensor:
         if fused:
             return F.binary_cross_entropy_with_logits(outputs, targets, reduction=reduction)
+        # Keras's formula itself: torch's binary_cross_entropy refuses targets outside [0, 1],
+        # which an autoencoder of unscaled inputs has (Beginners ch. 8 scores word ids so)
         probs = outputs.clamp(_EPSILON, 1 - _EPSILON)
-        return F.binary_cross_entropy(probs, targets, reduction=reduction)
+        elements = -(targets * probs.log() + (1 - targets) * (1 - probs).log())
+        if reduction == "none":
+            return elements
+        return elements.mean() if reduction == "mean" else elements.sum()
 
 
 @LOSSES.register("categorical_crossentropy")
