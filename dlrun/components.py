@@ -22,6 +22,7 @@ import dlrun.models.layers
 import dlrun.models.pooling
 import dlrun.models.recurrent
 import dlrun.models.regularization
+import dlrun.models.variational
 import dlrun.models.wrappers
 import dlrun.preprocess.categorical
 import dlrun.preprocess.sequences
@@ -29,6 +30,7 @@ import dlrun.preprocess.steps
 import dlrun.preprocess.tokenizer
 import dlrun.tasks.autoencoder
 import dlrun.tasks.classic
+import dlrun.tasks.vae
 import dlrun.training.callbacks
 import dlrun.training.losses
 import dlrun.training.metrics

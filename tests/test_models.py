@@ -19,6 +19,7 @@ EXAMPLES = {
     "activation": {"activation": "tanh"},
     "flatten": {},
     "reshape": {"target_shape": [2, 6]},
+    "gaussian_sampling": {"units": 2},  # draws: not stackable (see tests/test_vae.py)
 }
 
 

@@ -168,14 +168,15 @@ def check_protocol_monitor(cfg: ExperimentConfig) -> list[ConfigIssue]:
 @check
 def check_parallel_folds(cfg: ExperimentConfig) -> list[ConfigIssue]:
     """Stacked fold models share one optimizer, so per-tensor gradient norms would mix folds;
-    layers that update buffers in place (batch norm) cannot be stacked at all."""
+    layers whose modules keep state from each forward (batch norm's statistics, a variational
+    code's divergence) cannot be stacked at all."""
     if not PROTOCOLS.get(cfg.evaluation.protocol)(cfg.evaluation).parallel_folds:
         return []
     layers = [entry.selected()[0] for entry in cfg.model.layers]
     unstackable = [
         ConfigIssue(
             f"model.layers[{index}].{name}",
-            f"parallel folds cannot stack {name} (it updates its statistics in place); set "
+            f"parallel folds cannot stack {name} (it keeps state from each forward); set "
             "evaluation.parallel_folds: false",
         )
         for index, name in enumerate(layers)

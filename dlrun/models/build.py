@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
+from dataclasses import field
 
 import torch
 from torch import nn
@@ -14,6 +15,7 @@ from dlrun.errors import ConfigError
 from dlrun.errors import ConfigIssue
 from dlrun.models.activations import make_activation
 from dlrun.models.layers import LAYERS
+from dlrun.models.layers import AddsLoss
 from dlrun.models.layers import BuiltLayer
 from dlrun.models.layers import Layer
 from dlrun.models.layers import RegularizerConfig
@@ -48,6 +50,7 @@ class BuiltModel:
     rows: list[SummaryRow]
     penalties: list[tuple[str, RegularizerConfig]]  # parameter name in ``network``, penalty
     layers: list[tuple[str, Layer]]  # the registered layer behind each module, as configured
+    added_losses: list[AddsLoss] = field(default_factory=list)  # modules adding loss terms
 
     @property
     def total_params(self) -> int:
@@ -58,10 +61,14 @@ class BuiltModel:
         return sum(row.trainable for row in self.rows)
 
     def penalty(self) -> torch.Tensor | None:
-        """The weight-regulariser term of the training loss, or ``None`` without regularisers."""
-        if not self.penalties:
-            return None
-        return weight_penalty(dict(self.network.named_parameters()), self.penalties)
+        """What the layers add to the last forward's loss: the weight regularisers' penalty and
+        the terms of layers that add their own (a variational code's divergence); ``None``
+        when there is neither."""
+        terms = [term for m in self.added_losses if (term := m.take_added_loss()) is not None]
+        if self.penalties:
+            weights = weight_penalty(dict(self.network.named_parameters()), self.penalties)
+            terms += [] if weights is None else [weights]
+        return sum(terms[1:], terms[0]) if terms else None
 
     def probabilities(self, outputs: torch.Tensor) -> torch.Tensor:
         """Map raw network outputs to the values the user's model would produce."""
@@ -154,7 +161,17 @@ def build_model(
         rows.append(SummaryRow(label, layer.keras_name, built.output_shape, params, trainable))
         shape = built.output_shape
     network = sequential(modules, [layer.carries_mask for _, layer in layers])
-    return BuiltModel(network, tuple(input_shape), shape, fuse, rows, penalties, layers)
+    added = [
+        _adds_loss(m) for m, (_, layer) in zip(modules, layers, strict=True) if layer.adds_loss
+    ]
+    return BuiltModel(network, tuple(input_shape), shape, fuse, rows, penalties, layers, added)
+
+
+def _adds_loss(module: nn.Module) -> AddsLoss:
+    if not isinstance(module, AddsLoss):
+        raise TypeError(f"{type(module).__name__} is built by a layer that adds_loss, but it "
+                        "has no take_added_loss")  # fmt: skip
+    return module
 
 
 def _build_layers(

@@ -17,6 +17,8 @@ from dataclasses import field
 from typing import Annotated
 from typing import Any
 from typing import ClassVar
+from typing import Protocol
+from typing import runtime_checkable
 
 import torch
 from pydantic import AfterValidator
@@ -71,6 +73,14 @@ class BuiltLayer:
     non_trainable_params: int = 0
 
 
+@runtime_checkable
+class AddsLoss(Protocol):
+    """A module that adds a term to the loss of the forward it just ran."""
+
+    def take_added_loss(self) -> torch.Tensor | None:
+        """The term, once; ``None`` when no forward has run since."""
+
+
 StackedForward = Callable[[torch.Tensor, Mapping[str, torch.Tensor]], torch.Tensor]
 """A layer run for K models at once: input ``(K, batch, ...)`` and the K-stacked parameters
 (named as in the single model's network), output ``(K, batch, ...)``."""
@@ -90,6 +100,12 @@ class Layer(ABC):
     # Hands a sequence mask (embedding mask_zero) on to the next layer, as Keras's
     # ``supports_masking`` layers do; see dlrun/models/masking.py.
     carries_mask: ClassVar[bool] = False
+    # Its output is a draw from a distribution the layer learns (a variational code), which
+    # a VAE's code layer must be.
+    draws_code: ClassVar[bool] = False
+    # Its module adds a term to the loss after each forward (Keras's ``add_loss``): it is an
+    # ``AddsLoss``.
+    adds_loss: ClassVar[bool] = False
 
     def __init__(self, config: StrictModel) -> None:
         self.config = config

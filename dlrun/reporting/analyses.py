@@ -183,6 +183,27 @@ def code_space(run: RunDirectory, given: Scored) -> Analysed:
     return Analysed(["code_space.png"])
 
 
+@ANALYSES.register("generated")
+def generated(run: RunDirectory, given: Scored) -> Analysed:
+    """Samples a generative model decoded from codes of its choosing: a mosaic when they are
+    images (PNG), else a table of their values (CSV)."""
+    predictions = given.evaluation.predictions
+    made = predictions.generated if isinstance(predictions, Reconstructions) else None
+    if made is None:
+        return Analysed()
+    samples = made.samples.float().numpy()
+    title = f"{given.title}: decoded from {made.chosen}"
+    if plots.as_image(samples[0]).shape[0] > 1:
+        draw(plots.mosaic_plot, samples, made.side, title, target=run.file("generated.png"))
+        return Analysed(["generated.png"])
+    codes = made.codes.double().numpy()
+    values = samples.reshape(len(samples), -1)
+    header = [*(f"code_{i}" for i in range(codes.shape[1])),
+              *(f"value_{i}" for i in range(values.shape[1]))]  # fmt: skip
+    write_csv(run.file("generated.csv"), header, np.hstack([codes, values]).tolist())
+    return Analysed(["generated.csv"])
+
+
 def principal_components(points: np.ndarray, count: int) -> np.ndarray:
     """``points`` projected on their first ``count`` principal axes (centred, by SVD); fewer
     points than that span fewer axes, and the missing ones are 0."""

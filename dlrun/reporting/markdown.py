@@ -273,6 +273,7 @@ FIGURES = (
     FigureSection("predictions.png", "Predictions against true values", _residual_notes),
     FigureSection("reconstructions.png", "Reconstructions", _no_notes),
     FigureSection("code_space.png", "Code space", _no_notes),
+    FigureSection("generated.png", "Generated samples", _no_notes),
 )
 
 

@@ -226,6 +226,26 @@ def reconstructions_plot(
     _save(fig, target)
 
 
+def mosaic_plot(samples: np.ndarray, side: int, title: str, target: Path) -> None:
+    """Image samples side by side in one picture, ``side`` per row, on one shared scale (a
+    latent traversal reads as one image)."""
+    pictures = [as_image(values) for values in samples]
+    low, high = float(samples.min()), float(samples.max())
+    rows = [np.concatenate(pictures[start : start + side], axis=1)
+            for start in range(0, len(pictures), side)]  # fmt: skip
+    mosaic = np.concatenate(rows, axis=0)
+    fig = _figure(min(12, 0.5 * side + 1), min(12, 0.5 * len(rows) + 1))
+    ax = fig.subplots()
+    if mosaic.ndim == 3:  # RGB: matplotlib reads floats as 0..1
+        ax.imshow(np.clip((mosaic - low) / ((high - low) or 1), 0, 1))
+    else:
+        ax.imshow(mosaic, cmap="gray", vmin=low, vmax=high if high > low else low + 1)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title, fontsize=9)
+    _save(fig, target)
+
+
 CLASS_COLOURS = 20  # up to this many label values get a colour and a legend entry each
 
 

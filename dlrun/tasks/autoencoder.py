@@ -112,18 +112,24 @@ class Autoencoder(SupervisedTask):
 
     def evaluated(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """One pass through the encoder, then the decoder: the code comes with the outputs."""
-        code = self._code(self.model_inputs(batch))
+        decoded_from, code = self.encode(self.model_inputs(batch))
         kept = {"code": code, **({LABEL: batch[LABEL]} if LABEL in batch else {})}
-        return self.model.network[self.config.code_layer + 1 :](code), kept
+        return self.decode(decoded_from), kept
 
-    def _code(self, x: torch.Tensor) -> torch.Tensor:
-        """The code layer's outputs, in evaluation mode (dropout off)."""
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """In evaluation mode (dropout off): the code layer's outputs, which the decoder reads,
+        and each sample's code as reported (the same, unless the code is drawn)."""
         self._mode(False)
-        return self.model.network[: self.config.code_layer + 1](x)
+        code = self.model.network[: self.config.code_layer + 1](x)
+        return code, code
+
+    def decode(self, code: torch.Tensor) -> torch.Tensor:
+        """The layers after the code: the reconstruction's outputs (logits, if fused)."""
+        return self.model.network[self.config.code_layer + 1 :](code)
 
     @torch.no_grad()
     def predict_step(self, batch: Batch) -> torch.Tensor:
-        return self._code(self.model_inputs(batch))
+        return self.encode(self.model_inputs(batch))[1]
 
     def predictions(self, results: list[StepResult]) -> Predictions | None:
         """Reconstructions; an evaluation's (not a training epoch's) with codes and labels."""

@@ -213,7 +213,7 @@ class SupervisedTask(Task):
         self._mode(True)
         outputs = self.model.network(self.model_inputs(batch))
         y = self.targets(batch)
-        total = self._penalized(self.loss(outputs, y, self.fused))
+        total = self._penalized(self.data_loss(outputs, y))
         self.optimizer_spec.step(self.optimizer, self.params, total)
         kept = {"y_pred": outputs.detach(), "y_true": y} if self.cfg.metrics else {}
         return StepResult(total.detach(), len(outputs), kept)  # outputs only for epoch metrics
@@ -223,7 +223,7 @@ class SupervisedTask(Task):
         self._mode(False)
         outputs, kept = self.evaluated(batch)
         y = self.targets(batch)
-        loss = self._penalized(self.loss(outputs, y, self.fused))
+        loss = self._penalized(self.data_loss(outputs, y))
         return StepResult(loss, len(outputs), {"y_pred": outputs, "y_true": y, **kept})
 
     def evaluated(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -231,9 +231,14 @@ class SupervisedTask(Task):
         same pass for its predictions (an autoencoder's codes)."""
         return self.model.network(self.model_inputs(batch)), {}
 
+    def data_loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The configured loss of the batch: the mean over its samples, as Keras reports it."""
+        return self.loss(outputs, targets, self.fused)
+
     def _penalized(self, loss: torch.Tensor) -> torch.Tensor:
-        """The loss plus the weight penalties, as Keras reports it in training and evaluation
-        alike (so ``val_loss`` and a test loss of a regularised model match Keras's)."""
+        """The loss plus what the layers add (weight penalties, a variational code's divergence),
+        as Keras reports it in training and evaluation alike (so ``val_loss`` and a test loss
+        of a regularised model match Keras's)."""
         penalty = self.model.penalty()
         return loss if penalty is None else loss + penalty
 

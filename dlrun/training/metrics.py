@@ -79,6 +79,18 @@ class Reconstructions(Predictions):
 
     codes: torch.Tensor | None = None
     classes: torch.Tensor | None = None
+    generated: Generated | None = None  # a generative model's samples (a VAE's), beside them
+
+
+@dataclass(frozen=True)
+class Generated:
+    """Samples a generative model decoded from codes of its choosing, laid out ``side`` by
+    ``side`` row by row; ``chosen`` says how the codes were chosen."""
+
+    samples: torch.Tensor  # (side * side, *sample shape), as the model's outputs
+    codes: torch.Tensor  # (side * side, code width)
+    side: int
+    chosen: str
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,75 @@
+"""A variational code (Beginners ch. 9): a layer whose output is drawn, not computed.
+
+Two dense heads give each sample a mean and a log-variance; the output is one draw
+``z = mean + exp(log_var / 2) * eps`` with ``eps ~ N(0, 1)`` (the reparameterisation: the draw
+stays differentiable in the mean and the variance). The layer adds the divergence of that
+Gaussian from ``N(0, 1)`` to the loss, ``-0.5 * sum(1 + log_var - mean**2 - exp(log_var))`` per
+sample, the standard form the book's MNIST code uses, as Keras's ``add_loss`` adds it: to the
+training loss and to every evaluation's. It draws in evaluation too, as the book's ``Lambda``
+layer does, so ``val_loss`` is scored on drawn codes as Keras scores it.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from pydantic import Field
+from torch import nn
+
+from dlrun.config.base import StrictModel
+from dlrun.models.initializers import init_kernel_bias
+from dlrun.models.layers import LAYERS
+from dlrun.models.layers import BuiltLayer
+from dlrun.models.layers import Layer
+from dlrun.models.layers import Shape
+
+
+class GaussianCode(nn.Module):
+    """The two heads and the draw. After a forward, :meth:`take_added_loss` gives the batch's
+    mean divergence once, and ``mean`` holds the batch's means (what ``dlrun predict`` and the
+    code-space figure show: the book plots the means)."""
+
+    def __init__(self, mean: nn.Linear, log_var: nn.Linear) -> None:
+        super().__init__()
+        self.mean_head = mean
+        self.log_var_head = log_var
+        self.mean: torch.Tensor | None = None
+        self._divergence: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean, log_var = self.mean_head(x), self.log_var_head(x)
+        per_sample = -0.5 * (1 + log_var - mean.square() - log_var.exp()).sum(dim=-1)
+        self._divergence = per_sample.mean()
+        self.mean = mean.detach()
+        return mean + torch.exp(0.5 * log_var) * torch.randn_like(mean)
+
+    def take_added_loss(self) -> torch.Tensor | None:
+        """The last forward's divergence, handed over once (no graph is kept past a step)."""
+        divergence, self._divergence = self._divergence, None
+        return divergence
+
+
+@LAYERS.register("gaussian_sampling")
+class GaussianSampling(Layer):
+    """Keras builds it from two ``Dense(units)`` layers and a ``Lambda``: the parameter count is
+    theirs, ``2 * (inputs * units + units)``."""
+
+    keras_name = "GaussianSampling"
+    draws_code = True
+    adds_loss = True
+    vmappable = False  # the forward keeps its divergence on the module
+
+    class Config(StrictModel):
+        positional: ClassVar[str] = "units"
+        units: int = Field(gt=0, description="the code's size (the book's latent_dim)")
+
+    config: Config
+
+    def build(self, input_shape: Shape, keras_init: bool, strip_activation: bool) -> BuiltLayer:
+        units = self.config.units
+        heads = [nn.Linear(input_shape[-1], units) for _ in range(2)]
+        if keras_init:
+            for head in heads:
+                init_kernel_bias(head.weight, head.bias, "glorot_uniform", "zeros")
+        return BuiltLayer(GaussianCode(*heads), (*input_shape[:-1], units))

@@ -1,0 +1,102 @@
+"""Variational autoencoders (Beginners ch. 9): an autoencoder whose code is drawn from a
+Gaussian it learns (a ``gaussian_sampling`` layer), so that codes near it decode to new samples.
+
+The loss is the book's: the reconstruction loss summed over each sample's values (its code
+multiplies Keras's per-value mean by ``original_dim``), plus the code layer's divergence from
+``N(0, 1)``, averaged over the batch. Each evaluation also decodes a grid of codes chosen by the
+task: for a code of two values, evenly spaced over ``[-grid_range, grid_range]`` in both, as the
+book's latent traversals; for a wider code, draws from ``N(0, 1)`` with a fixed seed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING
+from typing import ClassVar
+
+import torch
+from pydantic import Field
+
+from dlrun.errors import ConfigIssue
+from dlrun.models.build import instantiate_layers
+from dlrun.models.variational import GaussianCode
+from dlrun.tasks.autoencoder import Autoencoder
+from dlrun.tasks.base import TASKS
+from dlrun.training.metrics import Generated
+from dlrun.training.metrics import Reconstructions
+
+if TYPE_CHECKING:
+    from dlrun.config.schema import ExperimentConfig
+    from dlrun.tasks.base import StepResult
+    from dlrun.training.batches import Fields
+    from dlrun.training.metrics import Predictions
+
+GRID_SEED = 0  # the draws for a wide code: the same figure at every evaluation of a run
+
+
+@TASKS.register("vae")
+class VariationalAutoencoder(Autoencoder):
+    """An autoencoder through ``model.layers[code_layer]``, a layer that draws its output."""
+
+    class Config(Autoencoder.Config):
+        grid: int = Field(default=15, ge=1, le=50, description="generated samples per side")
+        grid_range: float = Field(default=4.0, gt=0, description="a 2-value code's grid spans "
+                                  "-grid_range .. grid_range in both values")  # fmt: skip
+
+    config: Config
+    analyses: ClassVar[tuple[str, ...]] = (*Autoencoder.analyses, "generated")
+
+    @classmethod
+    def check_config(cls, cfg: ExperimentConfig) -> list[ConfigIssue]:
+        issues = super().check_config(cfg)
+        assert isinstance(cfg.task, cls.Config)
+        index = cfg.task.code_layer
+        if issues or index >= len(cfg.model.layers):
+            return issues
+        name, layer = instantiate_layers(cfg.model.layers)[index]
+        if not layer.draws_code:
+            issues.append(ConfigIssue(f"model.layers[{index}].{name}", "is the code of a vae, "
+                                      "which must be drawn: make it a gaussian_sampling layer "
+                                      "(or use task: autoencoder)"))  # fmt: skip
+        return issues
+
+    def build(self, fields: Fields, device: torch.device) -> None:
+        super().build(fields, device)
+        code = self.model.network[self.config.code_layer]
+        assert isinstance(code, GaussianCode), "check_config admits only a drawn code"
+        self.code = code
+
+    def data_loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The loss of each sample summed over its values (the book's ``original_dim * mse``)."""
+        return super().data_loss(outputs, targets) * outputs[0].numel()
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A draw for the decoder; each sample's mean as its code (the book plots the means)."""
+        drawn, _ = super().encode(x)
+        assert self.code.mean is not None
+        return drawn, self.code.mean
+
+    def predictions(self, results: list[StepResult]) -> Predictions | None:
+        """An evaluation's reconstructions come with samples generated from the grid."""
+        rebuilt = super().predictions(results)
+        if not isinstance(rebuilt, Reconstructions) or rebuilt.codes is None:
+            return rebuilt  # a training epoch's: its metrics need no samples
+        return dataclasses.replace(rebuilt, generated=self.generate(rebuilt.codes.shape[1]))
+
+    @torch.no_grad()
+    def generate(self, width: int) -> Generated:
+        """The decoder's outputs for the grid of codes (see the module's docstring)."""
+        side, span = self.config.grid, self.config.grid_range
+        if width == 2:  # left to right the first value grows, top to bottom the second falls
+            steps = torch.linspace(-span, span, side)
+            codes = torch.stack(torch.meshgrid(steps.flip(0), steps, indexing="ij"))
+            codes = codes.flip(0).reshape(2, -1).T
+            chosen = f"codes from -{span:g} to {span:g} in both values"
+        else:
+            draws = torch.Generator().manual_seed(GRID_SEED)
+            codes = torch.randn(side * side, width, generator=draws)
+            chosen = "codes drawn from N(0, 1)"
+        self._mode(False)
+        device = next(self.model.network.parameters()).device
+        samples = self.model.probabilities(self.decode(codes.to(device)))
+        return Generated(samples.cpu(), codes, side, chosen)
