@@ -69,7 +69,7 @@ def test_layer_builds_runs_backward_and_round_trips(name: str) -> None:
     x.requires_grad_(x.is_floating_point())
     out = model.network(x)
     assert tuple(out.shape) == (5, *model.output_shape)
-    penalty = model.penalty()
+    penalty = model.take_penalty()
     (out.square().mean() + (0 if penalty is None else penalty)).backward()
     grads = [p.grad for p in model.network.parameters()] + ([x.grad] if x.requires_grad else [])
     assert grads and all(g is not None and torch.isfinite(g).all() for g in grads)

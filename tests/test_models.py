@@ -102,7 +102,7 @@ def test_regularizer_penalty_matches_keras_formula() -> None:
     model = build_model(layers, (3,))
     weight = dict(model.network.named_parameters())["0.linear.weight"]
     expected = 0.01 * weight.abs().sum() + 0.001 * weight.square().sum()
-    penalty = model.penalty()
+    penalty = model.take_penalty()
     assert penalty is not None and torch.allclose(penalty, expected)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -14,15 +15,18 @@ from torch.distributions import Normal
 from torch.distributions import kl_divergence
 
 from dlrun.api import run_experiment
+from dlrun.api import validate_experiment
 from dlrun.config.load import config_from_data
 from dlrun.config.load import load_config
 from dlrun.errors import ConfigError
 from dlrun.evaluation.fitting import task_for
 from dlrun.models.build import build_model
 from dlrun.models.variational import GaussianCode
+from dlrun.reuse import evaluate_run
 from dlrun.reuse import predict_file
 from dlrun.tasks.vae import VariationalAutoencoder
 from dlrun.training.batches import FieldSpec
+from dlrun.training.loop import collect
 from dlrun.training.metrics import Reconstructions
 from tests.conftest import REPO
 from tests.conftest import tiny_config
@@ -77,14 +81,17 @@ def test_the_code_is_drawn_from_its_gaussian_and_scored_by_its_divergence() -> N
     assert code.mean_head.weight.grad is not None and code.log_var_head.weight.grad is not None
 
 
-def test_the_loss_sums_each_samples_reconstruction_and_adds_the_divergence() -> None:
+@pytest.mark.parametrize("step", ["train_step", "eval_step"])
+def test_the_loss_sums_each_samples_reconstruction_and_adds_the_divergence(step: str) -> None:
     """The book's vae_loss: mean over the batch of (784 * mse + KL), in evaluation as in
     training (Keras's add_loss)."""
     task = built_vae()
+    network = task.model.network
+    before = {k: v.clone() for k, v in network.state_dict().items()}
     x = torch.rand(10, 64)
     torch.manual_seed(1)
-    loss = task.eval_step({"x": x}).loss
-    network = task.model.network
+    loss = getattr(task, step)({"x": x}).loss
+    network.load_state_dict(before)  # the loss of the weights the step started from
     torch.manual_seed(1)  # the same draw again
     with torch.no_grad():
         drawn = network[:2](x)
@@ -116,8 +123,15 @@ def test_a_vae_learns_and_reports_means_reconstructions_and_samples(tmp_path: Pa
 
 
 def test_a_two_value_code_decodes_a_grid_spanning_the_range() -> None:
-    task = built_vae(task={"name": "vae", "code_layer": 1, "grid": 3, "grid_range": 2})
+    layers = [{"dense": {"units": 32, "activation": "relu"}}, {"gaussian_sampling": 2},
+              {"dense": 32}, {"dropout": 0.5}, {"batchnorm": {}}, {"activation": "relu"},
+              {"dense": {"units": 64, "activation": "sigmoid"}}]  # fmt: skip
+    task = built_vae(task={"name": "vae", "code_layer": 1, "grid": 3, "grid_range": 2},
+                     model={"layers": layers})  # fmt: skip
+    task.model.network.train()
+    task.train_step({"x": torch.rand(20, 64)})  # batch norm's statistics move off their start
     made = task.generate(2)
+    assert torch.equal(made.samples, task.generate(2).samples)  # dropout off, running stats
     assert made.samples.shape == (9, 64) and made.side == 3
     assert made.chosen == "codes from -2 to 2 in both values"
     # row by row: left to right the first value grows, top to bottom the second falls
@@ -155,8 +169,11 @@ def test_the_evaluated_codes_are_the_means() -> None:
         means = task.code.mean_head(task.model.network[0](x))
     torch.testing.assert_close(kept["code"], means)
     assert outputs.shape == (6, 64)
-    predictions = task.predictions([task.eval_step({"x": x})])
-    assert isinstance(predictions, Reconstructions) and predictions.generated is not None
+    results = [task.eval_step({"x": x})]
+    scored = task.scored_predictions(results)
+    assert isinstance(scored, Reconstructions) and scored.generated is not None
+    epoch = task.predictions(results)  # an epoch's metrics: no samples decoded
+    assert isinstance(epoch, Reconstructions) and epoch.generated is None
 
 
 @pytest.mark.parametrize(
@@ -196,7 +213,7 @@ def test_a_drawn_code_adds_its_divergence_in_any_task() -> None:
     with torch.no_grad():
         model = task.models["model"]
         plain = torch.nn.functional.mse_loss(model.network(x), y)
-    divergence = model.penalty()
+    divergence = model.take_penalty()
     assert divergence is not None and float(divergence) > 0
     torch.testing.assert_close(loss, plain + divergence)
 
@@ -221,3 +238,57 @@ def test_the_shipped_heart_vae_runs_on_the_cleveland_file(tmp_path: Path) -> Non
     assert [float(v) for v in rows[1][:2]] == [-2.0, 2.0]  # the grid's top left corner
     assert (result.run_dir / "code_space.png").exists()
     assert "57 rows" in result.results["data"]["description"]  # 3 incomplete rows dropped
+
+
+def test_an_undrawn_code_is_named_beside_other_problems() -> None:
+    changes = {"loss": "sparse_categorical_crossentropy",
+               "model": {"layers": [{"dense": 8}, {"dense": 2}, {"dense": 64}]}}  # fmt: skip
+    with pytest.raises(ConfigError) as caught:
+        config_from_data(digits_vae(**changes))
+    assert "scores class labels" in str(caught.value)
+    assert "model.layers[1].dense: is the code of a vae, which must be drawn" in str(caught.value)
+
+
+def test_a_code_of_several_axes_or_a_wrapped_draw_is_refused() -> None:
+    shaped = digits_vae(
+        preprocess=[{"rescale": {"scale": 1 / 16}}, {"reshape": {"shape": [8, 8]}}],
+        model={"layers": [{"dense": 16}, {"gaussian_sampling": 2}, {"dense": 8}]},
+    )
+    with pytest.raises(ConfigError, match=r"model\.layers\[1\]\.gaussian_sampling: gives codes "
+                       r"shaped \[8, 2\] per sample, but a vae's code is one row of values: add "
+                       r"a flatten before it"):  # fmt: skip
+        validate_experiment(config_from_data(shaped))
+    wrapped = tiny_config(
+        task="regression", data={"dataset": "diabetes"}, loss="mse", preprocess=["standardize"],
+        metrics=["mae"], evaluation={"validation": {"fraction": 0.2}},
+        model={"input_shape": [10], "layers": [{"reshape": {"target_shape": [5, 2]}},
+                                               {"time_distributed": {"layer": {"gaussian_sampling": 2}}},
+                                               "flatten", {"dense": 1}]},
+    )  # fmt: skip
+    with pytest.raises(ConfigError, match=r"model\.layers\[1\]\.time_distributed: cannot wrap "
+                       "gaussian_sampling: a drawn code stands on its own"):  # fmt: skip
+        validate_experiment(config_from_data(wrapped), use_data=False)
+
+
+def test_evaluating_a_vae_twice_gives_the_same_loss_and_leaves_trainings_stream(
+    tmp_path: Path,
+) -> None:
+    """Its evaluation draws from the run's seed: ``dlrun eval`` reproduces the run's test
+    loss, and validating does not move the stream training draws from."""
+    result = run_experiment(config_from_data(digits_vae()), tmp_path)
+    recorded = result.results["test"]["loss"]
+    first, second = (_test_loss(result.run_dir) for _ in range(2))
+    assert first == second == pytest.approx(recorded, rel=1e-6)
+
+    task = built_vae()
+    batches = SimpleNamespace(epoch=lambda: [{"x": torch.rand(5, 64)}])
+    torch.manual_seed(123)
+    state = torch.random.get_rng_state()
+    collect(task, batches)  # type: ignore[arg-type]  # a source of one batch
+    assert torch.equal(torch.random.get_rng_state(), state)
+
+
+def _test_loss(run: Path) -> float:
+    scored = evaluate_run(run).test
+    assert scored is not None
+    return scored.metrics["loss"]

@@ -30,4 +30,4 @@ def evaluate_split(fitted: FittedModel, arrays: Arrays, split: str) -> Evaluatio
     target = fitted.task.target
     if "mae" in metrics and target is not None and target in arrays:
         metrics.update(original_units(metrics["mae"], arrays[target]))  # windows of a series
-    return Evaluation(split, metrics, fitted.task.predictions(results), len(arrays))
+    return Evaluation(split, metrics, fitted.task.scored_predictions(results), len(arrays))

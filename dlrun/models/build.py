@@ -60,14 +60,15 @@ class BuiltModel:
     def trainable_params(self) -> int:
         return sum(row.trainable for row in self.rows)
 
-    def penalty(self) -> torch.Tensor | None:
+    def take_penalty(self) -> torch.Tensor | None:
         """What the layers add to the last forward's loss: the weight regularisers' penalty and
-        the terms of layers that add their own (a variational code's divergence); ``None``
-        when there is neither."""
+        the terms of modules that add their own (a variational code's divergence); ``None``
+        when there is neither. Call it once per forward: the added terms are handed over once,
+        so that no graph outlives its step."""
         terms = [term for m in self.added_losses if (term := m.take_added_loss()) is not None]
-        if self.penalties:
-            weights = weight_penalty(dict(self.network.named_parameters()), self.penalties)
-            terms += [] if weights is None else [weights]
+        weights = weight_penalty(dict(self.network.named_parameters()), self.penalties)
+        if weights is not None:
+            terms.append(weights)
         return sum(terms[1:], terms[0]) if terms else None
 
     def probabilities(self, outputs: torch.Tensor) -> torch.Tensor:
@@ -161,17 +162,8 @@ def build_model(
         rows.append(SummaryRow(label, layer.keras_name, built.output_shape, params, trainable))
         shape = built.output_shape
     network = sequential(modules, [layer.carries_mask for _, layer in layers])
-    added = [
-        _adds_loss(m) for m, (_, layer) in zip(modules, layers, strict=True) if layer.adds_loss
-    ]
+    added: list[AddsLoss] = [m for m in network.modules() if isinstance(m, AddsLoss)]
     return BuiltModel(network, tuple(input_shape), shape, fuse, rows, penalties, layers, added)
-
-
-def _adds_loss(module: nn.Module) -> AddsLoss:
-    if not isinstance(module, AddsLoss):
-        raise TypeError(f"{type(module).__name__} is built by a layer that adds_loss, but it "
-                        "has no take_added_loss")  # fmt: skip
-    return module
 
 
 def _build_layers(

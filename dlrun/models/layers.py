@@ -75,7 +75,8 @@ class BuiltLayer:
 
 @runtime_checkable
 class AddsLoss(Protocol):
-    """A module that adds a term to the loss of the forward it just ran."""
+    """A module that adds a term to the loss of the forward it just ran (Keras's ``add_loss``),
+    found among a network's modules by :func:`dlrun.models.build.build_model`."""
 
     def take_added_loss(self) -> torch.Tensor | None:
         """The term, once; ``None`` when no forward has run since."""
@@ -101,11 +102,8 @@ class Layer(ABC):
     # ``supports_masking`` layers do; see dlrun/models/masking.py.
     carries_mask: ClassVar[bool] = False
     # Its output is a draw from a distribution the layer learns (a variational code), which
-    # a VAE's code layer must be.
+    # a VAE's code layer must be; it may not be wrapped (its draw is per sample).
     draws_code: ClassVar[bool] = False
-    # Its module adds a term to the loss after each forward (Keras's ``add_loss``): it is an
-    # ``AddsLoss``.
-    adds_loss: ClassVar[bool] = False
 
     def __init__(self, config: StrictModel) -> None:
         self.config = config

@@ -57,7 +57,6 @@ class GaussianSampling(Layer):
 
     keras_name = "GaussianSampling"
     draws_code = True
-    adds_loss = True
     vmappable = False  # the forward keeps its divergence on the module
 
     class Config(StrictModel):

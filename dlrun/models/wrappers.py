@@ -142,7 +142,9 @@ class TimeDistributed(Layer):
     def build(self, input_shape: Shape, keras_init: bool, strip_activation: bool) -> BuiltLayer:
         if len(input_shape) < 2:
             raise ValueError(f"reads (steps, ...) per sample, got {list(input_shape)}")
-        _, layer = _inner(self.config.layer)
+        name, layer = _inner(self.config.layer)
+        if layer.draws_code:
+            raise ValueError(f"cannot wrap {name}: a drawn code stands on its own, one per sample")
         built = _prefixed("inner", layer.build(input_shape[1:], keras_init, strip_activation))
         out = (input_shape[0], *built.output_shape)
         return BuiltLayer(

@@ -76,7 +76,7 @@ def build_results(
         "protocol": outcome.protocol,
         "parallel_folds": outcome.parallel,
         "seed": cfg.seed,
-        "loss": cfg.loss.name if cfg.loss is not None else None,
+        "loss": TASKS.get(cfg.task.name).loss_description(cfg),
         "optimizer": cfg.optimizer.name,
         "learning_rate": cfg.optimizer.lr,
         "epochs": cfg.train.epochs,

@@ -114,6 +114,11 @@ class Task(ABC):
         return []
 
     @classmethod
+    def loss_description(cls, cfg: ExperimentConfig) -> str | None:
+        """The loss as report.md states it (``None``: the task defines its own)."""
+        return cfg.loss.name if cfg.loss is not None else None
+
+    @classmethod
     def stacked(cls, members: list[Task]) -> StackedTask:
         """K built copies of this task (one per fold) as one task the loop trains at once
         (``evaluation.parallel_folds``); only for ``stackable`` tasks."""
@@ -181,6 +186,11 @@ class Task(ABC):
     def predictions(self, results: list[StepResult]) -> Predictions | None:
         """Targets and outputs behind an epoch or an evaluation, for metrics and analyses."""
         return None
+
+    def scored_predictions(self, results: list[StepResult]) -> Predictions | None:
+        """The predictions a scored split's analyses read: :meth:`predictions`, plus what only
+        those analyses need, made once per scored split and not every epoch (a VAE's samples)."""
+        return self.predictions(results)
 
     def epoch_logs(self, results: list[StepResult], prefix: str = "") -> dict[str, float]:
         """Loss (the sample-weighted mean of batch losses, as Keras reports it) and metrics."""

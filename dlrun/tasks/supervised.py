@@ -239,7 +239,7 @@ class SupervisedTask(Task):
         """The loss plus what the layers add (weight penalties, a variational code's divergence),
         as Keras reports it in training and evaluation alike (so ``val_loss`` and a test loss
         of a regularised model match Keras's)."""
-        penalty = self.model.penalty()
+        penalty = self.model.take_penalty()
         return loss if penalty is None else loss + penalty
 
     @torch.no_grad()

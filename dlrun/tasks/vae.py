@@ -3,9 +3,10 @@ Gaussian it learns (a ``gaussian_sampling`` layer), so that codes near it decode
 
 The loss is the book's: the reconstruction loss summed over each sample's values (its code
 multiplies Keras's per-value mean by ``original_dim``), plus the code layer's divergence from
-``N(0, 1)``, averaged over the batch. Each evaluation also decodes a grid of codes chosen by the
-task: for a code of two values, evenly spaced over ``[-grid_range, grid_range]`` in both, as the
-book's latent traversals; for a wider code, draws from ``N(0, 1)`` with a fixed seed.
+``N(0, 1)``, averaged over the batch. Each scored split also comes with a grid of codes chosen
+by the task, decoded: for a code of two values, evenly spaced over ``[-grid_range, grid_range]``
+in both, as the book's latent traversals; for a code of any other size, draws from ``N(0, 1)``
+with a fixed seed.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import ClassVar
 import torch
 from pydantic import Field
 
+from dlrun.errors import ConfigError
 from dlrun.errors import ConfigIssue
 from dlrun.models.build import instantiate_layers
 from dlrun.models.variational import GaussianCode
@@ -51,7 +53,7 @@ class VariationalAutoencoder(Autoencoder):
         issues = super().check_config(cfg)
         assert isinstance(cfg.task, cls.Config)
         index = cfg.task.code_layer
-        if issues or index >= len(cfg.model.layers):
+        if index >= len(cfg.model.layers):
             return issues
         name, layer = instantiate_layers(cfg.model.layers)[index]
         if not layer.draws_code:
@@ -60,10 +62,24 @@ class VariationalAutoencoder(Autoencoder):
                                       "(or use task: autoencoder)"))  # fmt: skip
         return issues
 
+    @classmethod
+    def loss_description(cls, cfg: ExperimentConfig) -> str | None:
+        name = cfg.loss.name if cfg.loss is not None else "the loss"
+        return f"{name} summed over each sample's values, plus the code's divergence from N(0, 1)"
+
     def build(self, fields: Fields, device: torch.device) -> None:
         super().build(fields, device)
-        code = self.model.network[self.config.code_layer]
-        assert isinstance(code, GaussianCode), "check_config admits only a drawn code"
+        index = self.config.code_layer
+        code = self.model.network[index]
+        if not isinstance(code, GaussianCode):
+            raise TypeError(f"the code layer builds a {type(code).__name__}, not a GaussianCode, "
+                            "whose means a vae reports")  # fmt: skip
+        shape = self.model.rows[index].output_shape
+        if len(shape) != 1:
+            name = self.model.layers[index][0]
+            raise ConfigError([ConfigIssue(f"model.layers[{index}].{name}", f"gives codes shaped "
+                               f"{list(shape)} per sample, but a vae's code is one row of "
+                               "values: add a flatten before it")])  # fmt: skip
         self.code = code
 
     def data_loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -76,11 +92,11 @@ class VariationalAutoencoder(Autoencoder):
         assert self.code.mean is not None
         return drawn, self.code.mean
 
-    def predictions(self, results: list[StepResult]) -> Predictions | None:
-        """An evaluation's reconstructions come with samples generated from the grid."""
-        rebuilt = super().predictions(results)
+    def scored_predictions(self, results: list[StepResult]) -> Predictions | None:
+        """A scored split's reconstructions come with samples generated from the grid."""
+        rebuilt = super().scored_predictions(results)
         if not isinstance(rebuilt, Reconstructions) or rebuilt.codes is None:
-            return rebuilt  # a training epoch's: its metrics need no samples
+            return rebuilt
         return dataclasses.replace(rebuilt, generated=self.generate(rebuilt.codes.shape[1]))
 
     @torch.no_grad()

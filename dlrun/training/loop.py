@@ -73,8 +73,15 @@ def train_epoch(
 
 
 def collect(task: Task, source: BatchSource) -> list[StepResult]:
-    """Every evaluation batch's result, models unchanged."""
-    with torch.no_grad():
+    """Every evaluation batch's result, models and the random streams unchanged.
+
+    A model that draws while evaluating (a VAE's code) draws the same numbers at every
+    evaluation of a split, from ``cfg.seed``: ``dlrun eval`` gives the run's own test loss, and
+    validating leaves training's stream where it was.
+    """
+    cuda = range(torch.cuda.device_count()) if torch.cuda.is_initialized() else []
+    with torch.no_grad(), torch.random.fork_rng(devices=cuda):
+        torch.manual_seed(task.cfg.seed)
         return [task.eval_step(batch) for batch in source.epoch()]
 
 
