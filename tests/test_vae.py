@@ -292,3 +292,44 @@ def _test_loss(run: Path) -> float:
     scored = evaluate_run(run).test
     assert scored is not None
     return scored.metrics["loss"]
+
+
+def test_dlwp_draw_and_divergence_weight_are_options_of_the_layer() -> None:
+    """DLwP 8.4's code: z = mean + exp(log_var) * eps, and -5e-4 * mean(1 + log_var - mean^2
+    - exp(log_var)) over the two values of its code."""
+    layer = {"gaussian_sampling": {"units": 2, "log_scale": 1.0, "divergence_weight": 5e-4}}
+    model = build_model(config_from_data(digits_vae(model={"layers": [
+        {"dense": 8}, layer, {"dense": 64}]})).model.layers, (64,))  # fmt: skip
+    code = model.network[1]
+    assert isinstance(code, GaussianCode)
+    hidden = torch.randn(1, 8)
+    with torch.no_grad():
+        drawn = code(hidden.expand(20000, 8))
+        log_var = code.log_var_head(hidden)[0]
+    torch.testing.assert_close(drawn.std(0), torch.exp(log_var), rtol=0.03, atol=0)
+    code(hidden[:1].expand(4, 8))
+    mean, log_var = code.mean_head(hidden), code.log_var_head(hidden)
+    dlwp = -5e-4 * (1 + log_var - mean.square() - log_var.exp()).mean(dim=-1).mean()
+    torch.testing.assert_close(code.take_added_loss(), dlwp)
+
+
+def test_dlwp_averages_the_reconstruction_and_spaces_its_grid_at_normal_quantiles() -> None:
+    from scipy.stats import norm
+
+    task = built_vae(task={"name": "vae", "code_layer": 1, "grid": 15,
+                           "grid_spacing": "normal_quantiles", "reconstruction": "mean"})  # fmt: skip
+    x = torch.rand(10, 64)
+    torch.manual_seed(1)
+    loss = task.eval_step({"x": x}).loss
+    torch.manual_seed(1)
+    with torch.no_grad():
+        rebuilt = task.model.network(x)
+    divergence = task.model.take_penalty()
+    assert divergence is not None
+    torch.testing.assert_close(loss, ((rebuilt - x) ** 2).mean() + divergence)
+
+    made = task.generate(2)
+    steps = norm.ppf(np.linspace(0.05, 0.95, 15))
+    np.testing.assert_allclose(made.codes[:15, 0].numpy(), steps, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(made.codes[::15, 1].numpy(), steps[::-1], rtol=1e-6, atol=1e-7)
+    assert made.chosen == "codes at the N(0, 1) quantiles 0.05 to 0.95 in both values"

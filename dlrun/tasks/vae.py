@@ -12,7 +12,9 @@ with a fixed seed.
 from __future__ import annotations
 
 import dataclasses
+from enum import Enum
 from typing import TYPE_CHECKING
+from typing import Annotated
 from typing import ClassVar
 
 import torch
@@ -34,6 +36,21 @@ if TYPE_CHECKING:
     from dlrun.training.metrics import Predictions
 
 GRID_SEED = 0  # the draws for a wide code: the same figure at every evaluation of a run
+QUANTILES = (0.05, 0.95)  # DLwP 8.4's grid: N(0, 1) quantiles from 5 % to 95 %
+
+
+class Reconstruction(str, Enum):
+    """How a sample's reconstruction loss is taken over its values."""
+
+    SUM = "sum"  # Beginners ch. 9's code: original_dim * the per-value mean
+    MEAN = "mean"  # DLwP 8.4's code: Keras's per-value mean
+
+
+class GridSpacing(str, Enum):
+    """Where a two-value code's grid puts its codes."""
+
+    EVEN = "even"  # evenly over [-grid_range, grid_range] (Beginners ch. 9)
+    NORMAL_QUANTILES = "normal_quantiles"  # at N(0, 1)'s quantiles 0.05 .. 0.95 (DLwP 8.4)
 
 
 @TASKS.register("vae")
@@ -42,8 +59,11 @@ class VariationalAutoencoder(Autoencoder):
 
     class Config(Autoencoder.Config):
         grid: int = Field(default=15, ge=1, le=50, description="generated samples per side")
-        grid_range: float = Field(default=4.0, gt=0, description="a 2-value code's grid spans "
+        grid_range: float = Field(default=4.0, gt=0, description="an even grid spans "
                                   "-grid_range .. grid_range in both values")  # fmt: skip
+        # written as their values: ``grid_spacing: normal_quantiles``
+        grid_spacing: Annotated[GridSpacing, Field(strict=False)] = GridSpacing.EVEN
+        reconstruction: Annotated[Reconstruction, Field(strict=False)] = Reconstruction.SUM
 
     config: Config
     analyses: ClassVar[tuple[str, ...]] = (*Autoencoder.analyses, "generated")
@@ -64,8 +84,11 @@ class VariationalAutoencoder(Autoencoder):
 
     @classmethod
     def loss_description(cls, cfg: ExperimentConfig) -> str | None:
+        assert isinstance(cfg.task, cls.Config)
         name = cfg.loss.name if cfg.loss is not None else "the loss"
-        return f"{name} summed over each sample's values, plus the code's divergence from N(0, 1)"
+        taken = "summed" if cfg.task.reconstruction is Reconstruction.SUM else "averaged"
+        divergence = "the code layer's weighted divergence from N(0, 1)"
+        return f"{name} {taken} over each sample's values, plus {divergence}"
 
     def build(self, fields: Fields, device: torch.device) -> None:
         super().build(fields, device)
@@ -83,8 +106,12 @@ class VariationalAutoencoder(Autoencoder):
         self.code = code
 
     def data_loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """The loss of each sample summed over its values (the book's ``original_dim * mse``)."""
-        return super().data_loss(outputs, targets) * outputs[0].numel()
+        """The loss of each sample summed over its values (Beginners' ``original_dim * mse``)
+        or averaged over them (DLwP's)."""
+        mean = super().data_loss(outputs, targets)
+        return (
+            mean * outputs[0].numel() if self.config.reconstruction is Reconstruction.SUM else mean
+        )
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """A draw for the decoder; each sample's mean as its code (the book plots the means)."""
@@ -102,12 +129,11 @@ class VariationalAutoencoder(Autoencoder):
     @torch.no_grad()
     def generate(self, width: int) -> Generated:
         """The decoder's outputs for the grid of codes (see the module's docstring)."""
-        side, span = self.config.grid, self.config.grid_range
+        side = self.config.grid
         if width == 2:  # left to right the first value grows, top to bottom the second falls
-            steps = torch.linspace(-span, span, side)
+            steps, chosen = self._grid_steps()
             codes = torch.stack(torch.meshgrid(steps.flip(0), steps, indexing="ij"))
             codes = codes.flip(0).reshape(2, -1).T
-            chosen = f"codes from -{span:g} to {span:g} in both values"
         else:
             draws = torch.Generator().manual_seed(GRID_SEED)
             codes = torch.randn(side * side, width, generator=draws)
@@ -116,3 +142,15 @@ class VariationalAutoencoder(Autoencoder):
         device = next(self.model.network.parameters()).device
         samples = self.model.probabilities(self.decode(codes.to(device)))
         return Generated(samples.cpu(), codes, side, chosen)
+
+    def _grid_steps(self) -> tuple[torch.Tensor, str]:
+        """The values each axis of a two-value grid takes, and how they were chosen."""
+        side, span = self.config.grid, self.config.grid_range
+        if self.config.grid_spacing is GridSpacing.EVEN:
+            steps, chosen = torch.linspace(-span, span, side), f"from -{span:g} to {span:g}"
+        else:
+            low, high = QUANTILES
+            quantiles = torch.linspace(low, high, side, dtype=torch.float64)
+            steps = torch.special.ndtri(quantiles).float()
+            chosen = f"at the N(0, 1) quantiles {low:g} to {high:g}"
+        return steps, f"codes {chosen} in both values"
