@@ -210,6 +210,26 @@ def test_inputs_without_labels_train_an_autoencoder(keys: tuple[str, ...], tmp_p
         run_experiment(config_from_data(supervised), tmp_path / "refused")
 
 
+def test_a_table_without_a_target_column_trains_an_autoencoder(tmp_path: Path) -> None:
+    """An unlabelled CSV needs no dummy target for a task that reads none; a task that learns
+    targets still asks for the column, and missing cells are dropped as usual."""
+    x = load_data(config_from_data(digits_autoencoder())).train.x[:600]
+    lines = [",".join(f"p{i}" for i in range(64))]
+    lines += [",".join(str(int(v)) for v in row) for row in x]
+    lines[5] = ",".join(["?", *lines[5].split(",")[1:]])
+    path = tmp_path / "pixels.csv"
+    path.write_text("\n".join(lines) + "\n")
+    data = {"dataset": "csv", "path": str(path), "missing": "drop"}
+    config = digits_autoencoder(data=data, evaluation={"validation": {"count": 100}})
+    result = run_experiment(config_from_data(config), tmp_path / "runs")
+    assert result.results["data"]["description"] == f"{path}: 599 rows, 64 features"
+    assert np.isfinite(result.results["test"]["loss"])
+    supervised = tiny_config(data=data, preprocess=["standardize", "one_hot"])
+    with pytest.raises(DataError, match=r"pixels\.csv: the task learns targets; set data\.target "
+                       "to the column that holds them"):  # fmt: skip
+        run_experiment(config_from_data(supervised), tmp_path / "refused")
+
+
 def test_clipped_cross_entropy_scores_targets_beyond_one_as_keras_does() -> None:
     """Beginners E25 ends in relu and scores raw word ids with binary cross-entropy: Keras's
     formula on the clipped outputs; torch's own function refused targets outside [0, 1]."""

@@ -43,7 +43,8 @@ def read_npz_arrays(path: str | Path) -> dict[str, np.ndarray]:
 
 class CsvConfig(SplitConfig):
     path: FilePath
-    target: Column
+    target: Column | None = Field(default=None, description="the target column; leave it out "
+                                  "for a task that reads no targets (autoencoder, vae)")  # fmt: skip
     features: list[Column] | None = None
     delimiter: str = Field(default=",", min_length=1, max_length=1)
     header: bool = True
@@ -166,17 +167,22 @@ def is_number(text: str) -> bool:
 
 @DATASETS.register("csv")
 class CsvSource(DataSource):
-    """A CSV table: one target column, features as listed or all other columns."""
+    """A CSV table: one target column (none for a task that reads no targets), features as
+    listed or all other columns."""
 
     Config = CsvConfig
     config: CsvConfig
 
     def load(self, context: LoadContext) -> LoadedData:
         cfg = self.config
+        if cfg.target is None and context.reads_targets:
+            raise DataError(f"{cfg.path}: the task learns targets; set data.target to the column "
+                            "that holds them")  # fmt: skip
         names, rows = read_table(cfg.path, cfg.delimiter, cfg.header, cfg.encoding)
         table = np.array(rows, dtype=object)
-        target = _column_index(names, cfg.target, cfg.path)
-        table = self._rows_with_targets(table, target, names[target])
+        target = None if cfg.target is None else _column_index(names, cfg.target, cfg.path)
+        if target is not None:
+            table = self._rows_with_targets(table, target, names[target])
         columns = (
             [_column_index(names, c, cfg.path) for c in cfg.features]
             if cfg.features is not None
@@ -193,10 +199,12 @@ class CsvSource(DataSource):
             axis=1,
         )
         self._refuse_too_large(x, [names[i] for i in columns])
-        y, class_names = self._targets(table[:, target], names[target], context)
+        y, class_names = (None, None) if target is None else (
+            self._targets(table[:, target], names[target], context)
+        )  # fmt: skip
         x, y, steps = self._handle_missing(x, y)
-        description = (
-            f"{cfg.path}: {len(x)} rows, {len(columns)} features, target '{names[target]}'"
+        description = f"{cfg.path}: {len(x)} rows, {len(columns)} features" + (
+            "" if target is None else f", target '{names[target]}'"
         )
         if vocabularies:
             steps = [self._encoding_step(columns, vocabularies), *steps]
@@ -302,8 +310,8 @@ class CsvSource(DataSource):
         )
 
     def _handle_missing(
-        self, x: np.ndarray, y: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
+        self, x: np.ndarray, y: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray | None, list[dict[str, Any]]]:
         cfg = self.config
         missing_rows = np.isnan(x).any(axis=1)
         if not missing_rows.any():
@@ -315,7 +323,7 @@ class CsvSource(DataSource):
                 f"{first}); set data.missing to drop, mean, median or constant"
             )
         if cfg.missing == "drop":
-            return x[~missing_rows], y[~missing_rows], []
+            return x[~missing_rows], None if y is None else y[~missing_rows], []
         # Fill values must come from training rows only, so imputing is a preprocessing step.
         params: dict[str, Any] = {"strategy": cfg.missing}
         if cfg.missing == "constant":
