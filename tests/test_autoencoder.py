@@ -210,6 +210,21 @@ def test_inputs_without_labels_train_an_autoencoder(keys: tuple[str, ...], tmp_p
         run_experiment(config_from_data(supervised), tmp_path / "refused")
 
 
+def test_reconstructions_show_the_first_of_each_label_when_asked(tmp_path: Path) -> None:
+    config = digits_autoencoder(task={"name": "autoencoder", "code_layer": 1, "shown": "per_class"},
+                                train={"epochs": 1, "batch_size": 64, "progress": "none"})  # fmt: skip
+    loaded = load_run(run_experiment(config_from_data(config), tmp_path).run_dir)
+    test = load_data(config_from_data(config)).test_split
+    assert test is not None
+    results = collect(loaded.fitted.task, loaded.fitted.sources(test.unseal()))
+    scored = loaded.fitted.task.scored_predictions(results)
+    assert isinstance(scored, Reconstructions) and scored.shown is not None
+    labels = test.unseal().y.tolist()
+    assert list(scored.shown) == [labels.index(digit) for digit in range(10)]
+    plain = loaded.fitted.task.predictions(results)
+    assert isinstance(plain, Reconstructions) and plain.shown is None  # an epoch draws nothing
+
+
 def test_a_table_without_a_target_column_trains_an_autoencoder(tmp_path: Path) -> None:
     """An unlabelled CSV needs no dummy target for a task that reads none; a task that learns
     targets still asks for the column, and missing cells are dropped as usual."""

@@ -153,12 +153,14 @@ RECONSTRUCTED = 8  # samples shown, as Beginners ch. 7 shows the first 8 test di
 
 @ANALYSES.register("reconstructions")
 def reconstructions(run: RunDirectory, given: Scored) -> Analysed:
-    """The scored split's first samples above their reconstructions (PNG)."""
-    scored = given.evaluation
-    assert scored.predictions is not None
-    shown = min(RECONSTRUCTED, scored.size)
-    originals = scored.predictions.y_true[:shown].cpu().float().numpy()
-    rebuilt = scored.predictions.y_pred[:shown].cpu().float().numpy()
+    """The scored split's first samples, or those the task chose, above their reconstructions
+    (PNG)."""
+    predictions = given.evaluation.predictions
+    assert predictions is not None
+    chosen = predictions.shown if isinstance(predictions, Reconstructions) else None
+    rows = list(chosen) if chosen else list(range(min(RECONSTRUCTED, len(predictions.y_true))))
+    originals = predictions.y_true[rows].cpu().float().numpy()
+    rebuilt = predictions.y_pred[rows].cpu().float().numpy()
     draw(plots.reconstructions_plot, originals, rebuilt, given.title,
          target=run.file("reconstructions.png"))  # fmt: skip
     return Analysed(["reconstructions.png"])

@@ -9,9 +9,11 @@ shows, coloured by the dataset's labels when it has them (they are never trained
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from typing import ClassVar
+from typing import Literal
 
 import numpy as np
 import torch
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
     from dlrun.training.losses import Loss
 
 LABEL = "label"  # the dataset's targets, kept to colour the code space
+MOST_SHOWN = 20  # samples reconstructions.png shows at most with shown: per_class
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,11 @@ class Autoencoder(SupervisedTask):
 
     class Config(StrictModel):
         code_layer: int = Field(ge=0, description="the index in model.layers of the code")
+        shown: Literal["first", "per_class"] = Field(
+            default="first",
+            description="the samples reconstructions.png shows: the scored split's first 8 "
+            "(Beginners ch. 7), or its first of each label, up to 20 (ch. 13)",
+        )
 
     config: Config
     # no targets of the dataset's: nothing for baselines or stratified splits
@@ -130,6 +138,17 @@ class Autoencoder(SupervisedTask):
     @torch.no_grad()
     def predict_step(self, batch: Batch) -> torch.Tensor:
         return self.encode(self.model_inputs(batch))[1]
+
+    def scored_predictions(self, results: list[StepResult]) -> Predictions | None:
+        """With ``shown: per_class``, the first sample of each label is the one drawn."""
+        rebuilt = super().scored_predictions(results)
+        if self.config.shown == "first" or not isinstance(rebuilt, Reconstructions):
+            return rebuilt
+        if rebuilt.classes is None:
+            return rebuilt  # no labels to choose by: the first samples
+        labels = rebuilt.classes.reshape(len(rebuilt.classes), -1)[:, 0].cpu().numpy()
+        _, first = np.unique(labels, return_index=True)  # in the labels' order
+        return dataclasses.replace(rebuilt, shown=tuple(int(i) for i in first[:MOST_SHOWN]))
 
     def predictions(self, results: list[StepResult]) -> Predictions | None:
         """Reconstructions; an evaluation's (not a training epoch's) with codes and labels."""

@@ -80,6 +80,7 @@ class Reconstructions(Predictions):
     codes: torch.Tensor | None = None
     classes: torch.Tensor | None = None
     generated: Generated | None = None  # a generative model's samples (a VAE's), beside them
+    shown: tuple[int, ...] | None = None  # the samples to draw (None: the first ones)
 
 
 @dataclass(frozen=True)
