@@ -83,7 +83,7 @@ STEP_EXAMPLES: dict[str, tuple[dict[str, Any], np.ndarray]] = {
 LAYER_EXAMPLES: dict[str, dict[str, Any]] = {
     "dense": {"units": 5, "activation": "relu", "kernel_regularizer": "l2"},
     "dropout": {"rate": 0.3}, "batchnorm": {}, "activation": {"activation": "tanh"},
-    "flatten": {}, "reshape": {"target_shape": [2, 6]},
+    "flatten": {}, "reshape": {"target_shape": [2, 6]}, "gaussian_sampling": {"units": 2},
 }  # fmt: skip
 TASK_EXAMPLES: dict[str, dict[str, Any]] = {
     "binary": {"data": {"dataset": "breast_cancer"}, "preprocess": ["standardize"], "loss": "binary_crossentropy",
@@ -101,11 +101,15 @@ TASK_EXAMPLES: dict[str, dict[str, Any]] = {
                     "loss": "mse", "metrics": ["mae"],
                     "model": {"layers": [{"dense": {"units": 2, "activation": "tanh"}}, {"dense": 4}]},
                     "evaluation": {"validation": {"fraction": 0.2}}},
+    "vae": {"task": {"name": "vae", "code_layer": 1, "grid": 3}, "preprocess": ["standardize"],
+            "loss": "mse", "metrics": ["mae"],
+            "model": {"layers": [{"dense": 3}, {"gaussian_sampling": 2}, {"dense": 4}]},
+            "evaluation": {"validation": {"fraction": 0.2}}},
 }  # fmt: skip
 DATASET_EXAMPLES: dict[str, dict[str, Any]] = {
     "breast_cancer": {}, "diabetes": {}, "digits": {}, "iris": {}, "wine": {},
     "classification": {"n_samples": 40}, "regression": {"n_samples": 40}, "linear": {"n_samples": 40},
-    "moons": {"n_samples": 40}, "spirals": {"n_points": 40},
+    "moons": {"n_samples": 40}, "spirals": {"n_points": 40}, "bits": {"train": [3, 5], "width": 4},
     "csv": {"path": "{tmp}/table.csv", "target": "label"}, "npz": {"path": "{tmp}/arrays.npz"},
     "image_folder": {"path": "{tmp}/images", "target_size": [8, 8]},
     "boston_housing": {}, "cifar10": {}, "cifar100": {}, "fashion_mnist": {}, "heart": {}, "imdb": {},
@@ -361,6 +365,7 @@ PREDICTION_EXAMPLES: dict[str, Any] = {  # targets and outputs as each task prod
     "multilabel": lambda: (torch.randint(0, 2, (8, 3)).float(), torch.rand(8, 3)),
     "regression": lambda: (torch.randn(8, 1), torch.randn(8, 1)),
     "autoencoder": lambda: (torch.rand(8, 4), torch.rand(8, 4)),  # inputs and reconstructions
+    "vae": lambda: (torch.rand(8, 4), torch.rand(8, 4)),
 }
 
 

@@ -15,6 +15,7 @@ from dlrun.data.base import split_off_test
 from dlrun.data.idx import read_idx
 from dlrun.data.load import load_data
 from dlrun.data.synthetic import two_spirals
+from dlrun.errors import ConfigError
 from dlrun.errors import DataError
 from tests.conftest import tiny_config
 
@@ -184,6 +185,24 @@ def test_two_spirals_are_mirrored_with_balanced_labels() -> None:
     np.testing.assert_allclose(x[300:], -x[:300])
     radius = np.hypot(x[:, 0], x[:, 1])
     assert radius.max() == pytest.approx(780 * 2 * np.pi / 360, rel=0.01)
+
+
+def test_bits_are_numbers_written_in_binary_digits() -> None:
+    """Beginners E19: 39 trains as 00100111 and 216 tests as 11011000."""
+    bits = {"dataset": "bits", "train": [39, 5], "test": [216], "width": 8}
+    autoencoder = {"task": {"name": "autoencoder", "code_layer": 0}, "loss": "mse",
+                   "preprocess": [], "metrics": [], "evaluation": {"validation": None},
+                   "model": {"layers": [{"dense": 2}, {"dense": 8}]}}  # fmt: skip
+    data = load_data(config_from_data(tiny_config(data=bits, **autoencoder)))
+    assert data.train.x.tolist() == [[0, 0, 1, 0, 0, 1, 1, 1], [0, 0, 0, 0, 0, 1, 0, 1]]
+    assert data.train.y.tolist() == [39, 5] and data.train.x.dtype == np.float32
+    assert data.test_split is not None and data.test_split.unseal().x.tolist() == [
+        [1, 1, 0, 1, 1, 0, 0, 0]
+    ]
+    assert data.description == "8-digit binary numbers: 39 = 00100111, 5 = 00000101"
+    with pytest.raises(ConfigError, match=r"data: 256 does not fit in 8 binary digits \(0 to "
+                       r"255\); raise width"):  # fmt: skip
+        config_from_data(tiny_config(data={**bits, "test": [256]}, **autoencoder))
 
 
 @pytest.mark.parametrize("name", ["digits", "iris", "wine", "breast_cancer", "diabetes"])

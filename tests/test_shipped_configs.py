@@ -76,6 +76,7 @@ def test_every_shipped_config_validates(path: Path) -> None:
         ("dlwp/ch6_jena_conv1d_gru.yaml", 13_697),
         ("beginners/ch13_imdb_simple_rnn.yaml", 643_265),
         ("beginners/ch13_imdb_lstm.yaml", 652_577),
+        ("beginners/ch7_bits_autoencoder.yaml", 190),
         ("beginners/ch7_mnist_autoencoder.yaml", 638_854),
         ("beginners/ch7_mnist_autoencoder_six_layers.yaml", 45_366),
         ("beginners/ch7_mnist_autoencoder_four_layers.yaml", 16_526),

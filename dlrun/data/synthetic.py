@@ -1,4 +1,5 @@
-"""Synthetic datasets generated from a seed (scikit-learn generators and the two spirals).
+"""Synthetic datasets: generated from a seed (scikit-learn generators and the two spirals), or
+written out from the config (numbers as binary digits).
 
 scikit-learn's generators are imported when one runs: its import takes seconds, and the two
 spirals and the linear data do not need it.
@@ -8,8 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 from pydantic import Field
+from pydantic import model_validator
 
 from dlrun.data.base import DATASETS
+from dlrun.data.base import Arrays
+from dlrun.data.base import DatasetConfig
 from dlrun.data.base import DataSource
 from dlrun.data.base import LoadContext
 from dlrun.data.base import LoadedData
@@ -156,3 +160,38 @@ class Spirals(_Generator):
 
     def generate(self, rng_seed: int) -> tuple[np.ndarray, np.ndarray]:
         return two_spirals(self.config.n_points, self.config.noise, rng_seed)
+
+
+@DATASETS.register("bits")
+class Bits(DataSource):
+    """Whole numbers as rows of their binary digits, most significant first (Deep Learning for
+    Beginners ch. 7 trains an autoencoder on 39 = 00100111 alone and tests it on 216). The
+    numbers themselves are the labels."""
+
+    class Config(DatasetConfig):
+        train: list[int] = Field(min_length=1, description="the numbers to train on")
+        test: list[int] = Field(default_factory=list, description="the numbers to test on")
+        width: int = Field(default=8, ge=1, le=62, description="binary digits per number")
+
+        @model_validator(mode="after")
+        def _fit_the_width(self) -> Bits.Config:
+            too_big = [n for n in (*self.train, *self.test) if not 0 <= n < 2**self.width]
+            if too_big:
+                raise ValueError(f"{too_big[0]} does not fit in {self.width} binary digits "
+                                 f"(0 to {2**self.width - 1}); raise width")  # fmt: skip
+            return self
+
+    config: Config
+
+    def load(self, context: LoadContext) -> LoadedData:
+        width = self.config.width
+        train, test = (self._rows(numbers) for numbers in (self.config.train, self.config.test))
+        shown = ", ".join(f"{n} = {n:0{width}b}" for n in self.config.train[:3])
+        more = ", ..." if len(self.config.train) > 3 else ""
+        description = f"{width}-digit binary numbers: {shown}{more}"
+        return LoadedData(train, test if len(test) else None, description)
+
+    def _rows(self, numbers: list[int]) -> Arrays:
+        shifts = np.arange(self.config.width - 1, -1, -1)
+        values = np.asarray(numbers, dtype=np.int64)
+        return Arrays((values[:, None] >> shifts & 1).astype(np.float32), values)
