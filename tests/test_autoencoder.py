@@ -16,11 +16,16 @@ from dlrun.config.load import config_from_data
 from dlrun.data.load import load_data
 from dlrun.errors import ConfigError
 from dlrun.errors import DataError
+from dlrun.evaluation.scoring import Evaluation
 from dlrun.reporting import plots
+from dlrun.reporting.analyses import Scored
 from dlrun.reporting.analyses import principal_components
+from dlrun.reporting.analyses import reconstructions
 from dlrun.reporting.plots import as_image
+from dlrun.reporting.rundir import RunDirectory
 from dlrun.reuse import load_run
 from dlrun.reuse import predict_file
+from dlrun.tasks.autoencoder import _first_of_each_class
 from dlrun.training.loop import collect
 from dlrun.training.metrics import Reconstructions
 from tests.conftest import tiny_config
@@ -210,7 +215,9 @@ def test_inputs_without_labels_train_an_autoencoder(keys: tuple[str, ...], tmp_p
         run_experiment(config_from_data(supervised), tmp_path / "refused")
 
 
-def test_reconstructions_show_the_first_of_each_label_when_asked(tmp_path: Path) -> None:
+def test_reconstructions_show_the_first_of_each_label_when_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     config = digits_autoencoder(task={"name": "autoencoder", "code_layer": 1, "shown": "per_class"},
                                 train={"epochs": 1, "batch_size": 64, "progress": "none"})  # fmt: skip
     loaded = load_run(run_experiment(config_from_data(config), tmp_path).run_dir)
@@ -223,6 +230,20 @@ def test_reconstructions_show_the_first_of_each_label_when_asked(tmp_path: Path)
     assert list(scored.shown) == [labels.index(digit) for digit in range(10)]
     plain = loaded.fitted.task.predictions(results)
     assert isinstance(plain, Reconstructions) and plain.shown is None  # an epoch draws nothing
+
+    drawn: list[np.ndarray] = []
+    monkeypatch.setattr(
+        plots, "reconstructions_plot", lambda originals, *_, **__: drawn.append(originals)
+    )
+    (tmp_path / "figure").mkdir()
+    scored_split = Evaluation("test", {}, scored, len(test))
+    reconstructions(RunDirectory(tmp_path / "figure"), Scored("t", scored_split, None))
+    np.testing.assert_array_equal(drawn[0], scored.y_true[list(scored.shown)].numpy())
+
+    assert _first_of_each_class(torch.tensor([1.0, 0.5, 1.0])) is None  # not classes
+    assert _first_of_each_class(torch.arange(30)) is None  # more classes than are drawn
+    assert _first_of_each_class(torch.zeros(4, 2)) is None  # two labels per sample
+    assert _first_of_each_class(torch.tensor([[2], [0], [2], [1]])) == (1, 3, 0)
 
 
 def test_a_table_without_a_target_column_trains_an_autoencoder(tmp_path: Path) -> None:
@@ -240,9 +261,9 @@ def test_a_table_without_a_target_column_trains_an_autoencoder(tmp_path: Path) -
     assert result.results["data"]["description"] == f"{path}: 599 rows, 64 features"
     assert np.isfinite(result.results["test"]["loss"])
     supervised = tiny_config(data=data, preprocess=["standardize", "one_hot"])
-    with pytest.raises(DataError, match=r"pixels\.csv: the task learns targets; set data\.target "
-                       "to the column that holds them"):  # fmt: skip
-        run_experiment(config_from_data(supervised), tmp_path / "refused")
+    with pytest.raises(ConfigError, match=r"data\.target: the task learns targets: set it to the "
+                       r"column that holds them \(only autoencoder and vae need none\)"):  # fmt: skip
+        config_from_data(supervised)  # before any data is read: validate --no-data says so too
 
 
 def test_clipped_cross_entropy_scores_targets_beyond_one_as_keras_does() -> None:

@@ -83,7 +83,8 @@ STEP_EXAMPLES: dict[str, tuple[dict[str, Any], np.ndarray]] = {
 LAYER_EXAMPLES: dict[str, dict[str, Any]] = {
     "dense": {"units": 5, "activation": "relu", "kernel_regularizer": "l2"},
     "dropout": {"rate": 0.3}, "batchnorm": {}, "activation": {"activation": "tanh"},
-    "flatten": {}, "reshape": {"target_shape": [2, 6]}, "gaussian_sampling": {"units": 2},
+    "flatten": {}, "reshape": {"target_shape": [2, 6]},
+    "gaussian_sampling": {"units": 2, "log_scale": 1.0, "divergence_weight": 5e-4},
 }  # fmt: skip
 TASK_EXAMPLES: dict[str, dict[str, Any]] = {
     "binary": {"data": {"dataset": "breast_cancer"}, "preprocess": ["standardize"], "loss": "binary_crossentropy",

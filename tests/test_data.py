@@ -203,6 +203,8 @@ def test_bits_are_numbers_written_in_binary_digits() -> None:
     with pytest.raises(ConfigError, match=r"data: 256 does not fit in 8 binary digits \(0 to "
                        r"255\); raise width"):  # fmt: skip
         config_from_data(tiny_config(data={**bits, "test": [256]}, **autoencoder))
+    with pytest.raises(ConfigError, match=r"data\.train\[0\]: .*greater than or equal to 0"):
+        config_from_data(tiny_config(data={**bits, "train": [-3]}, **autoencoder))
 
 
 @pytest.mark.parametrize("name", ["digits", "iris", "wine", "breast_cancer", "diabetes"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import sys
 from pathlib import Path
@@ -117,6 +118,7 @@ def test_beginners_e19_memorizes_its_vector_and_fails_on_the_inverse(tmp_path: P
     0.8446; seeds 1 and 2: 0.0083 / 0.8263 and 0.0075 / 0.8345)."""
     cfg = load_config(REPO / "configs/beginners/ch7_bits_autoencoder.yaml")
     result = run_experiment(cfg, tmp_path)
-    rows = (result.run_dir / "metrics.csv").read_text().splitlines()
-    assert float(rows[-1].split(",")[2]) == pytest.approx(0.0066, abs=0.003)
+    with (result.run_dir / "metrics.csv").open() as handle:
+        last = list(csv.DictReader(handle))[-1]
+    assert float(last["loss"]) == pytest.approx(0.0066, abs=0.003)
     assert result.results["test"]["loss"] == pytest.approx(0.8445, abs=0.03)

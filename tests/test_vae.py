@@ -184,6 +184,8 @@ def test_the_evaluated_codes_are_the_means() -> None:
          r"gaussian_sampling layer \(or use task: autoencoder\)"),
         ({"task": {"name": "vae", "code_layer": 1, "grid": 0}}, r"task\.grid"),
         ({"task": {"name": "vae", "code_layer": 1, "grid_range": -1}}, r"task\.grid_range"),
+        ({"task": {"name": "vae", "code_layer": 1, "grid_range": 3, "grid_spacing": "normal_quantiles"}},
+         r"task: grid_range spans an even grid; normal_quantiles sets its own"),
         ({"evaluation": {"protocol": "kfold", "k": 3, "parallel_folds": True}},
          r"model\.layers\[1\]\.gaussian_sampling: parallel folds cannot stack gaussian_sampling"),
     ],

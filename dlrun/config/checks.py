@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from dlrun.config.schema import ExperimentConfig
+from dlrun.data.base import DATASETS
 from dlrun.errors import ConfigIssue
 from dlrun.evaluation.protocols import PROTOCOLS
 from dlrun.models.build import last_activation
@@ -36,6 +37,14 @@ def run_checks(cfg: ExperimentConfig) -> list[ConfigIssue]:
 def check_task_rules(cfg: ExperimentConfig) -> list[ConfigIssue]:
     """The task's own rules (for the supervised tasks: DLwP table 4.1)."""
     return TASKS.get(cfg.task.name).check_config(cfg)
+
+
+@check
+def check_dataset_rules(cfg: ExperimentConfig) -> list[ConfigIssue]:
+    """The dataset's own rules that need no data (a table's target column, for a task that
+    learns targets)."""
+    reads_targets = TASKS.get(cfg.task.name).target is not None
+    return DATASETS.get(cfg.data.dataset).check_config(cfg.data, reads_targets)
 
 
 @check

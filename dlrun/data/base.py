@@ -25,6 +25,7 @@ from pydantic import Field
 
 from dlrun.config.base import StrictModel
 from dlrun.data.download import Resource
+from dlrun.errors import ConfigIssue
 from dlrun.errors import DataError
 from dlrun.errors import DataNotHere
 from dlrun.errors import DlrunError
@@ -303,6 +304,12 @@ class DataSource(ABC):
     @abstractmethod
     def load(self, context: LoadContext) -> LoadedData:
         """Read the data; raise :class:`DataError` with a fix for anything the user can mend."""
+
+    @classmethod
+    def check_config(cls, config: DatasetConfig, reads_targets: bool) -> list[ConfigIssue]:
+        """Problems of ``config`` (this source's section) that need no data: a task that
+        ``reads_targets`` needs somewhere to read them from."""
+        return []
 
     def encode_texts(self, texts: np.ndarray, vocabulary: list[str]) -> np.ndarray:
         """New texts as this source's inputs, indexed by the ``vocabulary`` its ``load`` gave

@@ -16,12 +16,14 @@ from pydantic import field_validator
 from dlrun.config.base import FilePath
 from dlrun.data.base import DATASETS
 from dlrun.data.base import Arrays
+from dlrun.data.base import DatasetConfig
 from dlrun.data.base import DataSource
 from dlrun.data.base import LoadContext
 from dlrun.data.base import LoadedData
 from dlrun.data.base import SplitConfig
 from dlrun.data.base import existing_file
 from dlrun.data.base import split_off_test
+from dlrun.errors import ConfigIssue
 from dlrun.errors import DataError
 from dlrun.preprocess.categorical import category_codes
 
@@ -173,11 +175,16 @@ class CsvSource(DataSource):
     Config = CsvConfig
     config: CsvConfig
 
+    @classmethod
+    def check_config(cls, config: DatasetConfig, reads_targets: bool) -> list[ConfigIssue]:
+        assert isinstance(config, CsvConfig)
+        if config.target is None and reads_targets:
+            return [ConfigIssue("data.target", "the task learns targets: set it to the column "
+                                "that holds them (only autoencoder and vae need none)")]  # fmt: skip
+        return []
+
     def load(self, context: LoadContext) -> LoadedData:
         cfg = self.config
-        if cfg.target is None and context.reads_targets:
-            raise DataError(f"{cfg.path}: the task learns targets; set data.target to the column "
-                            "that holds them")  # fmt: skip
         names, rows = read_table(cfg.path, cfg.delimiter, cfg.header, cfg.encoding)
         table = np.array(rows, dtype=object)
         target = None if cfg.target is None else _column_index(names, cfg.target, cfg.path)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 from pydantic import Field
+from pydantic import NonNegativeInt
 from pydantic import model_validator
 
 from dlrun.data.base import DATASETS
@@ -169,13 +170,14 @@ class Bits(DataSource):
     numbers themselves are the labels."""
 
     class Config(DatasetConfig):
-        train: list[int] = Field(min_length=1, description="the numbers to train on")
-        test: list[int] = Field(default_factory=list, description="the numbers to test on")
+        train: list[NonNegativeInt] = Field(min_length=1, description="the numbers to train on")
+        test: list[NonNegativeInt] = Field(default_factory=list, description="the numbers to "
+                                           "test on")  # fmt: skip
         width: int = Field(default=8, ge=1, le=62, description="binary digits per number")
 
         @model_validator(mode="after")
         def _fit_the_width(self) -> Bits.Config:
-            too_big = [n for n in (*self.train, *self.test) if not 0 <= n < 2**self.width]
+            too_big = [n for n in (*self.train, *self.test) if n >= 2**self.width]
             if too_big:
                 raise ValueError(f"{too_big[0]} does not fit in {self.width} binary digits "
                                  f"(0 to {2**self.width - 1}); raise width")  # fmt: skip
@@ -194,4 +196,4 @@ class Bits(DataSource):
     def _rows(self, numbers: list[int]) -> Arrays:
         shifts = np.arange(self.config.width - 1, -1, -1)
         values = np.asarray(numbers, dtype=np.int64)
-        return Arrays((values[:, None] >> shifts & 1).astype(np.float32), values)
+        return Arrays(((values[:, None] >> shifts) & 1).astype(np.float32), values)

@@ -7,7 +7,10 @@ draw, in Beginners' code; DLwP 8.4's code draws with ``exp(log_var)``, 1.0. The 
 divergence of the Gaussian ``(mean, exp(log_var))`` from ``N(0, 1)`` to the loss,
 ``-0.5 * sum(1 + log_var - mean**2 - exp(log_var))`` per sample times ``divergence_weight``
 (1 in Beginners' MNIST code; DLwP's ``-5e-4 * mean(...)`` over two values is 5e-4 of it), as
-Keras's ``add_loss`` adds it: to the training loss and to every evaluation's. It draws in
+Keras's ``add_loss`` adds it: to the training loss and to every evaluation's. With a
+``log_scale`` other than 0.5 the draw's variance is ``exp(2 * log_scale * log_var)``, not the
+``exp(log_var)`` the divergence is taken of: DLwP's code has this mismatch, kept on purpose
+to reproduce it. It draws in
 evaluation too, as the books' ``Lambda`` layers do, so ``val_loss`` is scored on drawn codes as
 Keras scores it.
 """
@@ -72,7 +75,8 @@ class GaussianSampling(Layer):
         log_scale: float = Field(default=0.5, gt=0, description="z = mean + exp(log_scale * "
                                  "log_var) * eps; DLwP 8.4's code: 1.0")  # fmt: skip
         divergence_weight: float = Field(default=1.0, ge=0, description="the divergence's "
-                                         "weight in the loss; DLwP 8.4's code: 5e-4")  # fmt: skip
+                                         "weight in the loss; DLwP 8.4's code: 5e-4 for its "
+                                         "2-value code (1e-3 / units)")  # fmt: skip
 
     config: Config
 

@@ -10,10 +10,12 @@ shows, coloured by the dataset's labels when it has them (they are never trained
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
+from enum import Enum
 from typing import TYPE_CHECKING
+from typing import Annotated
 from typing import ClassVar
-from typing import Literal
 
 import numpy as np
 import torch
@@ -39,6 +41,14 @@ if TYPE_CHECKING:
     from dlrun.training.batches import Fields
     from dlrun.training.losses import Loss
 
+
+class Shown(str, Enum):
+    """Which samples of a scored split reconstructions.png draws."""
+
+    FIRST = "first"
+    PER_CLASS = "per_class"
+
+
 LABEL = "label"  # the dataset's targets, kept to colour the code space
 MOST_SHOWN = 20  # samples reconstructions.png shows at most with shown: per_class
 
@@ -60,10 +70,11 @@ class Autoencoder(SupervisedTask):
 
     class Config(StrictModel):
         code_layer: int = Field(ge=0, description="the index in model.layers of the code")
-        shown: Literal["first", "per_class"] = Field(
-            default="first",
+        shown: Annotated[Shown, Field(strict=False)] = Field(  # written as its value
+            default=Shown.FIRST,
             description="the samples reconstructions.png shows: the scored split's first 8 "
-            "(Beginners ch. 7), or its first of each label, up to 20 (ch. 13)",
+            "(Beginners ch. 7), or its first of each label (ch. 13) when the labels are up to "
+            "20 classes (whole numbers, one per sample), else the first 8",
         )
 
     config: Config
@@ -142,13 +153,10 @@ class Autoencoder(SupervisedTask):
     def scored_predictions(self, results: list[StepResult]) -> Predictions | None:
         """With ``shown: per_class``, the first sample of each label is the one drawn."""
         rebuilt = super().scored_predictions(results)
-        if self.config.shown == "first" or not isinstance(rebuilt, Reconstructions):
+        if self.config.shown is Shown.FIRST or not isinstance(rebuilt, Reconstructions):
             return rebuilt
-        if rebuilt.classes is None:
-            return rebuilt  # no labels to choose by: the first samples
-        labels = rebuilt.classes.reshape(len(rebuilt.classes), -1)[:, 0].cpu().numpy()
-        _, first = np.unique(labels, return_index=True)  # in the labels' order
-        return dataclasses.replace(rebuilt, shown=tuple(int(i) for i in first[:MOST_SHOWN]))
+        first = _first_of_each_class(rebuilt.classes)
+        return rebuilt if first is None else dataclasses.replace(rebuilt, shown=first)
 
     def predictions(self, results: list[StepResult]) -> Predictions | None:
         """Reconstructions; an evaluation's (not a training epoch's) with codes and labels."""
@@ -156,6 +164,18 @@ class Autoencoder(SupervisedTask):
         assert plain is not None
         return Reconstructions(plain.y_true, plain.y_pred, codes=_joined(results, "code"),
                                classes=_joined(results, LABEL))  # fmt: skip
+
+
+def _first_of_each_class(labels: torch.Tensor | None) -> tuple[int, ...] | None:
+    """The index of each class's first sample, in the classes' order; ``None`` unless the
+    labels are classes: one whole number per sample, at most ``MOST_SHOWN`` of them."""
+    if labels is None or math.prod(labels.shape[1:]) != 1:
+        return None
+    values = labels.reshape(-1).cpu().double().numpy()
+    classes, first = np.unique(values, return_index=True)
+    if len(classes) > MOST_SHOWN or not np.all(classes == np.round(classes)):
+        return None
+    return tuple(int(i) for i in first)
 
 
 def _joined(results: list[StepResult], key: str) -> torch.Tensor | None:

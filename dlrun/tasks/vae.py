@@ -1,12 +1,15 @@
-"""Variational autoencoders (Beginners ch. 9): an autoencoder whose code is drawn from a
-Gaussian it learns (a ``gaussian_sampling`` layer), so that codes near it decode to new samples.
+"""Variational autoencoders (Beginners ch. 9, DLwP 8.4): an autoencoder whose code is drawn
+from a Gaussian it learns (a ``gaussian_sampling`` layer), so that codes near it decode to new
+samples.
 
-The loss is the book's: the reconstruction loss summed over each sample's values (its code
-multiplies Keras's per-value mean by ``original_dim``), plus the code layer's divergence from
-``N(0, 1)``, averaged over the batch. Each scored split also comes with a grid of codes chosen
-by the task, decoded: for a code of two values, evenly spaced over ``[-grid_range, grid_range]``
-in both, as the book's latent traversals; for a code of any other size, draws from ``N(0, 1)``
-with a fixed seed.
+The loss is the books': the reconstruction loss summed over each sample's values (Beginners'
+code multiplies Keras's per-value mean by ``original_dim``; ``reconstruction: mean`` keeps the
+mean, as DLwP's code does), plus the code layer's weighted divergence from ``N(0, 1)``, averaged
+over the batch. Each scored split also comes with a grid of codes chosen by the task, decoded:
+for a code of two values, evenly spaced over ``[-grid_range, grid_range]`` in both (Beginners'
+latent traversals) or at N(0, 1)'s quantiles 0.05 to 0.95 (DLwP's); for a code of any other
+size, draws from ``N(0, 1)`` with a fixed seed. The first value grows left to right and the
+second falls top to bottom, as in Beginners' figures (DLwP's figure 8.14 has the second rising).
 """
 
 from __future__ import annotations
@@ -19,11 +22,13 @@ from typing import ClassVar
 
 import torch
 from pydantic import Field
+from pydantic import model_validator
 
 from dlrun.errors import ConfigError
 from dlrun.errors import ConfigIssue
 from dlrun.models.build import instantiate_layers
 from dlrun.models.variational import GaussianCode
+from dlrun.models.variational import GaussianSampling
 from dlrun.tasks.autoencoder import Autoencoder
 from dlrun.tasks.base import TASKS
 from dlrun.training.metrics import Generated
@@ -62,8 +67,22 @@ class VariationalAutoencoder(Autoencoder):
         grid_range: float = Field(default=4.0, gt=0, description="an even grid spans "
                                   "-grid_range .. grid_range in both values")  # fmt: skip
         # written as their values: ``grid_spacing: normal_quantiles``
-        grid_spacing: Annotated[GridSpacing, Field(strict=False)] = GridSpacing.EVEN
-        reconstruction: Annotated[Reconstruction, Field(strict=False)] = Reconstruction.SUM
+        grid_spacing: Annotated[GridSpacing, Field(strict=False)] = Field(
+            default=GridSpacing.EVEN,
+            description="a 2-value code's grid: even (over grid_range) or normal_quantiles "
+            "(N(0, 1)'s quantiles 0.05 to 0.95, DLwP 8.4)",
+        )
+        reconstruction: Annotated[Reconstruction, Field(strict=False)] = Field(
+            default=Reconstruction.SUM,
+            description="the loss of each sample: sum over its values (Beginners ch. 9) or "
+            "mean (DLwP 8.4)",
+        )
+
+        @model_validator(mode="after")
+        def _range_of_an_even_grid(self) -> VariationalAutoencoder.Config:
+            if "grid_range" in self.model_fields_set and self.grid_spacing is not GridSpacing.EVEN:
+                raise ValueError("grid_range spans an even grid; normal_quantiles sets its own")
+            return self
 
     config: Config
     analyses: ClassVar[tuple[str, ...]] = (*Autoencoder.analyses, "generated")
@@ -87,8 +106,13 @@ class VariationalAutoencoder(Autoencoder):
         assert isinstance(cfg.task, cls.Config)
         name = cfg.loss.name if cfg.loss is not None else "the loss"
         taken = "summed" if cfg.task.reconstruction is Reconstruction.SUM else "averaged"
-        divergence = "the code layer's weighted divergence from N(0, 1)"
-        return f"{name} {taken} over each sample's values, plus {divergence}"
+        code = instantiate_layers(cfg.model.layers)[cfg.task.code_layer][1]
+        weight = code.config.divergence_weight if isinstance(code, GaussianSampling) else 1.0
+        times = "" if weight == 1 else f"{weight:g} x "
+        return (
+            f"{name} {taken} over each sample's values, plus {times}the code's divergence "
+            "from N(0, 1)"
+        )
 
     def build(self, fields: Fields, device: torch.device) -> None:
         super().build(fields, device)
