@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 
@@ -79,10 +81,21 @@ def collect(task: Task, source: BatchSource) -> list[StepResult]:
     evaluation of a split, from ``cfg.seed``: ``dlrun eval`` gives the run's own test loss, and
     validating leaves training's stream where it was.
     """
-    cuda = range(torch.cuda.device_count()) if torch.cuda.is_initialized() else []
-    with torch.no_grad(), torch.random.fork_rng(devices=cuda):
-        torch.manual_seed(task.cfg.seed)
+    with torch.no_grad(), _draws_from(task.cfg.seed):
         return [task.eval_step(batch) for batch in source.epoch()]
+
+
+@contextmanager
+def _draws_from(seed: int) -> Iterator[None]:
+    """Torch's generators seeded with ``seed`` inside the block and as they were after it. A
+    CUDA generator is touched only once CUDA is in use (seeding it earlier would queue a seed
+    for whenever it starts)."""
+    cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
+    with torch.random.fork_rng(devices=cuda):
+        torch.random.default_generator.manual_seed(seed)
+        for device in cuda:
+            torch.cuda.default_generators[device].manual_seed(seed)
+        yield
 
 
 def evaluate(task: Task, source: BatchSource, prefix: str = "") -> dict[str, float]:
