@@ -10,9 +10,8 @@ divergence of the Gaussian ``(mean, exp(log_var))`` from ``N(0, 1)`` to the loss
 Keras's ``add_loss`` adds it: to the training loss and to every evaluation's. With a
 ``log_scale`` other than 0.5 the draw's variance is ``exp(2 * log_scale * log_var)``, not the
 ``exp(log_var)`` the divergence is taken of: DLwP's code has this mismatch, kept on purpose
-to reproduce it. It draws in
-evaluation too, as the books' ``Lambda`` layers do, so ``val_loss`` is scored on drawn codes as
-Keras scores it.
+to reproduce it. It draws in evaluation too, as the books' ``Lambda`` layers do, so
+``val_loss`` is scored on drawn codes as Keras scores it.
 """
 
 from __future__ import annotations
