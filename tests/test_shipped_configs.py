@@ -88,6 +88,7 @@ def test_every_shipped_config_validates(path: Path) -> None:
         ("beginners/ch9_heart_vae.yaml", 511),
         ("dlwp/ch8_mnist_vae.yaml", 550_629),
         ("beginners/ch13_mnist_lstm_autoencoder.yaml", 10_950),  # the book's summary
+        ("beginners/ch13_mnist_bilstm_autoencoder.yaml", 49_408),  # the book's summary
         ("beginners/ch8_imdb_autoencoder.yaml", 262_912),
         ("beginners/ch8_imdb_autoencoder_batchnorm.yaml", 263_936),
         ("beginners/ch8_imdb_autoencoder_dropout.yaml", 230_272),
