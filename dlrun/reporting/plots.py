@@ -212,14 +212,9 @@ def reconstructions_plot(
     for column in range(count):
         low, high = float(originals[column].min()), float(originals[column].max())
         for row, values in enumerate((originals[column], rebuilt[column])):
-            ax = axes[row][column]
             picture = as_image(values)
-            if picture.ndim == 3:  # RGB: matplotlib reads floats as 0..1
-                picture = np.clip((picture - low) / ((high - low) or 1), 0, 1)
-            ax.imshow(picture, cmap="gray", vmin=low, vmax=high if high > low else low + 1,
-                      aspect="auto" if picture.shape[0] == 1 else None)  # fmt: skip
-            ax.set_xticks([])
-            ax.set_yticks([])
+            _show_on_scale(axes[row][column], picture, low, high,
+                           aspect="auto" if picture.shape[0] == 1 else None)  # fmt: skip
     axes[0][0].set_ylabel("input")
     axes[1][0].set_ylabel("reconstruction")
     fig.suptitle(title)
@@ -233,17 +228,21 @@ def mosaic_plot(samples: np.ndarray, side: int, title: str, target: Path) -> Non
     low, high = float(samples.min()), float(samples.max())
     rows = [np.concatenate(pictures[start : start + side], axis=1)
             for start in range(0, len(pictures), side)]  # fmt: skip
-    mosaic = np.concatenate(rows, axis=0)
     fig = _figure(min(12, 0.5 * side + 1), min(12, 0.5 * len(rows) + 1))
     ax = fig.subplots()
-    if mosaic.ndim == 3:  # RGB: matplotlib reads floats as 0..1
-        ax.imshow(np.clip((mosaic - low) / ((high - low) or 1), 0, 1))
-    else:
-        ax.imshow(mosaic, cmap="gray", vmin=low, vmax=high if high > low else low + 1)
-    ax.set_xticks([])
-    ax.set_yticks([])
+    _show_on_scale(ax, np.concatenate(rows, axis=0), low, high)
     ax.set_title(title, fontsize=9)
     _save(fig, target)
+
+
+def _show_on_scale(ax: Any, picture: np.ndarray, low: float, high: float, **options: Any) -> None:
+    """``picture`` drawn with ``low`` black and ``high`` white (gray, or RGB stretched to the
+    0..1 matplotlib reads floats as), without ticks."""
+    if picture.ndim == 3:
+        picture = np.clip((picture - low) / ((high - low) or 1), 0, 1)
+    ax.imshow(picture, cmap="gray", vmin=low, vmax=high if high > low else low + 1, **options)
+    ax.set_xticks([])
+    ax.set_yticks([])
 
 
 CLASS_COLOURS = 20  # up to this many label values get a colour and a legend entry each
